@@ -1,0 +1,65 @@
+/** File and output helpers for the CLI: one clear error line, never a partial file. */
+import { constants, existsSync, readFileSync, renameSync, writeFileSync, openSync, closeSync, unlinkSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { InputError } from '../errors.js';
+import { LIMITS } from '../trust/limits.js';
+
+export function readInput(path: string, what = 'file', maxBytes: number = LIMITS.maxEnvelopeJsonBytes): Buffer {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(`${path}: cannot read ${what}${code === 'ENOENT' ? ' (no such file)' : code === 'EACCES' ? ' (permission denied)' : code === 'EISDIR' ? ' (is a directory)' : ''}`);
+  }
+  if (data.length > maxBytes) throw new InputError(`${path}: ${what} is ${data.length} bytes (limit ${maxBytes})`);
+  return data;
+}
+
+export function readText(path: string, what = 'file', maxBytes?: number): string {
+  const data = readInput(path, what, maxBytes);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(data);
+  } catch {
+    throw new InputError(`${path}: ${what} is not UTF-8 text`);
+  }
+}
+
+/** Writes via a temp file and rename: readers see the old file or the new one, never half. */
+export function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    writeFileSync(tmp, data, { mode });
+    renameSync(tmp, path);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* already gone */ }
+    throw new InputError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** Creates a new file exclusively (O_EXCL) unless `force`: keys are never overwritten by accident. */
+export function writeNew(path: string, data: string, mode: number, force: boolean): void {
+  if (force) return writeAtomic(path, data, mode);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new InputError(`${path} already exists (use --force to overwrite)`);
+    throw new InputError(`${path}: cannot write (${code ?? (e as Error).message})`);
+  }
+  try {
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function assertAbsent(path: string, force: boolean): void {
+  if (!force && existsSync(path)) throw new InputError(`${path} already exists (use --force to overwrite)`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

@@ -1,0 +1,201 @@
+/** `picket policy sign|verify|show|diff|render|explain`: the offline policy workflow. */
+import { Option, type Command } from 'commander';
+import { stringify } from 'yaml';
+import { InputError } from '../errors.js';
+import { systemClock } from '../runtime/clock.js';
+import { formatLocated, parsePolicyYaml, policyToAuthoring } from '../policy/authoring.js';
+import { compile, DEFAULT_MESH_PORT, rulesetHash, type NodeRuleset } from '../policy/compile.js';
+import { diffPolicies, formatDiff } from '../policy/diff.js';
+import { describeVerdict, explain } from '../policy/explain.js';
+import { formatPrefix, parseIp } from '../policy/ip.js';
+import { encodePolicy, findNode, type Policy } from '../policy/model.js';
+import { renderIptables } from '../enforce/render-iptables.js';
+import { renderNft } from '../enforce/render-nft.js';
+import { addSignatures, digestOf, envelopeToText, PAYLOAD_TYPE, signEnvelope, type Envelope } from '../trust/envelope.js';
+import { loadEnvelope, loadPolicyUnverified, loadRootChain, loadSigningKey } from '../trust/files.js';
+import { countSignatures } from '../trust/root.js';
+import { verifyPolicy } from '../trust/verify.js';
+import { printJson, readText, writeAtomic } from './io.js';
+import { collect, intOption } from './options.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function warn(line: string): void {
+  process.stderr.write(`warning: ${line}\n`);
+}
+
+interface RenderOpts {
+  node: string;
+  meshPort?: number[];
+  sshFrom?: string[];
+}
+
+function compileFor(policy: Policy, opts: RenderOpts): NodeRuleset {
+  if (!findNode(policy, opts.node)) throw new InputError(`node ${opts.node} is not in policy v${policy.version} (nodes: ${policy.nodes.map((n) => n.name).slice(0, 10).join(', ')})`);
+  try {
+    return compile(policy, opts.node, { now: systemClock.now(), meshPorts: opts.meshPort ?? [DEFAULT_MESH_PORT], ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}) });
+  } catch (e) {
+    throw new InputError((e as Error).message);
+  }
+}
+
+function showPolicy(policy: Policy, envelope: Envelope, digest: string, json: boolean | undefined): void {
+  if (json) {
+    printJson({ ...policyToAuthoring(policy), digest, signatures: envelope.signatures.map((s) => s.keyId) });
+    return;
+  }
+  const head = [
+    `# policy v${policy.version} for mesh ${policy.meshId}`,
+    `# issued ${iso(policy.issuedAt)}, expires ${iso(policy.expires)}`,
+    `# digest ${digest}`,
+    `# signed by ${envelope.signatures.map((s) => s.keyId.slice(0, 16)).join(', ') || 'nobody'}`,
+  ];
+  process.stdout.write(head.join('\n') + '\n' + stringify(policyToAuthoring(policy), { lineWidth: 0 }));
+}
+
+const meshPortOption = () =>
+  new Option('--mesh-port <port>', `the agents' mesh listen port, repeatable (default: ${DEFAULT_MESH_PORT})`)
+    .argParser((v: string, prev: number[] | undefined) => [...(prev ?? []), intOption(1, 65535)(v)]);
+
+export function registerPolicy(program: Command): void {
+  const policy = program.command('policy').description('sign, verify and read fleet policies (offline)');
+
+  policy
+    .command('sign')
+    .description('validate a policy YAML and sign it (or co-sign an existing signed policy)')
+    .argument('<file>', 'policy YAML, or a .signed envelope to add signatures to')
+    .requiredOption('--root <file>', 'the trusted root (repeat: pinned root, then rotations)', collect)
+    .requiredOption('--key <file>', 'policy signing key (repeat for several)', collect)
+    .requiredOption('--out <file>', 'where to write the signed policy (JSON envelope)')
+    .option('--json', 'print the result as JSON')
+    .action((file: string, opts: { root: string[]; key: string[]; out: string; json?: boolean }) => {
+      const now = systemClock.now();
+      const { trusted } = loadRootChain(opts.root, now);
+      const keys = opts.key.map(loadSigningKey);
+      const policyRole = trusted.root.roles.policy;
+      for (const [i, k] of keys.entries()) {
+        if (!policyRole.keyIds.includes(k.keyId)) throw new InputError(`${opts.key[i]}: key ${k.keyId.slice(0, 16)}… is not a policy key of root v${trusted.root.version}`);
+      }
+      const text = readText(file, 'policy file');
+      let env: Envelope;
+      let warnings: string[] = [];
+      if (text.trimStart().startsWith('{')) {
+        env = addSignatures(loadEnvelope(file), keys);
+        if (env.payloadType !== PAYLOAD_TYPE.policy) throw new InputError(`${file}: not a signed policy`);
+      } else {
+        const parsed = parsePolicyYaml(text, now);
+        if (!parsed.ok) throw new InputError(parsed.errors.map((e) => formatLocated(file, e)).join('\n'));
+        warnings = parsed.warnings.map((w) => formatLocated(file, w));
+        if (parsed.policy.expires <= now) throw new InputError(`${file}: expires ${iso(parsed.policy.expires)} is in the past`);
+        env = signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(parsed.policy), keys);
+      }
+      const verdict = verifyPolicy(env, { root: trusted }, now);
+      const count = countSignatures(env, policyRole, trusted.root.keys);
+      if (verdict.outcome !== 'accepted' && verdict.outcome !== 'below-threshold') {
+        throw new InputError(`${file}: ${verdict.outcome}: ${verdict.reason}`);
+      }
+      writeAtomic(opts.out, envelopeToText(env));
+      for (const w of warnings) warn(w);
+      const complete = count.valid >= count.threshold;
+      if (!complete) warn(`${count.valid} of ${count.threshold} required signatures: co-sign with \`picket policy sign ${opts.out} --root … --key OTHER.key --out ${opts.out}\``);
+      if (opts.json) {
+        printJson({ out: opts.out, digest: digestOf(env), signatures: count.valid, threshold: count.threshold, complete, warnings });
+      } else {
+        process.stdout.write(`signed ${opts.out}: ${count.valid} of ${count.threshold} signatures, digest ${digestOf(env)}\n`);
+      }
+    });
+
+  policy
+    .command('verify')
+    .description('verify a signed policy against the root of trust (exit 0 valid, 1 invalid)')
+    .argument('<file>', 'signed policy')
+    .requiredOption('--root <file>', 'the trusted root (repeat: pinned root, then rotations)', collect)
+    .option('--mesh <id>', 'also require this mesh id')
+    .option('--json', 'print the result as JSON')
+    .action((file: string, opts: { root: string[]; mesh?: string; json?: boolean }) => {
+      const now = systemClock.now();
+      const { trusted } = loadRootChain(opts.root, now);
+      const env = loadEnvelope(file);
+      const v = verifyPolicy(env, { root: trusted, ...(opts.mesh ? { meshId: opts.mesh } : {}) }, now);
+      if (v.outcome === 'accepted') {
+        const p = v.policy;
+        if (opts.json) printJson({ valid: true, outcome: v.outcome, meshId: p.meshId, version: p.version, digest: v.digest, expires: iso(p.expires), rootVersion: trusted.root.version });
+        else process.stdout.write(`valid: policy v${p.version} for mesh ${p.meshId}, expires ${iso(p.expires)}, digest ${v.digest}\n`);
+        return;
+      }
+      if (opts.json) printJson({ valid: false, outcome: v.outcome, reason: v.reason, ...(v.version !== undefined ? { version: v.version } : {}), ...(v.digest ? { digest: v.digest } : {}) });
+      else process.stderr.write(`invalid: ${v.outcome}: ${v.reason}\n`);
+      process.exitCode = 1;
+    });
+
+  policy
+    .command('show')
+    .description('print a signed policy in its authoring form (signatures are not checked; use verify)')
+    .argument('<file>', 'signed policy')
+    .option('--json', 'print as JSON')
+    .action((file: string, opts: { json?: boolean }) => {
+      const { policy: p, envelope, digest } = loadPolicyUnverified(file);
+      showPolicy(p, envelope, digest, opts.json);
+    });
+
+  policy
+    .command('diff')
+    .description('show nodes, rules and exceptions added, removed or changed between two policies')
+    .argument('<old>', 'older signed policy')
+    .argument('<new>', 'newer signed policy')
+    .option('--json', 'print as JSON')
+    .action((a: string, b: string, opts: { json?: boolean }) => {
+      const d = diffPolicies(loadPolicyUnverified(a).policy, loadPolicyUnverified(b).policy);
+      if (opts.json) printJson(d);
+      else process.stdout.write(formatDiff(d));
+    });
+
+  policy
+    .command('render')
+    .description('print the exact ruleset one node would enforce')
+    .argument('<file>', 'signed policy')
+    .requiredOption('--node <name|peerId>', 'the node')
+    .addOption(new Option('--backend <backend>', 'ruleset syntax').choices(['nft', 'iptables']).default('nft'))
+    .addOption(meshPortOption())
+    .option('--ssh-from <cidr>', 'failsafe SSH source (repeat), as enforcement.failsafe.sshFrom', collect)
+    .option('--json', 'print the compiled ruleset as JSON')
+    .action((file: string, opts: RenderOpts & { backend: 'nft' | 'iptables'; json?: boolean }) => {
+      const { policy: p } = loadPolicyUnverified(file);
+      const rs = compileFor(p, opts);
+      if (opts.json) {
+        printJson({ hash: rulesetHash(rs), ...rs, sets: rs.sets.map(setJson), blocked: setJson(rs.blocked) });
+      } else if (opts.backend === 'iptables') {
+        process.stdout.write(`# iptables-restore --noflush\n${renderIptables(rs, 4)}# ip6tables-restore --noflush\n${renderIptables(rs, 6)}`);
+      } else {
+        process.stdout.write(renderNft(rs));
+      }
+    });
+
+  policy
+    .command('explain')
+    .description('say whether a node accepts a new connection, and which rule decides')
+    .argument('<file>', 'signed policy')
+    .requiredOption('--node <name|peerId>', 'the receiving node')
+    .requiredOption('--from <ip>', 'source address')
+    .option('--port <n>', 'destination port', intOption(1, 65535))
+    .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp', 'icmp']).default('tcp'))
+    .addOption(meshPortOption())
+    .option('--ssh-from <cidr>', 'failsafe SSH source (repeat)', collect)
+    .option('--json', 'print as JSON')
+    .action((file: string, opts: RenderOpts & { from: string; port?: number; proto: 'tcp' | 'udp' | 'icmp'; json?: boolean }) => {
+      if (!parseIp(opts.from)) throw new InputError(`--from ${opts.from} is not an IP address`);
+      if (opts.proto !== 'icmp' && opts.port === undefined) throw new InputError(`--port is required for ${opts.proto}`);
+      const { policy: p } = loadPolicyUnverified(file);
+      const rs = compileFor(p, opts);
+      const v = explain(rs, { from: opts.from, proto: opts.proto, ...(opts.port !== undefined ? { port: opts.port } : {}) });
+      if (opts.json) {
+        printJson({ action: v.action, reason: v.reason, ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name } } : {}), node: rs.node?.name, version: p.version });
+      } else {
+        process.stdout.write(`${describeVerdict(v)}\n`);
+      }
+    });
+}
+
+function setJson(s: NodeRuleset['blocked']) {
+  return { name: s.name, label: s.label, elements: [...s.v4, ...s.v6].map(formatPrefix) };
+}

@@ -1,0 +1,193 @@
+/**
+ * Compile (pure): policy + this node's identity → the ruleset this node enforces. Roles and
+ * node references resolve to address sets; rules become (proto, ports, source set) allows.
+ * Render (nft, iptables) and explain both read this one structure, so they cannot disagree.
+ */
+import { createHash } from 'node:crypto';
+import { formatPrefix, normalizePrefixes, parsePrefix, type Prefix } from './ip.js';
+import { findNode, type Policy, type PolicyNode, type PortRange, type Proto } from './model.js';
+
+export const DEFAULT_MESH_PORT = 7946;
+
+export interface AddressSet {
+  /** nft-safe base name; the renderer adds _v4 / _v6. */
+  name: string;
+  /** What it stands for, e.g. "role:web". */
+  label: string;
+  v4: Prefix[];
+  v6: Prefix[];
+}
+
+export type RuleKind = 'mesh' | 'failsafe' | 'rule' | 'exception';
+
+export interface CompiledRule {
+  kind: RuleKind;
+  name: string;
+  proto: Proto;
+  ports: PortRange[];
+  /** Undefined = any source. */
+  source?: string;
+  /** Exceptions close by themselves at this time (unix ms). */
+  expires?: number;
+}
+
+export interface NodeRuleset {
+  /** Null for the baseline (no policy yet, or expired with onExpiry: baseline). */
+  policy: { version: number; meshId: string } | null;
+  node: { name: string; peerId: string } | null;
+  sets: AddressSet[];
+  /** Sources dropped before the established rule: revoking a node cuts its live flows. */
+  blocked: AddressSet;
+  rules: CompiledRule[];
+  /** Earliest time at which this ruleset changes by itself (an exception expiring). */
+  nextChangeAt?: number;
+}
+
+export interface CompileOptions {
+  /** Unix ms: exceptions that expired by now are left out. */
+  now: number;
+  /** The agent's own listen ports; open to mesh peers only. */
+  meshPorts?: number[];
+  /** Failsafe SSH sources, always allowed (lock-out protection). */
+  sshFrom?: string[];
+  sshPort?: number;
+  /** Addresses of nodes that left the policy: dropped before established/related. */
+  blocked?: string[];
+}
+
+export interface BaselineOptions extends Omit<CompileOptions, 'blocked'> {
+  /** Addresses of the configured bootstrap peers: the mesh port is open to them. */
+  meshPeers: string[];
+}
+
+export class CompileError extends Error {
+  override readonly name = 'CompileError';
+  readonly code = 'ERR_COMPILE';
+}
+
+function prefixes(list: string[]): Prefix[] {
+  const out: Prefix[] = [];
+  for (const a of list) {
+    const p = parsePrefix(a);
+    if (!p.ok) throw new CompileError(p.reason);
+    out.push(p.prefix);
+  }
+  return out;
+}
+
+class SetBuilder {
+  readonly sets: AddressSet[] = [];
+  #byLabel = new Map<string, string>();
+  #names = new Set<string>(['blocked', 'mesh', 'failsafe']);
+
+  add(label: string, hint: string, elements: Prefix[]): string {
+    const existing = this.#byLabel.get(label);
+    if (existing) return existing;
+    const base = hint.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 48);
+    let name = base;
+    for (let i = 2; this.#names.has(name); i++) name = `${base}_${i}`;
+    this.#names.add(name);
+    this.#byLabel.set(label, name);
+    const norm = normalizePrefixes(elements);
+    this.sets.push({ name, label, v4: norm.filter((p) => p.family === 4), v6: norm.filter((p) => p.family === 6) });
+    return name;
+  }
+}
+
+function fixedSet(name: string, label: string, elements: Prefix[]): AddressSet {
+  const norm = normalizePrefixes(elements);
+  return { name, label, v4: norm.filter((p) => p.family === 4), v6: norm.filter((p) => p.family === 6) };
+}
+
+function baseRules(sets: SetBuilder, opts: Omit<CompileOptions, 'now'>, meshPeers: string[]): CompiledRule[] {
+  const rules: CompiledRule[] = [];
+  const meshPorts = opts.meshPorts?.length ? opts.meshPorts : [DEFAULT_MESH_PORT];
+  const mesh = fixedSet('mesh', 'mesh peers', prefixes(meshPeers));
+  sets.sets.push(mesh);
+  rules.push({ kind: 'mesh', name: 'mesh', proto: 'tcp', ports: meshPorts.map((p) => ({ first: p, last: p })), source: 'mesh' });
+  if (opts.sshFrom?.length) {
+    sets.sets.push(fixedSet('failsafe', 'failsafe ssh', prefixes(opts.sshFrom)));
+    const port = opts.sshPort ?? 22;
+    rules.push({ kind: 'failsafe', name: 'failsafe-ssh', proto: 'tcp', ports: [{ first: port, last: port }], source: 'failsafe' });
+  }
+  return rules;
+}
+
+/** The ruleset of a node without a policy: mesh port from bootstrap peers, failsafe, nothing else. */
+export function compileBaseline(opts: BaselineOptions): NodeRuleset {
+  const sets = new SetBuilder();
+  const rules = baseRules(sets, opts, opts.meshPeers);
+  return { policy: null, node: null, sets: sets.sets, blocked: fixedSet('blocked', 'blocked', []), rules };
+}
+
+function appliesTo(to: string[], self: PolicyNode): boolean {
+  return to.some((t) => t === 'any' || (t.startsWith('role:') && self.roles.includes(t.slice(5))) || t === `node:${self.name}` || t === `node:${self.peerId}`);
+}
+
+/** Compiles what `nodeRef` (name or PeerId) enforces under `policy`. */
+export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): NodeRuleset {
+  const self = findNode(policy, nodeRef);
+  if (!self) throw new CompileError(`node ${nodeRef} is not in policy v${policy.version}`);
+  const sets = new SetBuilder();
+  const meshPeers = policy.nodes.filter((n) => n !== self).flatMap((n) => n.addresses);
+  const rules = baseRules(sets, opts, meshPeers);
+
+  const source = (sel: string): string | undefined => {
+    if (sel === 'any') return undefined;
+    if (sel.startsWith('role:')) {
+      const role = sel.slice(5);
+      return sets.add(sel, `role_${role}`, prefixes(policy.nodes.filter((n) => n.roles.includes(role)).flatMap((n) => n.addresses)));
+    }
+    if (sel.startsWith('node:')) {
+      const n = findNode(policy, sel.slice(5));
+      if (!n) throw new CompileError(`${sel} is not in the policy`);
+      return sets.add(`node:${n.name}`, `node_${n.name}`, prefixes(n.addresses));
+    }
+    if (sel.startsWith('cidr:')) return sets.add(sel, `cidr_${sel.slice(5)}`, prefixes([sel.slice(5)]));
+    throw new CompileError(`unknown selector ${sel}`);
+  };
+
+  const emit = (kind: RuleKind, r: { name: string; from: string[]; proto: Proto; ports: PortRange[] }, expires?: number) => {
+    // `any` among the sources makes the others redundant.
+    const froms = r.from.includes('any') ? ['any'] : r.from;
+    for (const f of froms) {
+      const src = source(f);
+      rules.push({ kind, name: r.name, proto: r.proto, ports: r.ports, ...(src ? { source: src } : {}), ...(expires ? { expires } : {}) });
+    }
+  };
+  for (const r of policy.rules) if (appliesTo(r.to, self)) emit('rule', r);
+  let nextChangeAt: number | undefined;
+  for (const e of policy.exceptions) {
+    if (!appliesTo(e.to, self) || e.expires <= opts.now) continue;
+    emit('exception', e, e.expires);
+    nextChangeAt = Math.min(nextChangeAt ?? Infinity, e.expires);
+  }
+  return {
+    policy: { version: policy.version, meshId: policy.meshId },
+    node: { name: self.name, peerId: self.peerId },
+    sets: sets.sets,
+    blocked: fixedSet('blocked', 'blocked', prefixes(opts.blocked ?? [])),
+    rules,
+    ...(nextChangeAt !== undefined ? { nextChangeAt } : {}),
+  };
+}
+
+/**
+ * Addresses to block when moving from `previous` to `next`: those of nodes that left,
+ * unless a remaining node still holds them.
+ */
+export function revokedAddresses(previous: Policy | undefined, next: Policy): string[] {
+  if (!previous) return [];
+  const still = new Set(next.nodes.flatMap((n) => n.addresses));
+  const kept = new Set(next.nodes.map((n) => n.peerId));
+  return previous.nodes.filter((n) => !kept.has(n.peerId)).flatMap((n) => n.addresses).filter((a) => !still.has(a));
+}
+
+/** A stable identity for a compiled ruleset, independent of the backend. */
+export function rulesetHash(rs: NodeRuleset): string {
+  const canon = {
+    sets: [...rs.sets, rs.blocked].map((s) => ({ n: s.name, e: [...s.v4, ...s.v6].map(formatPrefix) })),
+    rules: rs.rules.map((r) => [r.kind, r.name, r.proto, r.ports.map((p) => [p.first, p.last]), r.source ?? '*']),
+  };
+  return createHash('sha256').update(JSON.stringify(canon)).digest('hex');
+}

@@ -1,0 +1,54 @@
+/**
+ * Explain (pure): walks the compiled ruleset in the order the kernel does and says which
+ * rule (or the default) decides a new inbound connection. Same structure as render.
+ */
+import { containsIp, parseIp, type Prefix } from './ip.js';
+import type { AddressSet, CompiledRule, NodeRuleset } from './compile.js';
+import type { Proto } from './model.js';
+
+export type Verdict =
+  | { action: 'ALLOW'; reason: 'loopback' }
+  | { action: 'ALLOW'; reason: 'rule'; rule: CompiledRule }
+  | { action: 'DROP'; reason: 'blocked' }
+  | { action: 'DROP'; reason: 'default' };
+
+export interface Probe {
+  from: string;
+  port?: number;
+  proto: Proto;
+}
+
+function inSet(set: AddressSet | undefined, family: 4 | 6, addr: bigint): boolean {
+  if (!set) return false;
+  const list: Prefix[] = family === 4 ? set.v4 : set.v6;
+  return list.some((p) => containsIp(p, family, addr));
+}
+
+export function explain(rs: NodeRuleset, probe: Probe): Verdict {
+  const ip = parseIp(probe.from);
+  if (!ip) throw new Error(`${probe.from} is not an IP address`);
+  const loop = ip.family === 4 ? ip.addr >> 24n === 127n : ip.addr === 1n;
+  if (loop) return { action: 'ALLOW', reason: 'loopback' };
+  if (inSet(rs.blocked, ip.family, ip.addr)) return { action: 'DROP', reason: 'blocked' };
+  const sets = new Map(rs.sets.map((s) => [s.name, s]));
+  for (const r of rs.rules) {
+    if (r.proto !== probe.proto) continue;
+    if (r.proto !== 'icmp' && !r.ports.some((p) => probe.port !== undefined && p.first <= probe.port && probe.port <= p.last)) continue;
+    if (r.source !== undefined && !inSet(sets.get(r.source), ip.family, ip.addr)) continue;
+    return { action: 'ALLOW', reason: 'rule', rule: r };
+  }
+  return { action: 'DROP', reason: 'default' };
+}
+
+export function describeVerdict(v: Verdict): string {
+  switch (v.reason) {
+    case 'loopback': return 'ALLOW (loopback)';
+    case 'blocked': return 'DROP (source is a node removed from the policy: blocked)';
+    case 'default': return 'DROP (default deny: no rule allows it)';
+    case 'rule': {
+      const r = v.rule;
+      const what = r.kind === 'exception' ? `exception ${r.name} (expires ${new Date(r.expires ?? 0).toISOString()})` : r.kind === 'rule' ? `rule ${r.name}` : r.kind === 'mesh' ? 'mesh port (mesh peers)' : 'failsafe SSH';
+      return `ALLOW by ${what}`;
+    }
+  }
+}

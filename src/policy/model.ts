@@ -1,0 +1,281 @@
+/**
+ * The policy model: the signed document as the rest of the code sees it, its protobuf
+ * encoding, and the semantic checks shared by the authoring path (YAML) and the peer path
+ * (decoded payloads). A payload that fails them is malformed, even if properly signed.
+ */
+import { LIMITS } from '../trust/limits.js';
+import { pb } from '../trust/wire.js';
+import { parseIp, parsePrefix } from './ip.js';
+
+export type Proto = 'tcp' | 'udp' | 'icmp';
+export const PROTOS: readonly Proto[] = ['tcp', 'udp', 'icmp'];
+
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+export interface PolicyNode {
+  name: string;
+  peerId: string;
+  addresses: string[];
+  roles: string[];
+}
+
+export interface Rule {
+  name: string;
+  /** Destinations: `any`, `role:X`, `node:X`. */
+  to: string[];
+  /** Sources: `any`, `role:X`, `node:X`, `cidr:X`. */
+  from: string[];
+  proto: Proto;
+  ports: PortRange[];
+}
+
+export interface PolicyException extends Rule {
+  reason: string;
+  /** Unix ms: after this the exception closes by itself. */
+  expires: number;
+}
+
+export interface Settings {
+  /** What an expired policy does: keep enforcing it (never fail open) or fall back to the baseline. */
+  onExpiry: 'keep' | 'baseline';
+}
+
+export interface Policy {
+  meshId: string;
+  version: number;
+  issuedAt: number;
+  expires: number;
+  nodes: PolicyNode[];
+  rules: Rule[];
+  exceptions: PolicyException[];
+  settings: Settings;
+}
+
+export type Path = (string | number)[];
+export interface Issue {
+  path: Path;
+  message: string;
+}
+
+export function formatPath(path: Path): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
+  return out;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const MESH_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+// Base58btc Ed25519 (12D3KooW…) and RSA/secp256k1 (Qm…, 16U…) PeerIds.
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,128}$/;
+
+export function isValidMeshId(id: string): boolean {
+  return MESH_ID.test(id);
+}
+
+/**
+ * Semantic checks. Errors make the policy unusable; warnings (shadowed rules) are reported
+ * at signing time only.
+ */
+export function checkPolicy(p: Policy): { errors: Issue[]; warnings: Issue[] } {
+  const errors: Issue[] = [];
+  const warnings: Issue[] = [];
+  const err = (path: Path, message: string) => errors.push({ path, message });
+
+  if (!MESH_ID.test(p.meshId)) err(['meshId'], `${JSON.stringify(p.meshId)} is not a valid mesh id (letters, digits, . _ -)`);
+  if (!Number.isSafeInteger(p.version) || p.version < 1) err(['version'], `${p.version} is not a positive integer`);
+  if (!Number.isSafeInteger(p.expires) || p.expires <= 0) err(['expires'], 'is missing or not a time');
+  if (p.expires <= p.issuedAt) err(['expires'], 'is not after issuedAt');
+  if (p.settings.onExpiry !== 'keep' && p.settings.onExpiry !== 'baseline') err(['settings', 'onExpiry'], `${JSON.stringify(p.settings.onExpiry)} is not keep or baseline`);
+  if (p.nodes.length > LIMITS.maxNodes) err(['nodes'], `${p.nodes.length} nodes (limit ${LIMITS.maxNodes})`);
+  if (p.rules.length > LIMITS.maxRules) err(['rules'], `${p.rules.length} rules (limit ${LIMITS.maxRules})`);
+  if (p.exceptions.length > LIMITS.maxExceptions) err(['exceptions'], `${p.exceptions.length} exceptions (limit ${LIMITS.maxExceptions})`);
+  if (errors.length) return { errors, warnings };
+
+  const names = new Map<string, number>();
+  const peerIds = new Map<string, number>();
+  const addresses = new Map<string, number>();
+  const roles = new Set<string>();
+  p.nodes.forEach((n, i) => {
+    const at = (...rest: Path) => ['nodes', i, ...rest];
+    if (!NAME.test(n.name)) err(at('name'), `${JSON.stringify(n.name)} is not a valid name (letters, digits, . _ -, at most 63)`);
+    else if (names.has(n.name)) err(at('name'), `duplicate node name ${n.name} (also nodes[${names.get(n.name)}])`);
+    names.set(n.name, i);
+    if (!PEER_ID.test(n.peerId)) err(at('peerId'), `${JSON.stringify(n.peerId.slice(0, 80))} is not a PeerId`);
+    else if (peerIds.has(n.peerId)) err(at('peerId'), `duplicate PeerId (also nodes[${peerIds.get(n.peerId)}])`);
+    peerIds.set(n.peerId, i);
+    if (n.addresses.length > LIMITS.maxAddressesPerNode) err(at('addresses'), `${n.addresses.length} addresses (limit ${LIMITS.maxAddressesPerNode})`);
+    n.addresses.forEach((a, j) => {
+      const ip = parseIp(a);
+      if (!ip) err(at('addresses', j), `${JSON.stringify(a.slice(0, 80))} is not an IP address`);
+      else if (addresses.has(a)) err(at('addresses', j), `address ${a} is also used by nodes[${addresses.get(a)}]`);
+      addresses.set(a, i);
+    });
+    if (n.roles.length > LIMITS.maxRolesPerNode) err(at('roles'), `${n.roles.length} roles (limit ${LIMITS.maxRolesPerNode})`);
+    n.roles.forEach((r, j) => {
+      if (!NAME.test(r)) err(at('roles', j), `${JSON.stringify(r.slice(0, 80))} is not a valid role name`);
+      roles.add(r);
+    });
+  });
+
+  const checkRule = (r: Rule, at: (...rest: Path) => Path, seen: Map<string, number>, kind: string, i: number) => {
+    if (!NAME.test(r.name)) err(at('name'), `${JSON.stringify(r.name.slice(0, 80))} is not a valid name`);
+    else if (seen.has(r.name)) err(at('name'), `duplicate ${kind} name ${r.name} (also ${kind}s[${seen.get(r.name)}])`);
+    seen.set(r.name, i);
+    if (!PROTOS.includes(r.proto)) err(at('proto'), `${JSON.stringify(r.proto)} is not tcp, udp or icmp`);
+    const selector = (field: 'to' | 'from') => {
+      if (r[field].length === 0) err(at(field), 'is empty');
+      if (r[field].length > LIMITS.maxSelectorsPerRule) err(at(field), `${r[field].length} selectors (limit ${LIMITS.maxSelectorsPerRule})`);
+      r[field].forEach((s, j) => {
+        const path = r[field].length === 1 ? at(field) : at(field, j);
+        if (s === 'any') return;
+        const colon = s.indexOf(':');
+        const kindOf = colon < 0 ? '' : s.slice(0, colon);
+        const value = s.slice(colon + 1);
+        if (kindOf === 'role') {
+          if (!roles.has(value)) err(path, `role ${value} is not held by any node`);
+        } else if (kindOf === 'node') {
+          if (!names.has(value) && !peerIds.has(value)) err(path, `node ${value} is not in nodes`);
+        } else if (kindOf === 'cidr' && field === 'from') {
+          const pr = parsePrefix(value);
+          if (!pr.ok) err(path, pr.reason);
+        } else {
+          err(path, `${JSON.stringify(s.slice(0, 80))} is not ${field === 'from' ? 'any, role:X, node:X or cidr:X' : 'any, role:X or node:X'}`);
+        }
+      });
+    };
+    selector('to');
+    selector('from');
+    if (r.ports.length > LIMITS.maxPortRangesPerRule) err(at('ports'), `${r.ports.length} port ranges (limit ${LIMITS.maxPortRangesPerRule})`);
+    if (r.proto === 'icmp' && r.ports.length > 0) err(at('ports'), 'icmp has no ports');
+    if (r.proto !== 'icmp' && r.ports.length === 0) err(at('ports'), `${r.proto} needs at least one port`);
+    r.ports.forEach((pr, j) => {
+      const bad = (n: number) => !Number.isInteger(n) || n < 1 || n > 65535;
+      if (bad(pr.first) || bad(pr.last)) err(at('ports', j), `${pr.first === pr.last ? pr.first : `${pr.first}-${pr.last}`} is not a port`);
+      else if (pr.first > pr.last) err(at('ports', j), `${pr.first}-${pr.last} is an empty range`);
+    });
+  };
+  const ruleNames = new Map<string, number>();
+  p.rules.forEach((r, i) => checkRule(r, (...rest) => ['rules', i, ...rest], ruleNames, 'rule', i));
+  const excNames = new Map<string, number>();
+  p.exceptions.forEach((e, i) => {
+    const at = (...rest: Path): Path => ['exceptions', i, ...rest];
+    checkRule(e, at, excNames, 'exception', i);
+    if (e.reason.trim().length === 0) err(at('reason'), 'an exception must say why it exists');
+    if (e.reason.length > LIMITS.maxReasonLength) err(at('reason'), `longer than ${LIMITS.maxReasonLength} characters`);
+    if (!Number.isSafeInteger(e.expires) || e.expires <= 0) err(at('expires'), 'an exception must expire');
+    else if (e.expires > p.expires) warnings.push({ path: at('expires'), message: 'outlives the policy itself' });
+  });
+  if (errors.length === 0) warnings.push(...shadowWarnings(p.rules));
+  return { errors, warnings };
+}
+
+function covers(outer: PortRange[], inner: PortRange[]): boolean {
+  return inner.every((i) => outer.some((o) => o.first <= i.first && o.last >= i.last));
+}
+
+/** A rule whose every packet an earlier rule already allows adds nothing: say so. */
+function shadowWarnings(rules: Rule[]): Issue[] {
+  const out: Issue[] = [];
+  rules.forEach((r, i) => {
+    for (let j = 0; j < i; j++) {
+      const e = rules[j]!;
+      if (e.proto !== r.proto) continue;
+      const toCovered = e.to.includes('any') || r.to.every((t) => e.to.includes(t));
+      const fromCovered = e.from.includes('any') || r.from.every((f) => e.from.includes(f));
+      if (toCovered && fromCovered && (r.proto === 'icmp' || covers(e.ports, r.ports))) {
+        out.push({ path: ['rules', i], message: `rule ${r.name} is shadowed by rule ${e.name}: it allows nothing more` });
+        break;
+      }
+    }
+  });
+  return out;
+}
+
+function ruleToPb(r: Rule): pb.policy.v1.IRule {
+  return { name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports.map((p) => ({ first: p.first, last: p.last })) };
+}
+
+export function encodePolicy(p: Policy): Uint8Array {
+  return pb.policy.v1.Policy.encode({
+    meshId: p.meshId,
+    version: p.version,
+    issuedAtMs: p.issuedAt,
+    expiresMs: p.expires,
+    nodes: p.nodes.map((n) => ({ name: n.name, peerId: n.peerId, addresses: n.addresses, roles: n.roles })),
+    rules: p.rules.map(ruleToPb),
+    exceptions: p.exceptions.map((e) => ({ rule: ruleToPb(e), reason: e.reason, expiresMs: e.expires })),
+    settings: { onExpiry: p.settings.onExpiry },
+  }).finish();
+}
+
+function str(s: string | null | undefined, path: string): string {
+  const v = s ?? '';
+  if (v.length > LIMITS.maxStringLength) throw new LimitError(`${path} longer than ${LIMITS.maxStringLength}`);
+  return v;
+}
+
+class LimitError extends Error {}
+
+function ruleFromPb(r: pb.policy.v1.IRule | null | undefined, path: string): Rule {
+  return {
+    name: str(r?.name, `${path}.name`),
+    to: (r?.to ?? []).map((s, i) => str(s, `${path}.to[${i}]`)),
+    from: (r?.from ?? []).map((s, i) => str(s, `${path}.from[${i}]`)),
+    proto: (r?.proto ?? '') as Proto,
+    ports: (r?.ports ?? []).map((p) => ({ first: Number(p.first ?? 0), last: Number(p.last ?? 0) })),
+  };
+}
+
+export type PolicyDecode = { ok: true; policy: Policy } | { ok: false; outcome: 'malformed' | 'too-large'; reason: string };
+
+/** Decodes and checks a signed payload. Count limits are checked before strings are copied. */
+export function decodePolicy(bytes: Uint8Array): PolicyDecode {
+  let m: pb.policy.v1.Policy;
+  try {
+    m = pb.policy.v1.Policy.decode(bytes);
+  } catch (e) {
+    return { ok: false, outcome: 'malformed', reason: `policy payload is not valid protobuf: ${(e as Error).message}` };
+  }
+  if (m.nodes.length > LIMITS.maxNodes) return { ok: false, outcome: 'too-large', reason: `${m.nodes.length} nodes (limit ${LIMITS.maxNodes})` };
+  if (m.rules.length > LIMITS.maxRules) return { ok: false, outcome: 'too-large', reason: `${m.rules.length} rules (limit ${LIMITS.maxRules})` };
+  if (m.exceptions.length > LIMITS.maxExceptions) return { ok: false, outcome: 'too-large', reason: `${m.exceptions.length} exceptions (limit ${LIMITS.maxExceptions})` };
+  let policy: Policy;
+  try {
+    policy = {
+      meshId: str(m.meshId, 'meshId'),
+      version: Number(m.version),
+      issuedAt: Number(m.issuedAtMs),
+      expires: Number(m.expiresMs),
+      nodes: m.nodes.map((n, i) => ({
+        name: str(n.name, `nodes[${i}].name`),
+        peerId: str(n.peerId, `nodes[${i}].peerId`),
+        addresses: (n.addresses ?? []).map((a, j) => str(a, `nodes[${i}].addresses[${j}]`)),
+        roles: (n.roles ?? []).map((r, j) => str(r, `nodes[${i}].roles[${j}]`)),
+      })),
+      rules: m.rules.map((r, i) => ruleFromPb(r, `rules[${i}]`)),
+      exceptions: m.exceptions.map((e, i) => {
+        const reason = e.reason ?? '';
+        if (reason.length > LIMITS.maxReasonLength) throw new LimitError(`exceptions[${i}].reason longer than ${LIMITS.maxReasonLength}`);
+        return { ...ruleFromPb(e.rule, `exceptions[${i}]`), reason, expires: Number(e.expiresMs ?? 0) };
+      }),
+      settings: { onExpiry: (m.settings?.onExpiry || 'keep') as Settings['onExpiry'] },
+    };
+  } catch (e) {
+    if (e instanceof LimitError) return { ok: false, outcome: 'too-large', reason: e.message };
+    throw e;
+  }
+  const { errors } = checkPolicy(policy);
+  if (errors.length > 0) {
+    const first = errors[0]!;
+    return { ok: false, outcome: 'malformed', reason: `${formatPath(first.path)}: ${first.message}` };
+  }
+  return { ok: true, policy };
+}
+
+/** Resolves `node:X` (by name or PeerId) and finds a node by name or PeerId. */
+export function findNode(p: Policy, nameOrPeerId: string): PolicyNode | undefined {
+  return p.nodes.find((n) => n.name === nameOrPeerId || n.peerId === nameOrPeerId);
+}
