@@ -99,7 +99,7 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
   if (doc.errors.length > 0) {
     return {
       ok: false,
-      errors: doc.errors.slice(0, 5).map((e) => ({ line: e.linePos?.[0]?.line, path: '', message: `YAML syntax error: ${e.message.split('\n')[0]}` })),
+      errors: doc.errors.slice(0, 5).map((e) => ({ line: lc.linePos(e.pos[0]).line, path: '', message: `YAML syntax error: ${e.message.split('\n')[0]}` })),
     };
   }
   const root = doc.contents;
@@ -128,14 +128,16 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
     exceptions: d.exceptions.map((e) => ({ ...toRule(e), reason: e.reason, expires: e.expires ?? 0 })),
     settings: d.settings,
   };
-  const { errors, warnings } = checkPolicy(policy);
+  const { errors, warnings } = checkPolicy(policy, { warnings: true });
   if (errors.length) return { ok: false, errors: errors.map(locate) };
   return { ok: true, policy, warnings: warnings.map(locate) };
 }
 
 function issueMessage(i: z.core.$ZodIssue): string {
   if (i.code === 'unrecognized_keys') return `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}`;
-  if (i.code === 'invalid_type' && i.input === undefined) return 'is required';
+  if (i.code === 'invalid_type' && i.input === undefined) {
+    return i.path[0] === 'exceptions' && i.path.at(-1) === 'reason' ? 'an exception must carry a reason' : 'is required';
+  }
   if (i.code === 'invalid_type') return `expected ${i.expected}, got ${i.input === null ? 'null' : Array.isArray(i.input) ? 'a list' : typeof i.input}`;
   return i.message;
 }

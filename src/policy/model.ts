@@ -79,7 +79,7 @@ export function isValidMeshId(id: string): boolean {
  * Semantic checks. Errors make the policy unusable; warnings (shadowed rules) are reported
  * at signing time only.
  */
-export function checkPolicy(p: Policy): { errors: Issue[]; warnings: Issue[] } {
+export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { errors: Issue[]; warnings: Issue[] } {
   const errors: Issue[] = [];
   const warnings: Issue[] = [];
   const err = (path: Path, message: string) => errors.push({ path, message });
@@ -168,7 +168,8 @@ export function checkPolicy(p: Policy): { errors: Issue[]; warnings: Issue[] } {
     if (!Number.isSafeInteger(e.expires) || e.expires <= 0) err(at('expires'), 'an exception must expire');
     else if (e.expires > p.expires) warnings.push({ path: at('expires'), message: 'outlives the policy itself' });
   });
-  if (errors.length === 0) warnings.push(...shadowWarnings(p.rules));
+  // Shadow analysis is quadratic: run it for authors (signing), not on every received policy.
+  if (errors.length === 0 && opts.warnings) warnings.push(...shadowWarnings(p.rules));
   return { errors, warnings };
 }
 
@@ -176,7 +177,7 @@ function covers(outer: PortRange[], inner: PortRange[]): boolean {
   return inner.every((i) => outer.some((o) => o.first <= i.first && o.last >= i.last));
 }
 
-/** A rule whose every packet an earlier rule already allows adds nothing: say so. */
+/** A rule whose every packet an earlier rule already allows adds nothing: say so (O(n²); authoring only). */
 function shadowWarnings(rules: Rule[]): Issue[] {
   const out: Issue[] = [];
   rules.forEach((r, i) => {

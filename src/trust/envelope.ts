@@ -97,6 +97,9 @@ export function encodeEnvelope(env: Envelope): Uint8Array {
   }).finish();
 }
 
+/** protobufjs hands out Buffers on Node; the model holds plain Uint8Arrays (copies, so they outlive the input). */
+const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b);
+
 export function decodeEnvelope(bytes: Uint8Array): DecodeResult<Envelope> {
   if (bytes.length > LIMITS.maxEnvelopeBytes) return tooLarge(`envelope is ${bytes.length} bytes (limit ${LIMITS.maxEnvelopeBytes})`);
   let m: pb.envelope.v1.Envelope;
@@ -107,8 +110,8 @@ export function decodeEnvelope(bytes: Uint8Array): DecodeResult<Envelope> {
   }
   return checkShape({
     payloadType: m.payloadType,
-    payload: m.payload,
-    signatures: m.signatures.map((s) => ({ keyId: s.keyId ?? '', sig: s.sig ?? new Uint8Array() })),
+    payload: plain(m.payload),
+    signatures: m.signatures.map((s) => ({ keyId: s.keyId ?? '', sig: plain(s.sig ?? new Uint8Array()) })),
   });
 }
 

@@ -102,20 +102,24 @@ export function verifyRoot(input: Uint8Array | Envelope, trusted: TrustedRoot, n
     return { outcome: 'malformed', reason: `payload type ${JSON.stringify(env.payloadType.slice(0, 64))} is not a root` };
   }
   const digest = digestOf(env);
-  const oldCount = countSignatures(env, trusted.root.roles.root, trusted.root.keys);
   const body = decodeRoot(env.payload);
+  // An older root can no longer be verified (its signers may have rotated out), and ignoring
+  // it is always safe: classify it as stale before any signature work. The same content as the
+  // trusted root is a duplicate. Anything that could change trust goes through signatures.
+  if (body.ok && body.root.version < trusted.root.version) {
+    return { outcome: 'stale', reason: `root v${body.root.version} is older than v${trusted.root.version}`, version: body.root.version, digest };
+  }
+  if (body.ok && digest === trusted.digest) return { outcome: 'duplicate', reason: `root v${body.root.version} is already trusted`, version: body.root.version, digest };
   // Signatures by the trusted root come first: unsigned junk is rejected before we trust its content.
+  const oldCount = countSignatures(env, trusted.root.roles.root, trusted.root.keys);
   if (oldCount.valid < oldCount.threshold) {
     return { outcome: oldCount.invalid > 0 ? 'bad-signature' : 'below-threshold', reason: `${describeCount(oldCount, 'root')} of trusted root v${trusted.root.version}`, digest };
   }
   if (!body.ok) return { outcome: body.outcome, reason: body.reason, digest };
   const root = body.root;
   const at = { version: root.version, digest };
-  if (root.version <= trusted.root.version) {
-    if (root.version < trusted.root.version) return { outcome: 'stale', reason: `root v${root.version} is older than v${trusted.root.version}`, ...at };
-    return digest === trusted.digest
-      ? { outcome: 'duplicate', reason: `root v${root.version} is already trusted`, ...at }
-      : { outcome: 'equivocation', reason: `a different root v${root.version} is already trusted`, ...at };
+  if (root.version === trusted.root.version) {
+    return { outcome: 'equivocation', reason: `a different root v${root.version}, signed by its root keys, is already trusted`, ...at };
   }
   if (root.version !== trusted.root.version + 1) {
     return { outcome: 'gap', reason: `root v${root.version} does not follow trusted v${trusted.root.version}: the roots in between are needed`, ...at };

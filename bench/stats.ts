@@ -1,0 +1,34 @@
+/** Small helpers for benchmark scripts: medians and percentiles, JSON output. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i]!;
+}
+
+export const median = (v: number[]) => percentile(v, 50);
+
+export interface Row {
+  scenario: string;
+  metric: string;
+  unit: string;
+  value: number;
+  nodes?: number;
+  rules?: number;
+  baseline?: { name: string; value: number };
+}
+
+export function saveRows(path: string, rows: Row[]): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(rows, null, 2) + '\n');
+}
+
+export function argValue(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+export const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;

@@ -1,0 +1,24 @@
+// Lint: typescript-eslint's recommended rules, plus one rule that keeps the wall clock,
+// timers and randomness inside src/runtime/ so everything else runs on an injected clock.
+import tseslint from 'typescript-eslint';
+
+const clockRule = [
+  'error',
+  { selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']", message: 'Use the injected Clock (src/runtime/clock.ts), not Date.now().' },
+  { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'Use the injected Clock (src/runtime/clock.ts), not new Date().' },
+  { selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']", message: 'Use the injected Random (src/runtime/random.ts), not Math.random().' },
+  { selector: "CallExpression[callee.object.name='performance'][callee.property.name='now']", message: 'Use clock.monotonic().' },
+  { selector: "CallExpression[callee.name=/^(setTimeout|setInterval|setImmediate)$/]", message: 'Use the injected Clock for timers.' },
+];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'src/gen/**', 'node_modules/**', 'coverage/**', 'bench-out/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+  { files: ['src/**/*.ts'], ignores: ['src/runtime/**'], rules: { 'no-restricted-syntax': clockRule } },
+);

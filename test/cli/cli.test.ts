@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { expectOneLineError, picket, tempDir } from '../helpers/cli.js';
+import { parseSigningKey } from '../../src/trust/keys.js';
+import { envelopeToJson, envelopeToText, PAYLOAD_TYPE, signEnvelope } from '../../src/trust/envelope.js';
+import { encodePolicy } from '../../src/policy/model.js';
+import { parseNodeKey } from '../../src/trust/files.js';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { policy } from '../helpers/trust.js';
+
+const t = tempDir();
+const p = t.path;
+const run = (...args: string[]) => picket(t.dir, ...args);
+let peer1 = '', peer2 = '';
+
+const policyYaml = () => `meshId: prod
+version: 7
+expires: 2099-01-31T00:00:00Z
+nodes:
+  - { name: web-1, peerId: ${peer1}, addresses: [10.0.1.5], roles: [web] }
+  - { name: db-1,  peerId: ${peer2}, addresses: [10.0.2.7], roles: [db] }
+rules:
+  - { name: https, to: role:web, from: any, proto: tcp, ports: [443] }
+  - { name: app-db, to: role:db, from: role:web, proto: tcp, ports: [5432] }
+`;
+
+beforeAll(() => {
+  for (const k of ['a', 'b', 'c']) expect(run('keygen', '--out', `${k}.key`).code).toBe(0);
+  peer1 = run('keygen', '--node', '--out', 'n1.key').stdout.trim();
+  peer2 = run('keygen', '--node', '--out', 'n2.key').stdout.trim();
+  expect(run('root', 'create', '--key', 'a.key', '--key', 'b.key', '--threshold', '2', '--policy-key', 'a.pub', '--policy-key', 'b.pub', '--policy-threshold', '2', '--out', 'root.json').code).toBe(0);
+  writeFileSync(p('policy.yaml'), policyYaml());
+  const r = run('policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'a.key', '--key', 'b.key', '--out', 'policy.signed');
+  expect(r.code, r.stderr).toBe(0);
+});
+afterAll(() => t.cleanup());
+
+describe('picket CLI', () => {
+  it('keygen writes a 0600 private key and a public key, and prints the key id', () => {
+    const r = run('keygen', '--out', 'k.key', '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { keyId: string };
+    expect(out.keyId).toMatch(/^[0-9a-f]{64}$/);
+    expect(statSync(p('k.key')).mode & 0o777).toBe(0o600);
+    expect(parseSigningKey(readFileSync(p('k.key'), 'utf8'), 'k').keyId).toBe(out.keyId);
+    expect(existsSync(p('k.pub'))).toBe(true);
+  });
+  it('keygen --node writes a libp2p identity whose PeerId it prints', () => {
+    expect(peer1).toMatch(/^12D3KooW/);
+    const key = parseNodeKey(readFileSync(p('n1.key')), 'n1');
+    expect(peerIdFromPrivateKey(key).toString()).toBe(peer1);
+    expect(statSync(p('n1.key')).mode & 0o777).toBe(0o600);
+  });
+  it('refuses to overwrite an existing key unless --force', () => {
+    const before = readFileSync(p('a.key'), 'utf8');
+    expectOneLineError(run('keygen', '--out', 'a.key'));
+    expect(readFileSync(p('a.key'), 'utf8')).toBe(before);
+    expect(run('keygen', '--out', 'a2.key').code).toBe(0);
+    expect(run('keygen', '--out', 'a2.key', '--force').code).toBe(0);
+  });
+  it('verifies a policy signed by the threshold (exit 0, JSON)', () => {
+    const r = run('policy', 'verify', 'policy.signed', '--root', 'root.json', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, outcome: 'accepted', version: 7, meshId: 'prod' });
+  });
+  it('signs below threshold with a warning, and co-signing completes it', () => {
+    expect(run('policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'a.key', '--out', 'half.signed').stderr).toMatch(/1 of 2 required signatures/);
+    expect(JSON.parse(run('policy', 'verify', 'half.signed', '--root', 'root.json', '--json').stdout)).toMatchObject({ valid: false, outcome: 'below-threshold' });
+    expect(run('policy', 'sign', 'half.signed', '--root', 'root.json', '--key', 'b.key', '--out', 'half.signed').code).toBe(0);
+    expect(run('policy', 'verify', 'half.signed', '--root', 'root.json').code).toBe(0);
+  });
+  it('rotates the root and verifies a policy against the chain', () => {
+    expect(run('root', 'rotate', '--root', 'root.json', '--key', 'a.key', '--key', 'b.key', '--new-key', 'c.key', '--threshold', '1', '--policy-key', 'c.pub', '--policy-threshold', '1', '--out', 'root2.json').code).toBe(0);
+    expect(run('policy', 'sign', 'policy.yaml', '--root', 'root.json', '--root', 'root2.json', '--key', 'c.key', '--out', 'p2.signed').code).toBe(0);
+    expect(run('policy', 'verify', 'p2.signed', '--root', 'root.json', '--root', 'root2.json').code).toBe(0);
+    // The old policy keys no longer count under root v2.
+    expect(run('policy', 'verify', 'policy.signed', '--root', 'root.json', '--root', 'root2.json').code).toBe(1);
+    // A rotation signed by the new key alone is refused.
+    expectOneLineError(run('root', 'rotate', '--root', 'root.json', '--key', 'c.key', '--new-key', 'c.key', '--out', 'evil.json'));
+    expect(existsSync(p('evil.json'))).toBe(false);
+  });
+  it('show, diff, render and explain read a signed policy', () => {
+    expect(run('policy', 'show', 'policy.signed').stdout).toContain('# policy v7 for mesh prod');
+    expect(JSON.parse(run('policy', 'show', 'policy.signed', '--json').stdout)).toMatchObject({ version: 7, rules: [{ name: 'https' }, { name: 'app-db' }] });
+    writeFileSync(p('policy8.yaml'), policyYaml().replace('version: 7', 'version: 8').replace('ports: [443]', 'ports: [443, 8443]') + '  - { name: dns, to: any, from: any, proto: udp, ports: [53] }\n');
+    expect(run('policy', 'sign', 'policy8.yaml', '--root', 'root.json', '--key', 'a.key', '--key', 'b.key', '--out', 'p8.signed').code).toBe(0);
+    const d = run('policy', 'diff', 'policy.signed', 'p8.signed');
+    expect(d.stdout).toContain('version 7 -> 8');
+    expect(d.stdout).toContain('+ dns: any -> any udp/53');
+    expect(d.stdout).toContain('~ https');
+    const nft = run('policy', 'render', 'p8.signed', '--node', 'db-1');
+    expect(nft.stdout).toContain('table inet picket {');
+    expect(nft.stdout).toContain('udp dport 53 accept comment "rule:dns"');
+    expect(run('policy', 'render', 'p8.signed', '--node', peer2, '--backend', 'iptables').stdout).toContain(':PICKET-INPUT - [0:0]');
+    expect(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.1.5', '--port', '5432').stdout.trim()).toBe('ALLOW by rule app-db');
+    expect(JSON.parse(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.9.9', '--port', '5432', '--json').stdout)).toMatchObject({ action: 'DROP', reason: 'default' });
+  });
+  it('every command has --help and usage errors exit 2', () => {
+    for (const c of [[], ['keygen'], ['root', 'create'], ['root', 'rotate'], ['policy', 'sign'], ['policy', 'verify'], ['policy', 'show'], ['policy', 'diff'], ['policy', 'render'], ['policy', 'explain']]) {
+      const r = run(...c, '--help');
+      expect(r.code, c.join(' ')).toBe(0);
+      expect(r.stdout).toContain('Usage: picket');
+    }
+    expect(run('policy', 'verify').code).toBe(2);
+    expect(run('nope').code).toBe(2);
+    expect(run('keygen', '--out', 'x.key', '--bogus').code).toBe(2);
+    expect(run('policy', 'explain', 'policy.signed', '--node', 'db-1', '--from', '1.2.3.4', '--port', '99999').code).toBe(2);
+    expect(run('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
+
+describe('bad input: one clear error, nothing written', () => {
+  const load = (f: string) => JSON.parse(readFileSync(p(f), 'utf8')) as ReturnType<typeof envelopeToJson>;
+  const bad = (name: string, content: string | Buffer) => { writeFileSync(p(name), content); return name; };
+  const verifyFails = (file: string, outcome: RegExp) => {
+    const r = run('policy', 'verify', file, '--root', 'root.json');
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(outcome);
+  };
+
+  it('tampered payload', () => {
+    const e = load('policy.signed');
+    const payload = Buffer.from(e.payload, 'base64');
+    payload[payload.length - 3]! ^= 1;
+    verifyFails(bad('tampered.signed', JSON.stringify({ ...e, payload: payload.toString('base64') })), /bad-signature/);
+  });
+  it('signature by an unknown key', () => {
+    const k = parseSigningKey(readFileSync(p('c.key'), 'utf8'), 'c');
+    const e = signEnvelope(PAYLOAD_TYPE.policy, Buffer.from(load('policy.signed').payload, 'base64'), [k]);
+    verifyFails(bad('unknown.signed', envelopeToText(e)), /below-threshold.*unknown/);
+  });
+  it('one key signing twice to fake a threshold', () => {
+    const one = load('policy.signed');
+    verifyFails(bad('twice.signed', JSON.stringify({ ...one, signatures: [one.signatures[0], one.signatures[0]] })), /below-threshold: 1 of 2/);
+  });
+  it('wrong payload type (a root presented as a policy)', () => {
+    verifyFails('root.json', /malformed: payload type .* is not a policy/);
+  });
+  it('expired policy', () => {
+    const keys = ['a.key', 'b.key'].map((f) => parseSigningKey(readFileSync(p(f), 'utf8'), f));
+    const old = policy(3, { issuedAt: Date.parse('2020-01-01'), expires: Date.parse('2020-02-01'), nodes: [], rules: [] });
+    verifyFails(bad('expired.signed', envelopeToText(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(old), keys))), /expired/);
+  });
+  it('malformed JSON, random bytes, oversized envelope', () => {
+    verifyFails(bad('broken.signed', '{"payloadType": "x", '), /malformed/);
+    verifyFails(bad('random.signed', randomBytes(512)), /malformed/);
+    verifyFails(bad('huge.signed', Buffer.alloc(7 * 1024 * 1024, 0x20)), /too large|limit/);
+  });
+  const signFails = (name: string, yaml: string, message: RegExp) => {
+    writeFileSync(p(name), yaml);
+    const r = run('policy', 'sign', name, '--root', 'root.json', '--key', 'a.key', '--key', 'b.key', '--out', `${name}.signed`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(p(`${name}.signed`))).toBe(false);
+  };
+  it('YAML syntax error', () => signFails('syntax.yaml', 'meshId: prod\nrules: [\n', /syntax\.yaml:\d+: YAML syntax error/));
+  it('schema errors name the field and line', () => signFails('schema.yaml', policyYaml().replace('ports: [443]', 'ports: [70000]'), /schema\.yaml:8: rules\[0\]\.ports\[0\]: 70000 is not a port/));
+  it('references to undefined roles', () => signFails('role.yaml', policyYaml().replace('from: role:web', 'from: role:cache'), /role\.yaml:9: rules\[1\]\.from: role cache is not held by any node/));
+  it('a key that is not a policy key of the root', () => {
+    const r = run('policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'c.key', '--out', 'x.signed');
+    expectOneLineError(r);
+    expect(existsSync(p('x.signed'))).toBe(false);
+  });
+  it('a missing file and a file that is not a key', () => {
+    expectOneLineError(run('policy', 'verify', 'nope.signed', '--root', 'root.json'));
+    expectOneLineError(run('root', 'create', '--key', 'policy.yaml', '--out', 'r.json'));
+    expect(existsSync(p('r.json'))).toBe(false);
+  });
+});
