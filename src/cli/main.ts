@@ -7,7 +7,10 @@ import '../runtime/polyfill.js';
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { PicketError, UsageError } from '../errors.js';
+import { registerAgent } from './agent.js';
 import { registerKeygen } from './keygen.js';
+import { registerPublish } from './publish.js';
+import { registerStatus } from './status.js';
 import { registerPolicy } from './policy.js';
 import { registerRoot } from './root.js';
 
@@ -23,6 +26,9 @@ export function buildProgram(): Command {
   registerKeygen(program);
   registerRoot(program);
   registerPolicy(program);
+  registerAgent(program);
+  registerPublish(program);
+  registerStatus(program);
   return program;
 }
 

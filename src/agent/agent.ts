@@ -1,0 +1,242 @@
+/**
+ * The composition root of `picket agent`: wires config, identity, store, engine, enforcer,
+ * mesh, control API and the policy-file watcher. Order on start is the safety argument:
+ * state is loaded and the last good ruleset (or the baseline) enforced before the network
+ * opens. Order on stop: stop accepting, drain in-flight work, close the network, close the store.
+ */
+import { stat } from 'node:fs/promises';
+import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
+import { systemRandom, type Random } from '../runtime/random.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import { InputError } from '../errors.js';
+import { Store } from '../store/store.js';
+import { loadEnvelope, loadNodeKey } from '../trust/files.js';
+import { envelopeToJson, parseEnvelopeAny } from '../trust/envelope.js';
+import { trustPinnedRoot } from '../trust/verify.js';
+import { findNode } from '../policy/model.js';
+import { parseIp } from '../policy/ip.js';
+import { explain } from '../policy/explain.js';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { FileBackend, MemoryBackend, type Backend } from '../enforce/backend.js';
+import { Enforcer } from '../enforce/enforcer.js';
+import { Mesh } from '../mesh/mesh.js';
+import { Engine } from './engine.js';
+import { ControlServer } from './control.js';
+import type { AgentConfig } from './config.js';
+import { readInput } from '../cli/io.js';
+
+export interface AgentDeps {
+  clock?: Clock;
+  random?: Random;
+  log?: Logger;
+  /** Overrides the configured backend (tests inject a shared MemoryBackend). */
+  backend?: Backend;
+  memoryLatency?: number;
+  syncTimeout?: number;
+  /** Skip the control socket (in-process clusters). */
+  noControl?: boolean;
+}
+
+export interface StatusJson {
+  peerId: string;
+  meshId: string;
+  node: { name: string; roles: string[] } | null;
+  policy: { version: number; digest: string; issuedAt: string; expires: string; expired: boolean } | null;
+  root: { version: number; expires: string };
+  enforcement: { backend: string; state: string; rulesetHash: string | null; lastApplyAt: string | null; reason?: string };
+  peers: { peerId: string; name: string | null }[];
+  listen: string[];
+}
+
+/** Picks the backend named in config. nft and iptables arrive with the enforcement issue. */
+function makeBackend(config: AgentConfig): Backend {
+  switch (config.enforcement.backend) {
+    case 'file': return new FileBackend(config.enforcement.file);
+    case 'memory': return new MemoryBackend();
+    default: throw new InputError(`enforcement.backend: ${config.enforcement.backend} is not available in this build (use file or memory)`);
+  }
+}
+
+function meshPorts(listen: readonly string[]): number[] {
+  return [...new Set(listen.flatMap((a) => { const m = /\/tcp\/(\d+)/.exec(a); return m && m[1] !== '0' ? [Number(m[1])] : []; }))];
+}
+
+function bootstrapIps(bootstrap: readonly string[]): string[] {
+  return bootstrap.flatMap((a) => { const m = /^\/ip[46]\/([^/]+)/.exec(a); return m && parseIp(m[1]!) ? [m[1]!] : []; });
+}
+
+export class Agent {
+  readonly engine: Engine;
+  readonly mesh: Mesh;
+  readonly enforcer: Enforcer;
+  readonly store: Store;
+  readonly log: Logger;
+  #config: AgentConfig;
+  #clock: Clock;
+  #control: ControlServer | null = null;
+  #watchTimer: Timer | null = null;
+  #lastFileSig = '';
+  #stopped = false;
+
+  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock }) {
+    this.#config = config;
+    this.engine = parts.engine;
+    this.mesh = parts.mesh;
+    this.enforcer = parts.enforcer;
+    this.store = parts.store;
+    this.log = parts.log;
+    this.#clock = parts.clock;
+  }
+
+  get config(): AgentConfig {
+    return this.#config;
+  }
+
+  static async start(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
+    const clock = deps.clock ?? systemClock;
+    const random = deps.random ?? systemRandom;
+    const privateKey = loadNodeKey(config.identityKey);
+    const peerId = peerIdFromPrivateKey(privateKey).toString();
+    const log = (deps.log ?? createLogger({ level: config.log.level, ...(config.log.pretty !== undefined ? { pretty: config.log.pretty } : {}) })).child({ meshId: config.meshId, peerId });
+    const pinnedEnv = loadEnvelope(config.trustedRoot);
+    const pinned = trustPinnedRoot(pinnedEnv);
+    if (!('ok' in pinned)) throw new InputError(`${config.trustedRoot}: ${pinned.outcome}: ${pinned.reason}`);
+    const backend = deps.backend ?? makeBackend(config);
+    const store = await Store.open(config.dataDir);
+    try {
+      const enforcer = new Enforcer({
+        backend, clock, log, peerId,
+        meshPorts: meshPorts(config.listen),
+        bootstrapAddrs: bootstrapIps(config.bootstrap),
+        sshFrom: [...config.enforcement.failsafe.sshFrom],
+        sshPort: config.enforcement.failsafe.sshPort,
+      });
+      const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer });
+      // Enforce the last good policy (or the baseline) before the network opens.
+      await engine.start();
+      const mesh = new Mesh({
+        meshId: config.meshId, privateKey, listen: [...config.listen], bootstrap: [...config.bootstrap],
+        engine, store, clock, random, log, syncInterval: config.syncInterval,
+        minPeers: config.mesh.minPeers, redialMin: config.mesh.redialMin, redialMax: config.mesh.redialMax,
+        penaltyThreshold: config.mesh.penaltyThreshold, banFor: config.mesh.banFor,
+        ...(deps.memoryLatency !== undefined ? { memoryLatency: deps.memoryLatency } : {}),
+        ...(deps.syncTimeout !== undefined ? { syncTimeout: deps.syncTimeout } : {}),
+      });
+      await mesh.start();
+      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock });
+      if (!deps.noControl) {
+        agent.#control = new ControlServer(config.control.socket, agent.#handlers());
+        await agent.#control.listen();
+        log.info({ socket: config.control.socket }, 'control API listening');
+      }
+      await agent.#watchPolicyFile();
+      return agent;
+    } catch (e) {
+      await store.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  status(): StatusJson {
+    const cur = this.engine.current;
+    const now = this.#clock.now();
+    const self = cur ? findNode(cur.policy, this.mesh.peerId) : undefined;
+    const en = this.enforcer.status;
+    const names = new Map(cur?.policy.nodes.map((n) => [n.peerId, n.name]) ?? []);
+    return {
+      peerId: this.mesh.peerId,
+      meshId: this.#config.meshId,
+      node: self ? { name: self.name, roles: self.roles } : null,
+      policy: cur ? {
+        version: cur.policy.version, digest: cur.digest,
+        issuedAt: new Date(cur.policy.issuedAt).toISOString(), expires: new Date(cur.policy.expires).toISOString(),
+        expired: cur.policy.expires <= now,
+      } : null,
+      root: { version: this.engine.root.root.version, expires: new Date(this.engine.root.root.expires).toISOString() },
+      enforcement: {
+        backend: en.backend, state: en.state, rulesetHash: en.rulesetHash,
+        lastApplyAt: en.lastApplyAt ? new Date(en.lastApplyAt).toISOString() : null,
+        ...(en.reason ? { reason: en.reason } : {}),
+      },
+      peers: this.mesh.connectedPeers().sort().map((p) => ({ peerId: p, name: names.get(p) ?? null })),
+      listen: this.mesh.listenAddrs(),
+    };
+  }
+
+  meshView(): { nodes: { peerId: string; name: string; connected: boolean; self: boolean }[] } {
+    const cur = this.engine.current;
+    const connected = new Set(this.mesh.connectedPeers());
+    return {
+      nodes: (cur?.policy.nodes ?? []).map((n) => ({ peerId: n.peerId, name: n.name, connected: connected.has(n.peerId), self: n.peerId === this.mesh.peerId })),
+    };
+  }
+
+  #handlers() {
+    return {
+      status: () => this.status(),
+      mesh: () => this.meshView(),
+      policy: () => (this.engine.current ? envelopeToJson(this.engine.current.envelope) : null),
+      publish: async (body: Uint8Array) => {
+        const parsed = parseEnvelopeAny(body);
+        if (!parsed.ok) return { code: 422, body: { outcome: parsed.outcome, reason: parsed.reason } };
+        const r = await this.engine.offer(parsed.value, { kind: 'control' });
+        const ok = r.outcome === 'accepted' || r.outcome === 'duplicate';
+        return { code: ok ? 200 : 422, body: r };
+      },
+      explain: (q: URLSearchParams) => {
+        const rs = this.enforcer.ruleset;
+        const from = q.get('from') ?? '';
+        const proto = (q.get('proto') ?? 'tcp') as 'tcp' | 'udp' | 'icmp';
+        const port = q.get('port') ? Number(q.get('port')) : undefined;
+        if (!rs) return { code: 503, body: { error: 'nothing enforced yet' } };
+        if (!parseIp(from)) return { code: 400, body: { error: 'from must be an IP address' } };
+        if (!['tcp', 'udp', 'icmp'].includes(proto)) return { code: 400, body: { error: 'proto must be tcp, udp or icmp' } };
+        if (proto !== 'icmp' && (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535)) return { code: 400, body: { error: 'port must be 1-65535' } };
+        const v = explain(rs, { from, proto, ...(port !== undefined ? { port } : {}) });
+        return { code: 200, body: { action: v.action, reason: v.reason, ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name } } : {}) } };
+      },
+    };
+  }
+
+  /** Polls the drop-in policy file (mtime, size, inode) and offers it when it changes. */
+  async #watchPolicyFile(): Promise<void> {
+    const path = this.#config.policyFile;
+    if (!path || this.#stopped) return;
+    try {
+      const s = await stat(path);
+      const sig = `${s.ino}:${s.size}:${s.mtimeMs}`;
+      if (sig !== this.#lastFileSig) {
+        this.#lastFileSig = sig;
+        const r = await this.engine.offer(readInput(path, 'policy file'), { kind: 'file' });
+        if (r.outcome !== 'accepted' && r.outcome !== 'duplicate' && r.outcome !== 'stale') this.log.warn({ file: path, outcome: r.outcome, reason: r.reason }, 'policy file not accepted');
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ file: path, err: (e as Error).message }, 'policy file unreadable');
+    }
+    this.#watchTimer = this.#clock.setTimeout(() => void this.#watchPolicyFile(), 2000);
+  }
+
+  /** SIGHUP: apply what can change without a restart; say what needs one. */
+  async reload(next: AgentConfig): Promise<void> {
+    const fixed = ['meshId', 'dataDir', 'identityKey', 'trustedRoot'] as const;
+    for (const k of fixed) if (next[k] !== this.#config[k]) this.log.warn({ field: k }, 'changing this field needs a restart; ignored');
+    if (JSON.stringify(next.listen) !== JSON.stringify(this.#config.listen)) this.log.warn({ field: 'listen' }, 'changing this field needs a restart; ignored');
+    this.log.level = next.log.level;
+    this.enforcer.setFailsafe([...next.enforcement.failsafe.sshFrom], next.enforcement.failsafe.sshPort);
+    this.#config = { ...next, meshId: this.#config.meshId, dataDir: this.#config.dataDir, identityKey: this.#config.identityKey, trustedRoot: this.#config.trustedRoot, listen: this.#config.listen };
+    this.#lastFileSig = '';
+    await this.engine.enforceNow();
+    this.log.info('configuration reloaded');
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#watchTimer?.cancel();
+    await this.#control?.close();
+    await this.engine.stop();
+    await this.mesh.stop();
+    await this.store.close();
+    this.log.info('stopped');
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The agent's configuration: one typed, validated, frozen object. Every field says its
+ * default and what it trades off. Relative paths are resolved against the config file.
+ */
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+import { parseDuration } from '../runtime/duration.js';
+import { isValidMeshId } from '../policy/model.js';
+import { parsePrefix } from '../policy/ip.js';
+import { formatLocated, type Located } from '../policy/authoring.js';
+
+const duration = (def: string) =>
+  z.union([z.string(), z.number()]).default(def).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? v : parseDuration(v);
+    if (ms === undefined || ms < 0) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration (500ms, 2s, 5m, 1h)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const cidr = z.string().refine((s) => parsePrefix(s).ok, { message: 'is not an address or CIDR without host bits' });
+
+const multiaddr = z.string().regex(/^\/(ip4|ip6|dns|dns4|dns6|memory)\//, 'is not a multiaddr (/ip4/10.0.0.5/tcp/7946/p2p/12D3KooW…)');
+
+const alertSink = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('log') }),
+  z.strictObject({ type: z.literal('webhook'), url: z.url(), headers: z.record(z.string(), z.string()).default({}) }),
+  z.strictObject({
+    type: z.literal('pagerduty'),
+    url: z.url().default('https://events.pagerduty.com/v2/enqueue'),
+    routingKey: z.string().optional(),
+    routingKeyFile: z.string().optional(),
+  }),
+]);
+
+export const AgentConfigSchema = z.strictObject({
+  meshId: z.string().refine(isValidMeshId, 'is not a valid mesh id').describe('The mesh this agent belongs to; policies for other meshes are rejected.'),
+  dataDir: z.string().describe('LevelDB state: roots, policies, peer cache, applied state. Must survive reboots.'),
+  identityKey: z.string().describe('Node identity from `picket keygen --node`; its PeerId must be listed in the policy.'),
+  trustedRoot: z.string().describe('The pinned root of trust (root.json), provisioned out of band.'),
+  listen: z.array(multiaddr).default(['/ip4/0.0.0.0/tcp/7946']).describe('Mesh listen addresses. The TCP ports are opened to mesh peers only.'),
+  bootstrap: z.array(multiaddr).default([]).describe('Peers dialled at start (with /p2p/<PeerId>). Their addresses may reach the mesh port before any policy exists.'),
+  policyFile: z.string().optional().describe('A signed policy that config management drops in place; watched and offered like a gossiped one.'),
+  syncInterval: duration('30s').describe('Anti-entropy with a random peer. Shorter heals faster after partitions; longer sends less.'),
+  mesh: z.strictObject({
+    minPeers: z.number().int().min(1).max(100).default(6).describe('Connections the agent keeps dialling towards. More: faster spread and more resilience; fewer: less traffic.'),
+    redialMin: duration('500ms').describe('First backoff after a failed dial.'),
+    redialMax: duration('30s').describe('Largest backoff between dials of one peer: bounds how long a healed partition stays apart.'),
+    penaltyThreshold: z.number().int().min(1).default(5).describe('Rejected messages from one peer before it is disconnected and banned for a while.'),
+    banFor: duration('10m').describe('How long a penalised peer is refused.'),
+  }).prefault({}),
+  enforcement: z.strictObject({
+    backend: z.enum(['nft', 'iptables', 'file', 'memory']).default('nft').describe('nft (default), iptables (hosts without nft), file (writes the ruleset; unprivileged runs), memory (tests).'),
+    file: z.string().optional().describe('file backend: where the rendered ruleset is written (default: <dataDir>/ruleset.nft).'),
+    failsafe: z.strictObject({
+      sshFrom: z.array(cidr).default([]).describe('Sources that always reach SSH, whatever the policy says: the lock-out guard.'),
+      sshPort: z.number().int().min(1).max(65535).default(22),
+    }).prefault({}),
+    driftInterval: duration('30s').describe('How often the kernel ruleset is read back and compared.'),
+    confirmWindow: duration('60s').describe('After an apply that narrowed mesh access, losing every peer within this window restores the previous mesh allowances.'),
+  }).prefault({}),
+  audit: z.strictObject({
+    interval: duration('60s').describe('Listening-socket self-audit period.'),
+    statusInterval: duration('30s').describe('Signed status gossip period (also sent on every change).'),
+    silentAfter: duration('2m').describe('A node not heard from for this long is shown as silent.'),
+  }).prefault({}),
+  control: z.strictObject({
+    socket: z.string().optional().describe('Operator API (HTTP over a Unix socket, mode 0600). Default: <dataDir>/control.sock.'),
+    metrics: z.string().nullable().default(null).describe('Prometheus metrics on a loopback host:port, e.g. 127.0.0.1:9464; null disables.'),
+  }).prefault({}),
+  alerts: z.array(alertSink).default([{ type: 'log' }]).describe('Alert sinks: log, webhook, pagerduty (Events API v2).'),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    pretty: z.boolean().optional().describe('Human-readable logs; default: when stdout is a TTY.'),
+  }).prefault({}),
+});
+
+type Parsed = z.infer<typeof AgentConfigSchema>;
+export type AgentConfig = Readonly<Omit<Parsed, 'enforcement' | 'control'> & {
+  enforcement: Parsed['enforcement'] & { file: string };
+  control: Parsed['control'] & { socket: string };
+  configPath?: string;
+}>;
+
+function locate(doc: ReturnType<typeof parseDocument>, lc: LineCounter, path: PropertyKey[]): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n) as (string | number)[], true) as { range?: [number, number, number] } | undefined;
+    if (node && typeof node === 'object' && node.range) return lc.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** Validates a parsed config object; paths resolve against `baseDir`. */
+export function buildConfig(raw: unknown, baseDir: string, configPath?: string, lineOf?: (path: PropertyKey[]) => number | undefined): AgentConfig {
+  const parsed = AgentConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const errors: Located[] = parsed.error.issues.map((i) => ({
+      line: lineOf?.(i.path),
+      path: i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, ''),
+      message: i.code === 'invalid_type' && i.input === undefined ? 'is required' : i.code === 'unrecognized_keys' ? `unknown field ${i.keys.join(', ')}` : i.message,
+    }));
+    throw new InputError(errors.map((e) => formatLocated(configPath ?? 'config', e)).join('\n'));
+  }
+  const c = parsed.data;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const dataDir = abs(c.dataDir);
+  const cfg: AgentConfig = {
+    ...c,
+    dataDir,
+    identityKey: abs(c.identityKey),
+    trustedRoot: abs(c.trustedRoot),
+    ...(c.policyFile ? { policyFile: abs(c.policyFile) } : {}),
+    enforcement: { ...c.enforcement, file: abs(c.enforcement.file ?? resolve(dataDir, 'ruleset.nft')) },
+    control: { ...c.control, socket: abs(c.control.socket ?? resolve(dataDir, 'control.sock')) },
+    alerts: c.alerts.map((a) => (a.type === 'pagerduty' && a.routingKeyFile ? { ...a, routingKeyFile: abs(a.routingKeyFile) } : a)),
+    ...(configPath ? { configPath } : {}),
+  };
+  for (const a of cfg.alerts) {
+    if (a.type === 'pagerduty' && !a.routingKey && !a.routingKeyFile) throw new InputError(`${configPath ?? 'config'}: alerts: pagerduty needs routingKey or routingKeyFile`);
+  }
+  return deepFreeze(cfg);
+}
+
+export function parseConfigText(text: string, configPath: string): AgentConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    throw new InputError(`${configPath}:${lc.linePos(e.pos[0]).line}: YAML syntax error: ${e.message.split('\n')[0]}`);
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InputError(`${configPath}: the agent config is a YAML mapping (meshId, dataDir, identityKey, trustedRoot, …)`);
+  return buildConfig(raw, dirname(resolve(configPath)), configPath, (path) => locate(doc, lc, path));
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,86 @@
+/**
+ * The operator API: HTTP over a Unix socket (mode 0600, so only the agent's user and root
+ * can talk to it). Thin: every route calls into the agent; bodies are size-limited.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { chmodSync, existsSync, unlinkSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LIMITS } from '../trust/limits.js';
+
+export interface ControlHandlers {
+  status(): unknown;
+  mesh(): unknown;
+  policy(): unknown | null;
+  publish(body: Uint8Array): Promise<{ code: number; body: unknown }>;
+  explain(q: URLSearchParams): { code: number; body: unknown };
+}
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) return null;
+    chunks.push(c as Buffer);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+export class ControlServer {
+  #server: Server;
+
+  constructor(private readonly path: string, h: ControlHandlers) {
+    this.#server = createServer((req, res) => {
+      void (async () => {
+        const url = new URL(req.url ?? '/', 'http://picket');
+        const route = `${req.method} ${url.pathname}`;
+        try {
+          switch (route) {
+            case 'GET /v1/status': return send(res, 200, h.status());
+            case 'GET /v1/mesh': return send(res, 200, h.mesh());
+            case 'GET /v1/policy': {
+              const p = h.policy();
+              return p === null ? send(res, 404, { error: 'no policy yet' }) : send(res, 200, p);
+            }
+            case 'POST /v1/policy': {
+              const body = await readBody(req, LIMITS.maxEnvelopeJsonBytes);
+              if (!body) return send(res, 413, { outcome: 'too-large', reason: `body over ${LIMITS.maxEnvelopeJsonBytes} bytes` });
+              const r = await h.publish(body);
+              return send(res, r.code, r.body);
+            }
+            case 'GET /v1/explain': {
+              const r = h.explain(url.searchParams);
+              return send(res, r.code, r.body);
+            }
+            default:
+              return send(res, 404, { error: `no route ${route}` });
+          }
+        } catch (e) {
+          return send(res, 500, { error: (e as Error).message });
+        }
+      })();
+    });
+  }
+
+  async listen(): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    if (existsSync(this.path)) unlinkSync(this.path); // a stale socket from a crash
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.path, () => resolve());
+    });
+    chmodSync(this.path, 0o600);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections?.();
+    try { unlinkSync(this.path); } catch { /* already gone */ }
+  }
+}

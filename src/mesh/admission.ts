@@ -1,0 +1,63 @@
+/**
+ * Admission: who may hold a connection to this node. Once a policy exists, only PeerIds it
+ * lists (inbound and outbound); before that, anyone (a fresh node has nothing to leak and
+ * must be reachable by its first policy). Penalised peers are refused for a while.
+ */
+import type { ConnectionGater, PeerId } from '@libp2p/interface';
+import type { Clock } from '../runtime/clock.js';
+
+export class Admission {
+  #allowed: Set<string> | null = null;
+  #banned = new Map<string, number>();
+  #strikes = new Map<string, number>();
+  /** Test hook for simulated partitions: false cuts the link to that peer. */
+  linkFilter: ((peerId: string) => boolean) | null = null;
+
+  constructor(private readonly clock: Clock, private readonly self: string) {}
+
+  setAllowed(peerIds: string[] | null): void {
+    this.#allowed = peerIds ? new Set(peerIds) : null;
+  }
+
+  isAllowed(peerId: string): boolean {
+    if (peerId === this.self) return false;
+    const until = this.#banned.get(peerId);
+    if (until !== undefined) {
+      if (until > this.clock.now()) return false;
+      this.#banned.delete(peerId);
+    }
+    if (this.linkFilter && !this.linkFilter(peerId)) return false;
+    return this.#allowed === null || this.#allowed.has(peerId);
+  }
+
+  /** Records a misbehaviour; returns true when the peer crossed the threshold and is now banned. */
+  strike(peerId: string, threshold: number, banMs: number): boolean {
+    const n = (this.#strikes.get(peerId) ?? 0) + 1;
+    this.#strikes.set(peerId, n);
+    if (n < threshold) return false;
+    this.#strikes.delete(peerId);
+    this.#banned.set(peerId, this.clock.now() + banMs);
+    return true;
+  }
+
+  strikes(peerId: string): number {
+    return this.#strikes.get(peerId) ?? 0;
+  }
+
+  isBanned(peerId: string): boolean {
+    return (this.#banned.get(peerId) ?? 0) > this.clock.now();
+  }
+
+  gater(): ConnectionGater {
+    const deny = (peerId: PeerId) => !this.isAllowed(peerId.toString());
+    return {
+      denyDialPeer: deny,
+      denyInboundEncryptedConnection: deny,
+      denyOutboundEncryptedConnection: deny,
+      denyInboundUpgradedConnection: deny,
+      denyOutboundUpgradedConnection: deny,
+      // Loopback and private addresses are normal for a fleet: do not filter by address.
+      denyDialMultiaddr: () => false,
+    };
+  }
+}

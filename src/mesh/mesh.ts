@@ -1,0 +1,416 @@
+/**
+ * The libp2p side of an agent: TCP (or in-process memory) + Noise + yamux + identify + ping
+ * + gossipsub, with admission, gossip validation through the engine, the sync protocol,
+ * a persisted peer cache and redial with backoff. Knows nothing of nftables.
+ */
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { memory } from '@libp2p/memory';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import { ping } from '@libp2p/ping';
+import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface';
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Random } from '../runtime/random.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Store, PeerRecord } from '../store/store.js';
+import type { Engine, OfferResult, Source } from '../agent/engine.js';
+import { LIMITS } from '../trust/limits.js';
+import { Admission } from './admission.js';
+import { runSync, SYNC_PROTOCOL, SyncError, type SyncLocal } from './sync.js';
+
+export const policyTopic = (meshId: string) => `/picket/${meshId}/policy/1`;
+export const statusTopic = (meshId: string) => `/picket/${meshId}/status/1`;
+
+export interface MeshOptions {
+  meshId: string;
+  privateKey: PrivateKey;
+  listen: string[];
+  bootstrap: string[];
+  engine: Engine;
+  store: Store;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  syncInterval: number;
+  minPeers: number;
+  redialMin: number;
+  redialMax: number;
+  penaltyThreshold: number;
+  banFor: number;
+  /** Per-link latency for the in-process memory transport (tests, simulations). */
+  memoryLatency?: number;
+  syncTimeout?: number;
+}
+
+export interface MeshCounters {
+  gossipIn: Record<string, number>;
+  syncRuns: number;
+  syncFailures: number;
+  syncBytesIn: number;
+  syncBytesOut: number;
+  gossipBytesIn: number;
+  penalised: number;
+}
+
+interface Known {
+  addrs: Multiaddr[];
+  failures: number;
+  nextAt: number;
+  bootstrap: boolean;
+}
+
+/** Maps a verification outcome to what gossipsub does with the message. */
+export function gossipVerdict(outcome: OfferResult['outcome']): TopicValidatorResult {
+  switch (outcome) {
+    case 'accepted':
+      return TopicValidatorResult.Accept;
+    // Honest peers can send these: a lagging relay, a race, a peer that saw the other side of an equivocation.
+    case 'duplicate':
+    case 'stale':
+    case 'equivocation':
+    case 'expired':
+    case 'gap':
+      return TopicValidatorResult.Ignore;
+    // Only a forger or a broken peer sends these: gossipsub penalises the sender.
+    default:
+      return TopicValidatorResult.Reject;
+  }
+}
+
+export class Mesh {
+  readonly admission: Admission;
+  readonly counters: MeshCounters = { gossipIn: {}, syncRuns: 0, syncFailures: 0, syncBytesIn: 0, syncBytesOut: 0, gossipBytesIn: 0, penalised: 0 };
+  #o: MeshOptions;
+  #node!: Libp2p<{ pubsub: GossipSub }>;
+  #known = new Map<string, Known>();
+  #timers: Timer[] = [];
+  #stopped = false;
+  #syncing = new Set<string>();
+  #dirtyPeers = new Map<string, PeerRecord>();
+
+  constructor(o: MeshOptions) {
+    this.#o = o;
+    this.admission = new Admission(o.clock, o.privateKey.publicKey.toString());
+  }
+
+  get libp2p(): Libp2p<{ pubsub: GossipSub }> {
+    return this.#node;
+  }
+
+  get peerId(): string {
+    return this.#node.peerId.toString();
+  }
+
+  connectedPeers(): string[] {
+    return [...new Set(this.#node.getConnections().map((c) => c.remotePeer.toString()))];
+  }
+
+  async start(): Promise<void> {
+    const o = this.#o;
+    const addrs = [...o.listen, ...o.bootstrap];
+    const transports = [];
+    if (addrs.some((a) => a.startsWith('/memory/'))) transports.push(memory({ latency: o.memoryLatency ?? 0 }));
+    if (addrs.some((a) => /\/tcp\//.test(a)) || transports.length === 0) transports.push(tcp());
+    this.#node = (await createLibp2p({
+      privateKey: o.privateKey,
+      addresses: { listen: o.listen },
+      transports,
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionGater: this.admission.gater(),
+      connectionManager: { maxConnections: 64 },
+      services: {
+        identify: identify(),
+        ping: ping(),
+        pubsub: gossipsub({
+          emitSelf: false,
+          allowPublishToZeroTopicPeers: true,
+          ignoreDuplicatePublishError: true,
+          globalSignaturePolicy: 'StrictNoSign',
+          maxInboundDataLength: LIMITS.maxEnvelopeBytes + 64 * 1024,
+          heartbeatInterval: 700,
+        }),
+      },
+    })) as unknown as Libp2p<{ pubsub: GossipSub }>;
+
+    const node = this.#node;
+    const topic = policyTopic(o.meshId);
+    node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const from = peer.toString();
+      this.counters.gossipBytesIn += msg.data.length;
+      const r = await o.engine.offer(msg.data, { kind: 'gossip', peer: from });
+      this.counters.gossipIn[r.outcome] = (this.counters.gossipIn[r.outcome] ?? 0) + 1;
+      const verdict = gossipVerdict(r.outcome);
+      if (verdict === TopicValidatorResult.Reject) this.#penalise(from, `gossip ${r.outcome}`);
+      if (r.outcome === 'gap') void this.syncWith(from);
+      return verdict;
+    });
+    node.services.pubsub.subscribe(topic);
+
+    await node.handle(SYNC_PROTOCOL, (stream: Stream, connection: Connection) => {
+      void this.#serveSync(stream, connection.remotePeer.toString());
+    }, { maxInboundStreams: 4 });
+
+    node.addEventListener('connection:open', (e) => {
+      const peer = e.detail.remotePeer.toString();
+      const k = this.#known.get(peer);
+      if (k) { k.failures = 0; k.nextAt = 0; }
+      // Anti-entropy on every new connection: this is what heals partitions and offline nodes.
+      void this.syncWith(peer);
+    });
+    node.addEventListener('peer:identify', (e) => {
+      const peer = e.detail.peerId.toString();
+      const listenAddrs = e.detail.listenAddrs.filter((a) => !a.toString().includes('/p2p-circuit'));
+      if (!listenAddrs.length || !this.admission.isAllowed(peer)) return;
+      this.#learn(peer, listenAddrs, false);
+      this.#dirtyPeers.set(peer, { addrs: listenAddrs.map(String), lastSeen: o.clock.now() });
+    });
+
+    o.engine.on('policy', (cur, source) => {
+      this.#applyAdmission();
+      // What arrived by gossip is forwarded by gossipsub itself; anything else we push.
+      if (source.kind !== 'gossip') void this.publish(cur.bytes);
+    });
+    o.engine.on('root', (_root, source) => {
+      if (source.kind !== 'gossip') {
+        const bytes = o.engine.rootsAfter(_root.root.version - 1)[0];
+        if (bytes) void this.publish(bytes);
+      }
+    });
+    this.#applyAdmission();
+
+    // Peer cache first (a restart with every bootstrap peer down still rejoins), then bootstrap.
+    for (const [peer, rec] of await o.store.peers()) {
+      const ma = rec.addrs.flatMap((a) => { try { return [multiaddr(a)]; } catch { return []; } });
+      if (ma.length) this.#learn(peer, ma, false);
+    }
+    for (const b of o.bootstrap) {
+      const ma = multiaddr(b);
+      const peer = ma.getComponents().find((c) => c.name === 'p2p')?.value;
+      if (peer) this.#learn(peer, [ma], true);
+      else o.log.warn({ addr: b }, 'bootstrap address has no /p2p/<PeerId>; ignored');
+    }
+    await node.start();
+    o.log.info({ peerId: this.peerId, addrs: node.getMultiaddrs().map(String) }, 'mesh listening');
+    this.#tick();
+    this.#scheduleSync();
+  }
+
+  listenAddrs(): string[] {
+    return this.#node.getMultiaddrs().map(String);
+  }
+
+  #learn(peer: string, addrs: Multiaddr[], bootstrap: boolean): void {
+    if (peer === this.peerIdSafe()) return;
+    const k = this.#known.get(peer);
+    if (k) {
+      const have = new Set(k.addrs.map(String));
+      for (const a of addrs) if (!have.has(String(a))) k.addrs.push(a);
+      k.bootstrap ||= bootstrap;
+    } else {
+      this.#known.set(peer, { addrs: [...addrs], failures: 0, nextAt: 0, bootstrap });
+    }
+  }
+
+  peerIdSafe(): string {
+    return this.#o.privateKey.publicKey.toString();
+  }
+
+  /** Policy nodes become the allow-list; peers no longer listed are cut off at once. */
+  #applyAdmission(): void {
+    const cur = this.#o.engine.current;
+    this.admission.setAllowed(cur ? cur.policy.nodes.map((n) => n.peerId) : null);
+    if (!this.#node) return;
+    for (const c of this.#node.getConnections()) {
+      const peer = c.remotePeer.toString();
+      if (!this.admission.isAllowed(peer)) {
+        this.#o.log.info({ peer }, 'peer no longer admitted; disconnecting');
+        void c.close().catch(() => c.abort(new Error('not admitted')));
+      }
+    }
+  }
+
+  #penalise(peer: string, why: string): void {
+    const o = this.#o;
+    this.counters.penalised++;
+    if (this.admission.strike(peer, o.penaltyThreshold, o.banFor)) {
+      o.log.warn({ peer, why }, 'peer penalised: disconnected and banned');
+      void this.#node.hangUp(peerIdFromString(peer)).catch(() => undefined);
+    }
+  }
+
+  /** Redial loop: keep towards minPeers connections, backing off per peer. */
+  #tick(): void {
+    if (this.#stopped) return;
+    const o = this.#o;
+    const now = o.clock.now();
+    const connected = new Set(this.connectedPeers());
+    let need = o.minPeers - connected.size;
+    if (need > 0) {
+      const candidates = [...this.#known.entries()].filter(([p, k]) => !connected.has(p) && k.nextAt <= now && this.admission.isAllowed(p));
+      shuffle(candidates, o.random);
+      for (const [peer] of candidates.slice(0, Math.min(need, 4))) {
+        need--;
+        void this.#dial(peer);
+      }
+    }
+    void this.#flushPeers();
+    this.#timers.push(o.clock.setTimeout(() => this.#tick(), Math.max(100, o.redialMin)));
+    if (this.#timers.length > 16) this.#timers.splice(0, this.#timers.length - 16);
+  }
+
+  async #dial(peer: string): Promise<Connection | undefined> {
+    const o = this.#o;
+    const k = this.#known.get(peer);
+    if (!k) return undefined;
+    try {
+      const conn = await this.#node.dial(k.addrs, { signal: AbortSignal.timeout(5000) });
+      k.failures = 0;
+      k.nextAt = 0;
+      return conn;
+    } catch (e) {
+      k.failures++;
+      const backoff = Math.min(o.redialMax, o.redialMin * 2 ** Math.min(k.failures - 1, 20));
+      k.nextAt = o.clock.now() + backoff * (0.75 + o.random.next() * 0.5);
+      o.log.debug({ peer, failures: k.failures, err: (e as Error).message }, 'dial failed');
+      return undefined;
+    }
+  }
+
+  /**
+   * Periodic anti-entropy with a random policy node — connected or not, so that two sides
+   * of a healed partition that are each above minPeers still find each other.
+   */
+  #scheduleSync(): void {
+    if (this.#stopped) return;
+    const o = this.#o;
+    const jitter = o.syncInterval * (0.8 + o.random.next() * 0.4);
+    this.#timers.push(o.clock.setTimeout(() => {
+      void this.#syncRound().finally(() => this.#scheduleSync());
+    }, jitter));
+  }
+
+  async #syncRound(): Promise<void> {
+    const o = this.#o;
+    const connected = this.connectedPeers();
+    const cur = o.engine.current;
+    const policyPeers = cur ? cur.policy.nodes.map((n) => n.peerId).filter((p) => p !== this.peerIdSafe() && this.#known.has(p)) : [];
+    const unconnected = policyPeers.filter((p) => !connected.includes(p) && this.admission.isAllowed(p) && (this.#known.get(p)?.nextAt ?? 0) <= o.clock.now());
+    if (unconnected.length) {
+      const p = unconnected[o.random.int(unconnected.length)]!;
+      if (await this.#dial(p)) return; // the new connection triggers a sync by itself
+    }
+    if (connected.length) await this.syncWith(connected[o.random.int(connected.length)]!);
+  }
+
+  /** Initiates one sync exchange with a connected peer (at most one at a time per peer). */
+  async syncWith(peer: string): Promise<void> {
+    if (this.#stopped || this.#syncing.has(peer)) return;
+    this.#syncing.add(peer);
+    let stream: Stream | undefined;
+    try {
+      stream = await this.#node.dialProtocol(peerIdFromString(peer), SYNC_PROTOCOL, { signal: AbortSignal.timeout(5000) });
+      const stats = await runSync(stream, 'initiator', this.#withPeer(peer), this.#o.syncTimeout ?? 10_000);
+      this.#count(stats.sentBytes, stats.receivedBytes);
+      await stream.close().catch(() => undefined);
+    } catch (e) {
+      this.#syncFailed(peer, e, stream);
+    } finally {
+      this.#syncing.delete(peer);
+    }
+  }
+
+  /** What this node holds, for a sync with `peer`; what the peer pushes is offered as from it. */
+  #withPeer(peer: string): SyncLocal {
+    const e = this.#o.engine;
+    return {
+      holdings: () => ({
+        meshId: this.#o.meshId,
+        rootVersion: e.root.root.version,
+        policyVersion: e.current?.policy.version ?? 0,
+        policyDigest: e.current?.digest ?? '',
+      }),
+      rootsAfter: (v) => e.rootsAfter(v),
+      policyEnvelope: () => e.current?.bytes,
+      receive: async (push) => {
+        for (const bytes of [...push.roots, ...(push.policy ? [push.policy] : [])]) {
+          const r = await this.#o.engine.offer(bytes, { kind: 'sync', peer });
+          if (gossipVerdict(r.outcome) === TopicValidatorResult.Reject) this.#penalise(peer, `sync ${r.outcome}`);
+        }
+      },
+    };
+  }
+
+  async #serveSync(stream: Stream, peer: string): Promise<void> {
+    try {
+      const stats = await runSync(stream, 'responder', this.#withPeer(peer), this.#o.syncTimeout ?? 10_000);
+      this.#count(stats.sentBytes, stats.receivedBytes);
+      await stream.close().catch(() => undefined);
+    } catch (e) {
+      this.#syncFailed(peer, e, stream);
+    }
+  }
+
+  #count(out: number, inn: number): void {
+    this.counters.syncRuns++;
+    this.counters.syncBytesOut += out;
+    this.counters.syncBytesIn += inn;
+  }
+
+  #syncFailed(peer: string, e: unknown, stream?: Stream): void {
+    this.counters.syncFailures++;
+    stream?.abort(e instanceof Error ? e : new Error(String(e)));
+    if (e instanceof SyncError) this.#penalise(peer, e.message);
+    this.#o.log.debug({ peer, err: (e as Error).message }, 'sync failed');
+  }
+
+  async publish(bytes: Uint8Array): Promise<void> {
+    try {
+      await this.#node.services.pubsub.publish(policyTopic(this.#o.meshId), bytes);
+    } catch (e) {
+      this.#o.log.debug({ err: (e as Error).message }, 'publish failed');
+    }
+  }
+
+  async #flushPeers(): Promise<void> {
+    if (!this.#dirtyPeers.size) return;
+    const batch = new Map(this.#dirtyPeers);
+    this.#dirtyPeers.clear();
+    try {
+      await this.#o.store.savePeers(batch);
+    } catch (e) {
+      this.#o.log.warn({ err: (e as Error).message }, 'peer cache not saved');
+    }
+  }
+
+  /** Test hook: cut or restore links; cut links are closed at once. */
+  async setLinkFilter(filter: ((peerId: string) => boolean) | null): Promise<void> {
+    this.admission.linkFilter = filter;
+    if (filter) {
+      await Promise.all(this.#node.getConnections().filter((c) => !filter(c.remotePeer.toString())).map((c) => c.close().catch(() => c.abort(new Error('link cut')))));
+    } else {
+      for (const k of this.#known.values()) { k.failures = 0; k.nextAt = 0; }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) t.cancel();
+    await this.#flushPeers();
+    await this.#node?.stop();
+  }
+}
+
+function shuffle<T>(a: T[], random: Random): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = random.int(i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+}
+
+export type { PeerId };

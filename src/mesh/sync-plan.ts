@@ -1,0 +1,29 @@
+/**
+ * The anti-entropy decision (pure): given what I hold and what a peer says it holds,
+ * what do I send it? Shared by the libp2p sync protocol and the simulator.
+ */
+export interface Holdings {
+  meshId: string;
+  rootVersion: number;
+  policyVersion: number;
+  /** Empty when no policy is held. */
+  policyDigest: string;
+}
+
+export interface PushPlan {
+  /** Send roots with versions above this (undefined: none). */
+  rootsAfter?: number;
+  /** Send my policy envelope. */
+  policy: boolean;
+}
+
+export function planPush(mine: Holdings, theirs: Holdings): PushPlan {
+  if (mine.meshId !== theirs.meshId) return { policy: false };
+  const plan: PushPlan = { policy: false };
+  if (theirs.rootVersion < mine.rootVersion) plan.rootsAfter = theirs.rootVersion;
+  if (mine.policyDigest !== '') {
+    // Behind: send. Same version, other content: send too, so the peer sees the equivocation.
+    plan.policy = theirs.policyVersion < mine.policyVersion || (theirs.policyVersion === mine.policyVersion && theirs.policyDigest !== mine.policyDigest);
+  }
+  return plan;
+}

@@ -1,0 +1,107 @@
+/**
+ * /picket/sync/1.0.0: length-prefixed protobuf over one libp2p stream.
+ *   initiator → Hello, responder → Hello, initiator → Push, responder → Push.
+ * Each side sends what the other lacks (planPush). Every read is bounded in size and time;
+ * whatever arrives is offered to the engine, which verifies it like any other input.
+ */
+import type { Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import { LIMITS } from '../trust/limits.js';
+import { pb } from '../trust/wire.js';
+import { planPush, type Holdings } from './sync-plan.js';
+
+export const SYNC_PROTOCOL = '/picket/sync/1.0.0';
+export const MAX_SYNC_ROOTS = 64;
+const MAX_HELLO_BYTES = 1024;
+const MAX_PUSH_BYTES = LIMITS.maxEnvelopeBytes + MAX_SYNC_ROOTS * 16 * 1024 + 1024;
+
+export interface SyncLocal {
+  holdings(): Holdings;
+  rootsAfter(version: number): Uint8Array[];
+  policyEnvelope(): Uint8Array | undefined;
+  /** Receives what the peer pushed: roots first (ascending), then the policy. */
+  receive(push: { roots: Uint8Array[]; policy?: Uint8Array }): Promise<void>;
+}
+
+export class SyncError extends Error {
+  override readonly name = 'SyncError';
+  readonly code = 'ERR_SYNC';
+}
+
+export interface SyncStats {
+  sentBytes: number;
+  receivedBytes: number;
+  receivedRoots: number;
+  receivedPolicy: boolean;
+  peer: Holdings;
+}
+
+function decodeHello(bytes: Uint8Array): Holdings {
+  if (bytes.length > MAX_HELLO_BYTES) throw new SyncError(`hello of ${bytes.length} bytes`);
+  let h: pb.sync.v1.Hello;
+  try {
+    h = pb.sync.v1.Hello.decode(bytes);
+  } catch (e) {
+    throw new SyncError(`malformed hello: ${(e as Error).message}`);
+  }
+  const rootVersion = Number(h.rootVersion), policyVersion = Number(h.policyVersion);
+  if (!Number.isSafeInteger(rootVersion) || !Number.isSafeInteger(policyVersion) || h.meshId.length > LIMITS.maxStringLength || !/^[0-9a-f]{0,64}$/.test(h.policyDigest)) {
+    throw new SyncError('malformed hello');
+  }
+  return { meshId: h.meshId, rootVersion, policyVersion, policyDigest: h.policyDigest };
+}
+
+function encodePush(local: SyncLocal, theirs: Holdings): Uint8Array {
+  const plan = planPush(local.holdings(), theirs);
+  const roots = plan.rootsAfter !== undefined ? local.rootsAfter(plan.rootsAfter).slice(0, MAX_SYNC_ROOTS) : [];
+  const policy = plan.policy ? local.policyEnvelope() : undefined;
+  return pb.sync.v1.Push.encode({ roots, ...(policy ? { policy } : {}) }).finish();
+}
+
+function decodePush(bytes: Uint8Array): { roots: Uint8Array[]; policy?: Uint8Array } {
+  let p: pb.sync.v1.Push;
+  try {
+    p = pb.sync.v1.Push.decode(bytes);
+  } catch (e) {
+    throw new SyncError(`malformed push: ${(e as Error).message}`);
+  }
+  if (p.roots.length > MAX_SYNC_ROOTS) throw new SyncError(`push with ${p.roots.length} roots (limit ${MAX_SYNC_ROOTS})`);
+  return { roots: p.roots.map((r) => new Uint8Array(r)), ...(p.policy.length ? { policy: new Uint8Array(p.policy) } : {}) };
+}
+
+/** Runs one side of a sync exchange. Throws SyncError on a misbehaving peer. */
+export async function runSync(stream: Stream, role: 'initiator' | 'responder', local: SyncLocal, timeoutMs: number): Promise<SyncStats> {
+  const lp = lpStream(stream, { maxDataLength: MAX_PUSH_BYTES });
+  const signal = AbortSignal.timeout(timeoutMs);
+  const mine = local.holdings();
+  const hello = pb.sync.v1.Hello.encode({ meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest }).finish();
+  let sentBytes = 0, receivedBytes = 0;
+  const read = async () => {
+    const b = (await lp.read({ signal })).subarray();
+    receivedBytes += b.length;
+    return b;
+  };
+  const write = async (b: Uint8Array) => {
+    sentBytes += b.length;
+    await lp.write(b, { signal });
+  };
+  let theirs: Holdings;
+  if (role === 'initiator') {
+    await write(hello);
+    theirs = decodeHello(await read());
+  } else {
+    theirs = decodeHello(await read());
+    await write(hello);
+  }
+  if (theirs.meshId !== mine.meshId) throw new SyncError(`peer is in mesh ${theirs.meshId.slice(0, 64)}`);
+  let push: ReturnType<typeof decodePush>;
+  if (role === 'initiator') {
+    await write(encodePush(local, theirs));
+    push = decodePush(await read());
+  } else {
+    push = decodePush(await read());
+    await write(encodePush(local, theirs));
+  }
+  await local.receive(push);
+  return { sentBytes, receivedBytes, receivedRoots: push.roots.length, receivedPolicy: Boolean(push.policy), peer: theirs };
+}
