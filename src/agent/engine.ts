@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Clock, Timer } from '../runtime/clock.js';
+import { crashpoint } from '../runtime/faults.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
 import { decodePolicy, type Policy } from '../policy/model.js';
@@ -144,6 +145,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (v.outcome !== 'accepted') return this.#reject({ ...v, kind: 'policy' }, source);
     const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
     await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now });
+    crashpoint('after-persist'); // persisted, not yet enforced: a restart must enforce it
     this.#current = { policy: v.policy, envelope: v.envelope, bytes, digest: v.digest, acceptedAt: now };
     log.info({ version: v.policy.version, digest: v.digest.slice(0, 16), source: source.kind, peer: source.peer }, 'policy accepted');
     this.emit('policy', this.#current, source);

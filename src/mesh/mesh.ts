@@ -18,10 +18,10 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store, PeerRecord } from '../store/store.js';
-import type { Engine, OfferResult, Source } from '../agent/engine.js';
+import type { Engine, OfferResult } from '../agent/engine.js';
 import { LIMITS } from '../trust/limits.js';
 import { Admission } from './admission.js';
-import { runSync, SYNC_PROTOCOL, SyncError, type SyncLocal } from './sync.js';
+import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal } from './sync.js';
 
 export const policyTopic = (meshId: string) => `/picket/${meshId}/policy/1`;
 export const statusTopic = (meshId: string) => `/picket/${meshId}/status/1`;
@@ -221,10 +221,27 @@ export class Mesh {
     return this.#o.privateKey.publicKey.toString();
   }
 
+  /**
+   * A fleet usually runs the agent on one port everywhere: policy node addresses plus our
+   * own TCP listen port make dial candidates for nodes we have never heard from.
+   */
+  #learnFromPolicy(): void {
+    const cur = this.#o.engine.current;
+    if (!cur) return;
+    const ports = [...new Set(this.#o.listen.flatMap((a) => { const m = /\/tcp\/(\d+)/.exec(a); return m && m[1] !== '0' ? [m[1]!] : []; }))];
+    if (!ports.length) return;
+    for (const n of cur.policy.nodes) {
+      if (n.peerId === this.peerIdSafe() || this.#known.has(n.peerId)) continue;
+      const addrs = n.addresses.flatMap((a) => ports.map((p) => multiaddr(`/${a.includes(':') ? 'ip6' : 'ip4'}/${a}/tcp/${p}/p2p/${n.peerId}`)));
+      if (addrs.length) this.#learn(n.peerId, addrs, false);
+    }
+  }
+
   /** Policy nodes become the allow-list; peers no longer listed are cut off at once. */
   #applyAdmission(): void {
     const cur = this.#o.engine.current;
     this.admission.setAllowed(cur ? cur.policy.nodes.map((n) => n.peerId) : null);
+    this.#learnFromPolicy();
     if (!this.#node) return;
     for (const c of this.#node.getConnections()) {
       const peer = c.remotePeer.toString();
@@ -337,13 +354,32 @@ export class Mesh {
       }),
       rootsAfter: (v) => e.rootsAfter(v),
       policyEnvelope: () => e.current?.bytes,
+      peers: () => this.#peerSample(peer),
       receive: async (push) => {
         for (const bytes of [...push.roots, ...(push.policy ? [push.policy] : [])]) {
           const r = await this.#o.engine.offer(bytes, { kind: 'sync', peer });
           if (gossipVerdict(r.outcome) === TopicValidatorResult.Reject) this.#penalise(peer, `sync ${r.outcome}`);
         }
+        // Learn peers only once verified state says who belongs (admission filters them).
+        for (const info of push.peers) {
+          if (info.peerId === this.peerIdSafe() || !this.admission.isAllowed(info.peerId)) continue;
+          const addrs = info.addrs.flatMap((a) => { try { return [multiaddr(a)]; } catch { return []; } });
+          if (addrs.length) this.#learn(info.peerId, addrs, false);
+        }
       },
     };
+  }
+
+  /** Connected peers and their listen addresses, for peer exchange (the asking peer left out). */
+  #peerSample(exclude: string): PeerInfo[] {
+    const out: PeerInfo[] = [];
+    const connected = this.connectedPeers().filter((p) => p !== exclude);
+    shuffle(connected, this.#o.random);
+    for (const p of connected.slice(0, MAX_SYNC_PEERS)) {
+      const k = this.#known.get(p);
+      if (k?.addrs.length) out.push({ peerId: p, addrs: k.addrs.map(String) });
+    }
+    return out;
   }
 
   async #serveSync(stream: Stream, peer: string): Promise<void> {

@@ -12,6 +12,8 @@ import { planPush, type Holdings } from './sync-plan.js';
 
 export const SYNC_PROTOCOL = '/picket/sync/1.0.0';
 export const MAX_SYNC_ROOTS = 64;
+export const MAX_SYNC_PEERS = 32;
+const MAX_PEER_ADDRS = 8;
 const MAX_HELLO_BYTES = 1024;
 const MAX_PUSH_BYTES = LIMITS.maxEnvelopeBytes + MAX_SYNC_ROOTS * 16 * 1024 + 1024;
 
@@ -19,8 +21,21 @@ export interface SyncLocal {
   holdings(): Holdings;
   rootsAfter(version: number): Uint8Array[];
   policyEnvelope(): Uint8Array | undefined;
-  /** Receives what the peer pushed: roots first (ascending), then the policy. */
-  receive(push: { roots: Uint8Array[]; policy?: Uint8Array }): Promise<void>;
+  /** Peers to tell the other side about (peer exchange). */
+  peers(): PeerInfo[];
+  /** Receives what the peer pushed: roots first (ascending), then the policy, then peers. */
+  receive(push: Pushed): Promise<void>;
+}
+
+export interface PeerInfo {
+  peerId: string;
+  addrs: string[];
+}
+
+export interface Pushed {
+  roots: Uint8Array[];
+  policy?: Uint8Array;
+  peers: PeerInfo[];
 }
 
 export class SyncError extends Error {
@@ -55,10 +70,11 @@ function encodePush(local: SyncLocal, theirs: Holdings): Uint8Array {
   const plan = planPush(local.holdings(), theirs);
   const roots = plan.rootsAfter !== undefined ? local.rootsAfter(plan.rootsAfter).slice(0, MAX_SYNC_ROOTS) : [];
   const policy = plan.policy ? local.policyEnvelope() : undefined;
-  return pb.sync.v1.Push.encode({ roots, ...(policy ? { policy } : {}) }).finish();
+  const peers = local.peers().slice(0, MAX_SYNC_PEERS).map((p) => ({ peerId: p.peerId, addrs: p.addrs.slice(0, MAX_PEER_ADDRS) }));
+  return pb.sync.v1.Push.encode({ roots, ...(policy ? { policy } : {}), peers }).finish();
 }
 
-function decodePush(bytes: Uint8Array): { roots: Uint8Array[]; policy?: Uint8Array } {
+function decodePush(bytes: Uint8Array): Pushed {
   let p: pb.sync.v1.Push;
   try {
     p = pb.sync.v1.Push.decode(bytes);
@@ -66,7 +82,15 @@ function decodePush(bytes: Uint8Array): { roots: Uint8Array[]; policy?: Uint8Arr
     throw new SyncError(`malformed push: ${(e as Error).message}`);
   }
   if (p.roots.length > MAX_SYNC_ROOTS) throw new SyncError(`push with ${p.roots.length} roots (limit ${MAX_SYNC_ROOTS})`);
-  return { roots: p.roots.map((r) => new Uint8Array(r)), ...(p.policy.length ? { policy: new Uint8Array(p.policy) } : {}) };
+  if (p.peers.length > MAX_SYNC_PEERS) throw new SyncError(`push with ${p.peers.length} peers (limit ${MAX_SYNC_PEERS})`);
+  const peers: PeerInfo[] = [];
+  for (const info of p.peers) {
+    const addrs = info.addrs ?? [];
+    const peerId = info.peerId ?? '';
+    if (addrs.length > MAX_PEER_ADDRS || peerId.length > LIMITS.maxStringLength || addrs.some((a) => a.length > LIMITS.maxStringLength)) throw new SyncError('push with an oversized peer entry');
+    peers.push({ peerId, addrs });
+  }
+  return { roots: p.roots.map((r) => new Uint8Array(r)), ...(p.policy.length ? { policy: new Uint8Array(p.policy) } : {}), peers };
 }
 
 /** Runs one side of a sync exchange. Throws SyncError on a misbehaving peer. */
@@ -94,7 +118,7 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
     await write(hello);
   }
   if (theirs.meshId !== mine.meshId) throw new SyncError(`peer is in mesh ${theirs.meshId.slice(0, 64)}`);
-  let push: ReturnType<typeof decodePush>;
+  let push: Pushed;
   if (role === 'initiator') {
     await write(encodePush(local, theirs));
     push = decodePush(await read());

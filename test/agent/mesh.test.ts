@@ -1,0 +1,82 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cluster, until } from '../helpers/cluster.js';
+
+let cluster: Cluster | undefined;
+afterEach(async () => {
+  await cluster?.destroy();
+  cluster = undefined;
+});
+
+const monotonic = (h: number[]) => h.every((v, i) => i === 0 || v > h[i - 1]!);
+
+describe('mesh convergence', () => {
+  it('10 nodes on the memory transport with latency converge on a published policy', async () => {
+    cluster = await Cluster.create(10, { latency: 5 });
+    await cluster.startAll();
+    await until(() => cluster!.running().every((n) => n.agent!.mesh.connectedPeers().length > 0), 10_000);
+    // Every node enforces the baseline before any policy exists.
+    for (const n of cluster.nodes) expect(n.agent!.enforcer.status.state).toBe('baseline');
+    await cluster.publish(cluster.nodes[3]!, cluster.policy(1));
+    await cluster.converged(1);
+    for (const n of cluster.nodes) {
+      expect(n.agent!.enforcer.status.state).toBe('ok');
+      expect(n.backend.current?.policy?.version).toBe(1);
+    }
+  });
+
+  it('3 nodes over loopback TCP converge', async () => {
+    cluster = await Cluster.create(3, { transport: 'tcp' });
+    await cluster.startAll();
+    await until(() => cluster!.running().every((n) => n.agent!.mesh.connectedPeers().length > 0), 10_000);
+    await cluster.publish(cluster.nodes[2]!, cluster.policy(1));
+    await cluster.converged(1);
+  });
+
+  it('a node offline during an update catches up through sync when it returns', async () => {
+    cluster = await Cluster.create(5);
+    await cluster.startAll();
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+    await cluster.converged(1);
+    const late = cluster.nodes[4]!;
+    await cluster.stop(late);
+    await cluster.publish(cluster.nodes[1]!, cluster.policy(2));
+    await cluster.publish(cluster.nodes[2]!, cluster.policy(3));
+    await cluster.converged(3);
+    await cluster.start(late);
+    await cluster.converged(3);
+    expect(late.history).toEqual([1, 3]);
+  });
+
+  it('a healed 50/50 partition converges and no version ever goes backwards', async () => {
+    cluster = await Cluster.create(8, { bootstrapCount: 2 });
+    await cluster.startAll();
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+    await cluster.converged(1);
+    const [a, b] = [cluster.nodes.slice(0, 4), cluster.nodes.slice(4)];
+    await cluster.partition(a, b);
+    await cluster.publish(a[0]!, cluster.policy(2));
+    await cluster.converged(2, 10_000, a);
+    await cluster.publish(b[1]!, cluster.policy(3));
+    await cluster.converged(3, 10_000, b);
+    expect(a.every((n) => cluster!.versionOf(n) === 2)).toBe(true);
+    await cluster.heal();
+    await cluster.converged(3);
+    for (const n of cluster.nodes) expect(monotonic(n.history), `${n.name}: ${n.history}`).toBe(true);
+  });
+
+  it('restarts with every bootstrap peer down and rejoins through the peer cache', async () => {
+    cluster = await Cluster.create(4);
+    await cluster.startAll();
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+    await cluster.converged(1);
+    const n3 = cluster.nodes[3]!;
+    await until(() => n3.agent!.mesh.connectedPeers().length >= 2, 10_000);
+    await cluster.stop(n3);
+    await cluster.stop(cluster.nodes[0]!); // the only bootstrap peer
+    await cluster.publish(cluster.nodes[1]!, cluster.policy(2));
+    await cluster.converged(2);
+    await cluster.start(n3, [cluster.nodes[0]!.listen + '/p2p/' + cluster.nodes[0]!.peerId]);
+    await cluster.converged(2, 15_000, [n3]);
+    expect(n3.agent!.mesh.connectedPeers().length).toBeGreaterThan(0);
+  });
+});
