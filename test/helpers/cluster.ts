@@ -38,8 +38,10 @@ export interface ClusterOptions {
   latency?: number;
   syncInterval?: string;
   minPeers?: number;
-  /** Nodes that get bootstrap entries: default node 0 only. */
+  /** How many peers each node bootstraps from: the first N nodes (default 1). */
   bootstrapCount?: number;
+  /** 'first': the first bootstrapCount nodes; 'previous': the bootstrapCount nodes started just before (large clusters). */
+  bootstrapMode?: 'first' | 'previous';
 }
 
 export class Cluster {
@@ -51,7 +53,7 @@ export class Cluster {
   #id = ++clusterSeq;
 
   private constructor(opts: ClusterOptions) {
-    this.opts = { transport: 'memory', latency: 2, syncInterval: '1s', minPeers: 4, bootstrapCount: 1, ...opts };
+    this.opts = { transport: 'memory', latency: 2, syncInterval: '1s', minPeers: 4, bootstrapCount: 1, bootstrapMode: 'first', ...opts };
     this.dir = mkdtempSync(join(tmpdir(), 'picket-cluster-'));
     const now = Date.now();
     this.rootEnvelope = signEnvelope(PAYLOAD_TYPE.root, encodeRoot(rootDoc([this.admin], 1, [this.admin], 1, 1, now + 365 * 86400e3)), [this.admin]);
@@ -94,7 +96,9 @@ export class Cluster {
 
   /** Bootstrap addresses: the first bootstrapCount running nodes, with their real ports. */
   bootstrapFor(spec: NodeSpec): string[] {
-    return this.nodes.slice(0, this.opts.bootstrapCount).filter((n) => n !== spec && n.agent).map((n) => n.agent!.mesh.listenAddrs()[0]!).filter(Boolean);
+    const i = this.nodes.indexOf(spec);
+    const pool = this.opts.bootstrapMode === 'previous' ? this.nodes.slice(Math.max(0, i - this.opts.bootstrapCount), i) : this.nodes.slice(0, this.opts.bootstrapCount);
+    return pool.filter((n) => n !== spec && n.agent).map((n) => n.agent!.mesh.listenAddrs()[0]!).filter(Boolean);
   }
 
   async start(spec: NodeSpec, bootstrap?: string[]): Promise<Agent> {
@@ -107,6 +111,10 @@ export class Cluster {
   }
 
   async startAll(): Promise<void> {
+    if (this.opts.bootstrapMode === 'previous') {
+      for (const n of this.nodes) await this.start(n);
+      return;
+    }
     // The first nodes (bootstrap) go first so the others can dial them.
     for (const n of this.nodes.slice(0, this.opts.bootstrapCount)) await this.start(n);
     await Promise.all(this.nodes.slice(this.opts.bootstrapCount).map((n) => this.start(n)));

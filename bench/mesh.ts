@@ -1,0 +1,112 @@
+/**
+ * Mesh benchmarks (issue: the agent): publish → applied latency for 10/30/100 agents in one
+ * process over loopback TCP (median and p99 over every node and update), the time from
+ * healing a 50/50 partition to full convergence, and the RSS of one agent process with 20
+ * peers. Prints a table and saves JSON.   npx tsx bench/mesh.ts [--quick] [--out DIR]
+ */
+import '../src/runtime/polyfill.js';
+import { performance } from 'node:perf_hooks';
+import { spawn } from 'node:child_process';
+import { Cluster, until } from '../test/helpers/cluster.js';
+import { argValue, median, percentile, round, saveRows, type Row } from './stats.js';
+
+const quick = process.argv.includes('--quick');
+const out = argValue('--out', 'bench-out');
+const rows: Row[] = [];
+
+async function convergence(n: number, updates: number): Promise<void> {
+  const c = await Cluster.create(n, { transport: 'tcp', minPeers: 6, bootstrapCount: 3, bootstrapMode: 'previous', syncInterval: '5s' });
+  try {
+    await c.startAll();
+    await until(() => c.nodes.every((x) => x.agent!.mesh.connectedPeers().length >= Math.min(3, n - 1)), 60_000);
+    await c.publish(c.nodes[0]!, c.policy(1));
+    await c.converged(1, 60_000);
+    // Let gossipsub's mesh settle (a few heartbeats) before measuring.
+    await new Promise((r) => setTimeout(r, 3000));
+    const perNode: number[] = [];
+    const all: number[] = [];
+    for (let v = 2; v < 2 + updates; v++) {
+      const applied = new Map<string, number>();
+      const listeners = c.nodes.map((x) => {
+        const fn = (s: { policyVersion: number | null }) => { if (s.policyVersion === v && !applied.has(x.name)) applied.set(x.name, performance.now()); };
+        x.agent!.engine.on('enforced', fn);
+        return () => x.agent!.engine.off('enforced', fn);
+      });
+      const via = c.nodes[v % n]!;
+      const t0 = performance.now();
+      await c.publish(via, c.policy(v));
+      await until(() => applied.size === n, 30_000, () => `${applied.size}/${n}`);
+      listeners.forEach((off) => off());
+      const lat = [...applied.values()].map((t) => t - t0);
+      perNode.push(...lat);
+      all.push(Math.max(...lat));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    rows.push({ scenario: 'convergence', metric: 'publish → applied, per node (median)', unit: 'ms', nodes: n, value: round(median(perNode)) });
+    rows.push({ scenario: 'convergence', metric: 'publish → applied, per node (p99)', unit: 'ms', nodes: n, value: round(percentile(perNode, 99)) });
+    rows.push({ scenario: 'convergence', metric: 'publish → applied on every node (median)', unit: 'ms', nodes: n, value: round(median(all)) });
+  } finally {
+    await c.destroy();
+  }
+}
+
+async function heal(n: number, runs: number): Promise<void> {
+  const c = await Cluster.create(n, { transport: 'tcp', minPeers: 6, bootstrapCount: 3, bootstrapMode: 'previous', syncInterval: '1s' });
+  try {
+    await c.startAll();
+    await c.publish(c.nodes[0]!, c.policy(1));
+    await c.converged(1, 60_000);
+    const times: number[] = [];
+    let v = 1;
+    for (let r = 0; r < runs; r++) {
+      const a = c.nodes.slice(0, n / 2), b = c.nodes.slice(n / 2);
+      await c.partition(a, b);
+      v++;
+      await c.publish(a[0]!, c.policy(v));
+      await c.converged(v, 30_000, a);
+      const t0 = performance.now();
+      await c.heal();
+      await c.converged(v, 60_000);
+      times.push(performance.now() - t0);
+    }
+    rows.push({ scenario: 'heal', metric: '50/50 partition healed → all converged (median)', unit: 'ms', nodes: n, value: round(median(times)) });
+  } finally {
+    await c.destroy();
+  }
+}
+
+/** One real agent process connected to 20 in-process peers; its RSS read from /proc. */
+async function memory(peers: number): Promise<void> {
+  const c = await Cluster.create(peers, { transport: 'tcp', minPeers: 6, bootstrapCount: 3, bootstrapMode: 'previous' });
+  const { writeFileSync, readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  try {
+    const spec = await c.addNode();
+    for (const n of c.nodes.slice(0, peers)) await c.start(n);
+    await c.publish(c.nodes[0]!, c.policy(1));
+    await c.converged(1, 60_000, c.nodes.slice(0, peers));
+    const cfg = join(c.dir, 'solo.yaml');
+    writeFileSync(cfg, `meshId: test\ndataDir: ${spec.dir}\nidentityKey: ${join(c.dir, `${spec.name}.key`)}\ntrustedRoot: ${join(c.dir, 'root.json')}\nlisten: [/ip4/127.0.0.1/tcp/0]\nbootstrap: [${c.nodes.slice(0, peers).map((n) => n.agent!.mesh.listenAddrs()[0]).join(', ')}]\nmesh: { minPeers: ${peers} }\nenforcement: { backend: memory }\nalerts: []\nlog: { level: warn, pretty: false }\n`);
+    const child = spawn(process.execPath, ['bin/picket.js', 'agent', '--config', cfg], { stdio: 'ignore' });
+    await until(() => c.nodes.slice(0, peers).filter((n) => n.agent!.mesh.connectedPeers().includes(spec.peerId)).length >= peers, 60_000);
+    await new Promise((r) => setTimeout(r, 5000));
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+    child.kill('SIGTERM');
+    rows.push({ scenario: 'memory', metric: `RSS of one agent process with ${peers} peers`, unit: 'MB', nodes: peers + 1, value: round(rss, 1) });
+  } finally {
+    await c.destroy();
+  }
+}
+
+const sizes = quick ? [10, 30] : [10, 30, 100];
+for (const n of sizes) {
+  await convergence(n, quick ? 5 : 10);
+  console.log(`convergence ${n} done`);
+}
+await heal(quick ? 10 : 30, quick ? 2 : 3);
+await memory(20);
+for (const r of rows) console.log(`${r.scenario.padEnd(12)} ${String(r.nodes ?? '').padStart(4)}  ${r.metric.padEnd(52)} ${String(r.value).padStart(9)} ${r.unit}`);
+saveRows(`${out}/mesh.json`, rows);
+console.log(`saved ${out}/mesh.json`);
+process.exit(0);
