@@ -18,6 +18,8 @@ import { parseIp } from '../policy/ip.js';
 import { explain } from '../policy/explain.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { FileBackend, MemoryBackend, type Backend } from '../enforce/backend.js';
+import { NftBackend } from '../enforce/nft.js';
+import { IptablesBackend } from '../enforce/iptables.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { Mesh } from '../mesh/mesh.js';
 import { Engine } from './engine.js';
@@ -48,12 +50,12 @@ export interface StatusJson {
   listen: string[];
 }
 
-/** Picks the backend named in config. nft and iptables arrive with the enforcement issue. */
 function makeBackend(config: AgentConfig): Backend {
   switch (config.enforcement.backend) {
     case 'file': return new FileBackend(config.enforcement.file);
     case 'memory': return new MemoryBackend();
-    default: throw new InputError(`enforcement.backend: ${config.enforcement.backend} is not available in this build (use file or memory)`);
+    case 'iptables': return new IptablesBackend();
+    case 'nft': return new NftBackend();
   }
 }
 
@@ -75,6 +77,7 @@ export class Agent {
   #clock: Clock;
   #control: ControlServer | null = null;
   #watchTimer: Timer | null = null;
+  #driftTimer: Timer | null = null;
   #lastFileSig = '';
   #stopped = false;
 
@@ -110,6 +113,7 @@ export class Agent {
         bootstrapAddrs: bootstrapIps(config.bootstrap),
         sshFrom: [...config.enforcement.failsafe.sshFrom],
         sshPort: config.enforcement.failsafe.sshPort,
+        confirmWindow: config.enforcement.confirmWindow,
       });
       const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer });
       // Enforce the last good policy (or the baseline) before the network opens.
@@ -130,6 +134,10 @@ export class Agent {
         log.info({ socket: config.control.socket }, 'control API listening');
       }
       await agent.#watchPolicyFile();
+      agent.#scheduleDrift();
+      mesh.libp2p.addEventListener('connection:close', () => {
+        if (mesh.connectedPeers().length === 0) void engine.allPeersLost();
+      });
       return agent;
     } catch (e) {
       await store.close().catch(() => undefined);
@@ -216,6 +224,13 @@ export class Agent {
     this.#watchTimer = this.#clock.setTimeout(() => void this.#watchPolicyFile(), 2000);
   }
 
+  #scheduleDrift(): void {
+    if (this.#stopped || !this.#config.enforcement.driftInterval) return;
+    this.#driftTimer = this.#clock.setTimeout(() => {
+      void this.engine.checkDrift().finally(() => this.#scheduleDrift());
+    }, this.#config.enforcement.driftInterval);
+  }
+
   /** SIGHUP: apply what can change without a restart; say what needs one. */
   async reload(next: AgentConfig): Promise<void> {
     const fixed = ['meshId', 'dataDir', 'identityKey', 'trustedRoot'] as const;
@@ -233,6 +248,7 @@ export class Agent {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#watchTimer?.cancel();
+    this.#driftTimer?.cancel();
     await this.#control?.close();
     await this.engine.stop();
     await this.mesh.stop();

@@ -175,6 +175,20 @@ export class Engine extends EventEmitter<EngineEvents> {
     return next;
   }
 
+  /** Drift check, serialized with applies so a repair never races a new policy. */
+  checkDrift(): Promise<string | null> {
+    const next = this.#enforceChain.then(() => this.#o.enforcer.checkDrift());
+    this.#enforceChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Every mesh peer is gone: let the lock-out guard decide whether to restore mesh access. */
+  allPeersLost(): Promise<boolean> {
+    const next = this.#enforceChain.then(() => this.#o.enforcer.onAllPeersLost(this.#current?.policy ?? null));
+    this.#enforceChain = next.catch(() => undefined);
+    return next;
+  }
+
   #armTimer(): void {
     this.#timer?.cancel();
     if (this.#stopped) return;

@@ -15,14 +15,39 @@ export class ApplyError extends Error {
   readonly code = 'ERR_APPLY';
 }
 
+/** What is in force, normalised: a hash to compare and a keyed view to describe differences. */
+export interface ReadBack {
+  hash: string;
+  detail: Record<string, string[]>;
+}
+
 export interface Backend {
   readonly name: string;
   apply(rs: NodeRuleset): Promise<void>;
-  /** Hash of what is in force now, or null when nothing of ours is there. */
-  readBack(): Promise<string | null>;
-  /** Hash that readBack() returns right after apply(rs). */
-  expectedHash(rs: NodeRuleset): string;
-  close?(): Promise<void>;
+  /** What is in force now, or null when nothing of ours is there. */
+  readBack(): Promise<ReadBack | null>;
+  /** Forget incremental state so the next apply replaces everything (after drift). */
+  invalidate?(): void;
+}
+
+/** Says, in a line, how two read-backs differ: which sets and chains gained or lost what. */
+export function describeDrift(expected: ReadBack | null, actual: ReadBack | null): string {
+  if (!actual) return 'the picket ruleset is gone';
+  if (!expected) return 'a ruleset appeared that picket did not apply';
+  const parts: string[] = [];
+  const keys = new Set([...Object.keys(expected.detail), ...Object.keys(actual.detail)]);
+  for (const k of [...keys].sort()) {
+    const a = expected.detail[k], b = actual.detail[k];
+    if (!b) { parts.push(`${k} deleted`); continue; }
+    if (!a) { parts.push(`${k} added`); continue; }
+    const added = b.filter((x) => !a.includes(x)), removed = a.filter((x) => !b.includes(x));
+    if (added.length || removed.length) {
+      parts.push(`${k}: ${added.length ? `+${added.length} (${added.slice(0, 2).join(', ').slice(0, 120)})` : ''}${added.length && removed.length ? ' ' : ''}${removed.length ? `-${removed.length} (${removed.slice(0, 2).join(', ').slice(0, 120)})` : ''}`);
+    } else if (a.join('\n') !== b.join('\n')) {
+      parts.push(`${k}: reordered`);
+    }
+  }
+  return parts.join('; ') || 'contents differ';
 }
 
 const sha256 = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
@@ -40,16 +65,13 @@ export class FileBackend implements Backend {
     }
   }
 
-  async readBack(): Promise<string | null> {
+  async readBack(): Promise<ReadBack | null> {
     try {
-      return sha256(await readFile(this.path));
+      const text = await readFile(this.path, 'utf8');
+      return { hash: sha256(text), detail: { [this.path]: text.split('\n') } };
     } catch {
       return null;
     }
-  }
-
-  expectedHash(rs: NodeRuleset): string {
-    return sha256(renderNft(rs));
   }
 }
 
@@ -66,14 +88,16 @@ export class MemoryBackend implements Backend {
       throw new ApplyError('injected apply failure');
     }
     this.current = rs;
+    this.tampered = null;
     this.applied.push(rs);
   }
 
-  async readBack(): Promise<string | null> {
-    return this.current ? this.expectedHash(this.current) : null;
-  }
+  /** Simulated drift: tests replace what is "in force" behind the agent's back. */
+  tampered: string | null = null;
 
-  expectedHash(rs: NodeRuleset): string {
-    return sha256(renderNft(rs));
+  async readBack(): Promise<ReadBack | null> {
+    if (!this.current) return null;
+    const text = this.tampered ?? renderNft(this.current);
+    return { hash: sha256(text), detail: { memory: text.split('\n') } };
   }
 }

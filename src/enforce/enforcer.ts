@@ -1,15 +1,18 @@
 /**
- * Turns "the policy this node holds" into "the ruleset in force": compile (pure), then
- * hand the complete ruleset to the backend. Build, then swap: if compiling or applying
- * fails, the previous ruleset stays and the state says `failed` with the reason.
- * A node without a policy, or whose policy expired with onExpiry: baseline, or that is not
- * listed in its policy, enforces the baseline — never "open".
+ * Turns "the policy this node holds" into "the ruleset in force": compile (pure), check
+ * (lock-out guard), then hand the complete ruleset to the backend. Build, then swap: if
+ * compiling, checking or applying fails, the previous ruleset stays and the state says
+ * `failed` with the reason. A node without a policy, whose policy expired with
+ * onExpiry: baseline, or that is not listed in its policy, enforces the baseline — never
+ * "open". After each apply the ruleset is read back; drift is repaired and reported.
  */
+import { EventEmitter } from 'node:events';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import { compile, compileBaseline, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
+import { compile, compileBaseline, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
+import { formatPrefix } from '../policy/ip.js';
 import { findNode, type Policy } from '../policy/model.js';
-import type { Backend } from './backend.js';
+import { describeDrift, type Backend, type ReadBack } from './backend.js';
 
 export type EnforcementState = 'ok' | 'baseline' | 'failed' | 'drift-repaired' | 'pending';
 
@@ -22,6 +25,13 @@ export interface EnforcementStatus {
   reason?: string;
 }
 
+export interface EnforcerEvents {
+  applied: [EnforcementStatus, { ms: number }];
+  failed: [string];
+  drift: [string];
+  lockout: [string];
+}
+
 export interface EnforcerOptions {
   backend: Backend;
   clock: Clock;
@@ -32,16 +42,28 @@ export interface EnforcerOptions {
   bootstrapAddrs: string[];
   sshFrom: string[];
   sshPort: number;
+  /** Window after a narrowing apply in which losing every peer restores mesh allowances. */
+  confirmWindow?: number;
 }
 
-export class Enforcer {
+const meshSet = (rs: NodeRuleset | null) => {
+  const m = rs?.sets.find((s) => s.name === 'mesh');
+  return m ? [...m.v4, ...m.v6].map(formatPrefix) : [];
+};
+
+export class Enforcer extends EventEmitter<EnforcerEvents> {
   #opts: EnforcerOptions;
   #status: EnforcementStatus;
   #current: NodeRuleset | null = null;
+  #applied: ReadBack | null = null;
   #previousPolicy: Policy | null = null;
+  #lastPolicy: Policy | null = null;
   #blocked = new Set<string>();
+  #meshExtra: string[] = [];
+  #confirm: { until: number; previousMesh: string[] } | null = null;
 
   constructor(opts: EnforcerOptions) {
+    super();
     this.#opts = opts;
     this.#status = { backend: opts.backend.name, state: 'pending', rulesetHash: null, lastApplyAt: null, policyVersion: null };
   }
@@ -63,7 +85,7 @@ export class Enforcer {
     this.#opts = { ...this.#opts, sshFrom, sshPort };
   }
 
-  /** Compiles what this node should enforce under `policy` at `now`. Pure apart from the blocked-set memory. */
+  /** Compiles what this node should enforce under `policy` at `now`. */
   plan(policy: Policy | null, now: number): { rs: NodeRuleset; state: EnforcementState; reason?: string } {
     const o = this.#opts;
     const base = { now, meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort };
@@ -76,29 +98,44 @@ export class Enforcer {
       return { rs: compileBaseline({ ...base, meshPeers: peers }), state: 'baseline', reason: `this node is not listed in policy v${policy.version}` };
     }
     // Addresses of nodes removed since the previous policy stay blocked until they come back.
+    const blocked = new Set(this.#blocked);
     const still = new Set(policy.nodes.flatMap((n) => n.addresses));
-    for (const a of revokedAddresses(this.#previousPolicy ?? undefined, policy)) this.#blocked.add(a);
-    for (const a of [...this.#blocked]) if (still.has(a)) this.#blocked.delete(a);
-    return { rs: compile(policy, o.peerId, { ...base, blocked: [...this.#blocked] }), state: 'ok' };
+    const previous = policy === this.#lastPolicy ? this.#previousPolicy : this.#lastPolicy;
+    for (const a of revokedAddresses(previous ?? undefined, policy)) blocked.add(a);
+    for (const a of [...blocked]) if (still.has(a)) blocked.delete(a);
+    return { rs: compile(policy, o.peerId, { ...base, blocked: [...blocked], meshExtra: this.#meshExtra }), state: 'ok' };
   }
 
   async enforce(policy: Policy | null, now: number): Promise<EnforcementStatus> {
     const o = this.#opts;
+    if (policy !== this.#lastPolicy) this.#meshExtra = []; // a new policy gets its own confirm window
     let planned: ReturnType<Enforcer['plan']>;
     try {
       planned = this.plan(policy, now);
     } catch (e) {
-      return this.#fail(`compile failed: ${(e as Error).message}`, policy);
+      return this.#fail(`compile failed: ${(e as Error).message}`);
     }
+    const guard = lockoutProblem(planned.rs, { meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort });
+    if (guard) return this.#fail(`lock-out guard refused the ruleset: ${guard}`);
     const hash = rulesetHash(planned.rs);
     const t0 = o.clock.monotonic();
     try {
       await o.backend.apply(planned.rs);
     } catch (e) {
-      return this.#fail(`apply failed: ${(e as Error).message}`, policy);
+      return this.#fail(`apply failed: ${(e as Error).message}`);
     }
+    const ms = o.clock.monotonic() - t0;
+    const previousMesh = meshSet(this.#current);
     this.#current = planned.rs;
-    if (policy) this.#previousPolicy = policy;
+    if (policy && policy !== this.#lastPolicy) {
+      this.#previousPolicy = this.#lastPolicy;
+      // Blocked addresses accumulate across versions until their node is listed again.
+      for (const a of planned.rs.blocked.v4.concat(planned.rs.blocked.v6)) this.#blocked.add(formatPrefix(a));
+    }
+    if (policy) this.#lastPolicy = policy;
+    const narrowed = previousMesh.filter((a) => !meshSet(planned.rs).includes(a));
+    this.#confirm = narrowed.length && o.confirmWindow ? { until: o.clock.now() + o.confirmWindow, previousMesh } : null;
+    this.#applied = await o.backend.readBack().catch(() => null);
     this.#status = {
       backend: o.backend.name,
       state: planned.state,
@@ -107,14 +144,64 @@ export class Enforcer {
       policyVersion: policy?.version ?? null,
       ...(planned.reason ? { reason: planned.reason } : {}),
     };
-    o.log.info({ version: policy?.version ?? null, state: planned.state, rulesetHash: hash.slice(0, 16), rules: planned.rs.rules.length, ms: Math.round(o.clock.monotonic() - t0) }, 'ruleset applied');
+    o.log.info({ version: policy?.version ?? null, state: planned.state, rulesetHash: hash.slice(0, 16), rules: planned.rs.rules.length, ms: Math.round(ms) }, 'ruleset applied');
+    this.emit('applied', this.status, { ms });
     return this.status;
   }
 
-  #fail(reason: string, policy: Policy | null): EnforcementStatus {
+  /**
+   * Reads back what is in force; if it is not what we applied (a table deleted, a rule
+   * edited, an element added by hand), re-applies in full and reports what differed.
+   */
+  async checkDrift(): Promise<string | null> {
+    const o = this.#opts;
+    if (!this.#current) return null;
+    let actual: ReadBack | null;
+    try {
+      actual = await o.backend.readBack();
+    } catch (e) {
+      o.log.warn({ err: (e as Error).message }, 'read-back failed');
+      return null;
+    }
+    if (actual?.hash === this.#applied?.hash) return null;
+    const what = describeDrift(this.#applied, actual);
+    o.log.warn({ drift: what }, 'ruleset drift detected; repairing');
+    o.backend.invalidate?.();
+    try {
+      await o.backend.apply(this.#current);
+    } catch (e) {
+      this.#fail(`drift repair failed: ${(e as Error).message}`);
+      return what;
+    }
+    this.#applied = await o.backend.readBack().catch(() => null);
+    this.#status = { ...this.#status, state: 'drift-repaired', lastApplyAt: o.clock.now(), reason: what };
+    this.emit('drift', what);
+    return what;
+  }
+
+  /**
+   * The node lost every mesh peer. Inside the confirm window of an apply that narrowed the
+   * mesh sources, restore the previous mesh allowances (only those: ports the policy closed
+   * stay closed) and report it, as `commit confirmed` does on routers.
+   */
+  async onAllPeersLost(policy: Policy | null): Promise<boolean> {
+    const c = this.#confirm;
+    if (!c || this.#opts.clock.now() > c.until) return false;
+    this.#confirm = null;
+    this.#meshExtra = c.previousMesh;
+    const reason = `lost every mesh peer within the confirm window after narrowing mesh access; restored ${c.previousMesh.length} previous mesh sources`;
+    this.#opts.log.error({ reason }, 'lock-out guard: reverting mesh allowances');
+    await this.enforce(policy, this.#opts.clock.now());
+    this.#status = { ...this.#status, reason };
+    this.emit('lockout', reason);
+    return true;
+  }
+
+  #fail(reason: string): EnforcementStatus {
     // The previous ruleset is still in force: keep its hash, say why the new one is not.
-    this.#status = { ...this.#status, state: 'failed', reason, policyVersion: this.#status.policyVersion };
-    this.#opts.log.error({ version: policy?.version ?? null, reason }, 'enforcement failed; previous ruleset kept');
+    this.#status = { ...this.#status, state: 'failed', reason };
+    this.#opts.log.error({ reason }, 'enforcement failed; previous ruleset kept');
+    this.emit('failed', reason);
     return this.status;
   }
 }

@@ -4,7 +4,9 @@
  * Render (nft, iptables) and explain both read this one structure, so they cannot disagree.
  */
 import { createHash } from 'node:crypto';
-import { formatPrefix, normalizePrefixes, parsePrefix, type Prefix } from './ip.js';
+import { contains, formatPrefix, normalizePrefixes, parsePrefix, type Prefix } from './ip.js';
+
+const overlaps = (a: Prefix, b: Prefix) => contains(a, b) || contains(b, a);
 import { findNode, type Policy, type PolicyNode, type PortRange, type Proto } from './model.js';
 
 export const DEFAULT_MESH_PORT = 7946;
@@ -53,6 +55,8 @@ export interface CompileOptions {
   sshPort?: number;
   /** Addresses of nodes that left the policy: dropped before established/related. */
   blocked?: string[];
+  /** Extra mesh sources kept open (the lock-out guard's temporary restore). */
+  meshExtra?: string[];
 }
 
 export interface BaselineOptions extends Omit<CompileOptions, 'blocked'> {
@@ -129,7 +133,7 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
   const self = findNode(policy, nodeRef);
   if (!self) throw new CompileError(`node ${nodeRef} is not in policy v${policy.version}`);
   const sets = new SetBuilder();
-  const meshPeers = policy.nodes.filter((n) => n !== self).flatMap((n) => n.addresses);
+  const meshPeers = [...policy.nodes.filter((n) => n !== self).flatMap((n) => n.addresses), ...(opts.meshExtra ?? [])];
   const rules = baseRules(sets, opts, meshPeers);
 
   const source = (sel: string): string | undefined => {
@@ -162,11 +166,13 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
     emit('exception', e, e.expires);
     nextChangeAt = Math.min(nextChangeAt ?? Infinity, e.expires);
   }
+  const guarded = prefixes([...(opts.sshFrom ?? []), ...meshPeers]);
   return {
     policy: { version: policy.version, meshId: policy.meshId },
     node: { name: self.name, peerId: self.peerId },
     sets: sets.sets,
-    blocked: fixedSet('blocked', 'blocked', prefixes(opts.blocked ?? [])),
+    // Never block a failsafe or mesh source: the blocked drop comes before their accepts.
+    blocked: fixedSet('blocked', 'blocked', prefixes(opts.blocked ?? []).filter((b) => !guarded.some((g) => overlaps(g, b)))),
     rules,
     ...(nextChangeAt !== undefined ? { nextChangeAt } : {}),
   };
@@ -181,6 +187,25 @@ export function revokedAddresses(previous: Policy | undefined, next: Policy): st
   const still = new Set(next.nodes.flatMap((n) => n.addresses));
   const kept = new Set(next.nodes.map((n) => n.peerId));
   return previous.nodes.filter((n) => !kept.has(n.peerId)).flatMap((n) => n.addresses).filter((a) => !still.has(a));
+}
+
+/**
+ * The lock-out guard's static check: a ruleset must keep the mesh port open to mesh peers
+ * and SSH open to the failsafe sources, and must not block any of them. Returns the reason
+ * to refuse, or undefined.
+ */
+export function lockoutProblem(rs: NodeRuleset, opts: { meshPorts: number[]; sshFrom: string[]; sshPort: number }): string | undefined {
+  const sets = new Map(rs.sets.map((s) => [s.name, s]));
+  const allows = (source: string, port: number) => rs.rules.some((r) => r.proto === 'tcp' && (r.source === undefined || r.source === source) && r.ports.some((p) => p.first <= port && port <= p.last));
+  for (const port of opts.meshPorts) if (!allows('mesh', port)) return `mesh port ${port} would be closed to mesh peers`;
+  const blocked = [...rs.blocked.v4, ...rs.blocked.v6];
+  const mesh = sets.get('mesh');
+  for (const m of [...(mesh?.v4 ?? []), ...(mesh?.v6 ?? [])]) if (blocked.some((b) => overlaps(b, m))) return `mesh peer ${formatPrefix(m)} would be blocked`;
+  if (opts.sshFrom.length) {
+    if (!allows('failsafe', opts.sshPort)) return `failsafe SSH (port ${opts.sshPort}) would be closed`;
+    for (const f of prefixes(opts.sshFrom)) if (blocked.some((b) => overlaps(b, f))) return `failsafe source ${formatPrefix(f)} would be blocked`;
+  }
+  return undefined;
 }
 
 /** A stable identity for a compiled ruleset, independent of the backend. */

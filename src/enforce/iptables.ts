@@ -1,0 +1,53 @@
+/**
+ * The iptables backend, for hosts without nftables: iptables-restore / ip6tables-restore
+ * --noflush into a dedicated PICKET-INPUT chain (flushed and refilled in one restore
+ * commit), jumped to from the top of INPUT. Same semantics as nft, sets expanded rule by
+ * rule. IPv4 and IPv6 are two commits: a failure in the second leaves the first applied and
+ * is reported as a failed apply.
+ */
+import { createHash } from 'node:crypto';
+import type { NodeRuleset } from '../policy/compile.js';
+import type { Backend, ReadBack } from './backend.js';
+import { run, withTempFile, type Runner } from './exec.js';
+import { IPT_CHAIN, renderIptables } from './render-iptables.js';
+
+const tools = { 4: { restore: 'iptables-restore', save: 'iptables-save', cmd: 'iptables' }, 6: { restore: 'ip6tables-restore', save: 'ip6tables-save', cmd: 'ip6tables' } } as const;
+
+export class IptablesBackend implements Backend {
+  readonly name = 'iptables';
+  constructor(private readonly o: Runner = {}) {}
+
+  async apply(rs: NodeRuleset): Promise<void> {
+    for (const fam of [4, 6] as const) {
+      const t = tools[fam];
+      await withTempFile(renderIptables(rs, fam), async (p) => {
+        await run(this.o, [t.restore, '--noflush', '--test', p]);
+        await run(this.o, [t.restore, '--noflush', p]);
+      });
+      const hooked = await run(this.o, [t.cmd, '-C', 'INPUT', '-j', IPT_CHAIN]).then(() => true, () => false);
+      if (!hooked) await run(this.o, [t.cmd, '-I', 'INPUT', '1', '-j', IPT_CHAIN]);
+    }
+  }
+
+  async readBack(): Promise<ReadBack | null> {
+    const detail: Record<string, string[]> = {};
+    for (const fam of [4, 6] as const) {
+      const text = await run(this.o, [tools[fam].save, '-t', 'filter']);
+      const lines = text.split('\n');
+      if (!lines.some((l) => l.startsWith(`:${IPT_CHAIN} `))) return null;
+      detail[`v${fam} ${IPT_CHAIN}`] = lines.filter((l) => l.startsWith(`-A ${IPT_CHAIN} `));
+      detail[`v${fam} INPUT hook`] = lines.filter((l) => l === `-A INPUT -j ${IPT_CHAIN}`);
+    }
+    const hash = createHash('sha256').update(JSON.stringify(detail)).digest('hex');
+    return { hash, detail };
+  }
+
+  async remove(): Promise<void> {
+    for (const fam of [4, 6] as const) {
+      const t = tools[fam];
+      await run(this.o, [t.cmd, '-D', 'INPUT', '-j', IPT_CHAIN]).catch(() => undefined);
+      await run(this.o, [t.cmd, '-F', IPT_CHAIN]).catch(() => undefined);
+      await run(this.o, [t.cmd, '-X', IPT_CHAIN]).catch(() => undefined);
+    }
+  }
+}

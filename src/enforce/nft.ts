@@ -1,0 +1,126 @@
+/**
+ * The nftables backend. Full applies replace `table inet picket` in one transaction from a
+ * temp file after `nft -c` accepts it; changes that only move addresses apply as set-element
+ * operations (also one transaction). Read-back lists the table as JSON, normalises it
+ * (handles dropped, elements sorted) and hashes it.
+ */
+import { createHash } from 'node:crypto';
+import type { NodeRuleset } from '../policy/compile.js';
+import { ApplyError, type Backend, type ReadBack } from './backend.js';
+import { run, withTempFile, type Runner } from './exec.js';
+import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftDelta, renderNftInPlace, sameShape } from './render-nft.js';
+
+export interface NftOptions extends Runner {
+  /** Check full scripts with `nft -c` before applying (default true). */
+  check?: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+/** Normalised view of the table: set → sorted elements, chain → rule expressions in order. */
+export function normaliseNftJson(text: string): Record<string, string[]> {
+  const doc = JSON.parse(text) as { nftables?: Json[] };
+  const out: Record<string, string[]> = {};
+  for (const item of doc.nftables ?? []) {
+    if ('set' in item) {
+      const s = item.set as Json;
+      out[`set ${String(s.name)}`] = ((s.elem as unknown[]) ?? []).map((e) => JSON.stringify(e)).sort();
+    } else if ('chain' in item) {
+      const c = item.chain as Json;
+      out[`chain ${String(c.name)}`] ??= [];
+      out[`policy ${String(c.name)}`] = [String(c.hook ?? ''), String(c.policy ?? ''), String(c.prio ?? '')];
+    } else if ('rule' in item) {
+      const r = item.rule as Json;
+      (out[`chain ${String(r.chain)}`] ??= []).push(JSON.stringify(r.expr) + (r.comment ? ` # ${String(r.comment)}` : ''));
+    }
+  }
+  return out;
+}
+
+export function hashNormalised(n: Record<string, string[]>): string {
+  const keys = Object.keys(n).sort();
+  return createHash('sha256').update(JSON.stringify(keys.map((k) => [k, n[k]]))).digest('hex');
+}
+
+export class NftBackend implements Backend {
+  readonly name = 'nft';
+  #last: NodeRuleset | null = null;
+  /** Counts of apply kinds, for metrics and benchmarks. */
+  readonly applies = { full: 0, incremental: 0, noop: 0 };
+
+  constructor(private readonly o: NftOptions = {}) {}
+
+  async apply(rs: NodeRuleset): Promise<void> {
+    const last = this.#last;
+    if (last && sameShape(last, rs)) {
+      const delta = renderNftDelta(last, rs);
+      if (delta === '') {
+        this.applies.noop++;
+        this.#last = rs;
+        return;
+      }
+      try {
+        await withTempFile(delta, (p) => run(this.o, ['nft', '-f', p]));
+        this.applies.incremental++;
+        this.#last = rs;
+        return;
+      } catch {
+        // The table may have drifted under us: fall through to a full replace.
+      }
+    }
+    // Prefer replacing the contents in place (the hook never goes away); fall back to
+    // recreating the table when it is missing or holds something we cannot redefine.
+    const existing = last
+      ? { sets: [last.blocked, ...last.sets].flatMap((x) => [`${x.name}_v4`, `${x.name}_v6`]), chains: ['input'] }
+      : await this.#existing();
+    const scripts = existing ? [renderNftInPlace(rs, existing), renderNft(rs)] : [renderNft(rs)];
+    let lastError: unknown;
+    for (const script of scripts) {
+      try {
+        await withTempFile(script, async (p) => {
+          if (this.o.check !== false) await run(this.o, ['nft', '-c', '-f', p]);
+          await run(this.o, ['nft', '-f', p]);
+        });
+        this.applies.full++;
+        this.#last = rs;
+        return;
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    throw lastError;
+  }
+
+  /** Sets and chains the picket table holds now, or null when there is no table. */
+  async #existing(): Promise<{ sets: string[]; chains: string[] } | null> {
+    const rb = await this.readBack().catch(() => null);
+    if (!rb) return null;
+    const keys = Object.keys(rb.detail);
+    return {
+      sets: keys.filter((k) => k.startsWith('set ')).map((k) => k.slice(4)),
+      chains: keys.filter((k) => k.startsWith('chain ')).map((k) => k.slice(6)),
+    };
+  }
+
+  /** Forgets what was applied, so the next apply is a full replace (after drift). */
+  invalidate(): void {
+    this.#last = null;
+  }
+
+  async readBack(): Promise<ReadBack | null> {
+    let text: string;
+    try {
+      text = await run(this.o, ['nft', '-j', 'list', 'table', NFT_FAMILY, NFT_TABLE]);
+    } catch (e) {
+      if (/No such file|does not exist/i.test((e as Error).message)) return null;
+      throw e instanceof ApplyError ? e : new ApplyError((e as Error).message);
+    }
+    const detail = normaliseNftJson(text);
+    return { hash: hashNormalised(detail), detail };
+  }
+
+  /** Removes the picket table (uninstall, tests). */
+  async remove(): Promise<void> {
+    await run(this.o, ['nft', 'delete', 'table', NFT_FAMILY, NFT_TABLE]).catch(() => undefined);
+  }
+}
