@@ -44,7 +44,10 @@ if (mode === 'serve') {
   let ok = 0, fail = 0, stop = false;
   process.on('SIGTERM', () => { stop = true; });
   console.log('started');
-  while (!stop && Date.now() < end) (await connect(a, b, 3000)) ? ok++ : fail++;
+  while (!stop && Date.now() < end) {
+    if (await connect(a, b, 3000)) ok++;
+    else fail++;
+  }
   console.log(JSON.stringify({ ok, fail, reasons }));
   process.exit(0);
 }
