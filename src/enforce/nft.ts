@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { NodeRuleset } from '../policy/compile.js';
 import { ApplyError, type Backend, type ReadBack } from './backend.js';
 import { run, withTempFile, type Runner } from './exec.js';
-import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftDelta, renderNftInPlace, sameShape } from './render-nft.js';
+import { NFT_FAMILY, NFT_TABLE, nftSetNames, renderNft, renderNftDelta, renderNftInPlace, sameShape } from './render-nft.js';
 
 export interface NftOptions extends Runner {
   /** Check full scripts with `nft -c` before applying (default true). */
@@ -46,7 +46,7 @@ export class NftBackend implements Backend {
   readonly name = 'nft';
   #last: NodeRuleset | null = null;
   /** Counts of apply kinds, for metrics and benchmarks. */
-  readonly applies = { full: 0, incremental: 0, noop: 0 };
+  readonly applies = { full: 0, incremental: 0, noop: 0, recreated: 0 };
 
   constructor(private readonly o: NftOptions = {}) {}
 
@@ -70,12 +70,11 @@ export class NftBackend implements Backend {
     }
     // Prefer replacing the contents in place (the hook never goes away); fall back to
     // recreating the table when it is missing or holds something we cannot redefine.
-    const existing = last
-      ? { sets: [last.blocked, ...last.sets].flatMap((x) => [`${x.name}_v4`, `${x.name}_v6`]), chains: ['input'] }
-      : await this.#existing();
+    const existing = last ? { sets: nftSetNames(last), chains: ['input'] } : await this.#existing();
     const scripts = existing ? [renderNftInPlace(rs, existing), renderNft(rs)] : [renderNft(rs)];
     let lastError: unknown;
-    for (const script of scripts) {
+    for (const [i, script] of scripts.entries()) {
+      if (i === scripts.length - 1 && existing) this.applies.recreated++;
       try {
         await withTempFile(script, async (p) => {
           if (this.o.check !== false) await run(this.o, ['nft', '-c', '-f', p]);

@@ -91,7 +91,8 @@ describe('picket CLI', () => {
     expect(d.stdout).toContain('~ https');
     const nft = run('policy', 'render', 'p8.signed', '--node', 'db-1');
     expect(nft.stdout).toContain('table inet picket {');
-    expect(nft.stdout).toContain('udp dport 53 accept comment "rule:dns"');
+    expect(nft.stdout).toMatch(/set open \{ type inet_proto \. inet_service; flags interval; elements = \{ udp \. 53 \} \}/);
+    expect(nft.stdout).toContain('ip saddr . meta l4proto . th dport @allow_v4 accept');
     expect(run('policy', 'render', 'p8.signed', '--node', peer2, '--backend', 'iptables').stdout).toContain(':PICKET-INPUT - [0:0]');
     expect(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.1.5', '--port', '5432').stdout.trim()).toBe('ALLOW by rule app-db');
     expect(JSON.parse(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.9.9', '--port', '5432', '--json').stdout)).toMatchObject({ action: 'DROP', reason: 'default' });

@@ -97,20 +97,21 @@ describe.each(subjects)('backend compliance: $name', (s) => {
 });
 
 describe.runIf(ns)('nft specifics (kernel, netns)', () => {
-  it('applies an address-only change as set-element operations, and a rule change as a full replace', async () => {
+  it('applies address and port changes as set-element operations; only a change of shape is a full replace', async () => {
     const b = new NftBackend({ wrap });
     const e = enforcer(b);
     await e.enforce(p1, NOW);
     const moved = policy(3, { nodes: [{ ...p1.nodes[0]!, addresses: ['10.0.0.11', '2001:db8::1'] }, p1.nodes[1]!] });
     const full = b.applies.full;
     await e.enforce(moved, NOW);
-    expect(b.applies.incremental).toBe(1);
+    const list = () => execFileSync('ip', ['netns', 'exec', ns!, 'nft', 'list', 'set', 'inet', 'picket', 'hosts_v4'], { encoding: 'utf8' });
+    expect(list()).toContain('10.0.0.11 . tcp . 5432');
+    expect(list()).not.toContain('10.0.0.1 . tcp');
+    await e.enforce(policy(4, { nodes: moved.nodes, rules: p2.rules }), NOW); // a new port: still elements
+    expect(b.applies.incremental).toBe(2);
     expect(b.applies.full).toBe(full);
-    const text = execFileSync('ip', ['netns', 'exec', ns!, 'nft', 'list', 'set', 'inet', 'picket', 'role_web_v4'], { encoding: 'utf8' });
-    expect(text).toContain('10.0.0.11');
-    expect(text).not.toContain('10.0.0.1 ');
-    await e.enforce(policy(4, { nodes: moved.nodes, rules: p2.rules }), NOW);
-    expect(b.applies.full).toBe(full + 1);
+    await e.enforce(policy(5, { nodes: moved.nodes, rules: [...p2.rules, { name: 'ping', to: ['any'], from: ['any'], proto: 'icmp', ports: [] }] }), NOW);
+    expect(b.applies.full).toBe(full + 1); // icmp from anywhere adds a rule: new shape
   });
 
   it('coexists with other tables and never touches them', async () => {

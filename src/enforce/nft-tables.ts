@@ -1,0 +1,181 @@
+/**
+ * Lowers a compiled ruleset to nftables objects: a handful of rules and a few lookup sets,
+ * whatever the size of the policy. Allows become elements of concatenated interval sets
+ * (`saddr . l4proto . dport`), so a 10,000-rule policy is ~10 kernel rules, and any change of
+ * addresses or ports is a set-element change (incremental, one transaction). Interval sets
+ * refuse overlapping elements, so each (source prefix × port range) is emitted disjointly:
+ * a prefix only carries the ports its enclosing prefixes do not already allow. Host sources
+ * with a few ports go to plain hash sets instead: nft loads and edits those far faster than
+ * large interval sets (measured in docs/enforcement.md).
+ */
+import { bits, formatPrefix, normalizePrefixes, type Family, type Prefix } from '../policy/ip.js';
+import type { AddressSet, NodeRuleset } from '../policy/compile.js';
+import type { PortRange, Proto } from '../policy/model.js';
+
+export interface NftSet {
+  name: string;
+  type: string;
+  elements: string[];
+  /** Interval sets hold prefixes and ranges; plain (hash) sets only exact elements. Default true. */
+  interval?: boolean;
+}
+
+/** Host rules whose port ranges are narrower than this go to the hash set, port by port. */
+const HOST_PORT_SPAN = 32;
+
+export interface NftTables {
+  sets: NftSet[];
+  rules: string[];
+  comment: string;
+}
+
+type Interval = [number, number];
+
+function mergeIntervals(list: Interval[]): Interval[] {
+  const s = [...list].sort((a, b) => a[0] - b[0]);
+  const out: Interval[] = [];
+  for (const [a, b] of s) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+function subtract(from: Interval[], minus: Interval[]): Interval[] {
+  let cur = from;
+  for (const [ma, mb] of minus) {
+    const next: Interval[] = [];
+    for (const [a, b] of cur) {
+      if (mb < a || ma > b) { next.push([a, b]); continue; }
+      if (a < ma) next.push([a, ma - 1]);
+      if (b > mb) next.push([mb + 1, b]);
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+const fmtPorts = ([a, b]: Interval) => (a === b ? `${a}` : `${a}-${b}`);
+
+function maskOf(f: Family, len: number): bigint {
+  const total = BigInt(bits(f));
+  return ((1n << total) - 1n) ^ ((1n << (total - BigInt(len))) - 1n);
+}
+
+/** Disjoint (prefix, port ranges) covering the union of the given rectangles. */
+export function disjointCover(rects: { prefix: Prefix; ports: Interval[] }[]): { prefix: Prefix; ports: Interval[] }[] {
+  const own = new Map<string, { prefix: Prefix; ports: Interval[] }>();
+  for (const r of rects) {
+    const k = `${r.prefix.len}:${r.prefix.addr}`;
+    const e = own.get(k);
+    if (e) e.ports.push(...r.ports);
+    else own.set(k, { prefix: r.prefix, ports: [...r.ports] });
+  }
+  const entries = [...own.values()].sort((a, b) => a.prefix.len - b.prefix.len);
+  const lengths = [...new Set(entries.map((e) => e.prefix.len))];
+  const effective = new Map<string, Interval[]>();
+  const out: { prefix: Prefix; ports: Interval[] }[] = [];
+  for (const e of entries) {
+    const f = e.prefix.family;
+    let ancestors: Interval[] = [];
+    for (const l of lengths) {
+      if (l >= e.prefix.len) break;
+      const eff = effective.get(`${l}:${e.prefix.addr & maskOf(f, l)}`);
+      if (eff) ancestors = ancestors.concat(eff);
+    }
+    ancestors = mergeIntervals(ancestors);
+    const mine = mergeIntervals(e.ports);
+    const emit = subtract(mine, ancestors);
+    effective.set(`${e.prefix.len}:${e.prefix.addr}`, mergeIntervals([...mine, ...ancestors]));
+    if (emit.length) out.push({ prefix: e.prefix, ports: emit });
+  }
+  return out.sort((a, b) => (a.prefix.addr < b.prefix.addr ? -1 : a.prefix.addr > b.prefix.addr ? 1 : a.prefix.len - b.prefix.len));
+}
+
+const portIntervals = (ports: PortRange[]): Interval[] => ports.map((p) => [p.first, p.last]);
+
+function addrSet(name: string, family: Family, list: Prefix[]): NftSet {
+  return { name: `${name}_v${family}`, type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', elements: list.map(formatPrefix) };
+}
+
+// Rulesets are immutable once compiled: lower each one once (full, delta and shape checks share it).
+const lowered = new WeakMap<NodeRuleset, NftTables>();
+
+export function buildNftTables(rs: NodeRuleset): NftTables {
+  let t = lowered.get(rs);
+  if (!t) {
+    t = lower(rs);
+    lowered.set(rs, t);
+  }
+  return t;
+}
+
+function lower(rs: NodeRuleset): NftTables {
+  const byName = new Map<string, AddressSet>(rs.sets.map((s) => [s.name, s]));
+  const rects: Record<string, { prefix: Prefix; ports: Interval[] }[]> = {};
+  const hosts: Partial<Record<Family, Set<string>>> = {};
+  const open: Record<string, Interval[]> = {};
+  const icmp: Prefix[] = [];
+  let icmpAny = false;
+  const sets: NftSet[] = [addrSet('blocked', 4, rs.blocked.v4), addrSet('blocked', 6, rs.blocked.v6)];
+  const rules: string[] = [];
+  for (const r of rs.rules) {
+    if (r.kind === 'mesh' || r.kind === 'failsafe') {
+      const s = byName.get(r.source!)!;
+      sets.push(addrSet(s.name, 4, s.v4), addrSet(s.name, 6, s.v6));
+      const ports = mergeIntervals(portIntervals(r.ports)).map(fmtPorts);
+      const dport = ports.length === 1 ? ports[0] : `{ ${ports.join(', ')} }`;
+      rules.push(`ip saddr @${s.name}_v4 tcp dport ${dport} accept comment "${r.kind}"`, `ip6 saddr @${s.name}_v6 tcp dport ${dport} accept comment "${r.kind}"`);
+      continue;
+    }
+    const src = r.source === undefined ? undefined : byName.get(r.source);
+    if (r.proto === 'icmp') {
+      if (!src) icmpAny = true;
+      else icmp.push(...src.v4, ...src.v6);
+      continue;
+    }
+    if (!src) {
+      (open[r.proto] ??= []).push(...portIntervals(r.ports));
+      continue;
+    }
+    const narrow = r.ports.every((p) => p.last - p.first < HOST_PORT_SPAN);
+    for (const p of [...src.v4, ...src.v6]) {
+      if (narrow && p.len === bits(p.family)) {
+        // A host and a few ports: exact elements in a hash set (fast to load and to change).
+        const set = (hosts[p.family] ??= new Set<string>());
+        const addr = formatPrefix(p);
+        for (const pr of r.ports) for (let port = pr.first; port <= pr.last; port++) set.add(`${addr} . ${r.proto} . ${port}`);
+      } else {
+        (rects[`${p.family}:${r.proto}`] ??= []).push({ prefix: p, ports: portIntervals(r.ports) });
+      }
+    }
+  }
+  const openEls = (['tcp', 'udp'] as Proto[]).flatMap((proto) => mergeIntervals(open[proto] ?? []).map((i) => `${proto} . ${fmtPorts(i)}`));
+  sets.push({ name: 'open', type: 'inet_proto . inet_service', elements: openEls });
+  for (const fam of [4, 6] as const) {
+    const els: string[] = [];
+    for (const proto of ['tcp', 'udp'] as const) {
+      for (const c of disjointCover(rects[`${fam}:${proto}`] ?? [])) {
+        for (const i of c.ports) els.push(`${formatPrefix(c.prefix)} . ${proto} . ${fmtPorts(i)}`);
+      }
+    }
+    const type = `${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`;
+    sets.push({ name: `allow_v${fam}`, type, elements: els });
+    sets.push({ name: `hosts_v${fam}`, type, elements: [...(hosts[fam] ?? [])].sort(), interval: false });
+  }
+  const icmpNorm = normalizePrefixes(icmp);
+  sets.push(addrSet('icmp', 4, icmpNorm.filter((p) => p.family === 4)), addrSet('icmp', 6, icmpNorm.filter((p) => p.family === 6)));
+  rules.push(
+    'meta l4proto . th dport @open accept comment "rules from any"',
+    'ip saddr . meta l4proto . th dport @allow_v4 accept comment "rules"',
+    'ip6 saddr . meta l4proto . th dport @allow_v6 accept comment "rules"',
+    'ip saddr . meta l4proto . th dport @hosts_v4 accept comment "rules (hosts)"',
+    'ip6 saddr . meta l4proto . th dport @hosts_v6 accept comment "rules (hosts)"',
+    'ip saddr @icmp_v4 meta l4proto icmp accept comment "icmp rules"',
+    'ip6 saddr @icmp_v6 meta l4proto ipv6-icmp accept comment "icmp rules"',
+  );
+  if (icmpAny) rules.push('meta l4proto { icmp, ipv6-icmp } accept comment "icmp from any"');
+  const origin = rs.policy ? `policy v${rs.policy.version} for ${rs.node?.name ?? '?'}` : 'baseline (no policy)';
+  return { sets, rules, comment: `picket: ${origin}` };
+}
