@@ -24,6 +24,11 @@ import { Enforcer } from '../enforce/enforcer.js';
 import { Mesh } from '../mesh/mesh.js';
 import { Engine } from './engine.js';
 import { ControlServer } from './control.js';
+import { Metrics } from './metrics.js';
+import { AlertManager } from '../alerts/alerts.js';
+import { Auditor } from '../audit/auditor.js';
+import type { Listener } from '../audit/listeners.js';
+import type { FleetNode } from '../audit/status.js';
 import type { AgentConfig } from './config.js';
 import { readInput } from '../cli/io.js';
 
@@ -37,6 +42,8 @@ export interface AgentDeps {
   syncTimeout?: number;
   /** Skip the control socket (in-process clusters). */
   noControl?: boolean;
+  /** Test hook: where the self-audit reads listening sockets from. */
+  listeners?: () => Listener[];
 }
 
 export interface StatusJson {
@@ -48,6 +55,8 @@ export interface StatusJson {
   enforcement: { backend: string; state: string; rulesetHash: string | null; lastApplyAt: string | null; reason?: string };
   peers: { peerId: string; name: string | null }[];
   listen: string[];
+  alerts: { key: string; class: string; severity: string; summary: string; since: string }[];
+  metrics: string | null;
 }
 
 function makeBackend(config: AgentConfig): Backend {
@@ -67,12 +76,21 @@ function bootstrapIps(bootstrap: readonly string[]): string[] {
   return bootstrap.flatMap((a) => { const m = /^\/ip[46]\/([^/]+)/.exec(a); return m && parseIp(m[1]!) ? [m[1]!] : []; });
 }
 
+export interface MeshJson {
+  summary: string;
+  nodes: (FleetNode & { connected: boolean; self: boolean })[];
+}
+
 export class Agent {
   readonly engine: Engine;
   readonly mesh: Mesh;
   readonly enforcer: Enforcer;
   readonly store: Store;
   readonly log: Logger;
+  readonly alerts: AlertManager;
+  readonly auditor: Auditor;
+  readonly metrics = new Metrics();
+  #metricsAddr: string | null = null;
   #config: AgentConfig;
   #clock: Clock;
   #control: ControlServer | null = null;
@@ -81,7 +99,7 @@ export class Agent {
   #lastFileSig = '';
   #stopped = false;
 
-  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock }) {
+  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor }) {
     this.#config = config;
     this.engine = parts.engine;
     this.mesh = parts.mesh;
@@ -89,6 +107,8 @@ export class Agent {
     this.store = parts.store;
     this.log = parts.log;
     this.#clock = parts.clock;
+    this.alerts = parts.alerts;
+    this.auditor = parts.auditor;
   }
 
   get config(): AgentConfig {
@@ -126,8 +146,20 @@ export class Agent {
         ...(deps.memoryLatency !== undefined ? { memoryLatency: deps.memoryLatency } : {}),
         ...(deps.syncTimeout !== undefined ? { syncTimeout: deps.syncTimeout } : {}),
       });
+      const alerts = new AlertManager({ store, clock, log, source: peerId, sinks: [...config.alerts] });
+      await alerts.start();
       await mesh.start();
-      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock });
+      const a = config.audit;
+      const auditor = new Auditor({
+        meshId: config.meshId, privateKey, peerId, store, clock, random, log, engine, enforcer, mesh, alerts,
+        meshPorts: meshPorts(config.listen), statusInterval: a.statusInterval, auditInterval: a.interval, silentAfter: a.silentAfter,
+        probeInterval: a.probeInterval, probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning,
+        ...(deps.listeners ? { listeners: deps.listeners } : {}),
+      });
+      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor });
+      agent.#wireMetrics();
+      await auditor.start();
+      if (config.control.metrics) agent.#metricsAddr = await agent.metrics.listen(config.control.metrics);
       if (!deps.noControl) {
         agent.#control = new ControlServer(config.control.socket, agent.#handlers());
         await agent.#control.listen();
@@ -168,14 +200,40 @@ export class Agent {
       },
       peers: this.mesh.connectedPeers().sort().map((p) => ({ peerId: p, name: names.get(p) ?? null })),
       listen: this.mesh.listenAddrs(),
+      alerts: this.alerts.openAlerts().map((x) => ({ key: x.key, class: x.class, severity: x.severity, summary: x.summary, since: new Date(x.since).toISOString() })),
+      metrics: this.#metricsAddr,
     };
   }
 
-  meshView(): { nodes: { peerId: string; name: string; connected: boolean; self: boolean }[] } {
-    const cur = this.engine.current;
+  #wireMetrics(): void {
+    const m = this.metrics;
+    this.engine.on('rejected', (r, source) => m.verifications.inc({ outcome: r.outcome, source: source.kind }));
+    this.engine.on('policy', (_c, source) => m.verifications.inc({ outcome: 'accepted', source: source.kind }));
+    this.enforcer.on('applied', (_s, { ms }) => m.applyDuration.observe(ms / 1000));
+    this.enforcer.on('drift', () => m.driftRepairs.inc());
+    this.alerts.on('event', (e) => m.alerts.inc({ class: e.class, action: e.action }));
+    m.refresh = () => {
+      m.policyVersion.set(this.engine.current?.policy.version ?? 0);
+      m.rootVersion.set(this.engine.root.root.version);
+      m.peers.set(this.mesh.connectedPeers().length);
+      const c = this.mesh.counters;
+      m.syncRuns.set(c.syncRuns);
+      m.syncFailures.set(c.syncFailures);
+      m.syncBytes.set({ direction: 'in' }, c.syncBytesIn);
+      m.syncBytes.set({ direction: 'out' }, c.syncBytesOut);
+      m.gossipBytesIn.set(c.gossipBytesIn);
+      m.enforcementState.reset();
+      m.enforcementState.set({ state: this.enforcer.status.state }, 1);
+    };
+  }
+
+  /** The fleet as this node sees it, from signed statuses: no central collector. */
+  meshView(): MeshJson {
     const connected = new Set(this.mesh.connectedPeers());
+    const f = this.auditor.fleet();
     return {
-      nodes: (cur?.policy.nodes ?? []).map((n) => ({ peerId: n.peerId, name: n.name, connected: connected.has(n.peerId), self: n.peerId === this.mesh.peerId })),
+      summary: f.summary,
+      nodes: f.nodes.map((n) => ({ ...n, connected: connected.has(n.peerId), self: n.peerId === this.mesh.peerId })),
     };
   }
 
@@ -227,7 +285,7 @@ export class Agent {
   #scheduleDrift(): void {
     if (this.#stopped || !this.#config.enforcement.driftInterval) return;
     this.#driftTimer = this.#clock.setTimeout(() => {
-      void this.engine.checkDrift().finally(() => this.#scheduleDrift());
+      void this.engine.checkDrift().then((d) => this.auditor.driftChecked(d)).finally(() => this.#scheduleDrift());
     }, this.#config.enforcement.driftInterval);
   }
 
@@ -238,6 +296,7 @@ export class Agent {
     if (JSON.stringify(next.listen) !== JSON.stringify(this.#config.listen)) this.log.warn({ field: 'listen' }, 'changing this field needs a restart; ignored');
     this.log.level = next.log.level;
     this.enforcer.setFailsafe([...next.enforcement.failsafe.sshFrom], next.enforcement.failsafe.sshPort);
+    this.alerts.setSinks([...next.alerts]);
     this.#config = { ...next, meshId: this.#config.meshId, dataDir: this.#config.dataDir, identityKey: this.#config.identityKey, trustedRoot: this.#config.trustedRoot, listen: this.#config.listen };
     this.#lastFileSig = '';
     await this.engine.enforceNow();
@@ -250,6 +309,9 @@ export class Agent {
     this.#watchTimer?.cancel();
     this.#driftTimer?.cancel();
     await this.#control?.close();
+    await this.metrics.close();
+    await this.auditor.stop();
+    await this.alerts.stop();
     await this.engine.stop();
     await this.mesh.stop();
     await this.store.close();

@@ -65,7 +65,12 @@ export const AgentConfigSchema = z.strictObject({
   audit: z.strictObject({
     interval: duration('60s').describe('Listening-socket self-audit period.'),
     statusInterval: duration('30s').describe('Signed status gossip period (also sent on every change).'),
-    silentAfter: duration('2m').describe('A node not heard from for this long is shown as silent.'),
+    silentAfter: duration('2m').describe('A node not heard from for this long is shown as silent (and alerted).'),
+    probeInterval: duration('5m').describe('Peer probes: how often a few peers are checked from outside; 0 disables.'),
+    probePeers: z.number().int().min(0).max(32).default(3).describe('Peers probed per round (small: probes are traffic).'),
+    probePorts: z.number().int().min(0).max(32).default(4).describe('Policy-closed ports probed per peer and round.'),
+    probeTimeout: duration('500ms').describe('Connect timeout per probe.'),
+    expiryWarning: duration('7d').describe('Alert this long before the policy expires.'),
   }).prefault({}),
   control: z.strictObject({
     socket: z.string().optional().describe('Operator API (HTTP over a Unix socket, mode 0600). Default: <dataDir>/control.sock.'),

@@ -3,6 +3,38 @@ import type { Command } from 'commander';
 import { readInput } from './io.js';
 import { call, resolveSocket } from './client.js';
 import { printJson } from './io.js';
+import { systemClock } from '../runtime/clock.js';
+import { formatDuration, parseDuration } from '../runtime/duration.js';
+import { UsageError } from '../errors.js';
+import type { MeshJson } from '../agent/agent.js';
+
+/** Polls the fleet view until every node enforces `version`; returns the exit code. */
+async function waitForFleet(socket: string, version: number, timeoutMs: number): Promise<number> {
+  const tty = Boolean(process.stdout.isTTY);
+  const t0 = systemClock.monotonic();
+  let last = '';
+  for (;;) {
+    const m = (await call(socket, 'GET', '/v1/mesh')).body as MeshJson;
+    const done = m.nodes.filter((n) => (n.policyVersion ?? 0) >= version && (n.enforcement === 'ok' || n.enforcement === 'drift-repaired'));
+    const elapsed = systemClock.monotonic() - t0;
+    const line = `v${version}: ${done.length}/${m.nodes.length} nodes enforce it (${formatDuration(elapsed)})`;
+    if (tty) process.stdout.write(`\r${line}   `);
+    else if (line.replace(/\(.*\)/, '') !== last.replace(/\(.*\)/, '')) process.stdout.write(`${line}\n`);
+    last = line;
+    if (m.nodes.length && done.length === m.nodes.length) {
+      if (tty) process.stdout.write('\n');
+      process.stdout.write(`converged: ${m.nodes.length}/${m.nodes.length} nodes enforce v${version} in ${formatDuration(elapsed)}\n`);
+      return 0;
+    }
+    if (elapsed > timeoutMs) {
+      if (tty) process.stdout.write('\n');
+      const late = m.nodes.filter((n) => !done.includes(n)).map((n) => `${n.name} (${n.policyVersion === null ? 'never heard' : `v${n.policyVersion} ${n.enforcement}`})`);
+      process.stderr.write(`timed out after ${formatDuration(elapsed)}: ${late.length} not on v${version}: ${late.join(', ')}\n`);
+      return 1;
+    }
+    await systemClock.sleep(200);
+  }
+}
 
 export function registerPublish(program: Command): void {
   program
@@ -11,14 +43,21 @@ export function registerPublish(program: Command): void {
     .argument('<file>', 'signed policy or root')
     .option('--socket <path>', 'agent control socket (default: $PICKET_SOCKET or /run/picket/control.sock)')
     .option('--config <file>', 'read the socket path from this agent config')
+    .option('--wait', 'show the fleet converging and exit when every node enforces the new version')
+    .option('--timeout <duration>', 'with --wait: give up after this long (default 60s)', '60s')
     .option('--json', 'print the agent\'s answer as JSON')
-    .action(async (file: string, opts: { socket?: string; config?: string; json?: boolean }) => {
+    .action(async (file: string, opts: { socket?: string; config?: string; json?: boolean; wait?: boolean; timeout: string }) => {
       const socket = resolveSocket(opts);
       const r = await call(socket, 'POST', '/v1/policy', readInput(file, 'signed file'));
       const b = r.body as { outcome?: string; reason?: string; version?: number; kind?: string };
       if (opts.json) printJson(b);
       if (r.status === 200) {
         if (!opts.json) process.stdout.write(b.outcome === 'duplicate' ? `already held: ${b.kind ?? 'policy'} v${b.version}\n` : `accepted: ${b.kind ?? 'policy'} v${b.version}, spreading to the mesh\n`);
+        if (opts.wait && b.kind === 'policy' && b.version !== undefined) {
+          const timeout = parseDuration(opts.timeout);
+          if (timeout === undefined) throw new UsageError(`--timeout ${opts.timeout} is not a duration`);
+          process.exitCode = await waitForFleet(socket, b.version, timeout);
+        }
         return;
       }
       if (!opts.json) process.stderr.write(`refused: ${b.outcome ?? r.status}: ${b.reason ?? JSON.stringify(b)}\n`);

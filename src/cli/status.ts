@@ -1,6 +1,7 @@
 /** `picket status`: what the local agent holds and enforces; --mesh for the fleet. */
 import type { Command } from 'commander';
-import type { StatusJson } from '../agent/agent.js';
+import type { MeshJson, StatusJson } from '../agent/agent.js';
+import { systemClock } from '../runtime/clock.js';
 import { call, resolveSocket } from './client.js';
 import { printJson } from './io.js';
 
@@ -12,12 +13,28 @@ export function formatStatus(s: StatusJson): string {
     `root      v${s.root.version}, expires ${s.root.expires}`,
     `enforce   ${s.enforcement.backend}: ${s.enforcement.state}${s.enforcement.reason ? ` (${s.enforcement.reason})` : ''}`,
     `ruleset   ${s.enforcement.rulesetHash?.slice(0, 16) ?? '-'}, applied ${s.enforcement.lastApplyAt ?? 'never'}`,
+    `alerts    ${s.alerts.length ? s.alerts.map((a) => `${a.severity} ${a.class}: ${a.summary}`).join('\n          ') : 'none'}`,
   ];
   return lines.join('\n') + '\n';
 }
 
-interface MeshJson {
-  nodes: { peerId: string; name: string; connected: boolean; self: boolean }[];
+/** The fleet table and its one-line summary ("48/50 on v7, 1 drifted, 1 silent"). */
+export function formatMesh(m: MeshJson, now: number): string {
+  const ago = (iso: string | null) => {
+    if (!iso) return 'never';
+    const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+    return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
+  };
+  const head = `${'NODE'.padEnd(16)} ${'VERSION'.padEnd(8)} ${'ENFORCEMENT'.padEnd(15)} ${'LAST SEEN'.padEnd(10)} ${'ALERTS'.padEnd(20)} PEER`;
+  const rows = m.nodes.map((n) => [
+    `${n.name}${n.self ? ' *' : ''}`.padEnd(16),
+    (n.policyVersion === null ? '-' : `v${n.policyVersion}`).padEnd(8),
+    (n.silent ? `${n.enforcement ?? '-'} (silent)` : n.enforcement ?? '-').padEnd(15),
+    ago(n.lastSeen).padEnd(10),
+    (n.alerts.join(',') || '-').padEnd(20),
+    n.peerId,
+  ].join(' '));
+  return `${head}\n${rows.join('\n')}\n${m.summary}\n`;
 }
 
 export function registerStatus(program: Command): void {
@@ -34,8 +51,7 @@ export function registerStatus(program: Command): void {
         const r = await call(socket, 'GET', '/v1/mesh');
         const m = r.body as MeshJson;
         if (opts.json) return printJson(m);
-        const rows = m.nodes.map((n) => `${n.name.padEnd(16)} ${n.peerId}  ${n.self ? 'self' : n.connected ? 'connected' : '-'}`);
-        process.stdout.write(`${rows.join('\n')}\n${m.nodes.length} nodes in policy, ${m.nodes.filter((n) => n.connected).length} connected\n`);
+        process.stdout.write(formatMesh(m, systemClock.now()));
         return;
       }
       const r = await call(socket, 'GET', '/v1/status');

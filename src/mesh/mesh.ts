@@ -3,6 +3,7 @@
  * + gossipsub, with admission, gossip validation through the engine, the sync protocol,
  * a persisted peer cache and redial with backoff. Knows nothing of nftables.
  */
+import { EventEmitter } from 'node:events';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { memory } from '@libp2p/memory';
@@ -82,7 +83,11 @@ export function gossipVerdict(outcome: OfferResult['outcome']): TopicValidatorRe
   }
 }
 
-export class Mesh {
+export interface MeshEvents {
+  penalised: [peer: string, why: string];
+}
+
+export class Mesh extends EventEmitter<MeshEvents> {
   readonly admission: Admission;
   readonly counters: MeshCounters = { gossipIn: {}, syncRuns: 0, syncFailures: 0, syncBytesIn: 0, syncBytesOut: 0, gossipBytesIn: 0, penalised: 0 };
   #o: MeshOptions;
@@ -94,6 +99,7 @@ export class Mesh {
   #dirtyPeers = new Map<string, PeerRecord>();
 
   constructor(o: MeshOptions) {
+    super();
     this.#o = o;
     this.admission = new Admission(o.clock, o.privateKey.publicKey.toString());
   }
@@ -257,6 +263,7 @@ export class Mesh {
     this.counters.penalised++;
     if (this.admission.strike(peer, o.penaltyThreshold, o.banFor)) {
       o.log.warn({ peer, why }, 'peer penalised: disconnected and banned');
+      this.emit('penalised', peer, why);
       void this.#node.hangUp(peerIdFromString(peer)).catch(() => undefined);
     }
   }
@@ -403,6 +410,26 @@ export class Mesh {
     stream?.abort(e instanceof Error ? e : new Error(String(e)));
     if (e instanceof SyncError) this.#penalise(peer, e.message);
     this.#o.log.debug({ peer, err: (e as Error).message }, 'sync failed');
+  }
+
+  /** Subscribes to the signed-status topic; the validator decides accept / ignore / reject. */
+  subscribeStatus(validate: (bytes: Uint8Array, from: string) => Promise<'accept' | 'ignore' | 'reject'>): void {
+    const topic = statusTopic(this.#o.meshId);
+    const map = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const;
+    this.#node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const v = await validate(msg.data, peer.toString());
+      if (v === 'reject') this.#penalise(peer.toString(), 'invalid status');
+      return map[v];
+    });
+    this.#node.services.pubsub.subscribe(topic);
+  }
+
+  async publishStatus(bytes: Uint8Array): Promise<void> {
+    try {
+      await this.#node.services.pubsub.publish(statusTopic(this.#o.meshId), bytes);
+    } catch (e) {
+      this.#o.log.debug({ err: (e as Error).message }, 'status publish failed');
+    }
   }
 
   async publish(bytes: Uint8Array): Promise<void> {

@@ -38,6 +38,8 @@ identityKey: ./node.key
 trustedRoot: ./root.json
 listen: [/ip4/127.0.0.1/tcp/0]
 enforcement: { backend: file, failsafe: { sshFrom: [10.0.0.0/8] } }
+control: { metrics: 127.0.0.1:0 }
+audit: { statusInterval: 1s }
 log: { level: info, pretty: false }
 `);
 });
@@ -71,6 +73,24 @@ describe('agent process', () => {
     expect(s1.enforcement.rulesetHash).toMatch(/^[0-9a-f]{64}$/);
     expect(readFileSync(join(t.dir, 'data', 'ruleset.nft'), 'utf8')).toContain('tcp . 8002');
     expect(run('status', '--socket', sock).stdout).toMatch(/policy\s+v2/);
+    // Fleet view and metrics.
+    const mesh = JSON.parse(run('status', '--mesh', '--socket', sock, '--json').stdout);
+    expect(mesh).toMatchObject({ summary: '1/1 on v2', nodes: [{ peerId: peer, name: 'solo', policyVersion: 2, enforcement: 'ok', silent: false }] });
+    expect(run('status', '--mesh', '--socket', sock).stdout).toMatch(/solo \*\s+v2\s+ok/);
+    const metricsAddr = s1.metrics as string;
+    const text = await (await fetch(`http://${metricsAddr}/metrics`)).text();
+    expect(text).toMatch(/picket_policy_version 2/);
+    expect(text).toMatch(/picket_verifications_total\{outcome="stale",source="control"\} 1/);
+    expect(text).toMatch(/picket_apply_duration_seconds_count \d+/);
+    a.child.kill('SIGTERM');
+    expect((await a.exited).code).toBe(0);
+  });
+
+  it('publish --wait shows the fleet converge and exits 0 when every node enforces the version', async () => {
+    const a = await start();
+    const r = run('publish', 'p2.signed', '--socket', sock, '--wait', '--timeout', '20s');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/converged: 1\/1 nodes enforce v2 in/);
     a.child.kill('SIGTERM');
     expect((await a.exited).code).toBe(0);
   });

@@ -42,6 +42,8 @@ export interface ClusterOptions {
   bootstrapCount?: number;
   /** 'first': the first bootstrapCount nodes; 'previous': the bootstrapCount nodes started just before (large clusters). */
   bootstrapMode?: 'first' | 'previous';
+  /** Extra config sections (audit, alerts…), merged over the test defaults. */
+  overrides?: Record<string, unknown>;
 }
 
 export class Cluster {
@@ -53,7 +55,7 @@ export class Cluster {
   #id = ++clusterSeq;
 
   private constructor(opts: ClusterOptions) {
-    this.opts = { transport: 'memory', latency: 2, syncInterval: '1s', minPeers: 4, bootstrapCount: 1, bootstrapMode: 'first', ...opts };
+    this.opts = { transport: 'memory', latency: 2, syncInterval: '1s', minPeers: 4, bootstrapCount: 1, bootstrapMode: 'first', overrides: {}, ...opts };
     this.dir = mkdtempSync(join(tmpdir(), 'picket-cluster-'));
     const now = Date.now();
     this.rootEnvelope = signEnvelope(PAYLOAD_TYPE.root, encodeRoot(rootDoc([this.admin], 1, [this.admin], 1, 1, now + 365 * 86400e3)), [this.admin]);
@@ -89,8 +91,10 @@ export class Cluster {
       syncInterval: this.opts.syncInterval,
       mesh: { minPeers: this.opts.minPeers, redialMin: '100ms', redialMax: '1s', penaltyThreshold: 3, banFor: '1m' },
       enforcement: { backend: 'memory' },
+      audit: { probeInterval: 0 },
       alerts: [],
       log: { level: 'silent' },
+      ...this.opts.overrides,
     }, this.dir);
   }
 

@@ -1,0 +1,219 @@
+/**
+ * Alerts: conditions are raised and resolved by key; each change becomes an event that is
+ * queued durably (in the store) for every sink and delivered with retry and backoff, so
+ * none is lost across restarts or while a receiver is down. A condition that clears sends
+ * `resolve`. Sinks: log, generic webhook, PagerDuty Events API v2.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Store } from '../store/store.js';
+
+export const ALERT_CLASSES = [
+  'equivocation', 'forged-policy', 'policy-expired', 'policy-expiring', 'drift-repaired', 'apply-failed',
+  'lockout-revert', 'unexpected-listener', 'exposed-port', 'node-silent', 'peer-penalised',
+] as const;
+export type AlertClass = (typeof ALERT_CLASSES)[number];
+export type Severity = 'critical' | 'error' | 'warning' | 'info';
+
+export interface AlertEvent {
+  action: 'trigger' | 'resolve';
+  dedupKey: string;
+  class: AlertClass;
+  severity: Severity;
+  summary: string;
+  source: string;
+  details: Record<string, unknown>;
+  time: number;
+}
+
+export type SinkConfig =
+  | { type: 'log' }
+  | { type: 'webhook'; url: string; headers?: Record<string, string> }
+  | { type: 'pagerduty'; url: string; routingKey?: string; routingKeyFile?: string };
+
+interface Queued {
+  sink: string;
+  event: AlertEvent;
+  attempts: number;
+  nextAt: number;
+}
+
+interface OpenAlert {
+  class: AlertClass;
+  severity: Severity;
+  summary: string;
+  since: number;
+}
+
+export interface AlertEvents {
+  event: [AlertEvent];
+  delivered: [string, AlertEvent];
+}
+
+const sinkId = (s: SinkConfig) => createHash('sha256').update(JSON.stringify(s)).digest('hex').slice(0, 12);
+
+/** The PagerDuty Events API v2 body for an event. */
+export function pagerDutyBody(routingKey: string, e: AlertEvent): Record<string, unknown> {
+  if (e.action === 'resolve') return { routing_key: routingKey, event_action: 'resolve', dedup_key: e.dedupKey };
+  return {
+    routing_key: routingKey,
+    event_action: 'trigger',
+    dedup_key: e.dedupKey,
+    payload: {
+      summary: e.summary.slice(0, 1024),
+      source: e.source,
+      severity: e.severity,
+      component: 'picket',
+      class: e.class,
+      timestamp: new Date(e.time).toISOString(),
+      custom_details: e.details,
+    },
+  };
+}
+
+export class AlertManager extends EventEmitter<AlertEvents> {
+  #open = new Map<string, OpenAlert>();
+  #sinks: SinkConfig[];
+  #timer: Timer | null = null;
+  #seq = 0;
+  #stopped = false;
+  #delivering = false;
+  #ignoreBackoff = false;
+  #again = false;
+
+  constructor(private readonly o: { store: Store; clock: Clock; log: Logger; source: string; sinks: SinkConfig[]; timeoutMs?: number }) {
+    super();
+    this.#sinks = o.sinks;
+  }
+
+  async start(): Promise<void> {
+    for (const [k, v] of await this.o.store.listJson<OpenAlert>('alert-open/')) this.#open.set(k.slice('alert-open/'.length), v);
+    const q = await this.o.store.listJson<Queued>('alertq/');
+    this.#seq = q.length ? Number(q[q.length - 1]![0].slice('alertq/'.length)) + 1 : 0;
+    // After a restart, whatever is still queued is tried at once, whatever its backoff said.
+    this.#ignoreBackoff = true;
+    this.#schedule(0);
+  }
+
+  setSinks(sinks: SinkConfig[]): void {
+    this.#sinks = sinks;
+  }
+
+  openAlerts(): ({ key: string } & OpenAlert)[] {
+    return [...this.#open].map(([key, a]) => ({ key, ...a }));
+  }
+
+  openClasses(): AlertClass[] {
+    return [...new Set([...this.#open.values()].map((a) => a.class))].sort();
+  }
+
+  isOpen(key: string): boolean {
+    return this.#open.has(key);
+  }
+
+  /** Raises a condition; a condition already open is not sent again. */
+  async raise(key: string, cls: AlertClass, severity: Severity, summary: string, details: Record<string, unknown> = {}): Promise<void> {
+    if (this.#open.has(key)) return;
+    const now = this.o.clock.now();
+    const alert = { class: cls, severity, summary, since: now };
+    this.#open.set(key, alert);
+    await this.o.store.putJson(`alert-open/${key}`, alert);
+    await this.#enqueue({ action: 'trigger', dedupKey: key, class: cls, severity, summary, source: this.o.source, details, time: now });
+  }
+
+  /** Clears a condition: sends `resolve` for it (nothing if it was not open). */
+  async resolve(key: string, summary = 'condition cleared'): Promise<void> {
+    const a = this.#open.get(key);
+    if (!a) return;
+    this.#open.delete(key);
+    await this.o.store.delJson(`alert-open/${key}`);
+    await this.#enqueue({ action: 'resolve', dedupKey: key, class: a.class, severity: a.severity, summary, source: this.o.source, details: {}, time: this.o.clock.now() });
+  }
+
+  /** Resolves every open alert of a class whose key is not in `keep` (for scans that re-list conditions). */
+  async resolveClassExcept(cls: AlertClass, keep: Set<string>): Promise<void> {
+    for (const [key, a] of [...this.#open]) if (a.class === cls && !keep.has(key)) await this.resolve(key);
+  }
+
+  async #enqueue(event: AlertEvent): Promise<void> {
+    this.emit('event', event);
+    for (const s of this.#sinks) {
+      const item: Queued = { sink: sinkId(s), event, attempts: 0, nextAt: 0 };
+      await this.o.store.putJson(`alertq/${String(this.#seq++).padStart(16, '0')}`, item);
+    }
+    this.#schedule(0);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer?.cancel();
+    this.#timer = this.o.clock.setTimeout(() => void this.deliver(), ms);
+  }
+
+  /** Delivers due queue items in order; failed ones back off (1 s doubling to 5 min). */
+  async deliver(): Promise<void> {
+    if (this.#stopped) return;
+    if (this.#delivering) {
+      this.#again = true; // enqueued during a pass: run another pass right after
+      return;
+    }
+    this.#delivering = true;
+    this.#again = false;
+    let next = Infinity;
+    try {
+      const now = this.o.clock.now();
+      const ignoreBackoff = this.#ignoreBackoff;
+      this.#ignoreBackoff = false;
+      const byId = new Map(this.#sinks.map((s) => [sinkId(s), s]));
+      for (const [key, item] of await this.o.store.listJson<Queued>('alertq/')) {
+        const sink = byId.get(item.sink);
+        if (!sink) { await this.o.store.delJson(key); continue; } // its sink was removed from config
+        if (item.nextAt > now && !ignoreBackoff) { next = Math.min(next, item.nextAt - now); continue; }
+        try {
+          await this.#send(sink, item.event);
+          await this.o.store.delJson(key);
+          this.emit('delivered', sink.type, item.event);
+        } catch (e) {
+          item.attempts++;
+          const backoff = Math.min(300_000, 1000 * 2 ** Math.min(item.attempts - 1, 9));
+          item.nextAt = now + backoff;
+          await this.o.store.putJson(key, item);
+          next = Math.min(next, backoff);
+          this.o.log.warn({ sink: sink.type, attempts: item.attempts, err: (e as Error).message }, 'alert delivery failed; will retry');
+        }
+      }
+    } finally {
+      this.#delivering = false;
+    }
+    if (this.#again) this.#schedule(0);
+    else if (next < Infinity) this.#schedule(next);
+  }
+
+  async #send(sink: SinkConfig, e: AlertEvent): Promise<void> {
+    if (sink.type === 'log') {
+      this.o.log[e.action === 'trigger' ? 'warn' : 'info']({ alert: e.class, action: e.action, dedupKey: e.dedupKey, severity: e.severity, details: e.details }, e.summary);
+      return;
+    }
+    const body = sink.type === 'pagerduty' ? pagerDutyBody(routingKey(sink), e) : { ...e, time: new Date(e.time).toISOString() };
+    const res = await fetch(sink.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(sink.type === 'webhook' ? sink.headers : {}) },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
+    });
+    if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#timer?.cancel();
+  }
+}
+
+function routingKey(s: Extract<SinkConfig, { type: 'pagerduty' }>): string {
+  if (s.routingKey) return s.routingKey;
+  return readFileSync(s.routingKeyFile!, 'utf8').trim();
+}

@@ -1,0 +1,241 @@
+/**
+ * Constant validation for one agent: signed status out (on change and periodically) and in
+ * (verified, kept per node), self-audit of listening sockets, peer probes, the fleet view,
+ * and every alert condition wired to its source. Timers come from the injected clock.
+ */
+import type { PrivateKey } from '@libp2p/interface';
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Random } from '../runtime/random.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Store } from '../store/store.js';
+import type { Engine } from '../agent/engine.js';
+import type { Enforcer } from '../enforce/enforcer.js';
+import type { Mesh } from '../mesh/mesh.js';
+import type { AlertManager } from '../alerts/alerts.js';
+import { fleetView, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
+import { readListeners, unexpectedListeners, type Listener } from './listeners.js';
+import { planProbes, runProbes } from './probe.js';
+
+export interface AuditOptions {
+  meshId: string;
+  privateKey: PrivateKey;
+  peerId: string;
+  store: Store;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  engine: Engine;
+  enforcer: Enforcer;
+  mesh: Mesh;
+  alerts: AlertManager;
+  meshPorts: number[];
+  statusInterval: number;
+  auditInterval: number;
+  silentAfter: number;
+  probeInterval: number;
+  probePeers: number;
+  probePorts: number;
+  probeTimeout: number;
+  expiryWarning: number;
+  /** Test hook: where listening sockets come from. */
+  listeners?: () => Listener[];
+}
+
+const EVENT_ALERT_TTL = 3_600_000; // forged-policy and peer-penalised resolve after an hour of quiet
+
+export class Auditor {
+  #o: AuditOptions;
+  #statuses = new Map<string, { status: NodeStatus; receivedAt: number }>();
+  #seq = 0;
+  #timers: Timer[] = [];
+  #findings: Finding[] = [];
+  #startedAt: number;
+  #stopped = false;
+  #publishing: Promise<void> = Promise.resolve();
+
+  constructor(o: AuditOptions) {
+    this.#o = o;
+    this.#startedAt = o.clock.now();
+  }
+
+  async start(): Promise<void> {
+    const o = this.#o;
+    this.#seq = (await o.store.getJson<number>('status-seq')) ?? 0;
+    for (const [k, v] of await o.store.listJson<{ status: NodeStatus; receivedAt: number }>('status/')) this.#statuses.set(k.slice('status/'.length), v);
+    o.mesh.subscribeStatus((bytes, from) => this.#receive(bytes, from));
+    this.#wireAlerts();
+    // The first apply ran before alerts were wired: report its failure now.
+    const st = o.enforcer.status;
+    if (st.state === 'failed') await o.alerts.raise('apply-failed', 'apply-failed', 'critical', `Ruleset apply failed at start: ${st.reason}`, { reason: st.reason });
+    o.engine.on('enforced', () => void this.publishStatus());
+    o.alerts.on('event', () => void this.publishStatus());
+    this.#every(o.statusInterval, () => this.publishStatus());
+    this.#every(o.auditInterval, () => this.audit());
+    if (o.probeInterval > 0) this.#every(o.probeInterval, () => this.probe());
+    await this.publishStatus();
+  }
+
+  #every(ms: number, fn: () => Promise<unknown>): void {
+    if (!ms || this.#stopped) return;
+    const t = this.#o.clock.setTimeout(() => {
+      void fn().catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'audit task failed')).finally(() => {
+        this.#timers = this.#timers.filter((x) => x !== t);
+        this.#every(ms, fn);
+      });
+    }, ms * (0.9 + this.#o.random.next() * 0.2));
+    this.#timers.push(t);
+  }
+
+  #wireAlerts(): void {
+    const { engine, enforcer, mesh, alerts } = this.#o;
+    engine.on('rejected', (r, source) => {
+      if (r.outcome === 'equivocation') {
+        void alerts.raise(`equivocation/${r.kind}/v${r.version}`, 'equivocation', 'critical',
+          `Equivocation: two different ${r.kind} documents signed with version ${r.version} — a signing key was misused or stolen`,
+          { version: r.version, digest: r.digest, reason: r.reason, source: source.kind, peer: source.peer });
+      } else if (r.outcome === 'bad-signature' || r.outcome === 'below-threshold') {
+        void alerts.raise(`forged-policy/${source.peer ?? source.kind}`, 'forged-policy', 'error',
+          `A ${r.kind} not signed by the trusted threshold was received (${r.outcome}) from ${source.peer ?? source.kind}`,
+          { outcome: r.outcome, reason: r.reason, source: source.kind, peer: source.peer });
+      }
+    });
+    engine.on('policy', (cur) => {
+      for (const a of alerts.openAlerts()) {
+        if (a.class === 'equivocation' && a.key.startsWith('equivocation/policy/')) {
+          const v = Number(a.key.split('/v')[1]);
+          if (v < cur.policy.version) void alerts.resolve(a.key, `superseded by policy v${cur.policy.version}`);
+        }
+      }
+    });
+    enforcer.on('failed', (reason) => void alerts.raise('apply-failed', 'apply-failed', 'critical', `Ruleset apply failed; the previous ruleset stays in force: ${reason}`, { reason }));
+    enforcer.on('applied', (st) => {
+      void alerts.resolve('apply-failed', `applied ruleset ${st.rulesetHash?.slice(0, 12)}`);
+      if (!enforcer.status.reason?.startsWith('lost every mesh peer')) void alerts.resolve('lockout-revert');
+    });
+    enforcer.on('drift', (what) => void alerts.raise('drift-repaired', 'drift-repaired', 'warning', `Firewall drift detected and repaired: ${what}`, { drift: what }));
+    enforcer.on('lockout', (reason) => void alerts.raise('lockout-revert', 'lockout-revert', 'critical', `Lock-out guard restored mesh access: ${reason}`, { reason }));
+    mesh.on('penalised', (peer, why) => void alerts.raise(`peer-penalised/${peer}`, 'peer-penalised', 'warning', `Peer ${peer} sent invalid data repeatedly (${why}); disconnected and banned for a while`, { peer, why }));
+  }
+
+  /** Drift check results come from the agent's loop: a clean check resolves the drift alert. */
+  async driftChecked(drift: string | null): Promise<void> {
+    if (drift === null) await this.#o.alerts.resolve('drift-repaired', 'no drift at the last read-back');
+  }
+
+  #isMember(peerId: string): boolean {
+    return this.#o.engine.current?.policy.nodes.some((n) => n.peerId === peerId) ?? false;
+  }
+
+  async #receive(bytes: Uint8Array, from: string): Promise<'accept' | 'ignore' | 'reject'> {
+    const v = await verifyStatus(bytes, this.#o.meshId, (p) => this.#isMember(p), (p) => this.#statuses.get(p)?.status.seq ?? -1);
+    if (!v.ok) {
+      this.#o.log.debug({ from, reason: v.reason }, 'status not accepted');
+      return v.reject ? 'reject' : 'ignore';
+    }
+    const rec = { status: v.status, receivedAt: this.#o.clock.now() };
+    this.#statuses.set(v.status.peerId, rec);
+    await this.#o.store.putJson(`status/${v.status.peerId}`, rec);
+    if (this.#o.alerts.isOpen(`node-silent/${v.status.peerId}`)) await this.#o.alerts.resolve(`node-silent/${v.status.peerId}`, 'heard from again');
+    return 'accept';
+  }
+
+  statusNow(): NodeStatus {
+    const { engine, enforcer, alerts, clock } = this.#o;
+    const en = enforcer.status;
+    return {
+      meshId: this.#o.meshId,
+      peerId: this.#o.peerId,
+      policyVersion: engine.current?.policy.version ?? 0,
+      digest: engine.current?.digest ?? '',
+      rulesetHash: en.rulesetHash ?? '',
+      enforcement: en.state,
+      lastApplyAt: en.lastApplyAt ?? 0,
+      alerts: alerts.openClasses(),
+      seq: 0,
+      time: clock.now(),
+      findings: this.#findings,
+    };
+  }
+
+  /** Signs and gossips this node's status (serialized; seq strictly increases, even across restarts). */
+  publishStatus(): Promise<void> {
+    this.#publishing = this.#publishing.then(async () => {
+      if (this.#stopped) return;
+      const o = this.#o;
+      this.#seq = Math.max(this.#seq + 1, o.clock.now());
+      await o.store.putJson('status-seq', this.#seq);
+      const s = { ...this.statusNow(), seq: this.#seq };
+      this.#statuses.set(o.peerId, { status: s, receivedAt: o.clock.now() });
+      await o.mesh.publishStatus(await signStatus(s, o.privateKey));
+    }).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'status publish failed'));
+    return this.#publishing;
+  }
+
+  fleet(): ReturnType<typeof fleetView> {
+    const nodes = this.#o.engine.current?.policy.nodes ?? [];
+    return fleetView(nodes.map((n) => ({ peerId: n.peerId, name: n.name })), this.#statuses, this.#o.clock.now(), this.#o.silentAfter);
+  }
+
+  /** One audit round: listeners, expiry, silent nodes, stale event alerts. */
+  async audit(): Promise<void> {
+    const o = this.#o;
+    const now = o.clock.now();
+    const rs = o.enforcer.ruleset;
+    if (rs) {
+      const bad = unexpectedListeners((o.listeners ?? readListeners)(), rs);
+      const keep = new Set<string>();
+      for (const l of bad) {
+        const key = `unexpected-listener/${l.proto}/${l.port}`;
+        keep.add(key);
+        await o.alerts.raise(key, 'unexpected-listener', 'warning', `Unexpected listener: ${l.proto}/${l.port} on ${l.address}${l.process ? ` (${l.process})` : ''} is not opened by the policy for this node`, { ...l });
+      }
+      await o.alerts.resolveClassExcept('unexpected-listener', keep);
+    }
+    const p = o.engine.current?.policy;
+    if (p) {
+      if (p.expires <= now) await o.alerts.raise('policy-expired', 'policy-expired', 'critical', `Policy v${p.version} expired at ${new Date(p.expires).toISOString()}; ${p.settings.onExpiry === 'baseline' ? 'enforcing the baseline' : 'still enforcing it'}`, { version: p.version });
+      else await o.alerts.resolve('policy-expired');
+      if (p.expires > now && p.expires - now < o.expiryWarning) await o.alerts.raise('policy-expiring', 'policy-expiring', 'warning', `Policy v${p.version} expires at ${new Date(p.expires).toISOString()}`, { version: p.version });
+      else await o.alerts.resolve('policy-expiring');
+    }
+    // Silence is judged only once the agent has been up long enough to have heard everyone.
+    if (now - this.#startedAt > o.silentAfter) {
+      const keep = new Set<string>();
+      for (const n of this.fleet().nodes) {
+        if (!n.silent || n.peerId === o.peerId) continue;
+        const key = `node-silent/${n.peerId}`;
+        keep.add(key);
+        await o.alerts.raise(key, 'node-silent', 'warning', `Node ${n.name} has not been heard from ${n.lastSeen ? `since ${n.lastSeen}` : 'since this agent started'}`, { peerId: n.peerId, name: n.name, lastSeen: n.lastSeen });
+      }
+      await o.alerts.resolveClassExcept('node-silent', keep);
+    }
+    for (const a of o.alerts.openAlerts()) {
+      if ((a.class === 'forged-policy' || a.class === 'peer-penalised') && now - a.since > EVENT_ALERT_TTL) await o.alerts.resolve(a.key, 'quiet for an hour');
+    }
+  }
+
+  /** One probe round against a few peers' policy-closed ports. */
+  async probe(): Promise<Finding[]> {
+    const o = this.#o;
+    const p = o.engine.current?.policy;
+    if (!p) return [];
+    const targets = planProbes(p, o.peerId, o.clock.now(), o.random, { peers: o.probePeers, ports: o.probePorts, meshPorts: o.meshPorts });
+    const findings = await runProbes(targets, o.probeTimeout);
+    const probedPeers = new Set(targets.map((t) => t.peerId));
+    // Keep findings about peers not probed this round; replace the others.
+    this.#findings = [...this.#findings.filter((f) => !probedPeers.has(f.target)), ...findings].slice(0, 64);
+    const keep = new Set(this.#findings.map((f) => `exposed-port/${f.target}/${f.port}`));
+    for (const f of this.#findings) {
+      await o.alerts.raise(`exposed-port/${f.target}/${f.port}`, 'exposed-port', 'error', `Exposed port: ${f.detail} (${f.address})`, { ...f });
+    }
+    await o.alerts.resolveClassExcept('exposed-port', keep);
+    if (findings.length) await this.publishStatus();
+    return findings;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) t.cancel();
+    await this.#publishing;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Signed node status: what each node holds and enforces, signed with its node key and
+ * gossiped, so any node can show the whole fleet. Receivers accept a status only if the
+ * signature verifies against the sender's PeerId, the sender is a node of the current
+ * policy, and its sequence number increases (no replay of an old "all good").
+ */
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
+import { LIMITS } from '../trust/limits.js';
+import { pb } from '../trust/wire.js';
+
+const DOMAIN = new TextEncoder().encode('picket-status-v1');
+const MAX_STATUS_BYTES = 64 * 1024;
+const MAX_FINDINGS = 64;
+const MAX_ALERTS = 32;
+
+export interface Finding {
+  kind: 'exposed-port' | 'unexpected-listener';
+  target: string;
+  address: string;
+  port: number;
+  proto: string;
+  detail: string;
+}
+
+export interface NodeStatus {
+  meshId: string;
+  peerId: string;
+  policyVersion: number;
+  digest: string;
+  rulesetHash: string;
+  enforcement: string;
+  lastApplyAt: number;
+  alerts: string[];
+  seq: number;
+  time: number;
+  findings: Finding[];
+}
+
+function framed(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(DOMAIN.length + bytes.length);
+  out.set(DOMAIN, 0);
+  out.set(bytes, DOMAIN.length);
+  return out;
+}
+
+export async function signStatus(s: NodeStatus, key: PrivateKey): Promise<Uint8Array> {
+  const status = pb.status.v1.Status.encode({
+    meshId: s.meshId, peerId: s.peerId, policyVersion: s.policyVersion, digest: s.digest, rulesetHash: s.rulesetHash,
+    enforcement: s.enforcement, lastApplyAtMs: s.lastApplyAt, alerts: s.alerts, seq: s.seq, timeMs: s.time, findings: s.findings,
+  }).finish();
+  const signature = await key.sign(framed(status));
+  return pb.status.v1.SignedStatus.encode({ status, signature }).finish();
+}
+
+export type StatusVerdict = { ok: true; status: NodeStatus } | { ok: false; reject: boolean; reason: string };
+
+/**
+ * Verifies a signed status. `isMember` says whether a PeerId is a node of the current policy;
+ * `lastSeq` is the highest seq already held for that node. `reject` marks forgeries (the
+ * sender is penalised); a stale seq is only ignored.
+ */
+export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: (peerId: string) => boolean, lastSeq: (peerId: string) => number): Promise<StatusVerdict> {
+  if (bytes.length > MAX_STATUS_BYTES) return { ok: false, reject: true, reason: 'status too large' };
+  let signed: pb.status.v1.SignedStatus, m: pb.status.v1.Status;
+  try {
+    signed = pb.status.v1.SignedStatus.decode(bytes);
+    m = pb.status.v1.Status.decode(signed.status);
+  } catch {
+    return { ok: false, reject: true, reason: 'malformed status' };
+  }
+  if (m.findings.length > MAX_FINDINGS || m.alerts.length > MAX_ALERTS) return { ok: false, reject: true, reason: 'status lists too much' };
+  const strings = [m.meshId, m.peerId, m.digest, m.rulesetHash, m.enforcement, ...m.alerts, ...m.findings.flatMap((f) => [f.kind ?? '', f.target ?? '', f.address ?? '', f.proto ?? '', f.detail ?? ''])];
+  if (strings.some((x) => x.length > LIMITS.maxStringLength)) return { ok: false, reject: true, reason: 'status field too long' };
+  if (m.meshId !== meshId) return { ok: false, reject: true, reason: `status for mesh ${m.meshId.slice(0, 64)}` };
+  let ok = false;
+  try {
+    const pk = peerIdFromString(m.peerId).publicKey;
+    ok = pk ? await pk.verify(framed(signed.status), signed.signature) : false;
+  } catch {
+    ok = false;
+  }
+  if (!ok) return { ok: false, reject: true, reason: 'status signature does not verify' };
+  if (!isMember(m.peerId)) return { ok: false, reject: true, reason: 'status from a node not in the policy' };
+  const seq = Number(m.seq);
+  if (seq <= lastSeq(m.peerId)) return { ok: false, reject: false, reason: 'stale status' };
+  return {
+    ok: true,
+    status: {
+      meshId: m.meshId, peerId: m.peerId, policyVersion: Number(m.policyVersion), digest: m.digest, rulesetHash: m.rulesetHash,
+      enforcement: m.enforcement, lastApplyAt: Number(m.lastApplyAtMs), alerts: [...m.alerts], seq, time: Number(m.timeMs),
+      findings: m.findings.map((f) => ({ kind: (f.kind ?? '') as Finding['kind'], target: f.target ?? '', address: f.address ?? '', port: f.port ?? 0, proto: f.proto ?? '', detail: f.detail ?? '' })),
+    },
+  };
+}
+
+export interface FleetNode {
+  peerId: string;
+  name: string;
+  policyVersion: number | null;
+  digest: string | null;
+  enforcement: string | null;
+  rulesetHash: string | null;
+  lastSeen: string | null;
+  silent: boolean;
+  alerts: string[];
+  findings: Finding[];
+}
+
+/** The fleet view (pure): every policy node with its latest status, silent ones marked. */
+export function fleetView(nodes: { peerId: string; name: string }[], statuses: Map<string, { status: NodeStatus; receivedAt: number }>, now: number, silentAfter: number): { nodes: FleetNode[]; summary: string } {
+  const out: FleetNode[] = nodes.map((n) => {
+    const s = statuses.get(n.peerId);
+    return {
+      peerId: n.peerId, name: n.name,
+      policyVersion: s ? s.status.policyVersion : null,
+      digest: s ? s.status.digest || null : null,
+      enforcement: s ? s.status.enforcement : null,
+      rulesetHash: s ? s.status.rulesetHash || null : null,
+      lastSeen: s ? new Date(s.receivedAt).toISOString() : null,
+      silent: !s || now - s.receivedAt > silentAfter,
+      alerts: s?.status.alerts ?? [],
+      findings: s?.status.findings ?? [],
+    };
+  });
+  const versions = out.filter((n) => n.policyVersion !== null).map((n) => n.policyVersion!);
+  const newest = versions.length ? Math.max(...versions) : 0;
+  const onNewest = out.filter((n) => n.policyVersion === newest && !n.silent).length;
+  const drifted = out.filter((n) => n.enforcement === 'drift-repaired').length;
+  const failed = out.filter((n) => n.enforcement === 'failed').length;
+  const silent = out.filter((n) => n.silent).length;
+  const parts = [`${onNewest}/${out.length} on v${newest}`];
+  if (drifted) parts.push(`${drifted} drifted`);
+  if (failed) parts.push(`${failed} failed`);
+  if (silent) parts.push(`${silent} silent`);
+  return { nodes: out, summary: parts.join(', ') };
+}

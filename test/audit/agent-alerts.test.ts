@@ -1,0 +1,84 @@
+/** Alert conditions end to end on real agents: trigger, then resolve when the condition clears. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:net';
+import { Cluster, until } from '../helpers/cluster.js';
+import { EventsReceiver } from '../helpers/receiver.js';
+
+let cluster: Cluster | undefined;
+let rx: EventsReceiver | undefined;
+afterEach(async () => {
+  await cluster?.destroy();
+  await rx?.stop();
+  cluster = undefined;
+});
+
+async function setup(n: number, audit: Record<string, unknown> = {}) {
+  rx = await new EventsReceiver().start();
+  cluster = await Cluster.create(n, {
+    overrides: {
+      alerts: [{ type: 'pagerduty', url: rx.url, routingKey: 'TEST-KEY' }],
+      audit: { probeInterval: 0, statusInterval: '300ms', interval: '1h', silentAfter: '1s', ...audit },
+      enforcement: { backend: 'memory', driftInterval: 0 },
+    },
+  });
+  await cluster.startAll();
+  await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+  await cluster.converged(1);
+  return cluster;
+}
+
+describe('alerts from real agents', () => {
+  it('equivocation: a second, different v2 triggers a critical alert; v3 resolves it', async () => {
+    const c = await setup(3);
+    await c.publish(c.nodes[0]!, c.policy(2));
+    await c.converged(2);
+    const r = await c.nodes[1]!.agent!.engine.offer(c.signed(c.policy(2, { extra: { rules: [] } })), { kind: 'control' });
+    expect(r.outcome).toBe('equivocation');
+    await until(() => rx!.of('equivocation/policy/v2', 'trigger').length >= 1, 10_000);
+    const e = rx!.of('equivocation/policy/v2', 'trigger')[0]!;
+    expect(e).toMatchObject({ routing_key: 'TEST-KEY', event_action: 'trigger', payload: { severity: 'critical', component: 'picket', class: 'equivocation', source: c.nodes[1]!.peerId } });
+    expect((e.payload as { summary: string }).summary).toMatch(/signing key was misused/);
+    await c.publish(c.nodes[0]!, c.policy(3));
+    await until(() => rx!.of('equivocation/policy/v2', 'resolve').length >= 1, 10_000);
+  });
+
+  it('drift: a tampered ruleset triggers drift-repaired; a clean read-back resolves it', async () => {
+    const c = await setup(2);
+    const n = c.nodes[0]!;
+    n.backend.tampered = 'someone edited the table';
+    const what = await n.agent!.engine.checkDrift();
+    expect(what).toBeTruthy();
+    await until(() => rx!.of('drift-repaired', 'trigger').length === 1, 10_000);
+    await n.agent!.auditor.driftChecked(await n.agent!.engine.checkDrift());
+    await until(() => rx!.of('drift-repaired', 'resolve').length === 1, 10_000);
+  });
+
+  it('unexpected listener: a socket on a port the policy does not open triggers; closing it resolves', async () => {
+    const c = await setup(2);
+    const server: Server = createServer();
+    await new Promise<void>((r) => server.listen(0, '0.0.0.0', () => r()));
+    const port = (server.address() as { port: number }).port;
+    const a = c.nodes[0]!.agent!;
+    await a.auditor.audit();
+    await until(() => rx!.of(`unexpected-listener/tcp/${port}`, 'trigger').length === 1, 10_000);
+    expect((rx!.of(`unexpected-listener/tcp/${port}`)[0]!.payload as { summary: string }).summary).toContain(`tcp/${port}`);
+    await new Promise<void>((r) => server.close(() => r()));
+    await a.auditor.audit();
+    await until(() => rx!.of(`unexpected-listener/tcp/${port}`, 'resolve').length === 1, 10_000);
+  });
+
+  it('silent node: a stopped node is shown silent and alerted; its return resolves the alert', async () => {
+    const c = await setup(3);
+    const watcher = c.nodes[0]!.agent!;
+    await until(() => watcher.meshView().nodes.every((n) => n.policyVersion === 1 && !n.silent), 10_000, () => JSON.stringify(watcher.meshView()));
+    expect(watcher.meshView().summary).toBe('3/3 on v1');
+    const gone = c.nodes[2]!;
+    await c.stop(gone);
+    await until(() => watcher.meshView().nodes.find((n) => n.peerId === gone.peerId)!.silent, 10_000);
+    await watcher.auditor.audit();
+    await until(() => rx!.of(`node-silent/${gone.peerId}`, 'trigger').length === 1, 10_000, () => JSON.stringify([watcher.alerts.openAlerts(), rx!.events.map((e) => e.dedup_key)]));
+    expect(watcher.meshView().summary).toBe('2/3 on v1, 1 silent');
+    await c.start(gone);
+    await until(() => rx!.of(`node-silent/${gone.peerId}`, 'resolve').length === 1, 15_000);
+  });
+});

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { randomBytes } from 'node:crypto';
+import { fleetView, signStatus, verifyStatus, type NodeStatus } from '../../src/audit/status.js';
+import { pb } from '../../src/trust/wire.js';
+
+const key = await generateKeyPair('Ed25519');
+const other = await generateKeyPair('Ed25519');
+const me = peerIdFromPrivateKey(key).toString();
+const status = (over: Partial<NodeStatus> = {}): NodeStatus => ({
+  meshId: 'prod', peerId: me, policyVersion: 7, digest: 'ab', rulesetHash: 'cd', enforcement: 'ok', lastApplyAt: 1, alerts: [], seq: 5, time: 2, findings: [], ...over,
+});
+const member = (p: string) => p === me;
+const none = () => -1;
+
+describe('signed status', () => {
+  it('accepts a status signed by a listed node with a higher seq', async () => {
+    const v = await verifyStatus(await signStatus(status(), key), 'prod', member, none);
+    expect(v).toMatchObject({ ok: true, status: { policyVersion: 7, seq: 5 } });
+  });
+  it('rejects a status signed by another key than its PeerId (forgery)', async () => {
+    expect(await verifyStatus(await signStatus(status(), other), 'prod', member, none)).toMatchObject({ ok: false, reject: true, reason: 'status signature does not verify' });
+  });
+  it('rejects a status whose content was changed after signing', async () => {
+    const signed = pb.status.v1.SignedStatus.decode(await signStatus(status(), key));
+    const inner = pb.status.v1.Status.decode(signed.status);
+    inner.enforcement = 'ok-but-lying';
+    const tampered = pb.status.v1.SignedStatus.encode({ status: pb.status.v1.Status.encode(inner).finish(), signature: signed.signature }).finish();
+    expect(await verifyStatus(tampered, 'prod', member, none)).toMatchObject({ ok: false, reject: true });
+  });
+  it('rejects a validly signed status from a node not in the policy', async () => {
+    const stranger = peerIdFromPrivateKey(other).toString();
+    expect(await verifyStatus(await signStatus(status({ peerId: stranger }), other), 'prod', member, none)).toMatchObject({ ok: false, reject: true, reason: 'status from a node not in the policy' });
+  });
+  it('ignores a replayed (old seq) status without penalising', async () => {
+    expect(await verifyStatus(await signStatus(status({ seq: 3 }), key), 'prod', member, () => 5)).toMatchObject({ ok: false, reject: false });
+  });
+  it('rejects garbage, other meshes and oversized statuses', async () => {
+    expect(await verifyStatus(randomBytes(100), 'prod', member, none)).toMatchObject({ ok: false, reject: true });
+    expect(await verifyStatus(await signStatus(status({ meshId: 'staging' }), key), 'prod', member, none)).toMatchObject({ ok: false, reject: true });
+    expect(await verifyStatus(new Uint8Array(70 * 1024), 'prod', member, none)).toMatchObject({ ok: false, reject: true, reason: 'status too large' });
+  });
+});
+
+describe('fleet view', () => {
+  it('lists every node, marks silent and never-heard ones, and summarises', () => {
+    const now = 1_000_000;
+    const s = (v: number, enforcement: string, at: number) => ({ status: status({ policyVersion: v, enforcement }), receivedAt: at });
+    const view = fleetView(
+      [{ peerId: 'a', name: 'a' }, { peerId: 'b', name: 'b' }, { peerId: 'c', name: 'c' }, { peerId: 'd', name: 'd' }],
+      new Map([['a', s(7, 'ok', now)], ['b', s(7, 'drift-repaired', now)], ['c', s(6, 'ok', now - 600_000)]]),
+      now, 120_000,
+    );
+    expect(view.summary).toBe('2/4 on v7, 1 drifted, 2 silent');
+    expect(view.nodes.find((n) => n.name === 'd')).toMatchObject({ policyVersion: null, silent: true, lastSeen: null });
+  });
+});

@@ -1,0 +1,40 @@
+/** A local HTTP receiver playing the PagerDuty Events API v2 (127.0.0.1 only). */
+import { createServer, type Server } from 'node:http';
+
+export class EventsReceiver {
+  readonly events: Record<string, unknown>[] = [];
+  /** While true, every request is answered 503 (receiver down). */
+  down = false;
+  attempts = 0;
+  #server: Server;
+  url = '';
+
+  constructor() {
+    this.#server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        this.attempts++;
+        if (this.down) { res.writeHead(503).end(); return; }
+        this.events.push(JSON.parse(body) as Record<string, unknown>);
+        res.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"success"}');
+      });
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', () => r()));
+    const a = this.#server.address() as { port: number };
+    this.url = `http://127.0.0.1:${a.port}/v2/enqueue`;
+    return this;
+  }
+
+  of(dedupPrefix: string, action?: string): Record<string, unknown>[] {
+    return this.events.filter((e) => String(e.dedup_key).startsWith(dedupPrefix) && (!action || e.event_action === action));
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((r) => this.#server.close(() => r()));
+  }
+}
