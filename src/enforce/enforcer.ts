@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../runtime/clock.js';
+import { crashpoint } from '../runtime/faults.js';
 import type { Logger } from '../runtime/logger.js';
 import { compile, compileBaseline, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { formatPrefix } from '../policy/ip.js';
@@ -125,6 +126,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       return this.#fail(`apply failed: ${(e as Error).message}`);
     }
     const ms = o.clock.monotonic() - t0;
+    crashpoint('mid-apply'); // the kernel holds the new rules, nothing else knows yet
     const previousMesh = meshSet(this.#current);
     this.#current = planned.rs;
     if (policy && policy !== this.#lastPolicy) {

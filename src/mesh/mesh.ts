@@ -149,7 +149,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
     node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
       const from = peer.toString();
       this.counters.gossipBytesIn += msg.data.length;
-      const r = await o.engine.offer(msg.data, { kind: 'gossip', peer: from });
+      let r = await o.engine.offer(msg.data, { kind: 'gossip', peer: from });
+      if (r.outcome === 'below-threshold' && !this.admission.isBanned(from)) {
+        // Signed under a root this node may not hold yet (a rotation still spreading): sync
+        // with the sender, which pulls any newer root, then judge the message again.
+        await this.syncWith(from);
+        r = await o.engine.offer(msg.data, { kind: 'gossip', peer: from });
+      }
       this.counters.gossipIn[r.outcome] = (this.counters.gossipIn[r.outcome] ?? 0) + 1;
       const verdict = gossipVerdict(r.outcome);
       if (verdict === TopicValidatorResult.Reject) this.#penalise(from, `gossip ${r.outcome}`);
@@ -211,8 +217,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.#node.getMultiaddrs().map(String);
   }
 
-  #learn(peer: string, addrs: Multiaddr[], bootstrap: boolean): void {
+  #learn(peer: string, raw: Multiaddr[], bootstrap: boolean): void {
     if (peer === this.peerIdSafe()) return;
+    // libp2p dials a list only if every address names the same peer (or none does): name it everywhere.
+    const addrs = raw.flatMap((a) => {
+      const named = a.getComponents().find((c) => c.name === 'p2p')?.value;
+      if (named && named !== peer) return [];
+      return [named ? a : a.encapsulate(`/p2p/${peer}`)];
+    });
+    if (!addrs.length) return;
     const k = this.#known.get(peer);
     if (k) {
       const have = new Set(k.addrs.map(String));

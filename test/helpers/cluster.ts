@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
-import { Agent } from '../../src/agent/agent.js';
+import { Agent, type AgentDeps } from '../../src/agent/agent.js';
 import { buildConfig, type AgentConfig } from '../../src/agent/config.js';
 import { MemoryBackend } from '../../src/enforce/backend.js';
 import { silentLogger } from '../../src/runtime/logger.js';
@@ -49,6 +49,8 @@ export interface ClusterOptions {
 export class Cluster {
   readonly dir: string;
   readonly admin: SigningKey = generateSigningKey();
+  /** The key policies are signed with (changes after a root rotation). */
+  signer: SigningKey = this.admin;
   readonly nodes: NodeSpec[] = [];
   readonly rootEnvelope: Envelope;
   readonly opts: Required<ClusterOptions>;
@@ -105,11 +107,17 @@ export class Cluster {
     return pool.filter((n) => n !== spec && n.agent).map((n) => n.agent!.mesh.listenAddrs()[0]!).filter(Boolean);
   }
 
+  /** Per-node dependency overrides (clock, randomness, latency) — the chaos harness sets these. */
+  deps: (spec: NodeSpec) => Partial<AgentDeps> = () => ({});
+  /** Called with every agent right after it starts (before it is returned). */
+  onStart: (spec: NodeSpec, agent: Agent) => void = () => undefined;
+
   async start(spec: NodeSpec, bootstrap?: string[]): Promise<Agent> {
     const agent = await Agent.start(this.config(spec, bootstrap ?? this.bootstrapFor(spec)), {
-      backend: spec.backend, log: silentLogger, noControl: true, memoryLatency: this.opts.latency, syncTimeout: 5000,
+      backend: spec.backend, log: silentLogger, noControl: true, memoryLatency: this.opts.latency, syncTimeout: 5000, ...this.deps(spec),
     });
     agent.engine.on('policy', (cur) => spec.history.push(cur.policy.version));
+    this.onStart(spec, agent);
     spec.agent = agent;
     return agent;
   }
@@ -138,7 +146,8 @@ export class Cluster {
     const nodes = opts.nodes ?? this.nodes;
     return {
       meshId: 'test', version, issuedAt: Date.now() - 1000, expires: Date.now() + 86400e3,
-      nodes: nodes.map((n, i) => ({ name: n.name, peerId: n.peerId, addresses: [`10.99.${i >> 8}.${(i & 255) + 1}`], roles: [i % 2 ? 'db' : 'web'] })),
+      // Addresses follow the node, not its position in this policy (removing one shifts nothing).
+      nodes: nodes.map((n) => { const i = this.nodes.indexOf(n); return { name: n.name, peerId: n.peerId, addresses: [`10.99.${i >> 8}.${(i & 255) + 1}`], roles: [i % 2 ? 'db' : 'web'] }; }),
       rules: [{ name: 'https', to: ['role:web'], from: ['any'], proto: 'tcp', ports: [{ first: 443, last: 443 }] }, { name: `v${version}`, to: ['any'], from: ['role:web'], proto: 'tcp', ports: [{ first: 1000 + version, last: 1000 + version }] }],
       exceptions: [], settings: { onExpiry: 'keep' },
       ...opts.extra,
@@ -146,7 +155,7 @@ export class Cluster {
   }
 
   signed(p: Policy): Uint8Array {
-    return encodeEnvelope(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(p), [this.admin]));
+    return encodeEnvelope(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(p), [this.signer]));
   }
 
   async publish(via: NodeSpec, p: Policy): Promise<void> {
