@@ -1,0 +1,8 @@
+name 'picket'
+maintainer 'picket'
+license 'Apache-2.0'
+description 'Installs the picket agent, writes its config and keys, and manages the service'
+version '0.1.0'
+chef_version '>= 16'
+supports 'debian'
+supports 'ubuntu'
