@@ -13,9 +13,13 @@ import { argValue, median, percentile, round, saveRows, type Row } from './stats
 const quick = process.argv.includes('--quick');
 const out = argValue('--out', 'bench-out');
 const rows: Row[] = [];
+const stragglers: { nodes: number; version: number; missing: number }[] = [];
+// Each in-process agent would audit this one process's thousands of sockets: one agent per
+// host does not have that cost, so the dissemination benchmarks leave the self-audit out.
+const BENCH_AUDIT = { audit: { interval: '1h', probeInterval: 0 } };
 
 async function convergence(n: number, updates: number): Promise<void> {
-  const c = await Cluster.create(n, { transport: 'tcp', minPeers: 6, bootstrapCount: 3, bootstrapMode: 'previous', syncInterval: '5s' });
+  const c = await Cluster.create(n, { transport: 'tcp', minPeers: 6, bootstrapCount: 3, bootstrapMode: 'previous', syncInterval: '5s', overrides: BENCH_AUDIT });
   try {
     await c.startAll();
     await until(() => c.nodes.every((x) => x.agent!.mesh.connectedPeers().length >= Math.min(3, n - 1)), 60_000);
@@ -35,8 +39,13 @@ async function convergence(n: number, updates: number): Promise<void> {
       const via = c.nodes[v % n]!;
       const t0 = performance.now();
       await c.publish(via, c.policy(v));
-      await until(() => applied.size === n, 30_000, () => `${applied.size}/${n}`);
+      const done = await until(() => applied.size === n, 60_000).then(() => true, () => false);
       listeners.forEach((off) => off());
+      if (!done) {
+        // A slow tail is a result, not a crash: record it and let the remaining nodes catch up.
+        stragglers.push({ nodes: n, version: v, missing: n - applied.size });
+        await until(() => c.nodes.every((x) => x.agent!.enforcer.status.policyVersion === v), 120_000).catch(() => undefined);
+      }
       const lat = [...applied.values()].map((t) => t - t0);
       perNode.push(...lat);
       all.push(Math.max(...lat));
@@ -45,13 +54,15 @@ async function convergence(n: number, updates: number): Promise<void> {
     rows.push({ scenario: 'convergence', metric: 'publish → applied, per node (median)', unit: 'ms', nodes: n, value: round(median(perNode)) });
     rows.push({ scenario: 'convergence', metric: 'publish → applied, per node (p99)', unit: 'ms', nodes: n, value: round(percentile(perNode, 99)) });
     rows.push({ scenario: 'convergence', metric: 'publish → applied on every node (median)', unit: 'ms', nodes: n, value: round(median(all)) });
+    const slow = stragglers.filter((x) => x.nodes === n);
+    rows.push({ scenario: 'convergence', metric: 'updates where some node took over 60 s (slow tail)', unit: 'updates', nodes: n, value: slow.length });
   } finally {
     await c.destroy();
   }
 }
 
 async function heal(n: number, runs: number): Promise<void> {
-  const c = await Cluster.create(n, { transport: 'tcp', minPeers: 6, bootstrapCount: 3, bootstrapMode: 'previous', syncInterval: '1s' });
+  const c = await Cluster.create(n, { transport: 'tcp', minPeers: 6, bootstrapCount: 3, bootstrapMode: 'previous', syncInterval: '1s', overrides: BENCH_AUDIT });
   try {
     await c.startAll();
     await c.publish(c.nodes[0]!, c.policy(1));

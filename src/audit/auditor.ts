@@ -13,7 +13,7 @@ import type { Enforcer } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
 import { fleetView, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
-import { readListeners, unexpectedListeners, type Listener } from './listeners.js';
+import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 
 export interface AuditOptions {
@@ -52,6 +52,8 @@ export class Auditor {
   #startedAt: number;
   #stopped = false;
   #publishing: Promise<void> = Promise.resolve();
+  #dirty = new Set<string>();
+  #lastPublished = '';
 
   constructor(o: AuditOptions) {
     this.#o = o;
@@ -69,7 +71,8 @@ export class Auditor {
     if (st.state === 'failed') await o.alerts.raise('apply-failed', 'apply-failed', 'critical', `Ruleset apply failed at start: ${st.reason}`, { reason: st.reason });
     o.engine.on('enforced', () => void this.publishStatus());
     o.alerts.on('event', () => void this.publishStatus());
-    this.#every(o.statusInterval, () => this.publishStatus());
+    this.#every(o.statusInterval, () => this.publishStatus(true));
+    this.#every(5000, () => this.#flushStatuses());
     this.#every(o.auditInterval, () => this.audit());
     if (o.probeInterval > 0) this.#every(o.probeInterval, () => this.probe());
     await this.publishStatus();
@@ -134,9 +137,15 @@ export class Auditor {
     }
     const rec = { status: v.status, receivedAt: this.#o.clock.now() };
     this.#statuses.set(v.status.peerId, rec);
-    await this.#o.store.putJson(`status/${v.status.peerId}`, rec);
+    this.#dirty.add(v.status.peerId); // persisted in batches: a fleet's statuses arrive in bursts
     if (this.#o.alerts.isOpen(`node-silent/${v.status.peerId}`)) await this.#o.alerts.resolve(`node-silent/${v.status.peerId}`, 'heard from again');
     return 'accept';
+  }
+
+  async #flushStatuses(): Promise<void> {
+    const ids = [...this.#dirty];
+    this.#dirty.clear();
+    await this.#o.store.putJsonBatch(ids.flatMap((id) => { const r = this.#statuses.get(id); return r ? [[`status/${id}`, r] as [string, unknown]] : []; }));
   }
 
   statusNow(): NodeStatus {
@@ -157,11 +166,19 @@ export class Auditor {
     };
   }
 
-  /** Signs and gossips this node's status (serialized; seq strictly increases, even across restarts). */
-  publishStatus(): Promise<void> {
+  /**
+   * Signs and gossips this node's status (serialized; seq strictly increases, even across
+   * restarts). On events it is sent only when something a reader sees changed; `periodic`
+   * sends it regardless (it is also the liveness signal).
+   */
+  publishStatus(periodic = false): Promise<void> {
     this.#publishing = this.#publishing.then(async () => {
       if (this.#stopped) return;
       const o = this.#o;
+      const now = this.statusNow();
+      const fingerprint = JSON.stringify({ ...now, time: 0 });
+      if (!periodic && fingerprint === this.#lastPublished) return;
+      this.#lastPublished = fingerprint;
       this.#seq = Math.max(this.#seq + 1, o.clock.now());
       await o.store.putJson('status-seq', this.#seq);
       const s = { ...this.statusNow(), seq: this.#seq };
@@ -184,7 +201,11 @@ export class Auditor {
     if (rs) {
       const bad = unexpectedListeners((o.listeners ?? readListeners)(), rs);
       const keep = new Set<string>();
-      for (const l of bad) {
+      // Naming the owning process walks /proc: do it only for listeners not already alerted.
+      const fresh = bad.filter((l) => !o.alerts.isOpen(`unexpected-listener/${l.proto}/${l.port}`));
+      const procs = fresh.length ? await processesByInode(new Set(fresh.map((l) => l.inode))) : new Map<string, string>();
+      for (const found of bad) {
+        const l = procs.has(found.inode) ? { ...found, process: procs.get(found.inode)! } : found;
         const key = `unexpected-listener/${l.proto}/${l.port}`;
         keep.add(key);
         await o.alerts.raise(key, 'unexpected-listener', 'warning', `Unexpected listener: ${l.proto}/${l.port} on ${l.address}${l.process ? ` (${l.process})` : ''} is not opened by the policy for this node`, { ...l });
@@ -237,5 +258,6 @@ export class Auditor {
     this.#stopped = true;
     for (const t of this.#timers) t.cancel();
     await this.#publishing;
+    await this.#flushStatuses().catch(() => undefined);
   }
 }

@@ -3,7 +3,8 @@
  * non-loopback address on a port the policy does not open for this node is exposure waiting
  * for a firewall mistake: report it, with the owning process where /proc says.
  */
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { explainPortOpen } from './port-open.js';
 import type { NodeRuleset } from '../policy/compile.js';
 
@@ -47,29 +48,34 @@ export function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1' || /^::ffff:7f/.test(address) || address.startsWith('::ffff:127.');
 }
 
-/** Maps socket inodes to process names by walking /proc/<pid>/fd (best effort, bounded). */
-function processesByInode(wanted: Set<string>): Map<string, string> {
+/**
+ * Maps socket inodes to process names by walking /proc/<pid>/fd. Costly (one readlink per
+ * open file of every process), so it is asynchronous, bounded, and only called for new
+ * findings; best effort: processes come and go while we look.
+ */
+export async function processesByInode(wanted: Set<string>, budget = 50_000): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   if (!wanted.size) return out;
   let pids: string[] = [];
   try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).slice(0, 4096);
+    pids = (await readdir('/proc')).filter((p) => /^\d+$/.test(p)).slice(0, 4096);
   } catch {
     return out;
   }
   for (const pid of pids) {
     let fds: string[];
     try {
-      fds = readdirSync(`/proc/${pid}/fd`).slice(0, 4096);
+      fds = (await readdir(`/proc/${pid}/fd`)).slice(0, 8192);
     } catch {
       continue;
     }
     for (const fd of fds) {
+      if (--budget < 0) return out;
       try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m && wanted.has(m[1]!)) out.set(m[1]!, `${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}[${pid}]`);
+        const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`));
+        if (m && wanted.has(m[1]!)) out.set(m[1]!, `${(await readFile(`/proc/${pid}/comm`, 'utf8')).trim()}[${pid}]`);
       } catch {
-        /* the process went away */
+        /* the process or the fd went away */
       }
     }
     if (out.size === wanted.size) break;
@@ -89,15 +95,13 @@ export function readListeners(procNet = '/proc/net'): Listener[] {
   return all;
 }
 
-/** Listeners exposed beyond loopback on ports the ruleset does not open to anyone. */
+/** Listeners exposed beyond loopback on ports the ruleset does not open to anyone (pure). */
 export function unexpectedListeners(listeners: Listener[], rs: NodeRuleset): Listener[] {
   const seen = new Set<string>();
-  const bad = listeners.filter((l) => {
+  return listeners.filter((l) => {
     const key = `${l.proto}/${l.port}`;
     if (isLoopback(l.address) || seen.has(key) || explainPortOpen(rs, l.proto, l.port)) return false;
     seen.add(key);
     return true;
   });
-  const procs = processesByInode(new Set(bad.map((l) => l.inode)));
-  return bad.map((l) => (procs.has(l.inode) ? { ...l, process: procs.get(l.inode)! } : l));
 }

@@ -81,7 +81,9 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
     ok = false;
   }
   if (!ok) return { ok: false, reject: true, reason: 'status signature does not verify' };
-  if (!isMember(m.peerId)) return { ok: false, reject: true, reason: 'status from a node not in the policy' };
+  // Not a member *of the policy this node holds*: the sender may be newer than our policy
+  // (or we hold none yet), so ignore it rather than penalise a possibly honest peer.
+  if (!isMember(m.peerId)) return { ok: false, reject: false, reason: 'status from a node not in the policy' };
   const seq = Number(m.seq);
   if (seq <= lastSeq(m.peerId)) return { ok: false, reject: false, reason: 'stale status' };
   return {

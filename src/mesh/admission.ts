@@ -9,7 +9,8 @@ import type { Clock } from '../runtime/clock.js';
 export class Admission {
   #allowed: Set<string> | null = null;
   #banned = new Map<string, number>();
-  #strikes = new Map<string, number>();
+  /** Times of recent misbehaviour per peer; strikes older than the ban window are forgotten. */
+  #strikes = new Map<string, number[]>();
   /** Test hook for simulated partitions: false cuts the link to that peer. */
   linkFilter: ((peerId: string) => boolean) | null = null;
 
@@ -32,16 +33,18 @@ export class Admission {
 
   /** Records a misbehaviour; returns true when the peer crossed the threshold and is now banned. */
   strike(peerId: string, threshold: number, banMs: number): boolean {
-    const n = (this.#strikes.get(peerId) ?? 0) + 1;
-    this.#strikes.set(peerId, n);
-    if (n < threshold) return false;
+    const now = this.clock.now();
+    const recent = (this.#strikes.get(peerId) ?? []).filter((t) => now - t < banMs);
+    recent.push(now);
+    this.#strikes.set(peerId, recent);
+    if (recent.length < threshold) return false;
     this.#strikes.delete(peerId);
     this.#banned.set(peerId, this.clock.now() + banMs);
     return true;
   }
 
   strikes(peerId: string): number {
-    return this.#strikes.get(peerId) ?? 0;
+    return this.#strikes.get(peerId)?.length ?? 0;
   }
 
   isBanned(peerId: string): boolean {

@@ -274,6 +274,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #penalise(peer: string, why: string): void {
     const o = this.#o;
     this.counters.penalised++;
+    o.log.debug({ peer, why }, 'peer strike');
     if (this.admission.strike(peer, o.penaltyThreshold, o.banFor)) {
       o.log.warn({ peer, why }, 'peer penalised: disconnected and banned');
       this.emit('penalised', peer, why);
@@ -295,6 +296,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
         need--;
         void this.#dial(peer);
       }
+    }
+    // Trim: far above minPeers, close a few random connections (never a bootstrap peer's).
+    const excess = connected.size - 4 * o.minPeers;
+    if (excess > 0) {
+      const extra = this.#node.getConnections().filter((c) => !this.#known.get(c.remotePeer.toString())?.bootstrap);
+      shuffle(extra, o.random);
+      for (const c of extra.slice(0, excess)) void c.close().catch(() => undefined);
     }
     void this.#flushPeers();
     this.#timers.push(o.clock.setTimeout(() => this.#tick(), Math.max(100, o.redialMin)));
@@ -328,7 +336,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const o = this.#o;
     const jitter = o.syncInterval * (0.8 + o.random.next() * 0.4);
     this.#timers.push(o.clock.setTimeout(() => {
-      void this.#syncRound().finally(() => this.#scheduleSync());
+      // Never let one slow exchange stall the schedule: each round is bounded by its own timeouts.
+      void this.#syncRound().catch(() => undefined);
+      this.#scheduleSync();
     }, jitter));
   }
 
@@ -338,7 +348,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const cur = o.engine.current;
     const policyPeers = cur ? cur.policy.nodes.map((n) => n.peerId).filter((p) => p !== this.peerIdSafe() && this.#known.has(p)) : [];
     const unconnected = policyPeers.filter((p) => !connected.includes(p) && this.admission.isAllowed(p) && (this.#known.get(p)?.nextAt ?? 0) <= o.clock.now());
-    if (unconnected.length) {
+    // Reach beyond current connections (this is what rejoins the halves of a healed
+    // partition), but only while the connection count is modest: every dial is a connection
+    // that stays, and a node with hundreds of them spends its CPU on keep-alives.
+    if (unconnected.length && connected.length < 3 * o.minPeers) {
       const p = unconnected[o.random.int(unconnected.length)]!;
       if (await this.#dial(p)) return; // the new connection triggers a sync by itself
     }
@@ -354,7 +367,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       stream = await this.#node.dialProtocol(peerIdFromString(peer), SYNC_PROTOCOL, { signal: AbortSignal.timeout(5000) });
       const stats = await runSync(stream, 'initiator', this.#withPeer(peer), this.#o.syncTimeout ?? 10_000);
       this.#count(stats.sentBytes, stats.receivedBytes);
-      await stream.close().catch(() => undefined);
+      await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream?.abort(new Error('close timed out')));
     } catch (e) {
       this.#syncFailed(peer, e, stream);
     } finally {
@@ -406,7 +419,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     try {
       const stats = await runSync(stream, 'responder', this.#withPeer(peer), this.#o.syncTimeout ?? 10_000);
       this.#count(stats.sentBytes, stats.receivedBytes);
-      await stream.close().catch(() => undefined);
+      await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream?.abort(new Error('close timed out')));
     } catch (e) {
       this.#syncFailed(peer, e, stream);
     }

@@ -152,6 +152,11 @@ export class Store {
     await this.#db.put(`kv/${key}`, json(value));
   }
 
+  /** Several small documents in one atomic batch. */
+  async putJsonBatch(entries: [string, unknown][]): Promise<void> {
+    if (entries.length) await this.#db.batch(entries.map(([k, v]) => ({ type: 'put' as const, key: `kv/${k}`, value: json(v) })));
+  }
+
   async delJson(key: string): Promise<void> {
     await this.#db.del(`kv/${key}`);
   }

@@ -1,13 +1,10 @@
 /** Peers with valid identities that lie, and strangers who try to join. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLibp2p, type Libp2p } from 'libp2p';
-import { memory } from '@libp2p/memory';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import { identify } from '@libp2p/identify';
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { Libp2p } from 'libp2p';
+import type { GossipSub } from '@libp2p/gossipsub';
 import { lpStream } from '@libp2p/utils';
+import { Byzantine } from '../chaos/byzantine.js';
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { randomBytes } from 'node:crypto';
@@ -27,17 +24,11 @@ afterEach(async () => {
   cluster = undefined;
 });
 
+/** A raw libp2p node (the chaos suite's byzantine peer) driven by hand. */
 async function rawNode(key: PrivateKey, listen: string): Promise<Libp2p<{ pubsub: GossipSub }>> {
-  const n = await createLibp2p({
-    privateKey: key,
-    addresses: { listen: [listen] },
-    transports: [memory({ latency: 1 })],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify(), pubsub: gossipsub({ globalSignaturePolicy: 'StrictNoSign', allowPublishToZeroTopicPeers: true, emitSelf: false }) },
-  });
-  raw.push(n);
-  return n as unknown as Libp2p<{ pubsub: GossipSub }>;
+  const b = await Byzantine.start(key, listen, 'test');
+  raw.push(b.node);
+  return b.node;
 }
 
 describe('lying peers and strangers', () => {
@@ -53,7 +44,6 @@ describe('lying peers and strangers', () => {
     const rejected: string[] = [];
     target.agent!.engine.on('rejected', (r) => rejected.push(r.outcome));
     const byz = await rawNode(byzSpec.key, byzSpec.listen);
-    byz.services.pubsub.subscribe(policyTopic('test'));
     await byz.dial(multiaddr(target.agent!.mesh.listenAddrs()[0]!));
     await until(() => byz.services.pubsub.getSubscribers(policyTopic('test')).length > 0, 10_000);
 

@@ -22,6 +22,9 @@ describe('mesh convergence', () => {
       expect(n.agent!.enforcer.status.state).toBe('ok');
       expect(n.backend.current?.policy?.version).toBe(1);
     }
+    // Regression: honest nodes never count strikes against each other (statuses sent before
+    // a receiver held any policy used to be rejected, and honest peers got banned).
+    expect(cluster.nodes.map((n) => n.agent!.mesh.counters.penalised)).toEqual(cluster.nodes.map(() => 0));
   });
 
   it('3 nodes over loopback TCP converge', async () => {

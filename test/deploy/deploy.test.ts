@@ -92,3 +92,15 @@ describe('Chef cookbook', () => {
     expect(parse(text)).toBeTruthy();
   });
 });
+
+describe('packaging', () => {
+  it('npm pack ships the built CLI, the protos and the deploy recipes', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
+    const files = new Set((JSON.parse(out) as [{ files: { path: string }[] }])[0].files.map((f) => f.path));
+    for (const f of ['bin/picket.js', 'dist/cli/main.js', 'dist/gen/proto.js', 'proto/picket/policy/v1/policy.proto', 'deploy/systemd/picket.service', 'package.json']) {
+      expect(files.has(f), f).toBe(true);
+    }
+    expect([...files].some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
+  });
+});

@@ -1,0 +1,136 @@
+/**
+ * The central-store baseline, side by side with the mesh in one run: a real etcd (Debian's
+ * etcd-server, on loopback, started and stopped here) and N watcher clients that verify and
+ * compile the policy when its key changes — what a "central store + agents" design does.
+ * Measures put → applied on every watcher vs publish → applied on N mesh agents, and the
+ * fraction of nodes updated when half of them are cut off from the store (etcd) or from
+ * the publishing node (mesh: they still reach other peers).
+ *   npx tsx bench/etcd.ts [--nodes 30] [--quick] [--out DIR]
+ */
+import '../src/runtime/polyfill.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Cluster, until } from '../test/helpers/cluster.js';
+import { trustPinnedRoot, verifyPolicy } from '../src/trust/verify.js';
+import { compile } from '../src/policy/compile.js';
+import { argValue, median, percentile, round, saveRows, type Row } from './stats.js';
+
+const quick = process.argv.includes('--quick');
+const N = Number(argValue('--nodes', quick ? '20' : '30'));
+const UPDATES = quick ? 5 : 10;
+const out = argValue('--out', 'bench-out');
+const rows: Row[] = [];
+
+if (spawnSync('etcd', ['--version']).status !== 0) {
+  console.log('etcd not installed (apt-get install etcd-server): skipping the central-store baseline');
+  process.exit(0);
+}
+
+const freePort = () => new Promise<number>((res) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); });
+const b64 = (s: string | Uint8Array) => Buffer.from(s).toString('base64');
+
+const dir = mkdtempSync(join(tmpdir(), 'picket-etcd-'));
+const [client, peer] = [await freePort(), await freePort()];
+const etcd = spawn('etcd', ['--data-dir', join(dir, 'data'), '--name', 'bench',
+  '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+  '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+  '--initial-cluster', `bench=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+const base = `http://127.0.0.1:${client}`;
+const KEY = '/picket/bench/policy';
+
+async function etcdUp(): Promise<boolean> {
+  try { return (await fetch(`${base}/health`)).ok; } catch { return false; }
+}
+
+/** A watcher: streams /v3/watch, and on every new value verifies and compiles it (an agent's work). */
+function watcher(i: number, c: Cluster, onApplied: (i: number, version: number) => void): AbortController {
+  const ctl = new AbortController();
+  void (async () => {
+    const res = await fetch(`${base}/v3/watch`, { method: 'POST', body: JSON.stringify({ create_request: { key: b64(KEY) } }), signal: ctl.signal });
+    const reader = res.body!.getReader();
+    let buf = '';
+    const pinned = trustPinnedRoot(c.rootEnvelope);
+    if (!('ok' in pinned)) throw new Error(pinned.reason);
+    const state = { root: pinned.trusted, meshId: 'test' };
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) return;
+      buf += Buffer.from(value!).toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl); buf = buf.slice(nl + 1);
+        const msg = JSON.parse(line) as { result?: { events?: { kv: { value: string } }[] } };
+        for (const ev of msg.result?.events ?? []) {
+          const v = verifyPolicy(new Uint8Array(Buffer.from(ev.kv.value, 'base64')), state, Date.now());
+          if (v.outcome !== 'accepted') continue;
+          compile(v.policy, c.nodes[i]!.peerId, { now: Date.now() });
+          onApplied(i, v.policy.version);
+        }
+      }
+    }
+  })().catch(() => undefined);
+  return ctl;
+}
+
+try {
+  const t0 = performance.now();
+  while (!(await etcdUp())) { if (performance.now() - t0 > 20_000) throw new Error('etcd did not start'); await new Promise((r) => setTimeout(r, 100)); }
+  const c = await Cluster.create(N, { transport: 'tcp', minPeers: 6, bootstrapCount: 3, bootstrapMode: 'previous', syncInterval: '5s' });
+  // --- etcd side ---
+  const applied = new Map<number, Map<number, number>>(); // version → node → time
+  const watchers = c.nodes.map((_, i) => watcher(i, c, (node, v) => { const m = applied.get(v) ?? new Map(); if (!m.has(node)) m.set(node, performance.now()); applied.set(v, m); }));
+  await new Promise((r) => setTimeout(r, 1000));
+  const etcdLat: number[] = [];
+  for (let v = 1; v <= UPDATES; v++) {
+    const t = performance.now();
+    await fetch(`${base}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(KEY), value: b64(c.signed(c.policy(v))) }) });
+    await until(() => (applied.get(v)?.size ?? 0) === N, 20_000);
+    etcdLat.push(...[...applied.get(v)!.values()].map((x) => x - t));
+  }
+  // Half the watchers lose the store: they get nothing.
+  for (let i = 0; i < N / 2; i++) watchers[i]!.abort();
+  const cutV = UPDATES + 1;
+  await fetch(`${base}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(KEY), value: b64(c.signed(c.policy(cutV))) }) });
+  await new Promise((r) => setTimeout(r, 3000));
+  const etcdFraction = (applied.get(cutV)?.size ?? 0) / N;
+  for (const w of watchers) w.abort();
+
+  // --- mesh side, same N, same machine, same run ---
+  await c.startAll();
+  await c.publish(c.nodes[0]!, c.policy(1));
+  await c.converged(1, 60_000);
+  await new Promise((r) => setTimeout(r, 3000));
+  const meshLat: number[] = [];
+  for (let v = 2; v <= UPDATES + 1; v++) {
+    const times = new Map<string, number>();
+    const offs = c.nodes.map((x) => { const fn = (s: { policyVersion: number | null }) => { if (s.policyVersion === v && !times.has(x.name)) times.set(x.name, performance.now()); }; x.agent!.engine.on('enforced', fn); return () => x.agent!.engine.off('enforced', fn); });
+    const t = performance.now();
+    await c.publish(c.nodes[v % N]!, c.policy(v));
+    await until(() => times.size === N, 30_000);
+    offs.forEach((f) => f());
+    meshLat.push(...[...times.values()].map((x) => x - t));
+  }
+  // Half the nodes lose the publishing node (not each other).
+  const origin = c.nodes[0]!, cutOff = new Set(c.nodes.slice(N / 2).map((n) => n.peerId));
+  await origin.agent!.mesh.setLinkFilter((p) => !cutOff.has(p));
+  await Promise.all(c.nodes.slice(N / 2).map((n) => n.agent!.mesh.setLinkFilter((p) => p !== origin.peerId)));
+  const meshCutV = UPDATES + 2;
+  await c.publish(origin, c.policy(meshCutV));
+  await new Promise((r) => setTimeout(r, 3000));
+  const meshFraction = c.nodes.filter((n) => c.versionOf(n) === meshCutV).length / N;
+  await c.destroy();
+
+  rows.push({ scenario: 'convergence', metric: 'publish → applied per node (median): mesh vs central store', unit: 'ms', nodes: N, value: round(median(meshLat)), baseline: { name: 'etcd-watch', value: round(median(etcdLat)) } });
+  rows.push({ scenario: 'convergence', metric: 'publish → applied per node (p99): mesh vs central store', unit: 'ms', nodes: N, value: round(percentile(meshLat, 99)), baseline: { name: 'etcd-watch', value: round(percentile(etcdLat, 99)) } });
+  rows.push({ scenario: 'partial-cut', metric: 'fraction of nodes updated when half are cut from the store / the publisher', unit: 'fraction', nodes: N, value: round(meshFraction, 3), baseline: { name: 'etcd-watch', value: round(etcdFraction, 3) } });
+  for (const r of rows) console.log(`${r.metric.padEnd(76)} mesh ${r.value} vs etcd ${r.baseline!.value} ${r.unit}`);
+  saveRows(`${out}/etcd.json`, rows);
+} finally {
+  etcd.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(0);
