@@ -69,8 +69,10 @@ export class Auditor {
     // The first apply ran before alerts were wired: report its failure now.
     const st = o.enforcer.status;
     if (st.state === 'failed') await o.alerts.raise('apply-failed', 'apply-failed', 'critical', `Ruleset apply failed at start: ${st.reason}`, { reason: st.reason });
-    o.engine.on('enforced', () => void this.publishStatus());
-    o.alerts.on('event', () => void this.publishStatus());
+    // On change, but a moment later and jittered: right after a policy lands the whole fleet
+    // changes at once, and statuses must not compete with the policy's own propagation.
+    o.engine.on('enforced', () => this.#soon());
+    o.alerts.on('event', () => this.#soon());
     this.#every(o.statusInterval, () => this.publishStatus(true));
     this.#every(5000, () => this.#flushStatuses());
     this.#every(o.auditInterval, () => this.audit());
@@ -140,6 +142,15 @@ export class Auditor {
     this.#dirty.add(v.status.peerId); // persisted in batches: a fleet's statuses arrive in bursts
     if (this.#o.alerts.isOpen(`node-silent/${v.status.peerId}`)) await this.#o.alerts.resolve(`node-silent/${v.status.peerId}`, 'heard from again');
     return 'accept';
+  }
+
+  #pending: Timer | null = null;
+  #soon(): void {
+    if (this.#pending || this.#stopped) return;
+    this.#pending = this.#o.clock.setTimeout(() => {
+      this.#pending = null;
+      void this.publishStatus();
+    }, 1000 + this.#o.random.next() * 2000);
   }
 
   async #flushStatuses(): Promise<void> {
@@ -257,6 +268,7 @@ export class Auditor {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const t of this.#timers) t.cancel();
+    this.#pending?.cancel();
     await this.#publishing;
     await this.#flushStatuses().catch(() => undefined);
   }

@@ -6,7 +6,9 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { LIMITS } from '../trust/limits.js';
+import { verifyBytes } from '../trust/keys.js';
 import { pb } from '../trust/wire.js';
 
 const DOMAIN = new TextEncoder().encode('picket-status-v1');
@@ -44,12 +46,27 @@ function framed(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
+// Ed25519 through node:crypto (OpenSSL): ~10x faster than the pure-JS path, and a fleet's
+// statuses are verified by every node.
+const signers = new WeakMap<PrivateKey, KeyObject>();
+function nodeSigner(key: PrivateKey): KeyObject | undefined {
+  if (key.type !== 'Ed25519') return undefined;
+  let k = signers.get(key);
+  if (!k) {
+    const seed = key.raw.subarray(0, 32);
+    k = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
+    signers.set(key, k);
+  }
+  return k;
+}
+
 export async function signStatus(s: NodeStatus, key: PrivateKey): Promise<Uint8Array> {
   const status = pb.status.v1.Status.encode({
     meshId: s.meshId, peerId: s.peerId, policyVersion: s.policyVersion, digest: s.digest, rulesetHash: s.rulesetHash,
     enforcement: s.enforcement, lastApplyAtMs: s.lastApplyAt, alerts: s.alerts, seq: s.seq, timeMs: s.time, findings: s.findings,
   }).finish();
-  const signature = await key.sign(framed(status));
+  const signer = nodeSigner(key);
+  const signature = signer ? new Uint8Array(sign(null, framed(status), signer)) : await key.sign(framed(status));
   return pb.status.v1.SignedStatus.encode({ status, signature }).finish();
 }
 
@@ -76,7 +93,8 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
   let ok = false;
   try {
     const pk = peerIdFromString(m.peerId).publicKey;
-    ok = pk ? await pk.verify(framed(signed.status), signed.signature) : false;
+    if (pk?.type === 'Ed25519') ok = verifyBytes(pk.raw, framed(signed.status), signed.signature);
+    else ok = pk ? await pk.verify(framed(signed.status), signed.signature) : false;
   } catch {
     ok = false;
   }
