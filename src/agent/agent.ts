@@ -134,6 +134,15 @@ export class Agent {
         sshFrom: [...config.enforcement.failsafe.sshFrom],
         sshPort: config.enforcement.failsafe.sshPort,
         confirmWindow: config.enforcement.confirmWindow,
+        // A removed node's established flows must stay cut after a restart too: conntrack
+        // would otherwise accept them again once the blocked set is empty.
+        blocked: (await store.getJson<string[]>('blocked')) ?? [],
+      });
+      enforcer.on('applied', () => {
+        const now = enforcer.blockedAddresses;
+        void store.getJson<string[]>('blocked').then((was) => {
+          if (JSON.stringify(was ?? []) !== JSON.stringify(now)) return store.putJson('blocked', now);
+        }).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'blocked set not saved'));
       });
       const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer });
       // Enforce the last good policy (or the baseline) before the network opens.
@@ -314,6 +323,7 @@ export class Agent {
     await this.alerts.stop();
     await this.engine.stop();
     await this.mesh.stop();
+    await this.store.putJson('blocked', this.enforcer.blockedAddresses).catch(() => undefined);
     await this.store.close();
     this.log.info('stopped');
   }

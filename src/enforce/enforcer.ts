@@ -45,6 +45,8 @@ export interface EnforcerOptions {
   sshPort: number;
   /** Window after a narrowing apply in which losing every peer restores mesh allowances. */
   confirmWindow?: number;
+  /** Addresses still blocked from before a restart (persisted by the agent). */
+  blocked?: string[];
 }
 
 const meshSet = (rs: NodeRuleset | null) => {
@@ -66,6 +68,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   constructor(opts: EnforcerOptions) {
     super();
     this.#opts = opts;
+    for (const a of opts.blocked ?? []) this.#blocked.add(a);
     this.#status = { backend: opts.backend.name, state: 'pending', rulesetHash: null, lastApplyAt: null, policyVersion: null };
   }
 
@@ -75,6 +78,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   get ruleset(): NodeRuleset | null {
     return this.#current;
+  }
+
+  /** Addresses of removed nodes that stay blocked (the agent persists them across restarts). */
+  get blockedAddresses(): string[] {
+    return [...this.#blocked].sort();
   }
 
   get backend(): Backend {
@@ -129,11 +137,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     crashpoint('mid-apply'); // the kernel holds the new rules, nothing else knows yet
     const previousMesh = meshSet(this.#current);
     this.#current = planned.rs;
-    if (policy && policy !== this.#lastPolicy) {
-      this.#previousPolicy = this.#lastPolicy;
-      // Blocked addresses accumulate across versions until their node is listed again.
-      for (const a of planned.rs.blocked.v4.concat(planned.rs.blocked.v6)) this.#blocked.add(formatPrefix(a));
-    }
+    if (policy && policy !== this.#lastPolicy) this.#previousPolicy = this.#lastPolicy;
+    // The blocked set in force is the memory: removed nodes stay blocked across versions
+    // until they are listed again (the baseline blocks nothing and forgets nothing).
+    if (planned.state === 'ok') this.#blocked = new Set([...planned.rs.blocked.v4, ...planned.rs.blocked.v6].map(formatPrefix));
     if (policy) this.#lastPolicy = policy;
     const narrowed = previousMesh.filter((a) => !meshSet(planned.rs).includes(a));
     this.#confirm = narrowed.length && o.confirmWindow ? { until: o.clock.now() + o.confirmWindow, previousMesh } : null;

@@ -89,7 +89,11 @@ describe('lying peers and strangers', () => {
     await cluster.publish(cluster.nodes[0]!, cluster.policy(2, { nodes: cluster.nodes.slice(0, 3) }));
     await cluster.converged(2, 10_000, cluster.nodes.slice(0, 3));
     await until(() => cluster!.nodes.slice(0, 3).every((n) => !n.agent!.mesh.connectedPeers().includes(removed.peerId)), 10_000);
-    // The removed node's addresses are blocked before the established rule on the others.
+    // The removed node's addresses are blocked before the established rule on the others,
+    // and stay blocked when an agent restarts (conntrack would otherwise readmit its flows).
     expect(cluster.nodes[0]!.backend.current!.blocked.v4.length).toBe(1);
+    await cluster.stop(cluster.nodes[1]!);
+    await cluster.start(cluster.nodes[1]!);
+    expect(cluster.nodes[1]!.backend.current!.blocked.v4.map(String)).toHaveLength(1);
   });
 });

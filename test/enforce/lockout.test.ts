@@ -55,3 +55,21 @@ describe('lock-out guard: confirm window', () => {
     expect(explain(backend.current!, { from: '10.9.1.1', port: 22, proto: 'tcp' }).action).toBe('ALLOW');
   });
 });
+
+describe('blocked set memory', () => {
+  it('keeps a removed node blocked across later versions and across a restart, and unblocks it when it is listed again', async () => {
+    const { backend, e } = setup();
+    await e.enforce(policy(1, { nodes: [self, a, b], rules: [rule] }), NOW);
+    await e.enforce(policy(2, { nodes: [self, b], rules: [rule] }), NOW);
+    await e.enforce(policy(3, { nodes: [self, b], rules: [] }), NOW);
+    expect(e.blockedAddresses).toEqual(['10.0.0.2']);
+    expect(explain(backend.current!, { from: '10.0.0.2', port: 7946, proto: 'tcp' })).toMatchObject({ action: 'DROP', reason: 'blocked' });
+    // A restarted agent is handed the persisted set and blocks the same address at once.
+    const restarted = new Enforcer({ backend, clock: new ManualClock(NOW), log: silentLogger, peerId: PEER(1), meshPorts: [7946], bootstrapAddrs: [], sshFrom: [], sshPort: 22, blocked: e.blockedAddresses });
+    await restarted.enforce(policy(3, { nodes: [self, b], rules: [] }), NOW);
+    expect(explain(backend.current!, { from: '10.0.0.2', port: 7946, proto: 'tcp' })).toMatchObject({ action: 'DROP', reason: 'blocked' });
+    await restarted.enforce(policy(4, { nodes: [self, a, b], rules: [] }), NOW);
+    expect(restarted.blockedAddresses).toEqual([]);
+    expect(explain(backend.current!, { from: '10.0.0.2', port: 7946, proto: 'tcp' }).action).toBe('ALLOW');
+  });
+});
