@@ -39,6 +39,9 @@ const etcd = spawn('etcd', ['--data-dir', join(dir, 'data'), '--name', 'bench',
   '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
   '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
   '--initial-cluster', `bench=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+// Never leave etcd behind, however this script ends.
+process.on('exit', () => etcd.kill('SIGKILL'));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(1));
 const base = `http://127.0.0.1:${client}`;
 const KEY = '/picket/bench/policy';
 
