@@ -30,7 +30,7 @@ import { Auditor } from '../audit/auditor.js';
 import type { Listener } from '../audit/listeners.js';
 import type { FleetNode } from '../audit/status.js';
 import type { AgentConfig } from './config.js';
-import { readInput } from '../cli/io.js';
+import { readInput } from '../runtime/files.js';
 
 export interface AgentDeps {
   clock?: Clock;

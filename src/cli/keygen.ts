@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { generateSigningKey, privateKeyPem, publicKeyPem } from '../trust/keys.js';
 import { generateNodeKey } from '../trust/files.js';
-import { assertAbsent, printJson, writeNew } from './io.js';
+import { printJson } from './print.js';
+import { assertAbsent, writeNew } from '../runtime/files.js';
 
 export function publicPathFor(keyPath: string): string {
   return keyPath.endsWith('.key') ? `${keyPath.slice(0, -4)}.pub` : `${keyPath}.pub`;

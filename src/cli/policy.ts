@@ -15,7 +15,8 @@ import { addSignatures, digestOf, envelopeToText, PAYLOAD_TYPE, signEnvelope, ty
 import { loadEnvelope, loadPolicyUnverified, loadRootChain, loadSigningKey } from '../trust/files.js';
 import { countSignatures } from '../trust/root.js';
 import { verifyPolicy } from '../trust/verify.js';
-import { printJson, readText, writeAtomic } from './io.js';
+import { printJson } from './print.js';
+import { readText, writeAtomic } from '../runtime/files.js';
 import { collect, intOption } from './options.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();

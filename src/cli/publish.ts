@@ -1,8 +1,8 @@
 /** `picket publish X.signed`: hand a signed policy (or root) to the local agent. */
 import type { Command } from 'commander';
-import { readInput } from './io.js';
+import { readInput } from '../runtime/files.js';
 import { call, resolveSocket } from './client.js';
-import { printJson } from './io.js';
+import { printJson } from './print.js';
 import { systemClock } from '../runtime/clock.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { UsageError } from '../errors.js';

@@ -7,7 +7,8 @@ import { loadPublicKey, loadRootChain, loadSigningKey } from '../trust/files.js'
 import type { PublicKey, SigningKey } from '../trust/keys.js';
 import { checkRoot, encodeRoot, type RootDoc } from '../trust/root.js';
 import { trustPinnedRoot, verifyRoot } from '../trust/verify.js';
-import { printJson, writeAtomic } from './io.js';
+import { printJson } from './print.js';
+import { writeAtomic } from '../runtime/files.js';
 import { collect, instantOption, intOption, YEAR_MS } from './options.js';
 
 function uniqueKeys<T extends PublicKey>(keys: T[]): T[] {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { MeshJson, StatusJson } from '../agent/agent.js';
 import { systemClock } from '../runtime/clock.js';
 import { call, resolveSocket } from './client.js';
-import { printJson } from './io.js';
+import { printJson } from './print.js';
 
 export function formatStatus(s: StatusJson): string {
   const lines = [

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { writeAtomic } from '../cli/io.js';
+import { writeAtomic } from '../runtime/files.js';
 import type { NodeRuleset } from '../policy/compile.js';
 import { renderNft } from './render-nft.js';
 

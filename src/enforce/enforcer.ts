@@ -59,7 +59,6 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   #status: EnforcementStatus;
   #current: NodeRuleset | null = null;
   #applied: ReadBack | null = null;
-  #previousPolicy: Policy | null = null;
   #lastPolicy: Policy | null = null;
   #blocked = new Set<string>();
   #meshExtra: string[] = [];
@@ -109,8 +108,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     // Addresses of nodes removed since the previous policy stay blocked until they come back.
     const blocked = new Set(this.#blocked);
     const still = new Set(policy.nodes.flatMap((n) => n.addresses));
-    const previous = policy === this.#lastPolicy ? this.#previousPolicy : this.#lastPolicy;
-    for (const a of revokedAddresses(previous ?? undefined, policy)) blocked.add(a);
+    // Only a new version can remove nodes; re-enforcing the same one keeps what is blocked.
+    if (policy !== this.#lastPolicy) for (const a of revokedAddresses(this.#lastPolicy ?? undefined, policy)) blocked.add(a);
     for (const a of [...blocked]) if (still.has(a)) blocked.delete(a);
     return { rs: compile(policy, o.peerId, { ...base, blocked: [...blocked], meshExtra: this.#meshExtra }), state: 'ok' };
   }
@@ -137,7 +136,6 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     crashpoint('mid-apply'); // the kernel holds the new rules, nothing else knows yet
     const previousMesh = meshSet(this.#current);
     this.#current = planned.rs;
-    if (policy && policy !== this.#lastPolicy) this.#previousPolicy = this.#lastPolicy;
     // The blocked set in force is the memory: removed nodes stay blocked across versions
     // until they are listed again (the baseline blocks nothing and forgets nothing).
     if (planned.state === 'ok') this.#blocked = new Set([...planned.rs.blocked.v4, ...planned.rs.blocked.v6].map(formatPrefix));

@@ -2,7 +2,7 @@
  * The YAML authoring format ↔ the policy model. Schema-validated (zod) and then
  * semantically checked; every problem names the field and the line it came from.
  */
-import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { parseInstant } from '../runtime/clock.js';
 import { checkPolicy, formatPath, type Issue, type Path, type Policy, type PortRange, type Rule } from './model.js';
@@ -159,4 +159,3 @@ export function policyToAuthoring(p: Policy): Record<string, unknown> {
   };
 }
 
-export { isSeq };

@@ -6,7 +6,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { InputError } from '../errors.js';
-import { readInput, readText } from '../cli/io.js';
+import { readInput, readText } from '../runtime/files.js';
 import { decodePolicy, type Policy } from '../policy/model.js';
 import { digestOf, parseEnvelopeAny, PAYLOAD_TYPE, type Envelope } from './envelope.js';
 import { parsePublicKey, parseSigningKey, type PublicKey, type SigningKey } from './keys.js';

@@ -1,4 +1,7 @@
-/** File and output helpers for the CLI: one clear error line, never a partial file. */
+/**
+ * File helpers shared by the CLI, the trust loader, the agent and the file backend: bounded
+ * reads with one clear error line, and writes that never leave a partial file.
+ */
 import { constants, existsSync, readFileSync, renameSync, writeFileSync, openSync, closeSync, unlinkSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -58,8 +61,4 @@ export function writeNew(path: string, data: string, mode: number, force: boolea
 
 export function assertAbsent(path: string, force: boolean): void {
   if (!force && existsSync(path)) throw new InputError(`${path} already exists (use --force to overwrite)`);
-}
-
-export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
