@@ -151,7 +151,7 @@ export class Agent {
         meshId: config.meshId, privateKey, listen: [...config.listen], bootstrap: [...config.bootstrap],
         engine, store, clock, random, log, syncInterval: config.syncInterval,
         minPeers: config.mesh.minPeers, redialMin: config.mesh.redialMin, redialMax: config.mesh.redialMax,
-        penaltyThreshold: config.mesh.penaltyThreshold, banFor: config.mesh.banFor,
+        penaltyThreshold: config.mesh.penaltyThreshold, banFor: config.mesh.banFor, announceAbove: config.mesh.announceAbove,
         ...(deps.memoryLatency !== undefined ? { memoryLatency: deps.memoryLatency } : {}),
         ...(deps.syncTimeout !== undefined ? { syncTimeout: deps.syncTimeout } : {}),
       });
@@ -231,6 +231,11 @@ export class Agent {
       m.syncBytes.set({ direction: 'in' }, c.syncBytesIn);
       m.syncBytes.set({ direction: 'out' }, c.syncBytesOut);
       m.gossipBytesIn.set(c.gossipBytesIn);
+      const wire = this.mesh.wireBytes();
+      m.wireBytes.set({ direction: 'in' }, wire.received);
+      m.wireBytes.set({ direction: 'out' }, wire.sent);
+      for (const [outcome, n] of Object.entries(c.announcementsIn)) m.announcements.set({ outcome }, n);
+      m.pulls.set(c.pulls);
       m.enforcementState.reset();
       m.enforcementState.set({ state: this.enforcer.status.state }, 1);
     };

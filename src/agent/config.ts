@@ -10,6 +10,7 @@ import { parseDuration } from '../runtime/duration.js';
 import { isValidMeshId } from '../policy/model.js';
 import { parsePrefix } from '../policy/ip.js';
 import { formatLocated, type Located } from '../policy/authoring.js';
+import { LIMITS } from '../trust/limits.js';
 
 const duration = (def: string) =>
   z.union([z.string(), z.number()]).default(def).transform((v, ctx) => {
@@ -51,6 +52,7 @@ export const AgentConfigSchema = z.strictObject({
     redialMax: duration('30s').describe('Largest backoff between dials of one peer: bounds how long a healed partition stays apart.'),
     penaltyThreshold: z.number().int().min(1).default(5).describe('Rejected messages from one peer before it is disconnected and banned for a while.'),
     banFor: duration('10m').describe('How long a penalised peer is refused.'),
+    announceAbove: z.number().int().min(0).max(LIMITS.maxEnvelopeBytes).nullable().default(16 * 1024).describe('Policy envelopes larger than this (bytes) are announced and pulled once per node through sync instead of pushed whole to every gossip peer; null always pushes.'),
   }).prefault({}),
   enforcement: z.strictObject({
     backend: z.enum(['nft', 'iptables', 'file', 'memory']).default('nft').describe('nft (default), iptables (hosts without nft), file (writes the ruleset; unprivileged runs), memory (tests).'),

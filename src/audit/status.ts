@@ -4,11 +4,9 @@
  * signature verifies against the sender's PeerId, the sender is a node of the current
  * policy, and its sequence number increases (no replay of an old "all good").
  */
-import { peerIdFromString } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
-import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { LIMITS } from '../trust/limits.js';
-import { verifyBytes } from '../trust/keys.js';
+import { signAsNode, verifyAsNode } from '../trust/node-sign.js';
 import { pb } from '../trust/wire.js';
 
 const DOMAIN = new TextEncoder().encode('picket-status-v1');
@@ -39,34 +37,12 @@ export interface NodeStatus {
   findings: Finding[];
 }
 
-function framed(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(DOMAIN.length + bytes.length);
-  out.set(DOMAIN, 0);
-  out.set(bytes, DOMAIN.length);
-  return out;
-}
-
-// Ed25519 through node:crypto (OpenSSL): ~10x faster than the pure-JS path, and a fleet's
-// statuses are verified by every node.
-const signers = new WeakMap<PrivateKey, KeyObject>();
-function nodeSigner(key: PrivateKey): KeyObject | undefined {
-  if (key.type !== 'Ed25519') return undefined;
-  let k = signers.get(key);
-  if (!k) {
-    const seed = key.raw.subarray(0, 32);
-    k = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
-    signers.set(key, k);
-  }
-  return k;
-}
-
 export async function signStatus(s: NodeStatus, key: PrivateKey): Promise<Uint8Array> {
   const status = pb.status.v1.Status.encode({
     meshId: s.meshId, peerId: s.peerId, policyVersion: s.policyVersion, digest: s.digest, rulesetHash: s.rulesetHash,
     enforcement: s.enforcement, lastApplyAtMs: s.lastApplyAt, alerts: s.alerts, seq: s.seq, timeMs: s.time, findings: s.findings,
   }).finish();
-  const signer = nodeSigner(key);
-  const signature = signer ? new Uint8Array(sign(null, framed(status), signer)) : await key.sign(framed(status));
+  const signature = await signAsNode(key, DOMAIN, status);
   return pb.status.v1.SignedStatus.encode({ status, signature }).finish();
 }
 
@@ -90,15 +66,7 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
   const strings = [m.meshId, m.peerId, m.digest, m.rulesetHash, m.enforcement, ...m.alerts, ...m.findings.flatMap((f) => [f.kind ?? '', f.target ?? '', f.address ?? '', f.proto ?? '', f.detail ?? ''])];
   if (strings.some((x) => x.length > LIMITS.maxStringLength)) return { ok: false, reject: true, reason: 'status field too long' };
   if (m.meshId !== meshId) return { ok: false, reject: true, reason: `status for mesh ${m.meshId.slice(0, 64)}` };
-  let ok = false;
-  try {
-    const pk = peerIdFromString(m.peerId).publicKey;
-    if (pk?.type === 'Ed25519') ok = verifyBytes(pk.raw, framed(signed.status), signed.signature);
-    else ok = pk ? await pk.verify(framed(signed.status), signed.signature) : false;
-  } catch {
-    ok = false;
-  }
-  if (!ok) return { ok: false, reject: true, reason: 'status signature does not verify' };
+  if (!(await verifyAsNode(m.peerId, DOMAIN, signed.status, signed.signature))) return { ok: false, reject: true, reason: 'status signature does not verify' };
   // Not a member *of the policy this node holds*: the sender may be newer than our policy
   // (or we hold none yet), so ignore it rather than penalise a possibly honest peer.
   if (!isMember(m.peerId)) return { ok: false, reject: false, reason: 'status from a node not in the policy' };

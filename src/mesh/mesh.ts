@@ -19,13 +19,17 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store, PeerRecord } from '../store/store.js';
-import type { Engine, OfferResult } from '../agent/engine.js';
+import type { CurrentPolicy, Engine, OfferResult } from '../agent/engine.js';
 import { LIMITS } from '../trust/limits.js';
 import { Admission } from './admission.js';
-import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal } from './sync.js';
+import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal, type SyncStats } from './sync.js';
+import type { Holdings } from './sync-plan.js';
+import { judgeAnnouncement, signAnnouncement, verifyAnnouncement, type Announcement } from './announce.js';
+import { WireMeter, type WireBytes } from './wire-meter.js';
 
 export const policyTopic = (meshId: string) => `/picket/${meshId}/policy/1`;
 export const statusTopic = (meshId: string) => `/picket/${meshId}/status/1`;
+export const announceTopic = (meshId: string) => `/picket/${meshId}/announce/1`;
 
 export interface MeshOptions {
   meshId: string;
@@ -43,6 +47,11 @@ export interface MeshOptions {
   redialMax: number;
   penaltyThreshold: number;
   banFor: number;
+  /**
+   * Envelopes larger than this many bytes are announced (a small signed message) and pulled
+   * once through sync, instead of being pushed whole to every gossip mesh peer. null: always push.
+   */
+  announceAbove: number | null;
   /** Per-link latency for the in-process memory transport (tests, simulations). */
   memoryLatency?: number;
   syncTimeout?: number;
@@ -55,7 +64,18 @@ export interface MeshCounters {
   syncBytesIn: number;
   syncBytesOut: number;
   gossipBytesIn: number;
+  announcementsIn: Record<string, number>;
+  announcementsOut: number;
+  pulls: number;
+  /** Policy envelopes received through sync (pulled or pushed). */
+  syncPoliciesIn: number;
   penalised: number;
+}
+
+interface Pull {
+  from: string;
+  version: number;
+  done: Promise<void>;
 }
 
 interface Known {
@@ -89,13 +109,18 @@ export interface MeshEvents {
 
 export class Mesh extends EventEmitter<MeshEvents> {
   readonly admission: Admission;
-  readonly counters: MeshCounters = { gossipIn: {}, syncRuns: 0, syncFailures: 0, syncBytesIn: 0, syncBytesOut: 0, gossipBytesIn: 0, penalised: 0 };
+  readonly counters: MeshCounters = { gossipIn: {}, syncRuns: 0, syncFailures: 0, syncBytesIn: 0, syncBytesOut: 0, gossipBytesIn: 0, announcementsIn: {}, announcementsOut: 0, pulls: 0, syncPoliciesIn: 0, penalised: 0 };
+  readonly #wire = new WireMeter();
   #o: MeshOptions;
   #node!: Libp2p<{ pubsub: GossipSub }>;
   #known = new Map<string, Known>();
   #timers: Timer[] = [];
   #stopped = false;
-  #syncing = new Set<string>();
+  #syncing = new Map<string, Promise<SyncStats | undefined>>();
+  /** Pulls in flight after announcements, by version:digest. */
+  #pulls = new Map<string, Pull>();
+  /** Same-version-other-digest announcements already pulled once (an equivocation seen). */
+  #pulledOther = new Set<string>();
   #dirtyPeers = new Map<string, PeerRecord>();
 
   constructor(o: MeshOptions) {
@@ -110,6 +135,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   get peerId(): string {
     return this.#node.peerId.toString();
+  }
+
+  /** TCP bytes this agent received and sent, over all its connections so far. */
+  wireBytes(): WireBytes {
+    return this.#wire.bytes();
   }
 
   connectedPeers(): string[] {
@@ -130,6 +160,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       streamMuxers: [yamux()],
       connectionGater: this.admission.gater(),
       connectionManager: { maxConnections: 64 },
+      metrics: () => this.#wire.metrics(),
       services: {
         identify: identify(),
         ping: ping(),
@@ -168,6 +199,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       return verdict;
     });
     node.services.pubsub.subscribe(topic);
+    const announce = announceTopic(o.meshId);
+    node.services.pubsub.topicValidators.set(announce, async (peer, msg) => this.#onAnnouncement(peer.toString(), msg.data));
+    node.services.pubsub.subscribe(announce);
 
     await node.handle(SYNC_PROTOCOL, (stream: Stream, connection: Connection) => {
       void this.#serveSync(stream, connection.remotePeer.toString());
@@ -178,7 +212,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const k = this.#known.get(peer);
       if (k) { k.failures = 0; k.nextAt = 0; }
       // Anti-entropy on every new connection: this is what heals partitions and offline nodes.
-      void this.syncWith(peer);
+      // The dialling side starts it; both starting it would move a large body twice.
+      if (e.detail.direction === 'outbound') void this.syncWith(peer);
     });
     node.addEventListener('peer:identify', (e) => {
       const peer = e.detail.peerId.toString();
@@ -190,13 +225,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
     o.engine.on('policy', (cur, source) => {
       this.#applyAdmission();
-      // What arrived by gossip is forwarded by gossipsub itself; anything else we push.
-      if (source.kind !== 'gossip') void this.publish(cur.bytes);
+      // What arrived by gossip is forwarded by gossipsub itself, and so is the announcement
+      // of a body pulled after one; anything else we push (or announce, when large).
+      if (source.kind === 'gossip' || [...this.#pulls.values()].some((p) => p.version === cur.policy.version)) return;
+      void this.#publishPolicy(cur);
     });
     o.engine.on('root', (_root, source) => {
       if (source.kind !== 'gossip') {
         const bytes = o.engine.rootsAfter(_root.root.version - 1)[0];
-        if (bytes) void this.publish(bytes);
+        if (bytes) void this.#publishRaw(policyTopic(o.meshId), bytes);
       }
     });
     this.#applyAdmission();
@@ -363,37 +400,115 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (connected.length) await this.syncWith(connected[o.random.int(connected.length)]!);
   }
 
-  /** Initiates one sync exchange with a connected peer (at most one at a time per peer). */
-  async syncWith(peer: string): Promise<void> {
-    if (this.#stopped || this.#syncing.has(peer)) return;
-    this.#syncing.add(peer);
+  /**
+   * Initiates one sync exchange with a peer (at most one at a time per peer: a second call
+   * while one runs gets that one's result). Resolves with the exchange's stats, or
+   * undefined when it failed.
+   */
+  syncWith(peer: string): Promise<SyncStats | undefined> {
+    if (this.#stopped) return Promise.resolve(undefined);
+    const running = this.#syncing.get(peer);
+    if (running) return running;
+    const run = this.#initiateSync(peer).finally(() => this.#syncing.delete(peer));
+    this.#syncing.set(peer, run);
+    return run;
+  }
+
+  async #initiateSync(peer: string): Promise<SyncStats | undefined> {
     let stream: Stream | undefined;
     try {
       stream = await this.#node.dialProtocol(peerIdFromString(peer), SYNC_PROTOCOL, { signal: AbortSignal.timeout(5000) });
       const stats = await runSync(stream, 'initiator', this.#withPeer(peer), this.#o.syncTimeout ?? 10_000);
       this.#count(stats.sentBytes, stats.receivedBytes);
       await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream?.abort(new Error('close timed out')));
+      return stats;
     } catch (e) {
       this.#syncFailed(peer, e, stream);
-    } finally {
-      this.#syncing.delete(peer);
+      return undefined;
     }
+  }
+
+  #holdings(): Holdings {
+    const e = this.#o.engine;
+    return {
+      meshId: this.#o.meshId,
+      rootVersion: e.root.root.version,
+      policyVersion: e.current?.policy.version ?? 0,
+      policyDigest: e.current?.digest ?? '',
+    };
+  }
+
+  /**
+   * An announcement of a large policy, forwarded to us by `from`. Pull the body from that
+   * peer (an honest node forwards an announcement only once it holds the body), then let
+   * gossipsub forward the announcement only if we now hold exactly that body, so whoever
+   * hears it from us can pull from us in turn.
+   */
+  async #onAnnouncement(from: string, data: Uint8Array): Promise<TopicValidatorResult> {
+    const o = this.#o;
+    this.counters.gossipBytesIn += data.length;
+    const isMember = (p: string) => o.engine.current?.policy.nodes.some((n) => n.peerId === p) ?? false;
+    const v = await verifyAnnouncement(data, o.meshId, isMember);
+    let outcome: string;
+    if (!v.ok) {
+      outcome = v.reject ? 'rejected' : 'ignored';
+      if (v.reject) this.#penalise(from, v.reason);
+    } else {
+      const a = v.announcement;
+      let judged = judgeAnnouncement(this.#holdings(), a);
+      const key = `${a.policyVersion}:${a.policyDigest}`;
+      if (judged === 'pull' && a.policyVersion === this.#holdings().policyVersion) {
+        // Same version, other content: pull once so the engine sees (and alerts on) the equivocation.
+        if (this.#pulledOther.has(key)) judged = 'ignore';
+        else { if (this.#pulledOther.size > 64) this.#pulledOther.clear(); this.#pulledOther.add(key); }
+      }
+      if (judged === 'pull') {
+        await this.#pull(from, key, a);
+        judged = judgeAnnouncement(this.#holdings(), a);
+      }
+      outcome = judged === 'forward' ? 'forwarded' : judged === 'pull' ? 'not-pulled' : 'ignored';
+    }
+    this.counters.announcementsIn[outcome] = (this.counters.announcementsIn[outcome] ?? 0) + 1;
+    if (outcome === 'rejected') return TopicValidatorResult.Reject;
+    return outcome === 'forwarded' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+  }
+
+  /** One pull per announced body, however many peers announce it at once. */
+  #pull(from: string, key: string, a: Announcement): Promise<void> {
+    const running = this.#pulls.get(key);
+    if (running) return running.done;
+    const pull: Pull = { from, version: a.policyVersion, done: Promise.resolve() };
+    pull.done = (async () => {
+      this.counters.pulls++;
+      // Twice at most: a sync with `from` that was already running may predate its copy.
+      for (let i = 0; i < 2 && judgeAnnouncement(this.#holdings(), a) === 'pull'; i++) {
+        const stats = await this.syncWith(from);
+        if (!stats) return;
+        if (stats.peer.policyVersion < a.policyVersion) {
+          // It forwarded an announcement for a body it does not hold: honest peers never do.
+          this.#penalise(from, 'announced a policy it does not hold');
+          return;
+        }
+      }
+    })().finally(() => this.#pulls.delete(key));
+    this.#pulls.set(key, pull);
+    return pull.done;
   }
 
   /** What this node holds, for a sync with `peer`; what the peer pushes is offered as from it. */
   #withPeer(peer: string): SyncLocal {
     const e = this.#o.engine;
     return {
-      holdings: () => ({
-        meshId: this.#o.meshId,
-        rootVersion: e.root.root.version,
-        policyVersion: e.current?.policy.version ?? 0,
-        policyDigest: e.current?.digest ?? '',
-      }),
+      holdings: () => {
+        // Tell other peers that a body is already on its way, so that they do not send it too.
+        const fetching = [...this.#pulls.values()].filter((p) => p.from !== peer).map((p) => p.version);
+        return { ...this.#holdings(), fetchingVersion: fetching.length ? Math.max(...fetching) : 0 };
+      },
       rootsAfter: (v) => e.rootsAfter(v),
       policyEnvelope: () => e.current?.bytes,
       peers: () => this.#peerSample(peer),
       receive: async (push) => {
+        if (push.policy) this.counters.syncPoliciesIn++;
         for (const bytes of [...push.roots, ...(push.policy ? [push.policy] : [])]) {
           const r = await this.#o.engine.offer(bytes, { kind: 'sync', peer });
           if (gossipVerdict(r.outcome) === TopicValidatorResult.Reject) this.#penalise(peer, `sync ${r.outcome}`);
@@ -455,19 +570,27 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#node.services.pubsub.subscribe(topic);
   }
 
-  async publishStatus(bytes: Uint8Array): Promise<void> {
-    try {
-      await this.#node.services.pubsub.publish(statusTopic(this.#o.meshId), bytes);
-    } catch (e) {
-      this.#o.log.debug({ err: (e as Error).message }, 'status publish failed');
-    }
+  publishStatus(bytes: Uint8Array): Promise<void> {
+    return this.#publishRaw(statusTopic(this.#o.meshId), bytes);
   }
 
-  async publish(bytes: Uint8Array): Promise<void> {
+  /** Spreads the policy this node holds: pushed whole, or announced when large. */
+  async #publishPolicy(cur: CurrentPolicy): Promise<void> {
+    const o = this.#o;
+    if (o.announceAbove === null || cur.bytes.length <= o.announceAbove) return this.#publishRaw(policyTopic(o.meshId), cur.bytes);
+    const signed = await signAnnouncement({
+      meshId: o.meshId, peerId: this.peerIdSafe(), policyVersion: cur.policy.version, policyDigest: cur.digest,
+      size: cur.bytes.length, rootVersion: o.engine.root.root.version, time: o.clock.now(),
+    }, o.privateKey);
+    this.counters.announcementsOut++;
+    return this.#publishRaw(announceTopic(o.meshId), signed);
+  }
+
+  async #publishRaw(topic: string, bytes: Uint8Array): Promise<void> {
     try {
-      await this.#node.services.pubsub.publish(policyTopic(this.#o.meshId), bytes);
+      await this.#node.services.pubsub.publish(topic, bytes);
     } catch (e) {
-      this.#o.log.debug({ err: (e as Error).message }, 'publish failed');
+      this.#o.log.debug({ topic, err: (e as Error).message }, 'publish failed');
     }
   }
 

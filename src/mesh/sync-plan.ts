@@ -8,6 +8,8 @@ export interface Holdings {
   policyVersion: number;
   /** Empty when no policy is held. */
   policyDigest: string;
+  /** A version the node is pulling from another peer right now (0 or absent: none). */
+  fetchingVersion?: number;
 }
 
 export interface PushPlan {
@@ -22,8 +24,10 @@ export function planPush(mine: Holdings, theirs: Holdings): PushPlan {
   const plan: PushPlan = { policy: false };
   if (theirs.rootVersion < mine.rootVersion) plan.rootsAfter = theirs.rootVersion;
   if (mine.policyDigest !== '') {
-    // Behind: send. Same version, other content: send too, so the peer sees the equivocation.
-    plan.policy = theirs.policyVersion < mine.policyVersion || (theirs.policyVersion === mine.policyVersion && theirs.policyDigest !== mine.policyDigest);
+    // Behind: send, unless that body is already on its way from another peer (a pull after an
+    // announcement). Same version, other content: send too, so the peer sees the equivocation.
+    const behind = theirs.policyVersion < mine.policyVersion && (theirs.fetchingVersion ?? 0) < mine.policyVersion;
+    plan.policy = behind || (theirs.policyVersion === mine.policyVersion && theirs.policyDigest !== mine.policyDigest);
   }
   return plan;
 }

@@ -59,11 +59,11 @@ function decodeHello(bytes: Uint8Array): Holdings {
   } catch (e) {
     throw new SyncError(`malformed hello: ${(e as Error).message}`);
   }
-  const rootVersion = Number(h.rootVersion), policyVersion = Number(h.policyVersion);
-  if (!Number.isSafeInteger(rootVersion) || !Number.isSafeInteger(policyVersion) || h.meshId.length > LIMITS.maxStringLength || !/^[0-9a-f]{0,64}$/.test(h.policyDigest)) {
+  const rootVersion = Number(h.rootVersion), policyVersion = Number(h.policyVersion), fetchingVersion = Number(h.fetchingVersion);
+  if (![rootVersion, policyVersion, fetchingVersion].every(Number.isSafeInteger) || h.meshId.length > LIMITS.maxStringLength || !/^[0-9a-f]{0,64}$/.test(h.policyDigest)) {
     throw new SyncError('malformed hello');
   }
-  return { meshId: h.meshId, rootVersion, policyVersion, policyDigest: h.policyDigest };
+  return { meshId: h.meshId, rootVersion, policyVersion, policyDigest: h.policyDigest, fetchingVersion };
 }
 
 function encodePush(local: SyncLocal, theirs: Holdings): Uint8Array {
@@ -98,7 +98,7 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
   const lp = lpStream(stream, { maxDataLength: MAX_PUSH_BYTES });
   const signal = AbortSignal.timeout(timeoutMs);
   const mine = local.holdings();
-  const hello = pb.sync.v1.Hello.encode({ meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest }).finish();
+  const hello = pb.sync.v1.Hello.encode({ meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest, fetchingVersion: mine.fetchingVersion ?? 0 }).finish();
   let sentBytes = 0, receivedBytes = 0;
   const read = async () => {
     const b = (await lp.read({ signal })).subarray();

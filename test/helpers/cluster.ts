@@ -44,6 +44,8 @@ export interface ClusterOptions {
   bootstrapMode?: 'first' | 'previous';
   /** Extra config sections (audit, alerts…), merged over the test defaults. */
   overrides?: Record<string, unknown>;
+  /** mesh.announceAbove (bytes; null: always push whole envelopes). */
+  announceAbove?: number | null;
 }
 
 export class Cluster {
@@ -57,7 +59,7 @@ export class Cluster {
   #id = ++clusterSeq;
 
   private constructor(opts: ClusterOptions) {
-    this.opts = { transport: 'memory', latency: 2, syncInterval: '1s', minPeers: 4, bootstrapCount: 1, bootstrapMode: 'first', overrides: {}, ...opts };
+    this.opts = { transport: 'memory', latency: 2, syncInterval: '1s', minPeers: 4, bootstrapCount: 1, bootstrapMode: 'first', overrides: {}, announceAbove: 16 * 1024, ...opts };
     this.dir = mkdtempSync(join(tmpdir(), 'picket-cluster-'));
     const now = Date.now();
     this.rootEnvelope = signEnvelope(PAYLOAD_TYPE.root, encodeRoot(rootDoc([this.admin], 1, [this.admin], 1, 1, now + 365 * 86400e3)), [this.admin]);
@@ -91,7 +93,7 @@ export class Cluster {
       listen: [spec.listen],
       bootstrap,
       syncInterval: this.opts.syncInterval,
-      mesh: { minPeers: this.opts.minPeers, redialMin: '100ms', redialMax: '1s', penaltyThreshold: 3, banFor: '1m' },
+      mesh: { minPeers: this.opts.minPeers, redialMin: '100ms', redialMax: '1s', penaltyThreshold: 3, banFor: '1m', announceAbove: this.opts.announceAbove },
       enforcement: { backend: 'memory' },
       audit: { probeInterval: 0 },
       alerts: [],
@@ -152,6 +154,14 @@ export class Cluster {
       exceptions: [], settings: { onExpiry: 'keep' },
       ...opts.extra,
     };
+  }
+
+  /** `count` extra rules with distinct sources: about 45 bytes each on the wire. */
+  static bulkRules(count: number, salt = 0): Policy['rules'] {
+    return Array.from({ length: count }, (_, i) => ({
+      name: `bulk-${i}`, to: ['role:db'], from: [`cidr:10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`], proto: 'tcp' as const,
+      ports: [{ first: 2000 + ((i + salt) % 60000), last: 2000 + ((i + salt) % 60000) }],
+    }));
   }
 
   signed(p: Policy): Uint8Array {

@@ -1,0 +1,154 @@
+/**
+ * Large policies: announced (small signed message) and pulled once per node through sync,
+ * instead of pushed whole to every gossip mesh peer. Real agents over loopback TCP.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { Stream } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
+import { Byzantine } from '../chaos/byzantine.js';
+import { Cluster, until } from '../helpers/cluster.js';
+import { judgeAnnouncement, signAnnouncement, verifyAnnouncement, type Announcement } from '../../src/mesh/announce.js';
+import { planPush } from '../../src/mesh/sync-plan.js';
+import { announceTopic } from '../../src/mesh/mesh.js';
+import { runSync, SYNC_PROTOCOL } from '../../src/mesh/sync.js';
+import { pb } from '../../src/trust/wire.js';
+
+const DIGEST = 'ab'.repeat(32);
+
+describe('announcements (pure)', async () => {
+  const key = await generateKeyPair('Ed25519');
+  const peerId = peerIdFromPrivateKey(key).toString();
+  const base: Announcement = { meshId: 'test', peerId, policyVersion: 7, policyDigest: DIGEST, size: 200_000, rootVersion: 1, time: 1 };
+  const member = () => true;
+
+  it('a signed announcement verifies; tampering, another mesh, garbage and bad fields are rejected', async () => {
+    const good = await signAnnouncement(base, key);
+    expect(await verifyAnnouncement(good, 'test', member)).toEqual({ ok: true, announcement: base });
+
+    const signed = pb.sync.v1.SignedAnnounce.decode(good);
+    const inner = pb.sync.v1.Announce.decode(signed.announce);
+    inner.policyVersion = 8;
+    const tampered = pb.sync.v1.SignedAnnounce.encode({ announce: pb.sync.v1.Announce.encode(inner).finish(), signature: signed.signature }).finish();
+    expect(await verifyAnnouncement(tampered, 'test', member)).toMatchObject({ ok: false, reject: true, reason: 'announcement signature does not verify' });
+
+    expect(await verifyAnnouncement(good, 'other', member)).toMatchObject({ ok: false, reject: true });
+    expect(await verifyAnnouncement(new Uint8Array([1, 2, 3, 4, 5]), 'test', member)).toMatchObject({ ok: false, reject: true });
+    expect(await verifyAnnouncement(new Uint8Array(2000), 'test', member)).toMatchObject({ ok: false, reject: true, reason: 'announcement too large' });
+    for (const bad of [{ policyDigest: 'xyz' }, { policyVersion: 0 }, { size: 0 }, { size: 5 * 1024 * 1024 }]) {
+      expect(await verifyAnnouncement(await signAnnouncement({ ...base, ...bad }, key), 'test', member), JSON.stringify(bad)).toMatchObject({ ok: false, reject: true });
+    }
+    // Signed by someone else than the peer it names.
+    const other = await generateKeyPair('Ed25519');
+    expect(await verifyAnnouncement(await signAnnouncement(base, other), 'test', member)).toMatchObject({ ok: false, reject: true });
+  });
+
+  it('an announcement from a node outside the held policy is ignored, not penalised', async () => {
+    expect(await verifyAnnouncement(await signAnnouncement(base, key), 'test', () => false)).toMatchObject({ ok: false, reject: false });
+  });
+
+  it('judge: forward what is held, ignore what is older, pull what is newer or conflicting', () => {
+    const mine = { meshId: 'test', rootVersion: 1, policyVersion: 7, policyDigest: DIGEST };
+    expect(judgeAnnouncement(mine, { policyVersion: 7, policyDigest: DIGEST })).toBe('forward');
+    expect(judgeAnnouncement(mine, { policyVersion: 6, policyDigest: 'cd'.repeat(32) })).toBe('ignore');
+    expect(judgeAnnouncement(mine, { policyVersion: 8, policyDigest: 'cd'.repeat(32) })).toBe('pull');
+    expect(judgeAnnouncement(mine, { policyVersion: 7, policyDigest: 'cd'.repeat(32) })).toBe('pull');
+  });
+
+  it('sync does not push a body the peer is already pulling elsewhere, but does push a newer one', () => {
+    const mine = { meshId: 'test', rootVersion: 1, policyVersion: 7, policyDigest: DIGEST };
+    const theirs = { meshId: 'test', rootVersion: 1, policyVersion: 5, policyDigest: 'cd'.repeat(32) };
+    expect(planPush(mine, theirs).policy).toBe(true);
+    expect(planPush(mine, { ...theirs, fetchingVersion: 7 }).policy).toBe(false);
+    expect(planPush(mine, { ...theirs, fetchingVersion: 6 }).policy).toBe(true);
+    // An equivocation is still shown, whatever is being fetched.
+    expect(planPush(mine, { ...theirs, policyVersion: 7, fetchingVersion: 9 }).policy).toBe(true);
+  });
+});
+
+let cluster: Cluster | undefined;
+let byz: Byzantine | undefined;
+afterEach(async () => {
+  await byz?.node.stop();
+  byz = undefined;
+  await cluster?.destroy();
+  cluster = undefined;
+});
+
+describe('announce-then-pull between real agents', () => {
+  it('a 200 KB policy reaches every node as one pulled copy each; small policies are still pushed', async () => {
+    // Long sync interval: every body below moves because of gossip or an announcement.
+    cluster = await Cluster.create(8, { transport: 'tcp', minPeers: 4, bootstrapCount: 2, bootstrapMode: 'previous', syncInterval: '1h' });
+    await cluster.startAll();
+    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= 2), 20_000);
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+    await cluster.converged(1, 20_000);
+    const small = cluster.nodes.map((n) => n.agent!.mesh.counters.announcementsOut);
+    expect(small.every((x) => x === 0)).toBe(true);
+
+    const big = cluster.policy(2);
+    big.rules.push(...Cluster.bulkRules(4000));
+    const size = cluster.signed(big).length;
+    expect(size).toBeGreaterThan(190_000);
+    const before = cluster.nodes.map((n) => ({ ...n.agent!.mesh.counters }));
+    await cluster.publish(cluster.nodes[3]!, big);
+    await cluster.converged(2, 30_000);
+
+    expect(cluster.nodes[3]!.agent!.mesh.counters.announcementsOut).toBe(1);
+    cluster.nodes.forEach((n, i) => {
+      const c = n.agent!.mesh.counters;
+      const body = c.syncBytesIn - before[i]!.syncBytesIn;
+      const gossip = c.gossipBytesIn - before[i]!.gossipBytesIn;
+      if (i === 3) return;
+      // Exactly one body arrived, through sync (a pull, or a new connection's exchange that
+      // got there first); gossip carried only announcements.
+      expect(c.syncPoliciesIn - before[i]!.syncPoliciesIn, n.name).toBe(1);
+      expect(body, n.name).toBeGreaterThanOrEqual(size);
+      expect(body, n.name).toBeLessThan(1.5 * size);
+      expect(gossip, n.name).toBeLessThan(2000);
+    });
+    expect(cluster.nodes.reduce((s, n) => s + n.agent!.mesh.counters.pulls, 0)).toBeGreaterThanOrEqual(1);
+    // A node that pulled lets gossipsub forward the announcement it pulled for; only a node
+    // that got the body from a new connection's sync (not a pull) announces it once itself.
+    expect(cluster.nodes.every((n) => n.agent!.mesh.counters.announcementsOut <= 1)).toBe(true);
+    expect(cluster.nodes.filter((n) => n.agent!.mesh.counters.announcementsOut > 0).length).toBeLessThan(4);
+    // The wire meter saw each body arrive (what TCP carried, framing included).
+    expect(cluster.nodes.filter((_n, i) => i !== 3).every((n) => n.agent!.mesh.wireBytes().received > size)).toBe(true);
+  });
+
+  it('a peer that forwards an announcement for a body it does not hold, or a forged one, is penalised', async () => {
+    cluster = await Cluster.create(3, { syncInterval: '1h' });
+    const byzSpec = await cluster.addNode(); // listed, driven by hand
+    for (const n of cluster.nodes.slice(0, 3)) await cluster.start(n);
+    const honest = cluster.nodes.slice(0, 3);
+    await cluster.publish(honest[0]!, cluster.policy(1));
+    await cluster.converged(1, 10_000, honest);
+
+    byz = await Byzantine.start(byzSpec.key, byzSpec.listen, 'test');
+    const node = byz.node;
+    node.services.pubsub.subscribe(announceTopic('test'));
+    // It answers sync claiming to hold nothing newer than v1.
+    await node.handle(SYNC_PROTOCOL, (stream: Stream) => {
+      void runSync(stream, 'responder', {
+        holdings: () => ({ meshId: 'test', rootVersion: 1, policyVersion: 1, policyDigest: honest[0]!.agent!.engine.current!.digest }),
+        rootsAfter: () => [], policyEnvelope: () => undefined, peers: () => [], receive: async () => undefined,
+      }, 5000).catch(() => undefined);
+    });
+    const target = honest[1]!;
+    await node.dial(multiaddr(target.agent!.mesh.listenAddrs()[0]!));
+    await until(() => node.services.pubsub.getSubscribers(announceTopic('test')).length > 0, 10_000);
+
+    const lie = await signAnnouncement({ meshId: 'test', peerId: byzSpec.peerId, policyVersion: 99, policyDigest: DIGEST, size: 100_000, rootVersion: 1, time: Date.now() }, byzSpec.key);
+    await node.services.pubsub.publish(announceTopic('test'), lie);
+    await until(() => target.agent!.mesh.admission.strikes(byzSpec.peerId) >= 1, 10_000);
+    expect(target.agent!.mesh.counters.pulls).toBe(1);
+
+    const forged = await signAnnouncement({ meshId: 'test', peerId: honest[0]!.peerId, policyVersion: 98, policyDigest: DIGEST, size: 100_000, rootVersion: 1, time: Date.now() }, byzSpec.key);
+    await node.services.pubsub.publish(announceTopic('test'), forged);
+    await until(() => target.agent!.mesh.admission.strikes(byzSpec.peerId) >= 2, 10_000);
+    // A forged announcement costs no pull; nothing changed on the honest nodes.
+    expect(target.agent!.mesh.counters.pulls).toBe(1);
+    for (const n of honest) expect(n.agent!.engine.current!.policy.version).toBe(1);
+  });
+});
