@@ -39,6 +39,8 @@ export interface AgentDeps {
   /** Overrides the configured backend (tests inject a shared MemoryBackend). */
   backend?: Backend;
   memoryLatency?: number;
+  /** Benchmarks only: gossipsub without IDONTWANT (how v1.1 peers behave). */
+  noIdontwant?: boolean;
   syncTimeout?: number;
   /** Skip the control socket (in-process clusters). */
   noControl?: boolean;
@@ -153,6 +155,7 @@ export class Agent {
         minPeers: config.mesh.minPeers, redialMin: config.mesh.redialMin, redialMax: config.mesh.redialMax,
         penaltyThreshold: config.mesh.penaltyThreshold, banFor: config.mesh.banFor, announceAbove: config.mesh.announceAbove,
         ...(deps.memoryLatency !== undefined ? { memoryLatency: deps.memoryLatency } : {}),
+        ...(deps.noIdontwant ? { noIdontwant: true } : {}),
         ...(deps.syncTimeout !== undefined ? { syncTimeout: deps.syncTimeout } : {}),
       });
       const alerts = new AlertManager({ store, clock, log, source: peerId, sinks: [...config.alerts] });

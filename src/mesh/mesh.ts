@@ -54,6 +54,8 @@ export interface MeshOptions {
   announceAbove: number | null;
   /** Per-link latency for the in-process memory transport (tests, simulations). */
   memoryLatency?: number;
+  /** Benchmarks only: never send IDONTWANT (gossipsub v1.1 behaviour), to measure duplicates. */
+  noIdontwant?: boolean;
   syncTimeout?: number;
 }
 
@@ -170,6 +172,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
           ignoreDuplicatePublishError: true,
           globalSignaturePolicy: 'StrictNoSign',
           maxInboundDataLength: LIMITS.maxEnvelopeBytes + 64 * 1024,
+          ...(o.noIdontwant ? { idontwantMinDataSize: Number.MAX_SAFE_INTEGER } : {}),
           heartbeatInterval: 700,
           // Admission already limits the mesh to PeerIds the signed policy lists, so gossipsub's
           // Sybil defence against many peers behind one IP only hurts here: fleets share IPs
