@@ -20,7 +20,7 @@ const BENCH_AUDIT = { audit: { interval: '1h', probeInterval: 0 } };
 const rows: Row[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Sample { bytes: number[]; perNode: number[]; all: number; size: number }
+interface Sample { bytes: number[]; bodies: number[]; perNode: number[]; all: number; size: number }
 
 const received = (c: Cluster) => c.nodes.map((n) => n.agent!.mesh.wireBytes().received);
 
@@ -35,6 +35,7 @@ async function update(c: Cluster, via: NodeSpec, v: number, bulk: boolean, idleR
     return () => x.agent!.engine.off('enforced', fn);
   });
   const before = received(c);
+  const sync0 = c.nodes.map((n) => n.agent!.mesh.counters.syncBytesIn);
   const t0 = performance.now();
   await c.publish(via, p);
   await until(() => applied.size === c.nodes.length, 120_000);
@@ -44,8 +45,10 @@ async function update(c: Cluster, via: NodeSpec, v: number, bulk: boolean, idleR
   const window = performance.now() - t0;
   const after = received(c);
   const bytes = c.nodes.flatMap((n, i) => (n === via ? [] : [after[i]! - before[i]! - idleRate[i]! * window]));
+  // The part that came through sync exchanges (pulled or pushed bodies), before Noise/yamux framing.
+  const bodies = c.nodes.flatMap((n, i) => (n === via ? [] : [n.agent!.mesh.counters.syncBytesIn - sync0[i]!]));
   const lat = c.nodes.filter((n) => n !== via).map((n) => applied.get(n.name)! - t0);
-  return { bytes, perNode: lat, all: Math.max(...lat), size };
+  return { bytes, bodies, perNode: lat, all: Math.max(...lat), size };
 }
 
 const MODES = {
@@ -80,6 +83,7 @@ async function mode(name: keyof typeof MODES): Promise<void> {
       const m = MODES[name];
       rows.push({ scenario: 'bytes', metric: `${label}, ${m}: bytes received per node per update (median)`, unit: 'bytes', nodes: N, value: Math.round(median(bytes)) });
       rows.push({ scenario: 'bytes', metric: `${label}, ${m}: received / envelope size (median)`, unit: '×', nodes: N, value: round(median(bytes) / size) });
+      rows.push({ scenario: 'bytes', metric: `${label}, ${m}: of which through sync exchanges (median)`, unit: 'bytes', nodes: N, value: Math.round(median(samples.flatMap((s) => s.bodies))) });
       rows.push({ scenario: 'bytes', metric: `${label}, ${m}: publish → applied per node (median)`, unit: 'ms', nodes: N, value: round(median(samples.flatMap((s) => s.perNode))) });
       rows.push({ scenario: 'bytes', metric: `${label}, ${m}: publish → applied on every node (median)`, unit: 'ms', nodes: N, value: round(median(samples.map((s) => s.all))) });
       if (bulk) rows.push({ scenario: 'bytes', metric: `${label}: envelope size`, unit: 'bytes', nodes: N, value: size });

@@ -131,8 +131,10 @@ ${(() => {
     'large messages as soon as one arrives; on one host, where validating 200 KB takes longer than a loopback round\n' +
     'trip, that already suppresses most duplicates. Announce-then-pull gets about one copy per node without depending\n' +
     'on that race (a node forwards the announcement only once it holds the body, and pulls from the peer that\n' +
-    'forwarded it to it), and peers that speak only v1.1 cannot multiply it. For small policies the update itself is\n' +
-    'small and most of the bytes are the signed statuses each node gossips after applying (see "Why the misses miss").';
+    'forwarded it to it), and peers that speak only v1.1 cannot multiply it. The "through sync exchanges" row shows\n' +
+    'the body arriving once per node; the rest of each update\'s bytes are the signed statuses every node gossips\n' +
+    'after applying, the announcement and gossipsub control traffic — which is also nearly all of a small policy\'s\n' +
+    'cost (see "Why the misses miss").';
 })()}
 
 ## The 10,000-node simulation

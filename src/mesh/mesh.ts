@@ -483,15 +483,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const pull: Pull = { from, version: a.policyVersion, done: Promise.resolve() };
     pull.done = (async () => {
       this.counters.pulls++;
-      // Twice at most: a sync with `from` that was already running may predate its copy.
-      for (let i = 0; i < 2 && judgeAnnouncement(this.#holdings(), a) === 'pull'; i++) {
-        const stats = await this.syncWith(from);
-        if (!stats) return;
-        if (stats.peer.policyVersion < a.policyVersion) {
-          // It forwarded an announcement for a body it does not hold: honest peers never do.
-          this.#penalise(from, 'announced a policy it does not hold');
-          return;
-        }
+      // A sync with `from` already running may have started before it held the body: let it
+      // finish (it may bring the body anyway), then judge only an exchange started after the
+      // announcement arrived.
+      const running = this.#syncing.get(from);
+      if (running) await running;
+      if (judgeAnnouncement(this.#holdings(), a) !== 'pull') return;
+      const stats = await this.syncWith(from);
+      if (stats && stats.peer.policyVersion < a.policyVersion) {
+        // It forwarded an announcement for a body it does not hold: honest peers never do.
+        this.#penalise(from, 'announced a policy it does not hold');
       }
     })().finally(() => this.#pulls.delete(key));
     this.#pulls.set(key, pull);

@@ -14,6 +14,7 @@ import { planPush } from '../../src/mesh/sync-plan.js';
 import { announceTopic } from '../../src/mesh/mesh.js';
 import { runSync, SYNC_PROTOCOL } from '../../src/mesh/sync.js';
 import { pb } from '../../src/trust/wire.js';
+import { decodeEnvelope, digestOf } from '../../src/trust/envelope.js';
 
 const DIGEST = 'ab'.repeat(32);
 
@@ -150,5 +151,49 @@ describe('announce-then-pull between real agents', () => {
     // A forged announcement costs no pull; nothing changed on the honest nodes.
     expect(target.agent!.mesh.counters.pulls).toBe(1);
     for (const n of honest) expect(n.agent!.engine.current!.policy.version).toBe(1);
+  });
+
+  it('an announcement of the same version with other content is pulled once, so the equivocation is seen and alerted', async () => {
+    cluster = await Cluster.create(3, { syncInterval: '1h' });
+    const byzSpec = await cluster.addNode();
+    for (const n of cluster.nodes.slice(0, 3)) await cluster.start(n);
+    const honest = cluster.nodes.slice(0, 3);
+    await cluster.publish(honest[0]!, cluster.policy(2));
+    await cluster.converged(2, 10_000, honest);
+    // The admins signed a second, different v2 (a stolen key, or a mistake): byz holds that one.
+    const other = cluster.policy(2, { extra: { rules: [] } });
+    const otherBytes = cluster.signed(other);
+    const env = decodeEnvelope(otherBytes);
+    if (!env.ok) throw new Error('bad envelope');
+    const otherDigest = digestOf(env.value);
+
+    byz = await Byzantine.start(byzSpec.key, byzSpec.listen, 'test');
+    const node = byz.node;
+    node.services.pubsub.subscribe(announceTopic('test'));
+    let served = 0;
+    await node.handle(SYNC_PROTOCOL, (stream: Stream) => {
+      served++;
+      void runSync(stream, 'responder', {
+        holdings: () => ({ meshId: 'test', rootVersion: 1, policyVersion: 2, policyDigest: otherDigest }),
+        rootsAfter: () => [], policyEnvelope: () => otherBytes, peers: () => [], receive: async () => undefined,
+      }, 5000).catch(() => undefined);
+    });
+    const target = honest[1]!;
+    const rejected: string[] = [];
+    target.agent!.engine.on('rejected', (r) => rejected.push(r.outcome));
+    await node.dial(multiaddr(target.agent!.mesh.listenAddrs()[0]!));
+    await until(() => node.services.pubsub.getSubscribers(announceTopic('test')).length > 0, 10_000);
+    const pullsBefore = target.agent!.mesh.counters.pulls;
+    for (let i = 0; i < 2; i++) {
+      const ann = await signAnnouncement({ meshId: 'test', peerId: byzSpec.peerId, policyVersion: 2, policyDigest: otherDigest, size: otherBytes.length, rootVersion: 1, time: Date.now() + i }, byzSpec.key);
+      await node.services.pubsub.publish(announceTopic('test'), ann);
+    }
+    await until(() => rejected.includes('equivocation'), 10_000, () => rejected.join(','));
+    await until(() => (target.agent!.mesh.counters.announcementsIn.ignored ?? 0) + (target.agent!.mesh.counters.announcementsIn['not-pulled'] ?? 0) >= 2, 10_000, () => JSON.stringify(target.agent!.mesh.counters.announcementsIn));
+    expect(target.agent!.mesh.counters.pulls - pullsBefore).toBe(1);
+    expect(served).toBe(1);
+    // Showing an equivocation is not a lie by the peer: no strike; the node keeps its first v2.
+    expect(target.agent!.mesh.admission.strikes(byzSpec.peerId)).toBe(0);
+    expect(target.agent!.engine.current!.digest).not.toBe(otherDigest);
   });
 });
