@@ -26,6 +26,7 @@ import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type 
 import type { Holdings } from './sync-plan.js';
 import { judgeAnnouncement, signAnnouncement, verifyAnnouncement, type Announcement } from './announce.js';
 import { WireMeter, type WireBytes } from './wire-meter.js';
+import { InFlight, type Pull } from './inflight.js';
 
 export const policyTopic = (meshId: string) => `/picket/${meshId}/policy/1`;
 export const statusTopic = (meshId: string) => `/picket/${meshId}/status/1`;
@@ -74,11 +75,6 @@ export interface MeshCounters {
   penalised: number;
 }
 
-interface Pull {
-  from: string;
-  version: number;
-  done: Promise<void>;
-}
 
 interface Known {
   addrs: Multiaddr[];
@@ -119,8 +115,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #timers: Timer[] = [];
   #stopped = false;
   #syncing = new Map<string, Promise<SyncStats | undefined>>();
-  /** Pulls in flight after announcements, by version:digest. */
-  #pulls = new Map<string, Pull>();
+  /** Every sync exchange in progress, initiated or served. */
+  #exchanges = new Set<Promise<unknown>>();
+  /** Bodies on their way: pulls and exchanges with peers that are ahead. */
+  #inflight = new InFlight();
   /** Same-version-other-digest announcements already pulled once (an equivocation seen). */
   #pulledOther = new Set<string>();
   #dirtyPeers = new Map<string, PeerRecord>();
@@ -207,7 +205,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     node.services.pubsub.subscribe(announce);
 
     await node.handle(SYNC_PROTOCOL, (stream: Stream, connection: Connection) => {
-      void this.#serveSync(stream, connection.remotePeer.toString());
+      void this.#track(this.#serveSync(stream, connection.remotePeer.toString()));
     }, { maxInboundStreams: 4 });
 
     node.addEventListener('connection:open', (e) => {
@@ -230,7 +228,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.#applyAdmission();
       // What arrived by gossip is forwarded by gossipsub itself, and so is the announcement
       // of a body pulled after one; anything else we push (or announce, when large).
-      if (source.kind === 'gossip' || [...this.#pulls.values()].some((p) => p.version === cur.policy.version)) return;
+      if (source.kind === 'gossip' || this.#inflight.pulling(cur.policy.version)) return;
       void this.#publishPolicy(cur);
     });
     o.engine.on('root', (_root, source) => {
@@ -412,9 +410,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#stopped) return Promise.resolve(undefined);
     const running = this.#syncing.get(peer);
     if (running) return running;
-    const run = this.#initiateSync(peer).finally(() => this.#syncing.delete(peer));
+    const run = this.#track(this.#initiateSync(peer)).finally(() => this.#syncing.delete(peer));
     this.#syncing.set(peer, run);
     return run;
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#exchanges.add(p);
+    void p.finally(() => this.#exchanges.delete(p)).catch(() => undefined);
+    return p;
   }
 
   async #initiateSync(peer: string): Promise<SyncStats | undefined> {
@@ -478,24 +482,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** One pull per announced body, however many peers announce it at once. */
   #pull(from: string, key: string, a: Announcement): Promise<void> {
-    const running = this.#pulls.get(key);
+    const running = this.#inflight.pulls.get(key);
     if (running) return running.done;
     const pull: Pull = { from, version: a.policyVersion, done: Promise.resolve() };
     pull.done = (async () => {
       this.counters.pulls++;
-      // A sync with `from` already running may have started before it held the body: let it
-      // finish (it may bring the body anyway), then judge only an exchange started after the
-      // announcement arrived.
-      const running = this.#syncing.get(from);
-      if (running) await running;
+      // Exchanges already running (a new connection's sync, one with `from` that started before
+      // it held the body) may be bringing this body: let them finish first, then judge only an
+      // exchange started after the announcement arrived.
+      if (this.#exchanges.size) await Promise.allSettled([...this.#exchanges]);
       if (judgeAnnouncement(this.#holdings(), a) !== 'pull') return;
       const stats = await this.syncWith(from);
       if (stats && stats.peer.policyVersion < a.policyVersion) {
         // It forwarded an announcement for a body it does not hold: honest peers never do.
         this.#penalise(from, 'announced a policy it does not hold');
       }
-    })().finally(() => this.#pulls.delete(key));
-    this.#pulls.set(key, pull);
+    })().finally(() => this.#inflight.pulls.delete(key));
+    this.#inflight.pulls.set(key, pull);
     return pull.done;
   }
 
@@ -503,11 +506,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #withPeer(peer: string): SyncLocal {
     const e = this.#o.engine;
     return {
-      holdings: () => {
-        // Tell other peers that a body is already on its way, so that they do not send it too.
-        const fetching = [...this.#pulls.values()].filter((p) => p.from !== peer).map((p) => p.version);
-        return { ...this.#holdings(), fetchingVersion: fetching.length ? Math.max(...fetching) : 0 };
-      },
+      holdings: () => ({ ...this.#holdings(), fetchingVersion: this.#inflight.fetchingExcept(peer) }),
+      claim: (theirs) => this.#inflight.claim(peer, this.#holdings(), theirs),
       rootsAfter: (v) => e.rootsAfter(v),
       policyEnvelope: () => e.current?.bytes,
       peers: () => this.#peerSample(peer),

@@ -25,6 +25,13 @@ export interface SyncLocal {
   peers(): PeerInfo[];
   /** Receives what the peer pushed: roots first (ascending), then the policy, then peers. */
   receive(push: Pushed): Promise<void>;
+  /**
+   * Called once the peer's Hello is read, right before this side says what it still wants:
+   * returns the policy version already on its way through other exchanges or pulls (the peer
+   * then does not send that body), and registers this exchange as bringing the peer's newer
+   * body when nothing else is. `release` runs when the exchange ends.
+   */
+  claim?(theirs: Holdings): { fetchingVersion: number; release(): void };
 }
 
 export interface PeerInfo {
@@ -36,6 +43,7 @@ export interface Pushed {
   roots: Uint8Array[];
   policy?: Uint8Array;
   peers: PeerInfo[];
+  fetchingVersion?: number;
 }
 
 export class SyncError extends Error {
@@ -66,12 +74,12 @@ function decodeHello(bytes: Uint8Array): Holdings {
   return { meshId: h.meshId, rootVersion, policyVersion, policyDigest: h.policyDigest, fetchingVersion };
 }
 
-function encodePush(local: SyncLocal, theirs: Holdings): Uint8Array {
+function encodePush(local: SyncLocal, theirs: Holdings, fetchingVersion = 0): Uint8Array {
   const plan = planPush(local.holdings(), theirs);
   const roots = plan.rootsAfter !== undefined ? local.rootsAfter(plan.rootsAfter).slice(0, MAX_SYNC_ROOTS) : [];
   const policy = plan.policy ? local.policyEnvelope() : undefined;
   const peers = local.peers().slice(0, MAX_SYNC_PEERS).map((p) => ({ peerId: p.peerId, addrs: p.addrs.slice(0, MAX_PEER_ADDRS) }));
-  return pb.sync.v1.Push.encode({ roots, ...(policy ? { policy } : {}), peers }).finish();
+  return pb.sync.v1.Push.encode({ roots, ...(policy ? { policy } : {}), peers, fetchingVersion }).finish();
 }
 
 function decodePush(bytes: Uint8Array): Pushed {
@@ -90,15 +98,19 @@ function decodePush(bytes: Uint8Array): Pushed {
     if (addrs.length > MAX_PEER_ADDRS || peerId.length > LIMITS.maxStringLength || addrs.some((a) => a.length > LIMITS.maxStringLength)) throw new SyncError('push with an oversized peer entry');
     peers.push({ peerId, addrs });
   }
-  return { roots: p.roots.map((r) => new Uint8Array(r)), ...(p.policy.length ? { policy: new Uint8Array(p.policy) } : {}), peers };
+  const fetchingVersion = Number(p.fetchingVersion);
+  if (!Number.isSafeInteger(fetchingVersion)) throw new SyncError('malformed push');
+  return { roots: p.roots.map((r) => new Uint8Array(r)), ...(p.policy.length ? { policy: new Uint8Array(p.policy) } : {}), peers, fetchingVersion };
 }
 
 /** Runs one side of a sync exchange. Throws SyncError on a misbehaving peer. */
 export async function runSync(stream: Stream, role: 'initiator' | 'responder', local: SyncLocal, timeoutMs: number): Promise<SyncStats> {
   const lp = lpStream(stream, { maxDataLength: MAX_PUSH_BYTES });
   const signal = AbortSignal.timeout(timeoutMs);
-  const mine = local.holdings();
-  const hello = pb.sync.v1.Hello.encode({ meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest, fetchingVersion: mine.fetchingVersion ?? 0 }).finish();
+  const helloOf = (mine: Holdings, fetching = 0) => pb.sync.v1.Hello.encode({
+    meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest,
+    fetchingVersion: Math.max(mine.fetchingVersion ?? 0, fetching),
+  }).finish();
   let sentBytes = 0, receivedBytes = 0;
   const read = async () => {
     const b = (await lp.read({ signal })).subarray();
@@ -109,23 +121,31 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
     sentBytes += b.length;
     await lp.write(b, { signal });
   };
+  const meshId = local.holdings().meshId;
   let theirs: Holdings;
-  if (role === 'initiator') {
-    await write(hello);
-    theirs = decodeHello(await read());
-  } else {
-    theirs = decodeHello(await read());
-    await write(hello);
+  let claim: { fetchingVersion: number; release(): void } | undefined;
+  try {
+    if (role === 'initiator') {
+      await write(helloOf(local.holdings()));
+      theirs = decodeHello(await read());
+    } else {
+      theirs = decodeHello(await read());
+      if (theirs.meshId === meshId) claim = local.claim?.(theirs);
+      await write(helloOf(local.holdings(), claim?.fetchingVersion));
+    }
+    if (theirs.meshId !== meshId) throw new SyncError(`peer is in mesh ${theirs.meshId.slice(0, 64)}`);
+    let push: Pushed;
+    if (role === 'initiator') {
+      claim = local.claim?.(theirs);
+      await write(encodePush(local, theirs, claim?.fetchingVersion));
+      push = decodePush(await read());
+    } else {
+      push = decodePush(await read());
+      await write(encodePush(local, { ...theirs, fetchingVersion: Math.max(theirs.fetchingVersion ?? 0, push.fetchingVersion ?? 0) }));
+    }
+    await local.receive(push);
+    return { sentBytes, receivedBytes, receivedRoots: push.roots.length, receivedPolicy: Boolean(push.policy), peer: theirs };
+  } finally {
+    claim?.release();
   }
-  if (theirs.meshId !== mine.meshId) throw new SyncError(`peer is in mesh ${theirs.meshId.slice(0, 64)}`);
-  let push: Pushed;
-  if (role === 'initiator') {
-    await write(encodePush(local, theirs));
-    push = decodePush(await read());
-  } else {
-    push = decodePush(await read());
-    await write(encodePush(local, theirs));
-  }
-  await local.receive(push);
-  return { sentBytes, receivedBytes, receivedRoots: push.roots.length, receivedPolicy: Boolean(push.policy), peer: theirs };
 }
