@@ -27,6 +27,12 @@ async function convergence(n: number, updates: number): Promise<void> {
     await c.converged(1, 60_000);
     // Let gossipsub's mesh settle (a few heartbeats) before measuring.
     await new Promise((r) => setTimeout(r, 3000));
+    // What the idle agents cost this one process before any update (heartbeats, keep-alives,
+    // periodic status and sync): the CPU every update then competes with.
+    const u0 = process.cpuUsage(), w0 = performance.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const u = process.cpuUsage(u0);
+    rows.push({ scenario: 'convergence', metric: 'CPU of the idle agents, all in this process (before updates)', unit: '% of a core', nodes: n, value: round(((u.user + u.system) / 1000 / (performance.now() - w0)) * 100, 1) });
     const perNode: number[] = [];
     const all: number[] = [];
     for (let v = 2; v < 2 + updates; v++) {

@@ -152,7 +152,10 @@ ${(() => {
 
 - **Convergence at 100 nodes** runs 100 complete agents (libp2p, Noise, yamux, gossipsub,
   LevelDB, signed status gossip) in *one* Node.js process on two cores. At 10 and 30 nodes the
-  medians are tens of milliseconds; at 100 the process is saturated: every fleet-wide change
+  medians are tens of milliseconds; at 100 the process is saturated before anything is
+  published (the "CPU of the idle agents" rows: ~1% of a core per idle agent — gossipsub
+  heartbeats, keep-alives, periodic statuses — times 100, on a process that can use one core
+  for JavaScript), and every fleet-wide change
   makes each node verify ~99 signed statuses, gossipsub heartbeats run late, unanswered IWANTs
   count as broken promises, and many nodes end up receiving the update from the 5-second
   anti-entropy rounds instead of the gossip mesh — the tail the median shows. This is a limit
