@@ -8,6 +8,7 @@ import '../src/runtime/polyfill.js';
 import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { Cluster, until } from '../test/helpers/cluster.js';
+import { DEPLOYED_NODE_OPTIONS } from './deployed.js';
 import { argValue, median, percentile, round, saveRows, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -104,13 +105,14 @@ async function memory(peers: number): Promise<void> {
     await c.converged(1, 60_000, c.nodes.slice(0, peers));
     const cfg = join(c.dir, 'solo.yaml');
     writeFileSync(cfg, `meshId: test\ndataDir: ${spec.dir}\nidentityKey: ${join(c.dir, `${spec.name}.key`)}\ntrustedRoot: ${join(c.dir, 'root.json')}\nlisten: [/ip4/127.0.0.1/tcp/0]\nbootstrap: [${c.nodes.slice(0, peers).map((n) => n.agent!.mesh.listenAddrs()[0]).join(', ')}]\nmesh: { minPeers: ${peers} }\nenforcement: { backend: memory }\nalerts: []\nlog: { level: warn, pretty: false }\n`);
-    const child = spawn(process.execPath, ['bin/picket.js', 'agent', '--config', cfg], { stdio: 'ignore' });
+    // As the shipped systemd unit and image run it (deploy/systemd/picket.service).
+    const child = spawn(process.execPath, ['bin/picket.js', 'agent', '--config', cfg], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } });
     await until(() => c.nodes.slice(0, peers).filter((n) => n.agent!.mesh.connectedPeers().includes(spec.peerId)).length >= peers, 60_000);
     await new Promise((r) => setTimeout(r, 5000));
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
     const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
     child.kill('SIGTERM');
-    rows.push({ scenario: 'memory', metric: `RSS of one agent process with ${peers} peers`, unit: 'MB', nodes: peers + 1, value: round(rss, 1) });
+    rows.push({ scenario: 'memory', metric: `RSS of one agent process with ${peers} peers (NODE_OPTIONS=${DEPLOYED_NODE_OPTIONS}, as deployed)`, unit: 'MB', nodes: peers + 1, value: round(rss, 1) });
   } finally {
     await c.destroy();
   }

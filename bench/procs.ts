@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Cluster, until } from '../test/helpers/cluster.js';
 import { call } from '../src/cli/client.js';
+import { DEPLOYED_NODE_OPTIONS } from './deployed.js';
 import { argValue, median, percentile, round, saveRows, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -50,7 +51,7 @@ try {
       'mesh: { minPeers: 6 }', 'enforcement: { backend: memory }', 'audit: { interval: 1h, probeInterval: 0 }', 'alerts: []',
       `control: { socket: ${join(spec.dir, 'control.sock')} }`, 'log: { level: info, pretty: false }', '',
     ].join('\n'));
-    const child = spawn(process.execPath, [BIN, 'agent', '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [BIN, 'agent', '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } });
     const p: Proc = { child, applied: new Map(), socket: join(spec.dir, 'control.sock'), exited: new Promise((r) => child.once('exit', () => r())) };
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {

@@ -1,5 +1,6 @@
 /** What can be checked here of the deployment recipes (no systemd, Docker, Kubernetes or Chef on this machine). */
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
@@ -41,6 +42,13 @@ describe('systemd unit', () => {
     expect(existsSync(join(root, m![1]!))).toBe(true); // bin/picket.js, as the package ships it
     expect(JSON.parse(read('package.json')).bin.picket).toBe(m![1]);
     expect(svc.get('ExecReload')![0]).toContain('-HUP');
+  });
+  it('runs node with memory options node accepts, the same as the container image', () => {
+    const opts = svc.get('Environment')!.map((e) => /^NODE_OPTIONS=(.*)$/.exec(e)?.[1]).find(Boolean)!;
+    expect(opts).toContain('--max-semi-space-size=');
+    const r = spawnSync(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: opts }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(read('deploy/container/Dockerfile')).toContain(`NODE_OPTIONS=${opts}`);
   });
   it('is the same file the Chef cookbook installs', () => {
     expect(read('deploy/chef/picket/files/default/picket.service')).toBe(read('deploy/systemd/picket.service'));
