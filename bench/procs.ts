@@ -47,7 +47,7 @@ try {
     const cfg = join(c.dir, `${spec.name}.yaml`);
     writeFileSync(cfg, [
       'meshId: test', `dataDir: ${spec.dir}`, `identityKey: ${join(c.dir, `${spec.name}.key`)}`, `trustedRoot: ${join(c.dir, 'root.json')}`,
-      `listen: [/ip4/127.0.0.1/tcp/${ports[i]}]`, `bootstrap: [${bootstrap.join(', ')}]`, 'syncInterval: 5s',
+      `listen: [/ip4/127.0.0.1/tcp/${ports[i]}]`, `bootstrap: [${bootstrap.join(', ')}]`,
       'mesh: { minPeers: 6 }', 'enforcement: { backend: memory }', 'audit: { interval: 1h, probeInterval: 0 }', 'alerts: []',
       `control: { socket: ${join(spec.dir, 'control.sock')} }`, 'log: { level: info, pretty: false }', '',
     ].join('\n'));
@@ -70,7 +70,9 @@ try {
   await until(() => procs.every((p) => { try { readFileSync(p.socket); return false; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ENOENT'; } }), 60_000);
   await publish(0, 1);
   await until(() => procs.every((p) => p.applied.has(1)), 60_000, () => `v1 on ${procs.filter((p) => p.applied.has(1)).length}/${N}`);
-  await new Promise((r) => setTimeout(r, 3000)); // gossipsub mesh settles
+  // Steady state, as in bench/mesh.ts: a warm-up, then a quiet gap after each update (every
+  // node gossips a signed status 1–3 s after a change).
+  await new Promise((r) => setTimeout(r, Math.max(5000, N * 300)));
   // CPU the idle fleet burns (heartbeats, keep-alives, timers): what every update competes with.
   const cpu = () => procs.map((p) => { const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return Number(f[11]) + Number(f[12]); });
   const c0 = cpu(), w0 = Date.now();
@@ -85,7 +87,7 @@ try {
     if (process.env.PROCS_TRACE) console.log(`v${v}: ${[...lat].sort((a, b) => a - b).join(' ')}`);
     perNode.push(...lat);
     all.push(Math.max(...lat));
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 4000));
   }
   const rss = procs.map((p) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
   const tag = `${N} agent processes`;

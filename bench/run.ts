@@ -150,29 +150,34 @@ ${(() => {
 
 ## Why the misses miss
 
+- **How convergence is measured**: the product's default \`syncInterval\` (30 s), a warm-up
+  after the fleet first converges (connections grow towards their target and the first status
+  storm passes), and a 4 s quiet gap after each update, because every node gossips a signed
+  status 1–3 s after a change. Three more updates are published 200 ms after the previous one
+  converged (the "back-to-back" rows): they land in that status storm and show what it costs.
 - **Convergence at 100 nodes** runs 100 complete agents (libp2p, Noise, yamux, gossipsub,
-  LevelDB, signed status gossip) in *one* Node.js process on two cores. At 10 and 30 nodes the
-  medians are tens of milliseconds; at 100 the process is saturated before anything is
-  published (the "CPU of the idle agents" rows: ~1% of a core per idle agent — gossipsub
-  heartbeats, keep-alives, periodic statuses — times 100, on a process that can use one core
-  for JavaScript), and every fleet-wide change
-  makes each node verify ~99 signed statuses, gossipsub heartbeats run late, unanswered IWANTs
-  count as broken promises, and many nodes end up receiving the update from the 5-second
-  anti-entropy rounds instead of the gossip mesh — the tail the median shows. This is a limit
-  of simulating a fleet in one process (one agent per host does not share a CPU with 99
-  others).
+  LevelDB, signed status gossip) in *one* Node.js process on two cores. The "CPU of the idle
+  agents" rows show the cliff: a few percent of a core for 10 or 30 idle agents, more than a
+  whole core for 100 (gossipsub heartbeats and IHAVE gossip, keep-alive pings, periodic signed
+  statuses that every agent verifies from every other, connections still growing towards
+  their target) — the process is saturated before anything is published. Every fleet-wide change then makes
+  each node send one signed status and verify ~99 (about 10,000 status deliveries, plus
+  duplicates, for one process), gossipsub heartbeats run late and some nodes receive the
+  update from anti-entropy instead of the gossip mesh — the tail. One agent per host does not
+  share a CPU with 99 others; the simulation models the protocol itself at 10,000 nodes.
 - **30 agent processes** (real \`picket agent\` binaries, one per node) still share the same
-  two cores: 30 V8 heaps, each idle agent burning a few percent of a core on heartbeats,
-  keep-alives and timers (the "idle CPU" row), and every hop of an update waits in the run
-  queue behind the others. Even the publishing agent's own apply takes tens to hundreds of
-  milliseconds in this setting, against ~20 ms with 10 processes. One agent per host does
-  not share its CPU like this; the simulation models the protocol itself at 10,000 nodes.
+  two cores. Each process runs the update path only a few times (cold, barely optimised
+  code), so an update costs each agent several milliseconds of CPU, and 30 of them queue for
+  two cores: the per-node latencies rise almost linearly from the publisher's ~20–60 ms to a
+  few hundred. With 10 processes the median is ~35 ms. Idle, an agent uses well under 1% of a
+  core (the "idle CPU" row).
 - **Small updates cost more bytes than their size**: after applying, every node gossips a
   signed status (~300 bytes) so that any node can show the fleet; each node receives every
   status from a few mesh peers. That is O(N) bytes per node per fleet-wide change — fine at
   tens or hundreds of nodes, and the first thing to aggregate for thousands.
-- **RSS** is measured on one agent process after it has joined 20 peers; it hovers around the
-  120 MB target (92–125 MB across runs).
+- **RSS** is measured on one agent process after it has joined 20 peers, run as the shipped
+  unit runs it (\`NODE_OPTIONS=--max-semi-space-size=4\`): ~100 MB; with Node's defaults it
+  was 121 MB (92–125 MB across runs).
 - **nft apply** is bounded by \`nft\` itself (parsing ~0.7 MB of set elements; the design's
   \`nft -c\` pre-check parses it twice) and, in the benchmark, by spawning \`ip netns exec\`.
   See [enforcement.md](enforcement.md) for the designs measured on the way there.
