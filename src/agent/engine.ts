@@ -116,14 +116,18 @@ export class Engine extends EventEmitter<EngineEvents> {
     return r.ok ? r.root.version : 0;
   }
 
-  /** Verify → persist → enforce, one envelope at a time. Resolves once persisted. */
-  offer(input: Uint8Array | Envelope, source: Source): Promise<OfferResult> {
-    const next = this.#chain.then(() => this.#offer(input, source));
+  /**
+   * Verify → persist → enforce, one envelope at a time. Resolves once persisted.
+   * `retryBelowThreshold`: the caller will offer this envelope again if it is below threshold
+   * (after a sync that may bring a newer root), so that outcome is not reported this time.
+   */
+  offer(input: Uint8Array | Envelope, source: Source, opts: { retryBelowThreshold?: boolean } = {}): Promise<OfferResult> {
+    const next = this.#chain.then(() => this.#offer(input, source, opts.retryBelowThreshold ?? false));
     this.#chain = next.catch(() => undefined);
     return next;
   }
 
-  async #offer(input: Uint8Array | Envelope, source: Source): Promise<OfferResult> {
+  async #offer(input: Uint8Array | Envelope, source: Source, retryBelowThreshold: boolean): Promise<OfferResult> {
     const { clock, store, log } = this.#o;
     const decoded = input instanceof Uint8Array ? decodeEnvelope(input) : { ok: true as const, value: input };
     if (!decoded.ok) return this.#reject({ outcome: decoded.outcome, reason: decoded.reason, kind: 'unknown' }, source);
@@ -142,7 +146,10 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
     const cur = this.#current;
     const v = verifyPolicy(env, { root: this.#root, meshId: this.#o.meshId, ...(cur ? { policy: { version: cur.policy.version, digest: cur.digest } } : {}) }, now);
-    if (v.outcome !== 'accepted') return this.#reject({ ...v, kind: 'policy' }, source);
+    if (v.outcome !== 'accepted') {
+      if (v.outcome === 'below-threshold' && retryBelowThreshold) return { ...v, kind: 'policy' };
+      return this.#reject({ ...v, kind: 'policy' }, source);
+    }
     const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
     await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now });
     crashpoint('after-persist'); // persisted, not yet enforced: a restart must enforce it

@@ -186,8 +186,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
       const from = peer.toString();
       this.counters.gossipBytesIn += msg.data.length;
-      let r = await o.engine.offer(msg.data, { kind: 'gossip', peer: from });
-      if (r.outcome === 'below-threshold' && !this.admission.isBanned(from)) {
+      const retry = !this.admission.isBanned(from);
+      let r = await o.engine.offer(msg.data, { kind: 'gossip', peer: from }, { retryBelowThreshold: retry });
+      if (r.outcome === 'below-threshold' && retry) {
         // Signed under a root this node may not hold yet (a rotation still spreading): sync
         // with the sender, which pulls any newer root, then judge the message again.
         await this.syncWith(from);

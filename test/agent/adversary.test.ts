@@ -72,6 +72,26 @@ describe('lying peers and strangers', () => {
     for (const n of honest) expect(n.history.every((v) => v <= 3)).toBe(true);
   });
 
+  it('a forged policy on gossip is judged twice (again after a sync with its sender) but reported and counted once', async () => {
+    cluster = await Cluster.create(2);
+    const byzSpec = await cluster.addNode();
+    for (const n of cluster.nodes.slice(0, 2)) await cluster.start(n);
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(2));
+    await cluster.converged(2, 10_000, cluster.nodes.slice(0, 2));
+    const target = cluster.nodes[1]!;
+    const rejected: string[] = [];
+    target.agent!.engine.on('rejected', (r) => rejected.push(r.outcome));
+    const byz = await rawNode(byzSpec.key, byzSpec.listen);
+    await byz.dial(multiaddr(target.agent!.mesh.listenAddrs()[0]!));
+    await until(() => byz.services.pubsub.getSubscribers(policyTopic('test')).length > 0, 10_000);
+    const forger = generateSigningKey();
+    await byz.services.pubsub.publish(policyTopic('test'), encodeEnvelope(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(cluster.policy(9)), [forger])));
+    await until(() => (target.agent!.mesh.counters.gossipIn['below-threshold'] ?? 0) >= 1, 10_000);
+    expect(rejected).toEqual(['below-threshold']);
+    expect(target.agent!.mesh.counters.gossipIn['below-threshold']).toBe(1);
+    expect(target.agent!.mesh.admission.strikes(byzSpec.peerId)).toBe(1);
+  });
+
   it('a PeerId not listed in the policy cannot connect once a policy exists; a removed node is cut off', async () => {
     cluster = await Cluster.create(4);
     await cluster.startAll();
