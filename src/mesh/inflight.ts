@@ -15,13 +15,17 @@ export interface Pull {
 export class InFlight {
   /** Pulls after announcements, by version:digest. */
   readonly pulls = new Map<string, Pull>();
-  #incoming = new Set<{ version: number; peer: string }>();
+  #incoming = new Set<{ version: number }>();
 
-  /** The newest version on its way from anyone but `peer`; 0 when none. */
+  /**
+   * The newest version already on its way, for an exchange with `peer`: pulls from other
+   * peers (a pull's own exchange must still ask), and every exchange that claimed a body
+   * (even with the same peer: two connections to one peer can run two exchanges). 0: none.
+   */
   fetchingExcept(peer: string): number {
     let v = 0;
     for (const p of this.pulls.values()) if (p.from !== peer) v = Math.max(v, p.version);
-    for (const e of this.#incoming) if (e.peer !== peer) v = Math.max(v, e.version);
+    for (const e of this.#incoming) v = Math.max(v, e.version);
     return v;
   }
 
@@ -37,7 +41,7 @@ export class InFlight {
   claim(peer: string, mine: Holdings, theirs: Holdings): { fetchingVersion: number; release(): void } {
     const fetchingVersion = this.fetchingExcept(peer);
     if (theirs.policyVersion <= mine.policyVersion || fetchingVersion >= theirs.policyVersion) return { fetchingVersion, release: () => undefined };
-    const expected = { version: theirs.policyVersion, peer };
+    const expected = { version: theirs.policyVersion };
     this.#incoming.add(expected);
     return { fetchingVersion, release: () => { this.#incoming.delete(expected); } };
   }

@@ -130,8 +130,9 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
       theirs = decodeHello(await read());
     } else {
       theirs = decodeHello(await read());
+      const mine = local.holdings(); // before claiming: this exchange's own claim is not "elsewhere"
       if (theirs.meshId === meshId) claim = local.claim?.(theirs);
-      await write(helloOf(local.holdings(), claim?.fetchingVersion));
+      await write(helloOf(mine, claim?.fetchingVersion));
     }
     if (theirs.meshId !== meshId) throw new SyncError(`peer is in mesh ${theirs.meshId.slice(0, 64)}`);
     let push: Pushed;

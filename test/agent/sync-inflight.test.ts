@@ -47,6 +47,18 @@ describe('sync exchanges running at once', () => {
     });
   }
 
+  it('bring a body once over two connections to the same peer (both ends dialled at once)', async () => {
+    const inflight = new InFlight();
+    const got: string[] = [];
+    const [a1, b1] = await streamPair({ delay: 5 });
+    const [a2, b2] = await streamPair({ delay: 5 });
+    await Promise.all([
+      runSync(a1, 'initiator', nodeSide(inflight, 'A', got), 5000), runSync(b1, 'responder', peerSide(), 5000),
+      runSync(a2, 'responder', nodeSide(inflight, 'A', got), 5000), runSync(b2, 'initiator', peerSide(), 5000),
+    ]);
+    expect(got).toEqual(['A']);
+  });
+
   it('a pull running elsewhere keeps a sync peer from sending the same body, not a newer one', async () => {
     const inflight = new InFlight();
     inflight.pulls.set('2:x', { from: 'P', version: 2, done: Promise.resolve() });
