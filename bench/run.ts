@@ -169,7 +169,7 @@ ${(() => {
   two cores. Each process runs the update path only a few times (cold, barely optimised
   code), so an update costs each agent several milliseconds of CPU, and 30 of them queue for
   two cores: the per-node latencies rise almost linearly from the publisher's ~20–60 ms to a
-  few hundred. With 10 processes the median is ~35 ms. Idle, an agent uses well under 1% of a
+  few hundred. With 10 processes the median was ~35 ms (one separate run, not in this table). Idle, an agent uses well under 1% of a
   core (the "idle CPU" row).
 - **Small updates cost more bytes than their size**: after applying, every node gossips a
   signed status (~300 bytes) so that any node can show the fleet; each node receives every

@@ -58,7 +58,7 @@ export async function verifyAnnouncement(bytes: Uint8Array, meshId: string, isMe
 }
 
 /**
- * What a node does with a verified announcement (pure; shared with the simulator):
+ * What a node does with a verified announcement (pure):
  * `forward` — it holds exactly that body and can serve it; `ignore` — older than what it
  * holds; `pull` — newer, or the same version with other content (pulled so the engine sees
  * the equivocation).

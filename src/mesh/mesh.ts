@@ -75,7 +75,6 @@ export interface MeshCounters {
   penalised: number;
 }
 
-
 interface Known {
   addrs: Multiaddr[];
   failures: number;

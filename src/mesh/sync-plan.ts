@@ -8,7 +8,7 @@ export interface Holdings {
   policyVersion: number;
   /** Empty when no policy is held. */
   policyDigest: string;
-  /** A version the node is pulling from another peer right now (0 or absent: none). */
+  /** A version already on its way to the node from elsewhere: a pull or another exchange (0 or absent: none). */
   fetchingVersion?: number;
 }
 
@@ -24,8 +24,8 @@ export function planPush(mine: Holdings, theirs: Holdings): PushPlan {
   const plan: PushPlan = { policy: false };
   if (theirs.rootVersion < mine.rootVersion) plan.rootsAfter = theirs.rootVersion;
   if (mine.policyDigest !== '') {
-    // Behind: send, unless that body is already on its way from another peer (a pull after an
-    // announcement). Same version, other content: send too, so the peer sees the equivocation.
+    // Behind: send, unless that body is already on its way from elsewhere (a pull after an
+    // announcement, or another sync exchange). Same version, other content: send too, so the peer sees the equivocation.
     const behind = theirs.policyVersion < mine.policyVersion && (theirs.fetchingVersion ?? 0) < mine.policyVersion;
     plan.policy = behind || (theirs.policyVersion === mine.policyVersion && theirs.policyDigest !== mine.policyDigest);
   }

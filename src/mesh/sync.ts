@@ -107,9 +107,9 @@ function decodePush(bytes: Uint8Array): Pushed {
 export async function runSync(stream: Stream, role: 'initiator' | 'responder', local: SyncLocal, timeoutMs: number): Promise<SyncStats> {
   const lp = lpStream(stream, { maxDataLength: MAX_PUSH_BYTES });
   const signal = AbortSignal.timeout(timeoutMs);
-  const helloOf = (mine: Holdings, fetching = 0) => pb.sync.v1.Hello.encode({
+  const helloOf = (mine: Holdings) => pb.sync.v1.Hello.encode({
     meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest,
-    fetchingVersion: Math.max(mine.fetchingVersion ?? 0, fetching),
+    fetchingVersion: mine.fetchingVersion ?? 0,
   }).finish();
   let sentBytes = 0, receivedBytes = 0;
   const read = async () => {
@@ -130,9 +130,10 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
       theirs = decodeHello(await read());
     } else {
       theirs = decodeHello(await read());
-      const mine = local.holdings(); // before claiming: this exchange's own claim is not "elsewhere"
+      // Holdings (with what is on its way from elsewhere) before this exchange claims the body.
+      const mine = local.holdings();
       if (theirs.meshId === meshId) claim = local.claim?.(theirs);
-      await write(helloOf(mine, claim?.fetchingVersion));
+      await write(helloOf(mine));
     }
     if (theirs.meshId !== meshId) throw new SyncError(`peer is in mesh ${theirs.meshId.slice(0, 64)}`);
     let push: Pushed;
