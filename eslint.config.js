@@ -11,6 +11,25 @@ const clockRule = [
   { selector: "CallExpression[callee.name=/^(setTimeout|setInterval|setImmediate)$/]", message: 'Use the injected Clock for timers.' },
 ];
 
+// Layering: each room of src/ may import only rooms on a lower floor (arrows point down, no
+// cycles). A room's rank is its floor; importing a room of the same or a higher floor fails lint.
+const floors = {
+  cli: 9, agent: 8, audit: 7, mesh: 6, enforce: 6, alerts: 5, node: 5, store: 4, trust: 4, policy: 3, runtime: 2, wire: 1,
+};
+const layerRules = Object.entries(floors).map(([room, floor]) => ({
+  files: [`src/${room}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': ['error', {
+      patterns: Object.entries(floors)
+        .filter(([other, f]) => other !== room && f >= floor)
+        .map(([other, f]) => ({
+          group: [`../${other}/*`, `../../${other}/*`],
+          message: `src/${room} (floor ${floor}) may not import src/${other} (floor ${f}): arrows point down (see docs/architecture.md).`,
+        })),
+    }],
+  },
+}));
+
 export default tseslint.config(
   { ignores: ['dist/**', 'src/gen/**', 'node_modules/**', 'coverage/**', 'bench-out/**'] },
   ...tseslint.configs.recommended,
@@ -21,4 +40,5 @@ export default tseslint.config(
     },
   },
   { files: ['src/**/*.ts'], ignores: ['src/runtime/**'], rules: { 'no-restricted-syntax': clockRule } },
+  ...layerRules,
 );

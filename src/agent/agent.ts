@@ -22,7 +22,7 @@ import { NftBackend } from '../enforce/nft.js';
 import { IptablesBackend } from '../enforce/iptables.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { Mesh } from '../mesh/mesh.js';
-import { Engine } from './engine.js';
+import { Engine } from '../node/engine.js';
 import { ControlServer } from './control.js';
 import { Metrics } from './metrics.js';
 import { AlertManager } from '../alerts/alerts.js';

@@ -10,7 +10,7 @@ import { parseDuration } from '../runtime/duration.js';
 import { isValidMeshId } from '../policy/model.js';
 import { parsePrefix } from '../policy/ip.js';
 import { formatLocated, type Located } from '../policy/authoring.js';
-import { LIMITS } from '../trust/limits.js';
+import { LIMITS } from '../wire/limits.js';
 
 const duration = (def: string) =>
   z.union([z.string(), z.number()]).default(def).transform((v, ctx) => {

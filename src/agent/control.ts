@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, existsSync, unlinkSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { LIMITS } from '../trust/limits.js';
+import { LIMITS } from '../wire/limits.js';
 
 export interface ControlHandlers {
   status(): unknown;

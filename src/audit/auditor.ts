@@ -8,7 +8,7 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
-import type { Engine } from '../agent/engine.js';
+import type { Engine } from '../node/engine.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';

@@ -5,9 +5,9 @@
  * policy, and its sequence number increases (no replay of an old "all good").
  */
 import type { PrivateKey } from '@libp2p/interface';
-import { LIMITS } from '../trust/limits.js';
+import { LIMITS } from '../wire/limits.js';
 import { signAsNode, verifyAsNode } from '../trust/node-sign.js';
-import { pb } from '../trust/wire.js';
+import { pb } from '../wire/proto.js';
 
 const DOMAIN = new TextEncoder().encode('picket-status-v1');
 const MAX_STATUS_BYTES = 64 * 1024;

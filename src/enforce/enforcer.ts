@@ -14,17 +14,9 @@ import { compile, compileBaseline, lockoutProblem, revokedAddresses, rulesetHash
 import { formatPrefix } from '../policy/ip.js';
 import { findNode, type Policy } from '../policy/model.js';
 import { describeDrift, type Backend, type ReadBack } from './backend.js';
+import type { EnforcementPort, EnforcementState, EnforcementStatus } from '../node/ports.js';
 
-export type EnforcementState = 'ok' | 'baseline' | 'failed' | 'drift-repaired' | 'pending';
-
-export interface EnforcementStatus {
-  backend: string;
-  state: EnforcementState;
-  rulesetHash: string | null;
-  lastApplyAt: number | null;
-  policyVersion: number | null;
-  reason?: string;
-}
+export type { EnforcementState, EnforcementStatus } from '../node/ports.js';
 
 export interface EnforcerEvents {
   applied: [EnforcementStatus, { ms: number }];
@@ -54,7 +46,7 @@ const meshSet = (rs: NodeRuleset | null) => {
   return m ? [...m.v4, ...m.v6].map(formatPrefix) : [];
 };
 
-export class Enforcer extends EventEmitter<EnforcerEvents> {
+export class Enforcer extends EventEmitter<EnforcerEvents> implements EnforcementPort {
   #opts: EnforcerOptions;
   #status: EnforcementStatus;
   #current: NodeRuleset | null = null;
@@ -77,6 +69,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   get ruleset(): NodeRuleset | null {
     return this.#current;
+  }
+
+  get nextChangeAt(): number | undefined {
+    return this.#current?.nextChangeAt;
   }
 
   /** Addresses of removed nodes that stay blocked (the agent persists them across restarts). */

@@ -5,9 +5,9 @@
  * authority: the body it leads to is verified against the root like any other envelope.
  */
 import type { PrivateKey } from '@libp2p/interface';
-import { LIMITS } from '../trust/limits.js';
+import { LIMITS } from '../wire/limits.js';
 import { signAsNode, verifyAsNode } from '../trust/node-sign.js';
-import { pb } from '../trust/wire.js';
+import { pb } from '../wire/proto.js';
 import type { Holdings } from './sync-plan.js';
 
 const DOMAIN = new TextEncoder().encode('picket-announce-v1');

@@ -6,8 +6,8 @@
  */
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
-import { LIMITS } from '../trust/limits.js';
-import { pb } from '../trust/wire.js';
+import { LIMITS } from '../wire/limits.js';
+import { pb } from '../wire/proto.js';
 import { planPush, type Holdings } from './sync-plan.js';
 
 export const SYNC_PROTOCOL = '/picket/sync/1.0.0';

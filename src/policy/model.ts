@@ -3,8 +3,8 @@
  * encoding, and the semantic checks shared by the authoring path (YAML) and the peer path
  * (decoded payloads). A payload that fails them is malformed, even if properly signed.
  */
-import { LIMITS } from '../trust/limits.js';
-import { pb } from '../trust/wire.js';
+import { LIMITS } from '../wire/limits.js';
+import { pb } from '../wire/proto.js';
 import { parseIp, parsePrefix } from './ip.js';
 
 export type Proto = 'tcp' | 'udp' | 'icmp';

@@ -6,7 +6,7 @@ import { constants, existsSync, readFileSync, renameSync, writeFileSync, openSyn
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InputError } from '../errors.js';
-import { LIMITS } from '../trust/limits.js';
+import { LIMITS } from '../wire/limits.js';
 
 export function readInput(path: string, what = 'file', maxBytes: number = LIMITS.maxEnvelopeJsonBytes): Buffer {
   let data: Buffer;

@@ -5,8 +5,8 @@
  * a policy. Decoders return tagged results and never throw on peer input.
  */
 import { createHash } from 'node:crypto';
-import { LIMITS } from './limits.js';
-import { pb } from './wire.js';
+import { LIMITS } from '../wire/limits.js';
+import { pb } from '../wire/proto.js';
 import { signBytes, type SigningKey } from './keys.js';
 
 export const PAYLOAD_TYPE = {

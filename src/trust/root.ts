@@ -2,8 +2,8 @@
  * The root of trust: which keys may sign roots and policies, and how many must agree.
  * Encoding, decoding with limits, and the threshold count shared by every verifier.
  */
-import { LIMITS } from './limits.js';
-import { pb } from './wire.js';
+import { LIMITS } from '../wire/limits.js';
+import { pb } from '../wire/proto.js';
 import { keyIdOf, verifyBytes, type PublicKey } from './keys.js';
 import { pae, type Envelope } from './envelope.js';
 

@@ -13,7 +13,7 @@ import { judgeAnnouncement, signAnnouncement, verifyAnnouncement, type Announcem
 import { planPush } from '../../src/mesh/sync-plan.js';
 import { announceTopic } from '../../src/mesh/mesh.js';
 import { runSync, SYNC_PROTOCOL } from '../../src/mesh/sync.js';
-import { pb } from '../../src/trust/wire.js';
+import { pb } from '../../src/wire/proto.js';
 import { decodeEnvelope, digestOf } from '../../src/trust/envelope.js';
 
 const DIGEST = 'ab'.repeat(32);

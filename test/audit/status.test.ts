@@ -3,7 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { randomBytes } from 'node:crypto';
 import { fleetView, signStatus, verifyStatus, type NodeStatus } from '../../src/audit/status.js';
-import { pb } from '../../src/trust/wire.js';
+import { pb } from '../../src/wire/proto.js';
 
 const key = await generateKeyPair('Ed25519');
 const other = await generateKeyPair('Ed25519');

@@ -1,10 +1,10 @@
 /** Every decoder limit, exceeded once: peer input is bounded before it is trusted. */
 import { describe, expect, it } from 'vitest';
-import { LIMITS } from '../../src/trust/limits.js';
+import { LIMITS } from '../../src/wire/limits.js';
 import { decodeEnvelope, encodeEnvelope, parseEnvelopeJson, PAYLOAD_TYPE, signEnvelope, envelopeToText } from '../../src/trust/envelope.js';
 import { decodePolicy, encodePolicy, type Policy } from '../../src/policy/model.js';
 import { decodeRoot, encodeRoot } from '../../src/trust/root.js';
-import { pb } from '../../src/trust/wire.js';
+import { pb } from '../../src/wire/proto.js';
 import { keys, PEER, policy, rootDoc } from '../helpers/trust.js';
 
 const [k] = keys(1) as [ReturnType<typeof keys>[0]];

@@ -13,7 +13,7 @@ import { decodePolicy, type Policy } from '../policy/model.js';
 import { decodeEnvelope, encodeEnvelope, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
 import { decodeRoot } from '../trust/root.js';
 import { verifyPolicy, verifyRoot, verifyRootChain, type Outcome, type Rejection, type TrustedRoot } from '../trust/verify.js';
-import type { Enforcer, EnforcementStatus } from '../enforce/enforcer.js';
+import type { EnforcementPort, EnforcementStatus } from './ports.js';
 
 export type SourceKind = 'gossip' | 'sync' | 'control' | 'file';
 export interface Source {
@@ -47,7 +47,7 @@ export interface EngineOptions {
   meshId: string;
   pinned: TrustedRoot;
   pinnedEnvelope: Envelope;
-  enforcer: Enforcer;
+  enforcer: EnforcementPort;
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -201,8 +201,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (this.#stopped) return;
     const now = this.#o.clock.now();
     const p = this.#current?.policy;
-    const rs = this.#o.enforcer.ruleset;
-    const times = [p && p.expires > now ? p.expires : undefined, rs?.nextChangeAt].filter((t): t is number => t !== undefined && t > now);
+        const times = [p && p.expires > now ? p.expires : undefined, this.#o.enforcer.nextChangeAt].filter((t): t is number => t !== undefined && t > now);
     if (!times.length) return;
     const delay = Math.min(Math.min(...times) - now, 2 ** 31 - 1);
     this.#timer = this.#o.clock.setTimeout(() => void this.enforceNow(), delay);

@@ -1,0 +1,29 @@
+/**
+ * The narrow ports of the node's state machine: what it needs from the layers above it
+ * (enforcement) without importing them. The enforcer implements EnforcementPort; the
+ * engine only ever sees this interface, so arrows point down (enforce → node).
+ */
+import type { Policy } from '../policy/model.js';
+
+export type EnforcementState = 'ok' | 'baseline' | 'failed' | 'drift-repaired' | 'pending';
+
+export interface EnforcementStatus {
+  backend: string;
+  state: EnforcementState;
+  rulesetHash: string | null;
+  lastApplyAt: number | null;
+  policyVersion: number | null;
+  reason?: string;
+}
+
+export interface EnforcementPort {
+  readonly status: EnforcementStatus;
+  /** When the enforced ruleset next changes by itself (an exception ends), if ever. */
+  readonly nextChangeAt: number | undefined;
+  /** Compile and apply `policy` (null: the baseline). Never throws; failures are in the status. */
+  enforce(policy: Policy | null, now: number): Promise<EnforcementStatus>;
+  /** Reads back the kernel and repairs drift; returns a description of what drifted, if anything. */
+  checkDrift(): Promise<string | null>;
+  /** Every mesh peer is gone: the lock-out guard decides whether to restore mesh access. */
+  onAllPeersLost(policy: Policy | null): Promise<boolean>;
+}
