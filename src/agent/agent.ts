@@ -5,7 +5,7 @@
  * opens. Order on stop: stop accepting, drain in-flight work, close the network, close the store.
  */
 import { stat } from 'node:fs/promises';
-import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
+import { formatInstant, systemClock, type Clock, type Timer } from '../runtime/clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { InputError } from '../errors.js';
@@ -59,6 +59,11 @@ export interface StatusJson {
   listen: string[];
   alerts: { key: string; class: string; severity: string; summary: string; since: string }[];
   metrics: string | null;
+}
+
+/** The fsynced mirror of the trusted state, beside the store (see src/node/trusted-state.ts). */
+export function trustMirrorPath(dataDir: string): string {
+  return `${dataDir}/trust-state.json`;
 }
 
 function makeBackend(config: AgentConfig): Backend {
@@ -127,7 +132,10 @@ export class Agent {
     const pinned = trustPinnedRoot(pinnedEnv);
     if (!('ok' in pinned)) throw new InputError(`${config.trustedRoot}: ${pinned.outcome}: ${pinned.reason}`);
     const backend = deps.backend ?? makeBackend(config);
-    const store = await Store.open(config.dataDir);
+    // A store that cannot be opened is moved aside and rebuilt: the node must come up and
+    // enforce (fail closed), and the trust floor survives in the mirror file.
+    const store = await Store.open(config.dataDir, 10, { stamp: formatInstant(clock.now()).replace(/[:.]/g, '-') });
+    if (store.recovered) log.error({ movedTo: store.recovered.movedTo, err: store.recovered.error }, 'store could not be opened: moved aside, starting from the trust-state mirror');
     try {
       const enforcer = new Enforcer({
         backend, clock, log, peerId,
@@ -136,17 +144,9 @@ export class Agent {
         sshFrom: [...config.enforcement.failsafe.sshFrom],
         sshPort: config.enforcement.failsafe.sshPort,
         confirmWindow: config.enforcement.confirmWindow,
-        // A removed node's established flows must stay cut after a restart too: conntrack
-        // would otherwise accept them again once the blocked set is empty.
-        blocked: (await store.getJson<string[]>('blocked')) ?? [],
       });
-      enforcer.on('applied', () => {
-        const now = enforcer.blockedAddresses;
-        void store.getJson<string[]>('blocked').then((was) => {
-          if (JSON.stringify(was ?? []) !== JSON.stringify(now)) return store.putJson('blocked', now);
-        }).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'blocked set not saved'));
-      });
-      const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer });
+      // The blocked set is part of the trusted state the engine persists and restores.
+      const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer, mirrorPath: trustMirrorPath(config.dataDir) });
       // Enforce the last good policy (or the baseline) before the network opens.
       await engine.start();
       const mesh = new Mesh({
@@ -165,7 +165,7 @@ export class Agent {
       const auditor = new Auditor({
         meshId: config.meshId, privateKey, peerId, store, clock, random, log, engine, enforcer, mesh, alerts,
         meshPorts: meshPorts(config.listen), statusInterval: a.statusInterval, auditInterval: a.interval, silentAfter: a.silentAfter,
-        probeInterval: a.probeInterval, probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning,
+        probeInterval: a.probeInterval, probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning, rootExpiryWarning: a.rootExpiryWarning,
         ...(deps.listeners ? { listeners: deps.listeners } : {}),
       });
       const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor });
@@ -331,7 +331,6 @@ export class Agent {
     await this.alerts.stop();
     await this.engine.stop();
     await this.mesh.stop();
-    await this.store.putJson('blocked', this.enforcer.blockedAddresses).catch(() => undefined);
     await this.store.close();
     this.log.info('stopped');
   }

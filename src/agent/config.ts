@@ -73,6 +73,7 @@ export const AgentConfigSchema = z.strictObject({
     probePorts: z.number().int().min(0).max(32).default(4).describe('Policy-closed ports probed per peer and round.'),
     probeTimeout: duration('500ms').describe('Connect timeout per probe.'),
     expiryWarning: duration('7d').describe('Alert this long before the policy expires.'),
+    rootExpiryWarning: duration('7d').describe('Warn (root-expiring) this long before the trusted root expires; once it has expired no new policy is accepted (root-expired, critical).'),
   }).prefault({}),
   control: z.strictObject({
     socket: z.string().optional().describe('Operator API (HTTP over a Unix socket, mode 0600). Default: <dataDir>/control.sock.'),

@@ -37,6 +37,7 @@ export interface AuditOptions {
   probePorts: number;
   probeTimeout: number;
   expiryWarning: number;
+  rootExpiryWarning: number;
   /** Test hook: where listening sockets come from. */
   listeners?: () => Listener[];
 }
@@ -69,6 +70,7 @@ export class Auditor {
     // The first apply ran before alerts were wired: report its failure now.
     const st = o.enforcer.status;
     if (st.state === 'failed') await o.alerts.raise('apply-failed', 'apply-failed', 'critical', `Ruleset apply failed at start: ${st.reason}`, { reason: st.reason });
+    await this.#startAlerts();
     // On change, but a moment later and jittered: right after a policy lands the whole fleet
     // changes at once, and statuses must not compete with the policy's own propagation.
     o.engine.on('enforced', () => this.#soon());
@@ -91,10 +93,35 @@ export class Auditor {
     this.#timers.push(t);
   }
 
+  /** What the node found when it loaded its state: damage is an alert, never a silent reset. */
+  async #startAlerts(): Promise<void> {
+    const { engine, store, alerts } = this.#o;
+    const rec = store.recovered;
+    if (rec) {
+      await alerts.raise('store-corrupt', 'store-corrupt', 'critical',
+        `The state store could not be opened and was moved aside to ${rec.movedTo}; the version floor was kept from the trust-state mirror and the policy returns by sync`,
+        { movedTo: rec.movedTo, error: rec.error });
+    }
+    const r = engine.startReport;
+    const hadState = engine.floor !== null || engine.root.root.version > 1;
+    if (hadState && r.lostCopies.length) {
+      await alerts.raise('trust-state-damaged', 'trust-state-damaged', 'error', `A copy of the trusted state was missing or damaged (${r.lostCopies.join(', ')}); restored from the other`, { lost: r.lostCopies });
+    }
+    if (r.policyLost) await alerts.raise('policy-lost', 'policy-lost', 'critical', `The stored policy could not be used (${r.policyLost}); enforcing the baseline until v${engine.floor?.version ?? '?'} or newer arrives`, { floor: engine.floor?.version ?? null });
+    if (r.rootProblem) await alerts.raise('root-chain-short', 'root-chain-short', 'error', r.rootProblem, {});
+    const stopLost = () => void alerts.resolve('policy-lost', 'a policy at or above the version floor was accepted');
+    engine.on('policy', stopLost);
+  }
+
   #wireAlerts(): void {
     const { engine, enforcer, mesh, alerts } = this.#o;
     engine.on('rejected', (r, source) => {
-      if (r.outcome === 'equivocation') {
+      if (r.outcome === 'stale-root-signature') {
+        // The operator signed under a root this node has superseded: a mistake to fix, not an attack.
+        void alerts.raise(`stale-root-signature/${source.peer ?? source.kind}`, 'stale-root-signature', 'warning',
+          `A ${r.kind} signed under a superseded root was received from ${source.peer ? 'a peer' : source.kind}: re-sign it under root v${engine.root.root.version}`,
+          { reason: r.reason, source: source.kind, peer: source.peer });
+      } else if (r.outcome === 'equivocation') {
         void alerts.raise(`equivocation/${r.kind}/v${r.version}`, 'equivocation', 'critical',
           `Equivocation: two different ${r.kind} documents signed with version ${r.version} — a signing key was misused or stolen`,
           { version: r.version, digest: r.digest, reason: r.reason, source: source.kind, peer: source.peer });
@@ -223,6 +250,11 @@ export class Auditor {
       }
       await o.alerts.resolveClassExcept('unexpected-listener', keep);
     }
+    const root = o.engine.root.root;
+    if (root.expires <= now) await o.alerts.raise('root-expired', 'root-expired', 'critical', `Trusted root v${root.version} expired at ${new Date(root.expires).toISOString()}: no new policy is accepted until a newer root is published; the last good policy stays enforced`, { rootVersion: root.version });
+    else await o.alerts.resolve('root-expired');
+    if (root.expires > now && root.expires - now < o.rootExpiryWarning) await o.alerts.raise('root-expiring', 'root-expiring', 'warning', `Trusted root v${root.version} expires at ${new Date(root.expires).toISOString()}: rotate it (picket root rotate) before then`, { rootVersion: root.version });
+    else await o.alerts.resolve('root-expiring');
     const p = o.engine.current?.policy;
     if (p) {
       if (p.expires <= now) await o.alerts.raise('policy-expired', 'policy-expired', 'critical', `Policy v${p.version} expired at ${new Date(p.expires).toISOString()}; ${p.settings.onExpiry === 'baseline' ? 'enforcing the baseline' : 'still enforcing it'}`, { version: p.version });

@@ -71,7 +71,7 @@ export function registerPolicy(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action((file: string, opts: { root: string[]; key: string[]; out: string; json?: boolean }) => {
       const now = systemClock.now();
-      const { trusted } = loadRootChain(opts.root, now);
+      const { trusted } = loadRootChain(opts.root);
       const keys = opts.key.map(loadSigningKey);
       const policyRole = trusted.root.roles.policy;
       for (const [i, k] of keys.entries()) {
@@ -115,7 +115,7 @@ export function registerPolicy(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action((file: string, opts: { root: string[]; mesh?: string; json?: boolean }) => {
       const now = systemClock.now();
-      const { trusted } = loadRootChain(opts.root, now);
+      const { trusted } = loadRootChain(opts.root);
       const env = loadEnvelope(file);
       const v = verifyPolicy(env, { root: trusted, ...(opts.mesh ? { meshId: opts.mesh } : {}) }, now);
       if (v.outcome === 'accepted') {

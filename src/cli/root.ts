@@ -91,7 +91,7 @@ export function registerRoot(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action((opts: CommonOpts & { root: string[]; key: string[]; newKey?: string[] }) => {
       const now = systemClock.now();
-      const { trusted } = loadRootChain(opts.root, now);
+      const { trusted } = loadRootChain(opts.root);
       const old = trusted.root;
       const oldKeys = opts.key.map(loadSigningKey);
       const newKeys = opts.newKey?.length ? opts.newKey.map(loadSigningKey) : oldKeys;
@@ -103,7 +103,7 @@ export function registerRoot(program: Command): void {
       const doc = buildRoot(old.version + 1, expires, newKeys, opts.threshold ?? Math.min(old.roles.root.threshold, newKeys.length),
         policyKeys, opts.policyThreshold ?? old.roles.policy.threshold);
       const env = signEnvelope(PAYLOAD_TYPE.root, encodeRoot(doc), [...oldKeys, ...newKeys]);
-      const v = verifyRoot(env, trusted, now);
+      const v = verifyRoot(env, trusted);
       if (v.outcome !== 'accepted') throw new InputError(`root v${doc.version} would be rejected: ${v.outcome}: ${v.reason}`);
       writeAtomic(opts.out, envelopeToText(env));
       report(doc, opts.out, opts.json, v.digest);

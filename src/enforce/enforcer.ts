@@ -75,7 +75,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     return this.#current?.nextChangeAt;
   }
 
-  /** Addresses of removed nodes that stay blocked (the agent persists them across restarts). */
+  restoreBlocked(addresses: readonly string[]): void {
+    for (const a of addresses) this.#blocked.add(a);
+  }
+
+  /** Addresses of removed nodes that stay blocked (the engine persists them across restarts). */
   get blockedAddresses(): string[] {
     return [...this.#blocked].sort();
   }

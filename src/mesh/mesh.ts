@@ -93,6 +93,9 @@ export function gossipVerdict(outcome: OfferResult['outcome']): TopicValidatorRe
     case 'equivocation':
     case 'expired':
     case 'gap':
+    // An honest peer that has not yet seen a root rotation, or whose root expired, sends these.
+    case 'stale-root-signature':
+    case 'root-expired':
       return TopicValidatorResult.Ignore;
     // Only a forger or a broken peer sends these: gossipsub penalises the sender.
     default:

@@ -1,19 +1,28 @@
 /**
- * The trust state machine of one node, and the only writer of its policy state.
- * Every envelope — from gossip, sync, the control API or the policy file — goes through
- * offer(), which is serialized: verify (pure) → persist (one atomic batch) → enforce.
- * On start the last good policy (or the baseline) is enforced before anything else runs.
+ * The node's state machine, and the only writer of its trusted state. Every envelope — from
+ * gossip, sync, the control API or the policy file — goes through offer(), which is
+ * serialized: verify (pure, against the trusted state) → persist (one atomic batch plus the
+ * fsynced mirror) → the ordered steps after an accept (enforce → announce → status).
+ *
+ * The trusted state (src/node/trusted-state.ts) only moves forward: the newest verified root
+ * stays trusted after it expires (TUF), the version floor survives a lost policy record or a
+ * lost store, and the blocked set survives restarts. On start the copies that survived are
+ * merged, the last good policy (or the baseline) is enforced, and only then does anything else
+ * run.
  */
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { Clock, Timer } from '../runtime/clock.js';
 import { crashpoint } from '../runtime/faults.js';
+import { writeDurable } from '../runtime/files.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
-import { decodePolicy, type Policy } from '../policy/model.js';
+import type { Policy } from '../policy/model.js';
 import { decodeEnvelope, encodeEnvelope, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
-import { decodeRoot } from '../trust/root.js';
-import { verifyPolicy, verifyRoot, verifyRootChain, type Outcome, type Rejection, type TrustedRoot } from '../trust/verify.js';
+import { decodeRoot, type RootDoc } from '../trust/root.js';
+import { rootExpired, verifyPolicy, verifyRoot, type Outcome, type Rejection, type TrustedRoot } from '../trust/verify.js';
 import type { EnforcementPort, EnforcementStatus } from './ports.js';
+import { decodeTrust, encodeTrust, maxFloor, mergeTrust, TRUST_FORMAT, type PolicyFloor, type TrustRecord } from './trusted-state.js';
 
 export type SourceKind = 'gossip' | 'sync' | 'control' | 'file';
 export interface Source {
@@ -48,24 +57,57 @@ export interface EngineOptions {
   pinned: TrustedRoot;
   pinnedEnvelope: Envelope;
   enforcer: EnforcementPort;
+  /**
+   * The trusted-state mirror file beside the store (`<dataDir>/trust-state.json`): a second,
+   * fsynced copy so that losing the store keeps the root chain, the floor and the blocked set.
+   */
+  mirrorPath: string;
 }
+
+/** What start() found that an operator must hear about (the agent turns these into alerts). */
+export interface StartReport {
+  /** Copies of the trusted state that were missing or unreadable. */
+  lostCopies: string[];
+  /** The stored policy could not be used; the baseline is enforced until the floor's version returns. */
+  policyLost?: string;
+  /** Roots in a surviving copy that no longer verify from the pinned root. */
+  rootProblem?: string;
+}
+
+/**
+ * The steps that run after a policy is accepted and persisted, in this order: enforce (the
+ * engine's own), then announce (the mesh forwards it), then status (the auditor gossips what
+ * this node now holds). One list a reader can find, instead of a fan-out of listeners.
+ */
+export interface AcceptSteps {
+  announce?: (current: CurrentPolicy, source: Source) => void;
+  status?: (current: CurrentPolicy) => void;
+}
+
+/** How many superseded roots are kept to name `stale-root-signature` (each costs a verification). */
+const SUPERSEDED_KEPT = 2;
 
 export class Engine extends EventEmitter<EngineEvents> {
   readonly #o: EngineOptions;
   #root: TrustedRoot;
-  /** Root envelopes after the pinned one, ascending: what sync hands to peers that lag. */
-  #roots: { version: number; bytes: Uint8Array }[] = [];
+  /** Root envelopes from the pinned one up, ascending: what sync hands to peers that lag. */
+  #roots: { version: number; bytes: Uint8Array; doc: RootDoc }[] = [];
   #current: CurrentPolicy | null = null;
+  #floor: PolicyFloor | null = null;
+  #blocked: string[] = [];
+  #seq = 0;
+  #steps: AcceptSteps = {};
   #chain: Promise<unknown> = Promise.resolve();
   #enforceChain: Promise<unknown> = Promise.resolve();
   #timer: Timer | null = null;
   #stopped = false;
+  #report: StartReport = { lostCopies: [] };
 
   constructor(o: EngineOptions) {
     super();
     this.#o = o;
     this.#root = o.pinned;
-    this.#roots = [{ version: o.pinned.root.version, bytes: encodeEnvelope(o.pinnedEnvelope) }];
+    this.#roots = [{ version: o.pinned.root.version, bytes: encodeEnvelope(o.pinnedEnvelope), doc: o.pinned.root }];
   }
 
   get root(): TrustedRoot {
@@ -76,8 +118,27 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.#current;
   }
 
+  /** The version floor: the highest policy version this node ever accepted. */
+  get floor(): PolicyFloor | null {
+    return this.#floor;
+  }
+
+  /** True while the newest trusted root is expired: nothing new is accepted. */
+  rootExpired(now = this.#o.clock.now()): boolean {
+    return rootExpired(this.#root.root, now);
+  }
+
+  get startReport(): StartReport {
+    return this.#report;
+  }
+
   get enforcement(): EnforcementStatus {
     return this.#o.enforcer.status;
+  }
+
+  /** Registers the steps after an accept (mesh: announce; auditor: status). */
+  setSteps(steps: AcceptSteps): void {
+    this.#steps = { ...this.#steps, ...steps };
   }
 
   /** Root envelopes with a version above `after`, ascending. */
@@ -85,39 +146,145 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.#roots.filter((r) => r.version > after).map((r) => r.bytes);
   }
 
-  /** Loads trust and the last good policy from the store, then enforces before returning. */
+  /**
+   * Loads the trusted state from every copy that survived, re-verifies the root chain from the
+   * pinned root, restores the last good policy, then enforces before returning.
+   */
   async start(): Promise<void> {
-    const { store, clock, log } = this.#o;
+    const { store, clock, log, meshId } = this.#o;
     const now = clock.now();
-    const stored = (await store.roots()).filter((r) => r.version > this.#root.root.version);
-    const chain = verifyRootChain(stored.map((r) => r.envelope), this.#root, now);
-    const accepted = chain.accepted;
-    if (!chain.ok) log.warn({ reason: chain.rejection.reason }, 'stored root chain stops early; continuing from the last valid root');
-    this.#root = chain.trusted;
-    for (const env of accepted) this.#roots.push({ version: this.#versionOfRoot(env), bytes: encodeEnvelope(env) });
+    const fromStore = this.#readCopy('store', await store.trust());
+    const fromMirror = this.#readCopy('mirror', this.#readMirror());
+    const merged = mergeTrust([fromStore, fromMirror]);
+    const highest = await store.highest();
+    this.#floor = maxFloor(merged?.policy, highest);
+    this.#seq = merged?.seq ?? 0;
+    this.#blocked = merged?.blocked ?? (await store.getJson<string[]>('blocked')) ?? [];
+
+    // The root chain: every envelope any copy holds, walked up from the pinned root. Expired
+    // roots are walked through (TUF); the newest verified root stays trusted even if expired.
+    const candidates = [...(await store.roots()).map((r) => r.envelope), ...(merged?.roots ?? []).map((b) => new Uint8Array(Buffer.from(b, 'base64')))];
+    this.#walkRoots(candidates);
+    if (merged && merged.root.version > this.#root.root.version) {
+      this.#report.rootProblem = `the trusted state names root v${merged.root.version} but only v${this.#root.root.version} re-verifies from the pinned root`;
+      log.error({ recorded: merged.root.version, verified: this.#root.root.version }, 'trusted root chain is shorter than recorded; new roots are accepted from peers, nothing older');
+    }
+
     const sp = await store.policy();
     if (sp) {
-      const v = verifyPolicy(sp.envelope, { root: this.#root, meshId: this.#o.meshId }, now);
-      // A stored policy that has since expired is still the last good one: keep it (never fail open).
-      const policy = v.outcome === 'accepted' ? v.policy : v.outcome === 'expired' ? decodeStored(sp.envelope) : null;
-      if (policy) {
-        const env = decodeEnvelope(sp.envelope);
-        if (env.ok) this.#current = { policy, envelope: env.value, bytes: sp.envelope, digest: sp.digest, acceptedAt: sp.acceptedAt };
+      const v = verifyPolicy(sp.envelope, { root: this.#root, meshId, superseded: this.#superseded() }, now);
+      // Validly signed once, under this root or one it superseded: still the last good policy,
+      // even if it or the root has expired since (never fail open, never fall back to older).
+      const good = v.outcome === 'accepted' || v.outcome === 'expired' || v.outcome === 'root-expired' || v.outcome === 'stale-root-signature';
+      const body = good ? this.#bodyOf(sp.envelope) : null;
+      const floor = this.#floor;
+      if (!body) {
+        this.#report.policyLost = `stored policy does not verify (${v.outcome}: ${'reason' in v ? v.reason : ''})`;
+      } else if (floor && (body.policy.version < floor.version || (body.policy.version === floor.version && sp.digest !== floor.digest))) {
+        this.#report.policyLost = `stored policy v${body.policy.version} is below the version floor v${floor.version}`;
       } else {
-        log.error({ outcome: v.outcome, reason: 'reason' in v ? v.reason : '' }, 'stored policy no longer verifies; enforcing the baseline');
+        this.#current = { policy: body.policy, envelope: body.envelope, bytes: sp.envelope, digest: sp.digest, acceptedAt: sp.acceptedAt };
+        this.#floor = maxFloor(this.#floor, { version: body.policy.version, digest: sp.digest });
       }
+    } else if (this.#floor) {
+      this.#report.policyLost = `the policy body of v${this.#floor.version} is missing from the store`;
     }
-    log.info({ rootVersion: this.#root.root.version, version: this.#current?.policy.version ?? null }, 'state loaded');
+    if (this.#report.policyLost) log.error({ reason: this.#report.policyLost, floor: this.#floor?.version ?? null }, 'enforcing the baseline until the policy returns by sync; older versions stay refused');
+    if (merged && merged.meshId !== meshId) log.warn({ recorded: merged.meshId }, 'trusted state was recorded for another mesh');
+    this.#o.enforcer.restoreBlocked(this.#blocked);
+    // Write both copies now: a copy that was lost or damaged is restored at once.
+    await this.#persistTrust();
+    log.info({ rootVersion: this.#root.root.version, version: this.#current?.policy.version ?? null, floor: this.#floor?.version ?? null, rootExpired: this.rootExpired(now) }, 'state loaded');
     await this.enforceNow();
   }
 
-  #versionOfRoot(env: Envelope): number {
-    const r = decodeRoot(env.payload);
-    return r.ok ? r.root.version : 0;
+  #readMirror(): string | undefined {
+    try {
+      return readFileSync(this.#o.mirrorPath, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.#o.log.error({ file: this.#o.mirrorPath, err: (e as Error).message }, 'trust-state mirror unreadable');
+      return undefined;
+    }
+  }
+
+  #readCopy(name: string, text: string | undefined): TrustRecord | undefined {
+    if (text === undefined) {
+      this.#report.lostCopies.push(name);
+      return undefined;
+    }
+    const d = decodeTrust(text);
+    if (d.ok) return d.record;
+    this.#report.lostCopies.push(name);
+    this.#o.log.error({ copy: name, reason: d.reason }, 'trusted-state copy is damaged; using the others');
+    return undefined;
+  }
+
+  /** Walks candidate root envelopes upward from the trusted root (any order, duplicates fine). */
+  #walkRoots(candidates: Uint8Array[]): void {
+    const byVersion = new Map<number, Uint8Array[]>();
+    for (const bytes of candidates) {
+      const env = decodeEnvelope(bytes);
+      if (!env.ok || env.value.payloadType !== PAYLOAD_TYPE.root) continue;
+      const r = decodeRoot(env.value.payload);
+      if (!r.ok) continue;
+      byVersion.set(r.root.version, [...(byVersion.get(r.root.version) ?? []), bytes]);
+    }
+    for (;;) {
+      const next = byVersion.get(this.#root.root.version + 1) ?? [];
+      const ok = next.map((b) => ({ b, v: verifyRoot(b, this.#root) })).find((x) => x.v.outcome === 'accepted');
+      if (!ok || ok.v.outcome !== 'accepted') return;
+      this.#root = { root: ok.v.root, digest: ok.v.digest };
+      this.#roots.push({ version: ok.v.root.version, bytes: ok.b, doc: ok.v.root });
+    }
+  }
+
+  #superseded(): RootDoc[] {
+    return this.#roots.slice(0, -1).reverse().slice(0, SUPERSEDED_KEPT).map((r) => r.doc);
+  }
+
+  #bodyOf(bytes: Uint8Array): { policy: Policy; envelope: Envelope } | null {
+    const env = decodeEnvelope(bytes);
+    if (!env.ok) return null;
+    const v = verifyPolicy(env.value, { root: this.#root, superseded: this.#superseded() }, -Infinity);
+    if ('policy' in v) return { policy: v.policy, envelope: env.value };
+    // Under a superseded root the verdict carries no body; decode it (the signature was checked).
+    for (const r of this.#superseded()) {
+      const w = verifyPolicy(env.value, { root: { root: r, digest: '' } }, -Infinity);
+      if ('policy' in w) return { policy: w.policy, envelope: env.value };
+    }
+    return null;
+  }
+
+  #record(): TrustRecord {
+    return {
+      format: TRUST_FORMAT,
+      meshId: this.#o.meshId,
+      roots: this.#roots.slice(1).map((r) => Buffer.from(r.bytes).toString('base64')),
+      root: { version: this.#root.root.version, digest: this.#root.digest, expires: this.#root.root.expires },
+      policy: this.#floor,
+      blocked: this.#blocked,
+      seq: ++this.#seq,
+    };
+  }
+
+  /** Writes the trusted state to the store and the mirror (used when no document changes with it). */
+  async #persistTrust(): Promise<void> {
+    const text = encodeTrust(this.#record());
+    await this.#o.store.saveTrust(text);
+    this.#writeMirror(text);
+  }
+
+  #writeMirror(text: string): void {
+    try {
+      writeDurable(this.#o.mirrorPath, text);
+    } catch (e) {
+      // The store copy holds; a missing mirror only matters if the store is lost as well.
+      this.#o.log.error({ file: this.#o.mirrorPath, err: (e as Error).message }, 'trust-state mirror not written');
+    }
   }
 
   /**
-   * Verify → persist → enforce, one envelope at a time. Resolves once persisted.
+   * Verify → persist → the ordered accept steps, one envelope at a time. Resolves once persisted.
    * `retryBelowThreshold`: the caller will offer this envelope again if it is below threshold
    * (after a sync that may bring a newer root), so that outcome is not reported this time.
    */
@@ -134,30 +301,47 @@ export class Engine extends EventEmitter<EngineEvents> {
     const env = decoded.value;
     const now = clock.now();
     if (env.payloadType === PAYLOAD_TYPE.root) {
-      const v = verifyRoot(env, this.#root, now);
+      const v = verifyRoot(env, this.#root);
       if (v.outcome !== 'accepted') return this.#reject({ ...v, kind: 'root' }, source);
       const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
-      await store.saveRoot({ envelope: bytes, version: v.root.version, digest: v.digest });
       this.#root = { root: v.root, digest: v.digest };
-      this.#roots.push({ version: v.root.version, bytes });
-      log.info({ rootVersion: v.root.version, source: source.kind, peer: source.peer }, 'root rotated');
+      this.#roots.push({ version: v.root.version, bytes, doc: v.root });
+      const text = encodeTrust(this.#record());
+      await store.saveRoot({ envelope: bytes, version: v.root.version, digest: v.digest }, text);
+      this.#writeMirror(text);
+      log.info({ rootVersion: v.root.version, expired: rootExpired(v.root, now), source: source.kind, peer: source.peer }, 'root rotated');
       this.emit('root', this.#root, source);
       return { outcome: 'accepted', kind: 'root', version: v.root.version, digest: v.digest };
     }
     const cur = this.#current;
-    const v = verifyPolicy(env, { root: this.#root, meshId: this.#o.meshId, ...(cur ? { policy: { version: cur.policy.version, digest: cur.digest } } : {}) }, now);
+    const floor = this.#floor;
+    const state = {
+      root: this.#root, meshId: this.#o.meshId, superseded: this.#superseded(),
+      ...(floor ? { policy: { ...floor, held: cur?.digest === floor.digest } } : {}),
+    };
+    const v = verifyPolicy(env, state, now);
     if (v.outcome !== 'accepted') {
       if (v.outcome === 'below-threshold' && retryBelowThreshold) return { ...v, kind: 'policy' };
       return this.#reject({ ...v, kind: 'policy' }, source);
     }
     const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
-    await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now });
+    this.#floor = { version: v.policy.version, digest: v.digest };
+    const text = encodeTrust(this.#record());
+    await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now }, text);
+    this.#writeMirror(text);
     crashpoint('after-persist'); // persisted, not yet enforced: a restart must enforce it
     this.#current = { policy: v.policy, envelope: v.envelope, bytes, digest: v.digest, acceptedAt: now };
     log.info({ version: v.policy.version, digest: v.digest.slice(0, 16), source: source.kind, peer: source.peer }, 'policy accepted');
-    this.emit('policy', this.#current, source);
-    void this.enforceNow();
+    this.#afterAccept(this.#current, source);
     return { outcome: 'accepted', kind: 'policy', version: v.policy.version, digest: v.digest };
+  }
+
+  /** The ordered steps after an accept: enforce → announce → status (then observers). */
+  #afterAccept(current: CurrentPolicy, source: Source): void {
+    void this.enforceNow();
+    this.#steps.announce?.(current, source);
+    this.#steps.status?.(current);
+    this.emit('policy', current, source);
   }
 
   #reject(r: OfferResult & { outcome: Exclude<Outcome, 'accepted'> }, source: Source): OfferResult {
@@ -174,6 +358,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   enforceNow(): Promise<EnforcementStatus> {
     const next = this.#enforceChain.then(async () => {
       const status = await this.#o.enforcer.enforce(this.#current?.policy ?? null, this.#o.clock.now());
+      await this.#saveBlocked();
       this.#armTimer();
       this.emit('enforced', status);
       return status;
@@ -196,6 +381,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     return next;
   }
 
+  /** The blocked set is part of the trusted state: persist it whenever enforcement changed it. */
+  async #saveBlocked(): Promise<void> {
+    const now = this.#o.enforcer.blockedAddresses;
+    if (JSON.stringify(now) === JSON.stringify(this.#blocked)) return;
+    this.#blocked = [...now];
+    await this.#persistTrust().catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'blocked set not saved'));
+  }
+
   #armTimer(): void {
     this.#timer?.cancel();
     if (this.#stopped) return;
@@ -214,11 +407,4 @@ export class Engine extends EventEmitter<EngineEvents> {
     await this.#chain;
     await this.#enforceChain;
   }
-}
-
-function decodeStored(bytes: Uint8Array): Policy | null {
-  const env = decodeEnvelope(bytes);
-  if (!env.ok) return null;
-  const p = decodePolicy(env.value.payload);
-  return p.ok ? p.policy : null;
 }

@@ -26,4 +26,8 @@ export interface EnforcementPort {
   checkDrift(): Promise<string | null>;
   /** Every mesh peer is gone: the lock-out guard decides whether to restore mesh access. */
   onAllPeersLost(policy: Policy | null): Promise<boolean>;
+  /** Addresses of revoked nodes that stay blocked (part of the trusted state the engine persists). */
+  readonly blockedAddresses: string[];
+  /** Seeds the blocked set from the persisted trusted state before the first apply. */
+  restoreBlocked(addresses: readonly string[]): void;
 }

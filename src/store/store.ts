@@ -4,8 +4,9 @@
  * change that must be all-or-nothing is one atomic batch: a crash leaves either the old
  * state or the new one, never a mix.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { Level } from 'level';
+import { InputError } from '../errors.js';
 
 type Batch = ({ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string })[];
 
@@ -40,22 +41,71 @@ const pad = (n: number) => String(n).padStart(16, '0');
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const json = (v: unknown) => enc.encode(JSON.stringify(v));
-const unjson = <T>(b: Uint8Array): T => JSON.parse(dec.decode(b)) as T;
+
+/** A record that does not parse is damage, not a reason to refuse start: it reads as absent. */
+class DamagedRecord extends Error {
+  override name = 'DamagedRecord';
+}
+const unjson = <T>(b: Uint8Array): T => {
+  try {
+    return JSON.parse(dec.decode(b)) as T;
+  } catch {
+    throw new DamagedRecord('record is not valid JSON');
+  }
+};
+
+/** How the store came to be open: as it was, or rebuilt after it could not be opened. */
+export interface StoreRecovery {
+  /** Where the damaged database was moved (kept for forensics). */
+  movedTo: string;
+  error: string;
+}
+
+/** The store is held by another process: almost always a running agent. */
+export class StoreLockedError extends InputError {
+  override name = 'StoreLockedError';
+}
 
 export class Store {
   readonly #db: Level<string, Uint8Array>;
   readonly historyLimit: number;
+  /** Set when the database could not be opened and was moved aside (fail closed, keep going). */
+  readonly recovered: StoreRecovery | null;
+  /** Keys whose value was unreadable since open: each read as absent. */
+  readonly damaged = new Set<string>();
 
-  private constructor(db: Level<string, Uint8Array>, historyLimit: number) {
+  private constructor(db: Level<string, Uint8Array>, historyLimit: number, recovered: StoreRecovery | null) {
     this.#db = db;
     this.historyLimit = historyLimit;
+    this.recovered = recovered;
   }
 
-  static async open(dir: string, historyLimit = 10): Promise<Store> {
+  /**
+   * Opens the store. A database held by another process is an error (StoreLockedError). A
+   * database that cannot be opened for any other reason (a damaged CURRENT or manifest, a
+   * truncated table) is moved aside to `state.corrupt-<stamp>` and a fresh one is opened when
+   * `recover` gives the stamp: the node must still come up and enforce, and the trust floor
+   * lives on in the mirror file. Without `recover` the open error is thrown.
+   */
+  static async open(dir: string, historyLimit = 10, recover?: { stamp: string }): Promise<Store> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const db = new Level<string, Uint8Array>(`${dir}/state`, { keyEncoding: 'utf8', valueEncoding: 'view' });
-    await db.open();
-    return new Store(db, historyLimit);
+    const path = `${dir}/state`;
+    const make = () => new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    const db = make();
+    try {
+      await db.open();
+      return new Store(db, historyLimit, null);
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') throw new StoreLockedError(`${path}: the store is in use by another process (is picket agent running?)`);
+      const error = cause?.message ?? (e as Error).message;
+      if (!recover || !existsSync(path)) throw new InputError(`${path}: cannot open the store: ${error}`);
+      const movedTo = `${path}.corrupt-${recover.stamp}`;
+      renameSync(path, movedTo);
+      const fresh = make();
+      await fresh.open();
+      return new Store(fresh, historyLimit, { movedTo, error });
+    }
   }
 
   async close(): Promise<void> {
@@ -64,6 +114,19 @@ export class Store {
 
   async #get(key: string): Promise<Uint8Array | undefined> {
     return (await this.#db.get(key)) ?? undefined;
+  }
+
+  /** A JSON record, or undefined when absent or damaged (damage is remembered in `damaged`). */
+  async #getJson<T>(key: string): Promise<T | undefined> {
+    const v = await this.#get(key);
+    if (!v) return undefined;
+    try {
+      return unjson<T>(v);
+    } catch (e) {
+      if (!(e instanceof DamagedRecord)) throw e;
+      this.damaged.add(key);
+      return undefined;
+    }
   }
 
   async #range(prefix: string): Promise<[string, Uint8Array][]> {
@@ -76,38 +139,53 @@ export class Store {
   async roots(): Promise<StoredRoot[]> {
     const metas = await this.#range('root/meta/');
     const out: StoredRoot[] = [];
-    for (const [k, v] of metas) {
-      const meta = unjson<{ version: number; digest: string }>(v);
+    for (const [k] of metas) {
+      const meta = await this.#getJson<{ version: number; digest: string }>(k);
       const envelope = await this.#get(`root/env/${k.slice('root/meta/'.length)}`);
-      if (envelope) out.push({ envelope, ...meta });
+      if (meta && envelope) out.push({ envelope, ...meta });
     }
     return out;
   }
 
-  async saveRoot(r: StoredRoot): Promise<void> {
+  /** One atomic batch: the root and (when given) the trusted-state record that names it. */
+  async saveRoot(r: StoredRoot, trust?: string): Promise<void> {
     await this.#db.batch([
       { type: 'put', key: `root/env/${pad(r.version)}`, value: r.envelope },
       { type: 'put', key: `root/meta/${pad(r.version)}`, value: json({ version: r.version, digest: r.digest }) },
+      ...(trust !== undefined ? [{ type: 'put' as const, key: 'trust/state', value: enc.encode(trust) }] : []),
     ]);
   }
 
+  /** The trusted-state record's text (see src/node/trusted-state.ts), if any. */
+  async trust(): Promise<string | undefined> {
+    const v = await this.#get('trust/state');
+    return v ? dec.decode(v) : undefined;
+  }
+
+  async saveTrust(trust: string): Promise<void> {
+    await this.#db.put('trust/state', enc.encode(trust));
+  }
+
   async policy(): Promise<StoredPolicy | undefined> {
-    const meta = await this.#get('policy/meta');
+    const meta = await this.#getJson<Omit<StoredPolicy, 'envelope'>>('policy/meta');
     const envelope = await this.#get('policy/current');
     if (!meta || !envelope) return undefined;
-    return { envelope, ...unjson<Omit<StoredPolicy, 'envelope'>>(meta) };
+    return { envelope, ...meta };
   }
 
   /** Highest version ever accepted: survives even if the current policy is replaced by a baseline. */
   async highest(): Promise<{ version: number; digest: string } | undefined> {
-    const v = await this.#get('policy/highest');
-    return v ? unjson(v) : undefined;
+    return this.#getJson('policy/highest');
   }
 
-  /** One atomic batch: current policy, its history entry, the highest-seen mark, trimmed history. */
-  async savePolicy(p: StoredPolicy): Promise<void> {
+  /**
+   * One atomic batch: current policy, its history entry, the highest-seen mark, trimmed
+   * history and (when given) the trusted-state record with the new floor.
+   */
+  async savePolicy(p: StoredPolicy, trust?: string): Promise<void> {
     const meta = { version: p.version, digest: p.digest, acceptedAt: p.acceptedAt };
     const ops: Batch = [
+      ...(trust !== undefined ? [{ type: 'put' as const, key: 'trust/state', value: enc.encode(trust) }] : []),
       { type: 'put', key: 'policy/current', value: p.envelope },
       { type: 'put', key: 'policy/meta', value: json(meta) },
       { type: 'put', key: 'policy/highest', value: json({ version: p.version, digest: p.digest }) },
@@ -124,7 +202,12 @@ export class Store {
   }
 
   async peers(): Promise<Map<string, PeerRecord>> {
-    return new Map((await this.#range('peer/')).map(([k, v]) => [k.slice(5), unjson<PeerRecord>(v)]));
+    const out = new Map<string, PeerRecord>();
+    for (const [k] of await this.#range('peer/')) {
+      const rec = await this.#getJson<PeerRecord>(k);
+      if (rec && Array.isArray(rec.addrs)) out.set(k.slice(5), rec);
+    }
+    return out;
   }
 
   async savePeers(peers: Map<string, PeerRecord>, remove: string[] = []): Promise<void> {
@@ -134,8 +217,7 @@ export class Store {
   }
 
   async applied(): Promise<AppliedRecord | undefined> {
-    const v = await this.#get('applied');
-    return v ? unjson(v) : undefined;
+    return this.#getJson('applied');
   }
 
   async saveApplied(a: AppliedRecord): Promise<void> {
@@ -144,8 +226,7 @@ export class Store {
 
   /** Small JSON documents under a namespace (alert queue, statuses, events). */
   async getJson<T>(key: string): Promise<T | undefined> {
-    const v = await this.#get(`kv/${key}`);
-    return v ? unjson<T>(v) : undefined;
+    return this.#getJson<T>(`kv/${key}`);
   }
 
   async putJson(key: string, value: unknown): Promise<void> {
@@ -162,6 +243,23 @@ export class Store {
   }
 
   async listJson<T>(prefix: string): Promise<[string, T][]> {
-    return (await this.#range(`kv/${prefix}`)).map(([k, v]) => [k.slice(3), unjson<T>(v)]);
+    const out: [string, T][] = [];
+    for (const [k] of await this.#range(`kv/${prefix}`)) {
+      const v = await this.#getJson<T>(k);
+      if (v !== undefined) out.push([k.slice(3), v]);
+    }
+    return out;
+  }
+
+  /**
+   * `picket state reset`: forgets the trusted state — roots, policy, floor, history, blocked
+   * set — so the node starts again from its pinned root. Peers, alerts and statuses stay.
+   */
+  async resetTrust(): Promise<string[]> {
+    const keys: string[] = [];
+    for (const prefix of ['root/', 'policy/', 'trust/']) for (const [k] of await this.#range(prefix)) keys.push(k);
+    if (await this.#get('kv/blocked')) keys.push('kv/blocked');
+    if (keys.length) await this.#db.batch(keys.map((key) => ({ type: 'del' as const, key })));
+    return keys;
   }
 }

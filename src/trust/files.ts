@@ -30,14 +30,14 @@ export function loadEnvelope(path: string): Envelope {
  * Loads a pinned root and optionally later roots: the first file is trusted as provisioned,
  * each following one must verify against the one before (rotation chain).
  */
-export function loadRootChain(paths: string[], now: number): { trusted: TrustedRoot; envelopes: Envelope[] } {
+export function loadRootChain(paths: string[]): { trusted: TrustedRoot; envelopes: Envelope[] } {
   const [first, ...rest] = paths;
   if (!first) throw new InputError('no root given (--root root.json)');
   const env = loadEnvelope(first);
   const pinned = trustPinnedRoot(env);
   if (!('ok' in pinned)) throw new InputError(`${first}: ${pinned.outcome}: ${pinned.reason}`);
   const envs = rest.map(loadEnvelope);
-  const chain = verifyRootChain(envs, pinned.trusted, now);
+  const chain = verifyRootChain(envs, pinned.trusted);
   if (!chain.ok) throw new InputError(`${rest[chain.index]}: ${chain.rejection.outcome}: ${chain.rejection.reason}`);
   return { trusted: chain.trusted, envelopes: [env, ...chain.accepted] };
 }

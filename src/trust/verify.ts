@@ -23,7 +23,11 @@ export type Outcome =
   | 'below-threshold'
   | 'wrong-mesh'
   | 'malformed'
-  | 'too-large';
+  | 'too-large'
+  /** Validly signed under a root this node has since superseded: an operator's mistake, not a forgery. */
+  | 'stale-root-signature'
+  /** The trusted root has expired: nothing new is accepted until a newer root arrives. */
+  | 'root-expired';
 
 export interface Rejection {
   outcome: Exclude<Outcome, 'accepted'>;
@@ -45,8 +49,23 @@ export interface TrustedState {
   root: TrustedRoot;
   /** The mesh this node belongs to; undefined accepts any (offline `policy verify`). */
   meshId?: string;
-  /** Highest policy version ever accepted and its digest. */
-  policy?: { version: number; digest: string };
+  /**
+   * The version floor: the highest policy version ever accepted and its digest. Anything
+   * older is stale, a different document with the same version is an equivocation.
+   * `held: false` means the node lost the body of the floor version (a damaged store): the
+   * same digest is then accepted again (restored) instead of being called a duplicate.
+   */
+  policy?: { version: number; digest: string; held?: boolean };
+  /**
+   * Roots this node trusted before the current one, newest first (at most a few): a policy
+   * validly signed under one of them is `stale-root-signature`, not a forgery.
+   */
+  superseded?: RootDoc[];
+}
+
+/** True once a root's expiry has passed: only the newest trusted root's expiry matters (TUF). */
+export function rootExpired(root: RootDoc, now: number): boolean {
+  return root.expires <= now;
 }
 
 function envelopeOf(input: Uint8Array | Envelope): DecodeResult<Envelope> {
@@ -63,6 +82,10 @@ export function verifyPolicy(input: Uint8Array | Envelope, state: TrustedState, 
   const { root } = state.root;
   const count = countSignatures(env, root.roles.policy, root.keys);
   if (count.valid < count.threshold) {
+    const old = (state.superseded ?? []).find((r) => { const c = countSignatures(env, r.roles.policy, r.keys); return c.valid >= c.threshold; });
+    if (old) {
+      return { outcome: 'stale-root-signature', reason: `signed under superseded root v${old.version}; root v${root.version} needs ${describeCount(count, 'policy')}` };
+    }
     return {
       outcome: count.invalid > 0 ? 'bad-signature' : 'below-threshold',
       reason: `${describeCount(count, 'policy')} under root v${root.version}`,
@@ -80,21 +103,37 @@ export function verifyPolicy(input: Uint8Array | Envelope, state: TrustedState, 
   if (current) {
     if (policy.version < current.version) return { outcome: 'stale', reason: `v${policy.version} is older than v${current.version}`, ...at };
     if (policy.version === current.version) {
+      if (digest === current.digest && current.held === false) {
+        // The floor's own document, whose body this node lost: restore it. It was accepted once,
+        // so neither its own expiry nor the root's stops it from being the last good policy again.
+        return { outcome: 'accepted', policy, envelope: env, digest };
+      }
       return digest === current.digest
         ? { outcome: 'duplicate', reason: `v${policy.version} is already held`, ...at }
         : { outcome: 'equivocation', reason: `a different v${policy.version} is already held (${current.digest.slice(0, 12)} vs ${digest.slice(0, 12)}): a policy key signed two documents with one version`, ...at };
     }
   }
-  if (policy.expires <= now) return { outcome: 'expired', reason: `v${policy.version} expired at ${new Date(policy.expires).toISOString()}`, ...at };
+  if (policy.expires <= now) return { outcome: 'expired', reason: `v${policy.version} expired at ${isoOf(policy.expires)}`, ...at };
+  // Checked last so that replays and forgeries keep their own names; an honest peer's new
+  // policy under an expired root is refused without blame (the operator must rotate the root).
+  if (rootExpired(root, now)) return { outcome: 'root-expired', reason: `trusted root v${root.version} expired at ${isoOf(root.expires)}; no new policy is accepted until a newer root arrives`, ...at };
   return { outcome: 'accepted', policy, envelope: env, digest };
+}
+
+function isoOf(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `${ms} ms` : d.toISOString();
 }
 
 /**
  * Verifies root N+1 against trusted root N: a threshold of N's root keys AND of its own,
- * version exactly N+1. Expiry is only checked when `checkExpiry` (the last root of a chain):
- * a node offline through several rotations may walk through roots that have since expired.
+ * version exactly N+1. Expiry plays no part (TUF semantics): a newer root is verified against
+ * the trusted root's keys even if either has expired, so a node offline through several
+ * rotations walks through roots that have since expired. Only the newest trusted root's
+ * expiry matters, and it is the caller's state (see rootExpired): while it is expired the
+ * node accepts no new policy but never falls back to an older root.
  */
-export function verifyRoot(input: Uint8Array | Envelope, trusted: TrustedRoot, now: number, checkExpiry = true): RootVerdict {
+export function verifyRoot(input: Uint8Array | Envelope, trusted: TrustedRoot): RootVerdict {
   const decoded = envelopeOf(input);
   if (!decoded.ok) return { outcome: decoded.outcome, reason: decoded.reason };
   const env = decoded.value;
@@ -128,17 +167,19 @@ export function verifyRoot(input: Uint8Array | Envelope, trusted: TrustedRoot, n
   if (newCount.valid < newCount.threshold) {
     return { outcome: newCount.invalid > 0 ? 'bad-signature' : 'below-threshold', reason: `${describeCount(newCount, 'root')} of new root v${root.version}`, ...at };
   }
-  if (checkExpiry && root.expires <= now) return { outcome: 'expired', reason: `root v${root.version} expired at ${new Date(root.expires).toISOString()}`, ...at };
   return { outcome: 'accepted', root, envelope: env, digest };
 }
 
-/** Walks a chain of root envelopes (ascending) from a pinned root. Stops at the first failure. */
-export function verifyRootChain(chain: (Uint8Array | Envelope)[], pinned: TrustedRoot, now: number):
+/**
+ * Walks a chain of root envelopes (ascending) from a pinned root, expired or not. Stops at the
+ * first failure; `trusted` is then the newest root verified so far — never an older one.
+ */
+export function verifyRootChain(chain: (Uint8Array | Envelope)[], pinned: TrustedRoot):
   { ok: true; trusted: TrustedRoot; accepted: Envelope[] } | { ok: false; index: number; rejection: Rejection; trusted: TrustedRoot; accepted: Envelope[] } {
   let trusted = pinned;
   const accepted: Envelope[] = [];
   for (const [i, item] of chain.entries()) {
-    const v = verifyRoot(item, trusted, now, i === chain.length - 1);
+    const v = verifyRoot(item, trusted);
     if (v.outcome === 'duplicate' || v.outcome === 'stale') continue;
     if (v.outcome !== 'accepted') return { ok: false, index: i, rejection: v, trusted, accepted };
     trusted = { root: v.root, digest: v.digest };

@@ -67,37 +67,37 @@ describe('verifyRoot: rotation', () => {
   const root2 = rootDoc([d, e], 2, [c], 1, 2);
 
   it('accepts root N+1 signed by a threshold of the old root keys and of its own', () => {
-    expect(verifyRoot(signRoot(root2, [a, b, d, e]), state.root, NOW).outcome).toBe('accepted');
+    expect(verifyRoot(signRoot(root2, [a, b, d, e]), state.root).outcome).toBe('accepted');
   });
   it('rejects root N+1 signed only by the new keys (a stolen-key takeover)', () => {
-    expect(verifyRoot(signRoot(root2, [d, e]), state.root, NOW).outcome).toBe('below-threshold');
+    expect(verifyRoot(signRoot(root2, [d, e]), state.root).outcome).toBe('below-threshold');
   });
   it('rejects root N+1 signed only by the old keys (new keys never proved possession)', () => {
-    expect(verifyRoot(signRoot(root2, [a, b]), state.root, NOW).outcome).toBe('below-threshold');
+    expect(verifyRoot(signRoot(root2, [a, b]), state.root).outcome).toBe('below-threshold');
   });
   it('rejects a version jump (roots go up by exactly one)', () => {
     const root3 = rootDoc([d, e], 2, [c], 1, 3);
-    expect(verifyRoot(signRoot(root3, [a, b, d, e]), state.root, NOW).outcome).toBe('gap');
+    expect(verifyRoot(signRoot(root3, [a, b, d, e]), state.root).outcome).toBe('gap');
   });
   it('rejects a rollback to an older root', () => {
     const t2 = { root: root2, digest: digestOf(signRoot(root2, [a, b, d, e])) };
-    expect(verifyRoot(signRoot(root1, [a, b]), t2, NOW).outcome).toBe('stale');
+    expect(verifyRoot(signRoot(root1, [a, b]), t2).outcome).toBe('stale');
   });
   it('detects a second, different root with the same version', () => {
     const other = rootDoc([a, b], 2, [a], 1, 1);
-    expect(verifyRoot(signRoot(other, [a, b]), state.root, NOW).outcome).toBe('equivocation');
+    expect(verifyRoot(signRoot(other, [a, b]), state.root).outcome).toBe('equivocation');
   });
-  it('rejects an expired final root but walks through expired intermediate roots', () => {
+  it('accepts a newer root even if it has expired (TUF: only the newest root\'s expiry matters), and walks through expired intermediate roots', () => {
     const r2 = rootDoc([d, e], 2, [c], 1, 2, NOW - DAY);
     const [f] = keys(1) as [typeof a];
     const r3 = rootDoc([f], 1, [c], 1, 3, NOW + DAY);
-    expect(verifyRoot(signRoot(r2, [a, b, d, e]), state.root, NOW).outcome).toBe('expired');
-    const chain = verifyRootChain([signRoot(r2, [a, b, d, e]), signRoot(r3, [d, e, f])], state.root, NOW);
+    expect(verifyRoot(signRoot(r2, [a, b, d, e]), state.root).outcome).toBe('accepted');
+    const chain = verifyRootChain([signRoot(r2, [a, b, d, e]), signRoot(r3, [d, e, f])], state.root);
     expect(chain.ok).toBe(true);
     if (chain.ok) expect(chain.trusted.root.version).toBe(3);
   });
   it('a policy signed under a rotated-out key is rejected after rotation', () => {
-    const chain = verifyRootChain([signRoot(root2, [a, b, d, e])], state.root, NOW);
+    const chain = verifyRootChain([signRoot(root2, [a, b, d, e])], state.root);
     expect(chain.ok).toBe(true);
     if (!chain.ok) return;
     expect(verifyPolicy(signPolicy(policy(9), [a, b]), { root: chain.trusted }, NOW).outcome).toBe('below-threshold');
