@@ -20,7 +20,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { FileBackend, MemoryBackend, type Backend } from '../enforce/backend.js';
 import { NftBackend } from '../enforce/nft.js';
 import { IptablesBackend } from '../enforce/iptables.js';
-import { Enforcer } from '../enforce/enforcer.js';
+import { Enforcer, type EnforcerOptions } from '../enforce/enforcer.js';
 import { Mesh } from '../mesh/mesh.js';
 import { Engine } from '../node/engine.js';
 import { ControlServer } from './control.js';
@@ -53,7 +53,9 @@ export interface StatusJson {
   meshId: string;
   node: { name: string; roles: string[] } | null;
   policy: { version: number; digest: string; issuedAt: string; expires: string; expired: boolean } | null;
-  root: { version: number; expires: string };
+  root: { version: number; expires: string; expired: boolean };
+  /** The version floor: the highest policy version this node ever accepted. */
+  floor: { version: number; digest: string } | null;
   enforcement: { backend: string; state: string; rulesetHash: string | null; lastApplyAt: string | null; reason?: string };
   peers: { peerId: string; name: string | null }[];
   listen: string[];
@@ -66,7 +68,19 @@ export function trustMirrorPath(dataDir: string): string {
   return `${dataDir}/trust-state.json`;
 }
 
-function makeBackend(config: AgentConfig): Backend {
+/** The enforcer as configured: shared by the agent and `picket enforce`. */
+export function enforcerOptions(config: AgentConfig, parts: { backend: Backend; clock: Clock; log: Logger; peerId: string }): EnforcerOptions {
+  return {
+    ...parts,
+    meshPorts: meshPorts(config.listen),
+    bootstrapAddrs: bootstrapIps(config.bootstrap),
+    sshFrom: [...config.enforcement.failsafe.sshFrom],
+    sshPort: config.enforcement.failsafe.sshPort,
+    confirmWindow: config.enforcement.confirmWindow,
+  };
+}
+
+export function makeBackend(config: AgentConfig): Backend {
   switch (config.enforcement.backend) {
     case 'file': return new FileBackend(config.enforcement.file);
     case 'memory': return new MemoryBackend();
@@ -137,14 +151,7 @@ export class Agent {
     const store = await Store.open(config.dataDir, 10, { stamp: formatInstant(clock.now()).replace(/[:.]/g, '-') });
     if (store.recovered) log.error({ movedTo: store.recovered.movedTo, err: store.recovered.error }, 'store could not be opened: moved aside, starting from the trust-state mirror');
     try {
-      const enforcer = new Enforcer({
-        backend, clock, log, peerId,
-        meshPorts: meshPorts(config.listen),
-        bootstrapAddrs: bootstrapIps(config.bootstrap),
-        sshFrom: [...config.enforcement.failsafe.sshFrom],
-        sshPort: config.enforcement.failsafe.sshPort,
-        confirmWindow: config.enforcement.confirmWindow,
-      });
+      const enforcer = new Enforcer(enforcerOptions(config, { backend, clock, log, peerId }));
       // The blocked set is part of the trusted state the engine persists and restores.
       const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer, mirrorPath: trustMirrorPath(config.dataDir) });
       // Enforce the last good policy (or the baseline) before the network opens.
@@ -204,7 +211,8 @@ export class Agent {
         issuedAt: new Date(cur.policy.issuedAt).toISOString(), expires: new Date(cur.policy.expires).toISOString(),
         expired: cur.policy.expires <= now,
       } : null,
-      root: { version: this.engine.root.root.version, expires: new Date(this.engine.root.root.expires).toISOString() },
+      root: { version: this.engine.root.root.version, expires: new Date(this.engine.root.root.expires).toISOString(), expired: this.engine.rootExpired(now) },
+      floor: this.engine.floor,
       enforcement: {
         backend: en.backend, state: en.state, rulesetHash: en.rulesetHash,
         lastApplyAt: en.lastApplyAt ? new Date(en.lastApplyAt).toISOString() : null,

@@ -2,6 +2,7 @@
  * The agent's configuration: one typed, validated, frozen object. Every field says its
  * default and what it trades off. Relative paths are resolved against the config file.
  */
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
@@ -130,6 +131,17 @@ export function buildConfig(raw: unknown, baseDir: string, configPath?: string, 
     if (a.type === 'pagerduty' && !a.routingKey && !a.routingKeyFile) throw new InputError(`${configPath ?? 'config'}: alerts: pagerduty needs routingKey or routingKeyFile`);
   }
   return deepFreeze(cfg);
+}
+
+/** Reads and validates an agent config file: one clear InputError line on any problem. */
+export function loadConfigFile(path: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new InputError(`${path}: cannot read config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return parseConfigText(text, path);
 }
 
 export function parseConfigText(text: string, configPath: string): AgentConfig {

@@ -96,11 +96,12 @@ export class Auditor {
   /** What the node found when it loaded its state: damage is an alert, never a silent reset. */
   async #startAlerts(): Promise<void> {
     const { engine, store, alerts } = this.#o;
-    const rec = store.recovered;
+    const rec = store.recovered ?? (await store.getJson<{ movedTo: string; error: string }>('store-recovered'));
     if (rec) {
       await alerts.raise('store-corrupt', 'store-corrupt', 'critical',
         `The state store could not be opened and was moved aside to ${rec.movedTo}; the version floor was kept from the trust-state mirror and the policy returns by sync`,
         { movedTo: rec.movedTo, error: rec.error });
+      await store.delJson('store-recovered');
     }
     const r = engine.startReport;
     const hadState = engine.floor !== null || engine.root.root.version > 1;

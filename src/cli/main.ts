@@ -13,6 +13,7 @@ import { registerPublish } from './publish.js';
 import { registerStatus } from './status.js';
 import { registerPolicy } from './policy.js';
 import { registerRoot } from './root.js';
+import { registerState } from './state.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerPublish(program);
   registerStatus(program);
+  registerState(program);
   return program;
 }
 

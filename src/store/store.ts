@@ -104,7 +104,11 @@ export class Store {
       renameSync(path, movedTo);
       const fresh = make();
       await fresh.open();
-      return new Store(fresh, historyLimit, { movedTo, error });
+      // Remembered in the fresh store until an agent raises the alert for it: `picket enforce`
+      // at boot may be the process that recovered, and it has no alert sinks.
+      const recovered = { movedTo, error };
+      await fresh.put('kv/store-recovered', json(recovered));
+      return new Store(fresh, historyLimit, recovered);
     }
   }
 
