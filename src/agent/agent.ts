@@ -21,12 +21,12 @@ import { FileBackend, MemoryBackend, type Backend } from '../enforce/backend.js'
 import { NftBackend } from '../enforce/nft.js';
 import { IptablesBackend } from '../enforce/iptables.js';
 import { Enforcer, type EnforcerOptions } from '../enforce/enforcer.js';
-import { Mesh } from '../mesh/mesh.js';
+import type { Mesh } from '../mesh/mesh.js';
 import { Engine } from '../node/engine.js';
 import { ControlServer } from './control.js';
 import { Metrics } from './metrics.js';
 import { AlertManager } from '../alerts/alerts.js';
-import { Auditor } from '../audit/auditor.js';
+import type { Auditor } from '../audit/auditor.js';
 import type { Listener } from '../audit/listeners.js';
 import type { FleetNode } from '../audit/status.js';
 import type { AgentConfig } from './config.js';
@@ -154,8 +154,10 @@ export class Agent {
       const enforcer = new Enforcer(enforcerOptions(config, { backend, clock, log, peerId }));
       // The blocked set is part of the trusted state the engine persists and restores.
       const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer, mirrorPath: trustMirrorPath(config.dataDir) });
-      // Enforce the last good policy (or the baseline) before the network opens.
+      // Enforce the last good policy (or the baseline) before the network opens. The network
+      // stack is loaded only after that: the first ruleset does not wait for libp2p to load.
       await engine.start();
+      const [{ Mesh }, { Auditor }] = await Promise.all([import('../mesh/mesh.js'), import('../audit/auditor.js')]);
       const mesh = new Mesh({
         meshId: config.meshId, privateKey, listen: [...config.listen], bootstrap: [...config.bootstrap],
         engine, store, clock, random, log, syncInterval: config.syncInterval,
