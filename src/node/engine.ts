@@ -97,6 +97,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   #blocked: string[] = [];
   #seq = 0;
   #steps: AcceptSteps = {};
+  #mirrorChain: Promise<void> = Promise.resolve();
+  #mirrorNext: string | null = null;
   #chain: Promise<unknown> = Promise.resolve();
   #enforceChain: Promise<unknown> = Promise.resolve();
   #timer: Timer | null = null;
@@ -271,16 +273,29 @@ export class Engine extends EventEmitter<EngineEvents> {
   async #persistTrust(): Promise<void> {
     const text = encodeTrust(this.#record());
     await this.#o.store.saveTrust(text);
-    this.#writeMirror(text);
+    await this.#writeMirror(text);
   }
 
-  #writeMirror(text: string): void {
-    try {
-      writeDurable(this.#o.mirrorPath, text);
-    } catch (e) {
-      // The store copy holds; a missing mirror only matters if the store is lost as well.
-      this.#o.log.error({ file: this.#o.mirrorPath, err: (e as Error).message }, 'trust-state mirror not written');
-    }
+  /**
+   * Queues a mirror write; writes are serialized and coalesced (only the newest text is
+   * written). The store batch, already committed, is the primary copy: the offer path does not
+   * wait for this fsync (a crash in between leaves an older mirror, which the max-merge at
+   * start ignores). start() and stop() wait for it.
+   */
+  #writeMirror(text: string): Promise<void> {
+    this.#mirrorNext = text;
+    this.#mirrorChain = this.#mirrorChain.then(async () => {
+      const next = this.#mirrorNext;
+      if (next === null) return;
+      this.#mirrorNext = null;
+      try {
+        await writeDurable(this.#o.mirrorPath, next);
+      } catch (e) {
+        // The store copy holds; a missing mirror only matters if the store is lost as well.
+        this.#o.log.error({ file: this.#o.mirrorPath, err: (e as Error).message }, 'trust-state mirror not written');
+      }
+    });
+    return this.#mirrorChain;
   }
 
   /**
@@ -308,7 +323,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.#roots.push({ version: v.root.version, bytes, doc: v.root });
       const text = encodeTrust(this.#record());
       await store.saveRoot({ envelope: bytes, version: v.root.version, digest: v.digest }, text);
-      this.#writeMirror(text);
+      void this.#writeMirror(text);
       log.info({ rootVersion: v.root.version, expired: rootExpired(v.root, now), source: source.kind, peer: source.peer }, 'root rotated');
       this.emit('root', this.#root, source);
       return { outcome: 'accepted', kind: 'root', version: v.root.version, digest: v.digest };
@@ -328,7 +343,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.#floor = { version: v.policy.version, digest: v.digest };
     const text = encodeTrust(this.#record());
     await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now }, text);
-    this.#writeMirror(text);
+    void this.#writeMirror(text);
     crashpoint('after-persist'); // persisted, not yet enforced: a restart must enforce it
     this.#current = { policy: v.policy, envelope: v.envelope, bytes, digest: v.digest, acceptedAt: now };
     log.info({ version: v.policy.version, digest: v.digest.slice(0, 16), source: source.kind, peer: source.peer }, 'policy accepted');
@@ -406,5 +421,6 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.#timer?.cancel();
     await this.#chain;
     await this.#enforceChain;
+    await this.#mirrorChain;
   }
 }

@@ -2,7 +2,8 @@
  * File helpers shared by the CLI, the trust loader, the agent and the file backend: bounded
  * reads with one clear error line, and writes that never leave a partial file.
  */
-import { constants, existsSync, readFileSync, renameSync, writeFileSync, openSync, closeSync, unlinkSync, fsyncSync } from 'node:fs';
+import { constants, existsSync, readFileSync, renameSync, writeFileSync, openSync, closeSync, unlinkSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InputError } from '../errors.js';
@@ -44,23 +45,24 @@ export function writeAtomic(path: string, data: string | Uint8Array, mode = 0o64
 /**
  * writeAtomic that also survives power loss: the data is fsynced before the rename and the
  * directory after it, so after a crash the file holds the old content or the new, and the
- * new once this returns. For small records that guard trust (the trust-state mirror).
+ * new once this resolves. Asynchronous: an fsync on a busy disk must not stall the event
+ * loop. For small records that guard trust (the trust-state mirror).
  */
-export function writeDurable(path: string, data: string | Uint8Array, mode = 0o600): void {
+export async function writeDurable(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
-    writeFileSync(fd, data);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-    const dir = openSync(dirname(path), constants.O_RDONLY);
-    try { fsyncSync(dir); } finally { closeSync(dir); }
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const dir = await open(dirname(path), constants.O_RDONLY);
+    try { await dir.sync(); } finally { await dir.close(); }
   } catch (e) {
-    if (fd !== undefined) try { closeSync(fd); } catch { /* closing after a failed write */ }
-    try { unlinkSync(tmp); } catch { /* already gone */ }
+    await unlink(tmp).catch(() => undefined);
     throw new InputError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }
