@@ -26,8 +26,21 @@ const HOST_PORT_SPAN = 32;
 export interface NftTables {
   sets: NftSet[];
   rules: string[];
-  comment: string;
+  /** What is in force, for a reader of `nft list`: also the comment of the `origin` element. */
+  origin: string;
 }
+
+/**
+ * The table's own comment is fixed: nftables sets a table comment only when the table is
+ * created and silently keeps the old one on every later `table … { comment … }`, so a
+ * version-specific table comment would keep saying what was in force when the table was
+ * first made (`baseline (no policy)`). The version lives in the comment of the single
+ * element of set `origin` instead, which every apply form (recreate, in place, element
+ * delta) rewrites.
+ */
+export const TABLE_COMMENT = 'picket: managed by the picket agent; what is in force: set origin';
+export const ORIGIN_SET = 'origin';
+const originElement = (origin: string) => `0 comment "${origin}"`;
 
 type Interval = [number, number];
 
@@ -176,6 +189,8 @@ function lower(rs: NodeRuleset): NftTables {
     'ip6 saddr @icmp_v6 meta l4proto ipv6-icmp accept comment "icmp rules"',
   );
   if (icmpAny) rules.push('meta l4proto { icmp, ipv6-icmp } accept comment "icmp from any"');
-  const origin = rs.policy ? `policy v${rs.policy.version} for ${rs.node?.name ?? '?'}` : 'baseline (no policy)';
-  return { sets, rules, comment: `picket: ${origin}` };
+  // Node names are validated ([A-Za-z0-9_.-]), so the text needs no escaping inside quotes.
+  const origin = `picket: ${rs.policy ? `policy v${rs.policy.version} for ${rs.node?.name ?? '?'}` : 'baseline (no policy)'}`;
+  sets.push({ name: ORIGIN_SET, type: 'mark', elements: [originElement(origin)], interval: false });
+  return { sets, rules, origin };
 }

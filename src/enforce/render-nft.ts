@@ -9,7 +9,7 @@
  * Other tables (Docker's, the distribution's) are never touched.
  */
 import type { NodeRuleset } from '../policy/compile.js';
-import { buildNftTables, type NftTables } from './nft-tables.js';
+import { buildNftTables, TABLE_COMMENT, type NftTables } from './nft-tables.js';
 
 export const NFT_TABLE = 'picket';
 export const NFT_FAMILY = 'inet';
@@ -32,7 +32,7 @@ function setLine(s: NftTables['sets'][number], withElements: boolean): string {
 
 /** The table definition (sets with elements, chain with rules). */
 export function renderNftTable(rs: NodeRuleset, t: NftTables = buildNftTables(rs)): string {
-  const lines = [`table ${NFT_FAMILY} ${NFT_TABLE} {`, `  comment "${t.comment}"`];
+  const lines = [`table ${NFT_FAMILY} ${NFT_TABLE} {`, `  comment "${TABLE_COMMENT}"`];
   for (const s of t.sets) lines.push(setLine(s, true));
   lines.push('  chain input {', `    ${CHAIN_HEAD}`);
   for (const r of [...PREAMBLE, ...t.rules]) lines.push(`    ${r}`);
@@ -76,6 +76,8 @@ export function sameShape(a: NodeRuleset, b: NodeRuleset): boolean {
   return shape(buildNftTables(a)) === shape(buildNftTables(b));
 }
 
+const elementKey = (e: string) => e.replace(/ comment ".*"$/, '');
+
 /**
  * Element-level difference between two rulesets of the same shape, as one nft script (one
  * transaction): deletions first, so interval sets never hold overlapping elements.
@@ -89,7 +91,8 @@ export function renderNftDelta(from: NodeRuleset, to: NodeRuleset): string {
     const now = new Set(s.elements);
     const removed = [...old].filter((x) => !now.has(x));
     const added = s.elements.filter((x) => !old.has(x));
-    if (removed.length) dels.push(`delete element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${removed.join(', ')} }`);
+    // An element is deleted by its key alone (the origin element carries a comment).
+    if (removed.length) dels.push(`delete element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${removed.map(elementKey).join(', ')} }`);
     if (added.length) adds.push(`add element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${added.join(', ')} }`);
   }
   const lines = [...dels, ...adds];
