@@ -74,6 +74,7 @@ export class Auditor {
     // On change, but a moment later and jittered: right after a policy lands the whole fleet
     // changes at once, and statuses must not compete with the policy's own propagation.
     o.engine.on('enforced', () => this.#soon());
+    o.enforcer.on('recovered', () => this.#soon());
     o.alerts.on('event', () => this.#soon());
     this.#every(o.statusInterval, () => this.publishStatus(true));
     this.#every(5000, () => this.#flushStatuses());

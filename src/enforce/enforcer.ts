@@ -22,6 +22,8 @@ export interface EnforcerEvents {
   applied: [EnforcementStatus, { ms: number }];
   failed: [string];
   drift: [string];
+  /** A clean read-back after a repaired drift: the state is back to what the apply left. */
+  recovered: [EnforcementStatus];
   lockout: [string];
 }
 
@@ -55,6 +57,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
   #blocked = new Set<string>();
   #meshExtra: string[] = [];
   #confirm: { until: number; previousMesh: string[] } | null = null;
+  /** The state and reason the last successful apply left: what a repaired drift returns to. */
+  #steady: Pick<EnforcementStatus, 'state' | 'reason'> = { state: 'pending' };
 
   constructor(opts: EnforcerOptions) {
     super();
@@ -151,6 +155,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
       policyVersion: policy?.version ?? null,
       ...(planned.reason ? { reason: planned.reason } : {}),
     };
+    this.#steady = { state: planned.state, ...(planned.reason ? { reason: planned.reason } : {}) };
     o.log.info({ version: policy?.version ?? null, state: planned.state, rulesetHash: hash.slice(0, 16), rules: planned.rs.rules.length, ms: Math.round(ms) }, 'ruleset applied');
     this.emit('applied', this.status, { ms });
     return this.status;
@@ -170,7 +175,18 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
       o.log.warn({ err: (e as Error).message }, 'read-back failed');
       return null;
     }
-    if (actual?.hash === this.#applied?.hash) return null;
+    if (actual?.hash === this.#applied?.hash) {
+      // "drift-repaired" describes the last check, not a lasting condition: once a read-back
+      // is clean again the node is back to what it applied (a failed state stays: the ruleset
+      // it wanted is still not in force).
+      if (this.#status.state === 'drift-repaired') {
+        const { reason: _gone, ...rest } = this.#status;
+        this.#status = { ...rest, ...this.#steady };
+        o.log.info({ state: this.#status.state }, 'read-back clean after drift repair');
+        this.emit('recovered', this.status);
+      }
+      return null;
+    }
     const what = describeDrift(this.#applied, actual);
     o.log.warn({ drift: what }, 'ruleset drift detected; repairing');
     o.backend.invalidate?.();

@@ -49,8 +49,13 @@ describe('alerts from real agents', () => {
     const what = await n.agent!.engine.checkDrift();
     expect(what).toBeTruthy();
     await until(() => rx!.of('drift-repaired', 'trigger').length === 1, 10_000);
+    const other = c.nodes[1]!.agent!;
+    await until(() => other.meshView().summary.includes('1 drifted'), 10_000, () => other.meshView().summary);
     await n.agent!.auditor.driftChecked(await n.agent!.engine.checkDrift());
     await until(() => rx!.of('drift-repaired', 'resolve').length === 1, 10_000);
+    // The state and the fleet count describe the present: both clear after a clean read-back.
+    expect(n.agent!.status().enforcement.state).toBe('ok');
+    await until(() => !other.meshView().summary.includes('drifted'), 10_000, () => other.meshView().summary);
   });
 
   it('unexpected listener: a socket on a port the policy does not open triggers; closing it resolves', async () => {
