@@ -9,7 +9,7 @@ import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
 import type { Engine } from '../node/engine.js';
-import type { Enforcer } from '../enforce/enforcer.js';
+import type { Enforcer, EnforcementStatus } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
 import { fleetView, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
@@ -71,6 +71,7 @@ export class Auditor {
     const st = o.enforcer.status;
     if (st.state === 'failed') await o.alerts.raise('apply-failed', 'apply-failed', 'critical', `Ruleset apply failed at start: ${st.reason}`, { reason: st.reason });
     await this.#startAlerts();
+    await this.#revokedAlert(st);
     // On change, but a moment later and jittered: right after a policy lands the whole fleet
     // changes at once, and statuses must not compete with the policy's own propagation.
     o.engine.on('enforced', () => this.#soon());
@@ -144,11 +145,24 @@ export class Auditor {
     enforcer.on('failed', (reason) => void alerts.raise('apply-failed', 'apply-failed', 'critical', `Ruleset apply failed; the previous ruleset stays in force: ${reason}`, { reason }));
     enforcer.on('applied', (st) => {
       void alerts.resolve('apply-failed', `applied ruleset ${st.rulesetHash?.slice(0, 12)}`);
+      void this.#revokedAlert(st);
       if (!enforcer.status.reason?.startsWith('lost every mesh peer')) void alerts.resolve('lockout-revert');
     });
     enforcer.on('drift', (what) => void alerts.raise('drift-repaired', 'drift-repaired', 'warning', `Firewall drift detected and repaired: ${what}`, { drift: what }));
     enforcer.on('lockout', (reason) => void alerts.raise('lockout-revert', 'lockout-revert', 'critical', `Lock-out guard restored mesh access: ${reason}`, { reason }));
     mesh.on('penalised', (peer, why) => void alerts.raise(`peer-penalised/${peer}`, 'peer-penalised', 'warning', `Peer ${peer} sent invalid data repeatedly (${why}); disconnected and banned for a while`, { peer, why }));
+  }
+
+  /** Removed from the fleet: the others have cut this node off, so it is the one that must say so. */
+  async #revokedAlert(st: EnforcementStatus): Promise<void> {
+    const { alerts } = this.#o;
+    if (st.state === 'revoked') {
+      await alerts.raise('node-revoked', 'node-revoked', 'critical',
+        `This node was removed from policy v${st.policyVersion}: it enforces the baseline and the mesh no longer admits it; decommission it (docs/operations.md) or list it again`,
+        { version: st.policyVersion, reason: st.reason });
+    } else if (st.state === 'ok') {
+      await alerts.resolve('node-revoked', `listed again in policy v${st.policyVersion}`);
+    }
   }
 
   /** Drift check results come from the agent's loop: a clean check resolves the drift alert. */

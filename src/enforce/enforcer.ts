@@ -3,8 +3,8 @@
  * (lock-out guard), then hand the complete ruleset to the backend. Build, then swap: if
  * compiling, checking or applying fails, the previous ruleset stays and the state says
  * `failed` with the reason. A node without a policy, whose policy expired with
- * onExpiry: baseline, or that is not listed in its policy, enforces the baseline — never
- * "open". After each apply the ruleset is read back; drift is repaired and reported.
+ * onExpiry: baseline, or that is not listed in its policy (state `revoked`), enforces the
+ * baseline — never "open". After each apply the ruleset is read back; drift is repaired and reported.
  */
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../runtime/clock.js';
@@ -107,7 +107,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     }
     if (!findNode(policy, o.peerId)) {
       const peers = policy.nodes.flatMap((n) => n.addresses);
-      return { rs: compileBaseline({ ...base, meshPeers: peers }), state: 'baseline', reason: `this node is not listed in policy v${policy.version}` };
+      return { rs: compileBaseline({ ...base, meshPeers: peers }), state: 'revoked', reason: `this node is not listed in policy v${policy.version} (removed from the fleet)` };
     }
     // Addresses of nodes removed since the previous policy stay blocked until they come back.
     const blocked = new Set(this.#blocked);

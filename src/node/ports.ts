@@ -5,7 +5,11 @@
  */
 import type { Policy } from '../policy/model.js';
 
-export type EnforcementState = 'ok' | 'baseline' | 'failed' | 'drift-repaired' | 'pending';
+/**
+ * `revoked`: the node holds a policy that no longer lists it (it was removed from the fleet);
+ * it enforces the baseline and says so, instead of reporting `ok` on a version it left.
+ */
+export type EnforcementState = 'ok' | 'baseline' | 'revoked' | 'failed' | 'drift-repaired' | 'pending';
 
 export interface EnforcementStatus {
   backend: string;

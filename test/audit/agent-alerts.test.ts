@@ -58,6 +58,26 @@ describe('alerts from real agents', () => {
     await until(() => !other.meshView().summary.includes('drifted'), 10_000, () => other.meshView().summary);
   });
 
+  it('revoked: a node handed a policy that no longer lists it reports revoked and alerts; listed again resolves', async () => {
+    const c = await setup(3);
+    const gone = c.nodes[2]!;
+    const v2 = c.policy(2, { nodes: c.nodes.slice(0, 2) });
+    await c.publish(c.nodes[0]!, v2);
+    await c.converged(2, 10_000, c.nodes.slice(0, 2));
+    // The mesh cuts the removed node off; the decommission runbook hands it the policy directly.
+    const r = await gone.agent!.engine.offer(c.signed(v2), { kind: 'control' });
+    expect(r.outcome).toBe('accepted');
+    await until(() => gone.agent!.status().enforcement.state === 'revoked', 10_000, () => JSON.stringify(gone.agent!.status().enforcement));
+    expect(gone.agent!.auditor.statusNow().enforcement).toBe('revoked');
+    await until(() => rx!.of(`node-revoked`, 'trigger').length === 1, 10_000);
+    const e = rx!.of('node-revoked', 'trigger')[0]!;
+    expect(e).toMatchObject({ payload: { class: 'node-revoked', source: gone.peerId } });
+    expect((e.payload as { summary: string }).summary).toMatch(/removed from policy v2/);
+    await gone.agent!.engine.offer(c.signed(c.policy(3)), { kind: 'control' });
+    await until(() => rx!.of('node-revoked', 'resolve').length === 1, 10_000);
+    expect(gone.agent!.status().enforcement.state).toBe('ok');
+  });
+
   it('unexpected listener: a socket on a port the policy does not open triggers; closing it resolves', async () => {
     const c = await setup(2);
     const server: Server = createServer();

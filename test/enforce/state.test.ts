@@ -48,3 +48,19 @@ describe('drift state', () => {
     expect(e.status.state).toBe('failed');
   });
 });
+
+describe('revoked node', () => {
+  it('a node no longer listed in its policy reports revoked (not ok), enforces the baseline, and is ok again when listed again', async () => {
+    const { backend, e } = setup();
+    await e.enforce(policy(1, { nodes: [self, peer] }), NOW);
+    expect(e.status.state).toBe('ok');
+    const without = policy(2, { nodes: [peer] });
+    await e.enforce(without, NOW);
+    expect(e.status).toMatchObject({ state: 'revoked', policyVersion: 2 });
+    expect(e.status.reason).toMatch(/not listed in policy v2/);
+    // What it enforces is still never "open": the baseline, mesh port to the policy's nodes.
+    expect(backend.current!.policy ?? null).toBeNull();
+    await e.enforce(policy(3, { nodes: [self, peer] }), NOW);
+    expect(e.status.state).toBe('ok');
+  });
+});
