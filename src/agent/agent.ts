@@ -77,6 +77,7 @@ export function enforcerOptions(config: AgentConfig, parts: { backend: Backend; 
     sshFrom: [...config.enforcement.failsafe.sshFrom],
     sshPort: config.enforcement.failsafe.sshPort,
     confirmWindow: config.enforcement.confirmWindow,
+    lostGrace: config.enforcement.lockoutGrace,
   };
 }
 
@@ -191,6 +192,8 @@ export class Agent {
       mesh.libp2p.addEventListener('connection:close', () => {
         if (mesh.connectedPeers().length === 0) void engine.allPeersLost();
       });
+      // A peer back inside the lock-out guard's grace window: it was a restart, not a lock-out.
+      mesh.libp2p.addEventListener('connection:open', () => enforcer.peerConnected());
       return agent;
     } catch (e) {
       await store.close().catch(() => undefined);
@@ -340,6 +343,7 @@ export class Agent {
     await this.auditor.stop();
     await this.alerts.stop();
     await this.engine.stop();
+    this.enforcer.stop();
     await this.mesh.stop();
     await this.store.close();
     this.log.info('stopped');

@@ -64,6 +64,7 @@ export const AgentConfigSchema = z.strictObject({
     }).prefault({}),
     driftInterval: duration('30s').describe('How often the kernel ruleset is read back and compared.'),
     confirmWindow: duration('60s').describe('After an apply that narrowed mesh access, losing every peer within this window restores the previous mesh allowances.'),
+    lockoutGrace: duration('30s').describe('After losing every peer inside the confirm window, how long the lock-out guard waits for a peer to come back before restoring mesh allowances (a restarting peer is not a lock-out). 0 acts at once.'),
   }).prefault({}),
   audit: z.strictObject({
     interval: duration('60s').describe('Listening-socket self-audit period.'),

@@ -7,7 +7,7 @@
  * baseline — never "open". After each apply the ruleset is read back; drift is repaired and reported.
  */
 import { EventEmitter } from 'node:events';
-import type { Clock } from '../runtime/clock.js';
+import type { Clock, Timer } from '../runtime/clock.js';
 import { crashpoint } from '../runtime/faults.js';
 import type { Logger } from '../runtime/logger.js';
 import { compile, compileBaseline, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
@@ -39,9 +39,18 @@ export interface EnforcerOptions {
   sshPort: number;
   /** Window after a narrowing apply in which losing every peer restores mesh allowances. */
   confirmWindow?: number;
+  /**
+   * How long after losing every peer (inside the confirm window) the guard waits for one to
+   * come back before it acts. A restarting peer is back within seconds; without the wait the
+   * restart of the only peer of a two-node mesh looked exactly like a lock-out. 0 acts at once.
+   */
+  lostGrace?: number;
   /** Addresses still blocked from before a restart (persisted by the agent). */
   blocked?: string[];
 }
+
+/** Long enough for a restarted agent to be dialled back (systemd restarts it after 2 s). */
+export const DEFAULT_LOST_GRACE = 30_000;
 
 const meshSet = (rs: NodeRuleset | null) => {
   const m = rs?.sets.find((s) => s.name === 'mesh');
@@ -59,6 +68,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
   #confirm: { until: number; previousMesh: string[] } | null = null;
   /** The state and reason the last successful apply left: what a repaired drift returns to. */
   #steady: Pick<EnforcementStatus, 'state' | 'reason'> = { state: 'pending' };
+  /** Every peer was lost inside the confirm window: the check that runs unless one returns. */
+  #pendingLoss: { timer: Timer; policy: Policy | null; confirm: { until: number; previousMesh: string[] } } | null = null;
+  /** Enforcer work runs one at a time: the engine's calls and the guard's own timer. */
+  #serial: Promise<unknown> = Promise.resolve();
+  #stopped = false;
 
   constructor(opts: EnforcerOptions) {
     super();
@@ -118,7 +132,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     return { rs: compile(policy, o.peerId, { ...base, blocked: [...blocked], meshExtra: this.#meshExtra }), state: 'ok' };
   }
 
-  async enforce(policy: Policy | null, now: number): Promise<EnforcementStatus> {
+  #serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#serial.then(fn);
+    this.#serial = next.catch(() => undefined);
+    return next;
+  }
+
+  enforce(policy: Policy | null, now: number): Promise<EnforcementStatus> {
+    return this.#serialize(() => this.#enforce(policy, now));
+  }
+
+  async #enforce(policy: Policy | null, now: number): Promise<EnforcementStatus> {
     const o = this.#opts;
     if (policy !== this.#lastPolicy) this.#meshExtra = []; // a new policy gets its own confirm window
     let planned: ReturnType<Enforcer['plan']>;
@@ -165,7 +189,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
    * Reads back what is in force; if it is not what we applied (a table deleted, a rule
    * edited, an element added by hand), re-applies in full and reports what differed.
    */
-  async checkDrift(): Promise<string | null> {
+  checkDrift(): Promise<string | null> {
+    return this.#serialize(() => this.#checkDrift());
+  }
+
+  async #checkDrift(): Promise<string | null> {
     const o = this.#opts;
     if (!this.#current) return null;
     let actual: ReadBack | null;
@@ -204,17 +232,58 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
 
   /**
    * The node lost every mesh peer. Inside the confirm window of an apply that narrowed the
-   * mesh sources, restore the previous mesh allowances (only those: ports the policy closed
-   * stay closed) and report it, as `commit confirmed` does on routers.
+   * mesh sources, this may be a lock-out — or only a peer restarting (in a two-node mesh, the
+   * only peer's restart loses "every" peer). So the guard waits `lostGrace` for a peer to come
+   * back (peerConnected) and acts only if none did: it then restores the previous mesh
+   * allowances (only those: ports the policy closed stay closed) and reports it, as
+   * `commit confirmed` does on routers. Resolves true when it restored at once (no grace).
    */
   async onAllPeersLost(policy: Policy | null): Promise<boolean> {
     const c = this.#confirm;
-    if (!c || this.#opts.clock.now() > c.until) return false;
+    const now = this.#opts.clock.now();
+    if (!c || now > c.until || this.#stopped) return false;
+    const grace = this.#opts.lostGrace ?? DEFAULT_LOST_GRACE;
+    if (grace <= 0) return this.#serialize(() => this.#restoreMesh(c, policy));
+    if (this.#pendingLoss) return false; // already waiting: the first loss sets the deadline
+    this.#opts.log.warn({ graceMs: grace }, 'lost every mesh peer inside the confirm window; waiting for peers to return before acting');
+    const timer = this.#opts.clock.setTimeout(() => {
+      const p = this.#pendingLoss;
+      this.#pendingLoss = null;
+      if (p && !this.#stopped) void this.#serialize(() => this.#restoreMesh(p.confirm, p.policy));
+    }, grace);
+    this.#pendingLoss = { timer, policy, confirm: c };
+    return false;
+  }
+
+  /** Every peer is gone inside a confirm window and the guard is waiting for one to return. */
+  get lockoutPending(): boolean {
+    return this.#pendingLoss !== null;
+  }
+
+  /** A mesh peer is connected again: whatever took the peers away, the mesh port is reachable. */
+  peerConnected(): void {
+    if (!this.#pendingLoss) return;
+    this.#pendingLoss.timer.cancel();
+    this.#pendingLoss = null;
+    this.#opts.log.info('a mesh peer came back inside the grace window; the lock-out guard does not act');
+  }
+
+  /** Cancels the guard's pending check (agent shutdown): nothing is applied after stop. */
+  stop(): void {
+    this.#stopped = true;
+    this.#pendingLoss?.timer.cancel();
+    this.#pendingLoss = null;
+  }
+
+  async #restoreMesh(c: { until: number; previousMesh: string[] }, policy: Policy | null): Promise<boolean> {
+    // A policy applied since the loss has its own confirm window: this check is superseded.
+    if (this.#stopped || (policy !== null && policy !== this.#lastPolicy)) return false;
+    if (this.#confirm === null && this.#meshExtra.length) return false; // already restored
     this.#confirm = null;
     this.#meshExtra = c.previousMesh;
-    const reason = `lost every mesh peer within the confirm window after narrowing mesh access; restored ${c.previousMesh.length} previous mesh sources`;
+    const reason = `lost every mesh peer within the confirm window after narrowing mesh access, and none returned; restored ${c.previousMesh.length} previous mesh sources`;
     this.#opts.log.error({ reason }, 'lock-out guard: reverting mesh allowances');
-    await this.enforce(policy, this.#opts.clock.now());
+    await this.#enforce(policy, this.#opts.clock.now());
     this.#status = { ...this.#status, reason };
     this.emit('lockout', reason);
     return true;

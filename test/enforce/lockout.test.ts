@@ -11,23 +11,35 @@ const a = { name: 'a', peerId: PEER(2), addresses: ['10.0.0.2'], roles: ['web'] 
 const b = { name: 'b', peerId: PEER(3), addresses: ['10.0.0.3'], roles: ['web'] };
 const rule = { name: 'app', to: ['role:db'], from: ['role:web'], proto: 'tcp' as const, ports: [{ first: 5432, last: 5432 }] };
 
-function setup() {
+const GRACE = 30_000;
+
+function setup(lostGrace = GRACE) {
   const clock = new ManualClock(NOW);
   const backend = new MemoryBackend();
-  const e = new Enforcer({ backend, clock, log: silentLogger, peerId: PEER(1), meshPorts: [7946], bootstrapAddrs: [], sshFrom: ['10.9.0.0/16'], sshPort: 22, confirmWindow: 60_000 });
+  const e = new Enforcer({ backend, clock, log: silentLogger, peerId: PEER(1), meshPorts: [7946], bootstrapAddrs: [], sshFrom: ['10.9.0.0/16'], sshPort: 22, confirmWindow: 60_000, lostGrace });
   return { clock, backend, e };
 }
 
+/** Resolves with the next 'lockout' event, or null once the enforcer's queued work is done without one. */
+function nextLockout(e: Enforcer): Promise<string> {
+  return new Promise((resolve) => e.once('lockout', resolve));
+}
+
 describe('lock-out guard: confirm window', () => {
-  it('restores the previous mesh allowances when every peer is lost right after a narrowing apply, without reopening closed ports', async () => {
-    const { backend, e } = setup();
+  it('restores the previous mesh allowances when every peer is lost right after a narrowing apply and none returns within the grace, without reopening closed ports', async () => {
+    const { clock, backend, e } = setup();
     await e.enforce(policy(1, { nodes: [self, a, b], rules: [rule] }), NOW);
     const narrowed = policy(2, { nodes: [self, b], rules: [] }); // drops node a and closes 5432
     await e.enforce(narrowed, NOW);
     expect(explain(backend.current!, { from: '10.0.0.2', port: 7946, proto: 'tcp' }).action).toBe('DROP');
     const events: string[] = [];
     e.on('lockout', (r) => events.push(r));
-    expect(await e.onAllPeersLost(narrowed)).toBe(true);
+    // Losing every peer is not acted on at once: peers get a grace window to come back.
+    expect(await e.onAllPeersLost(narrowed)).toBe(false);
+    expect(events).toHaveLength(0);
+    const fired = nextLockout(e);
+    clock.advance(GRACE);
+    await fired;
     expect(events).toHaveLength(1);
     const rs = backend.current!;
     expect(explain(rs, { from: '10.0.0.3', port: 7946, proto: 'tcp' }).action).toBe('ALLOW');
@@ -44,6 +56,84 @@ describe('lock-out guard: confirm window', () => {
     await e.enforce(policy(2, { nodes: [self, b], rules: [] }), NOW);
     clock.advance(61_000);
     expect(await e.onAllPeersLost(null)).toBe(false);
+  });
+
+  it('does not fire when the only peer of a two-node mesh restarts inside the confirm window and comes back', async () => {
+    const { clock, backend, e } = setup();
+    const c = { ...b, name: 'c', peerId: PEER(4), addresses: ['10.0.0.4'] };
+    await e.enforce(policy(1, { nodes: [self, b, c], rules: [rule] }), NOW);
+    // c leaves the fleet: mesh access narrows; b is now the only peer, and it restarts.
+    const two = policy(2, { nodes: [self, b], rules: [rule] });
+    await e.enforce(two, NOW);
+    const applied = backend.applied.length;
+    let fired = 0;
+    e.on('lockout', () => fired++);
+    clock.advance(5_000);
+    expect(await e.onAllPeersLost(two)).toBe(false);
+    clock.advance(3_000); // the restarted agent dials back in
+    e.peerConnected();
+    clock.advance(10 * GRACE);
+    await e.enforce(two, clock.now()); // flushes anything the guard queued
+    expect(fired).toBe(0);
+    expect(backend.applied.length).toBe(applied + 1);
+    expect(explain(backend.current!, { from: '10.0.0.4', port: 7946, proto: 'tcp' }).action).toBe('DROP');
+    expect(e.status.reason).toBeUndefined();
+  });
+
+  it('a peer that restarts twice is given the grace each time; only a loss that outlasts the grace acts', async () => {
+    const { clock, e } = setup();
+    await e.enforce(policy(1, { nodes: [self, a, b], rules: [rule] }), NOW);
+    const narrowed = policy(2, { nodes: [self, b], rules: [] });
+    await e.enforce(narrowed, NOW);
+    let fired = 0;
+    e.on('lockout', () => fired++);
+    expect(await e.onAllPeersLost(narrowed)).toBe(false);
+    clock.advance(GRACE - 1);
+    e.peerConnected();
+    expect(await e.onAllPeersLost(narrowed)).toBe(false);
+    clock.advance(GRACE - 1);
+    expect(fired).toBe(0);
+    const lockout = nextLockout(e);
+    clock.advance(1);
+    await lockout;
+    expect(fired).toBe(1);
+  });
+
+  it('a new policy applied during the grace supersedes the pending check', async () => {
+    const { clock, backend, e } = setup();
+    await e.enforce(policy(1, { nodes: [self, a, b], rules: [rule] }), NOW);
+    const narrowed = policy(2, { nodes: [self, b], rules: [] });
+    await e.enforce(narrowed, NOW);
+    let fired = 0;
+    e.on('lockout', () => fired++);
+    expect(await e.onAllPeersLost(narrowed)).toBe(false);
+    const v3 = policy(3, { nodes: [self, b], rules: [rule] });
+    await e.enforce(v3, clock.now());
+    clock.advance(GRACE);
+    await e.enforce(v3, clock.now());
+    expect(fired).toBe(0);
+    expect(explain(backend.current!, { from: '10.0.0.2', port: 7946, proto: 'tcp' }).action).toBe('DROP');
+  });
+
+  it('stop() cancels a pending check: nothing is applied after the agent stopped', async () => {
+    const { clock, backend, e } = setup();
+    await e.enforce(policy(1, { nodes: [self, a, b], rules: [rule] }), NOW);
+    const narrowed = policy(2, { nodes: [self, b], rules: [] });
+    await e.enforce(narrowed, NOW);
+    await e.onAllPeersLost(narrowed);
+    e.stop();
+    const applied = backend.applied.length;
+    clock.advance(GRACE);
+    await new Promise((r) => setImmediate(r));
+    expect(backend.applied.length).toBe(applied);
+  });
+
+  it('with no grace configured it acts at once (the previous behaviour, for operators who want it)', async () => {
+    const { e } = setup(0);
+    await e.enforce(policy(1, { nodes: [self, a, b], rules: [rule] }), NOW);
+    const narrowed = policy(2, { nodes: [self, b], rules: [] });
+    await e.enforce(narrowed, NOW);
+    expect(await e.onAllPeersLost(narrowed)).toBe(true);
   });
 
   it('never blocks a failsafe source even when a removed node sat inside it', async () => {
