@@ -175,7 +175,7 @@ export class Agent {
       const auditor = new Auditor({
         meshId: config.meshId, privateKey, peerId, store, clock, random, log, engine, enforcer, mesh, alerts,
         meshPorts: meshPorts(config.listen), statusInterval: a.statusInterval, auditInterval: a.interval, silentAfter: a.silentAfter,
-        probeInterval: a.probeInterval, probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning, rootExpiryWarning: a.rootExpiryWarning,
+        probeInterval: a.probeInterval, probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning, rootExpiryWarning: a.rootExpiryWarning, lagAfter: a.lagAfter,
         ...(deps.listeners ? { listeners: deps.listeners } : {}),
       });
       const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor });

@@ -76,6 +76,7 @@ export const AgentConfigSchema = z.strictObject({
     probeTimeout: duration('500ms').describe('Connect timeout per probe.'),
     expiryWarning: duration('7d').describe('Alert this long before the policy expires.'),
     rootExpiryWarning: duration('7d').describe('Warn (root-expiring) this long before the trusted root expires; once it has expired no new policy is accepted (root-expired, critical).'),
+    lagAfter: duration('5m').describe('A node whose peers report a newer policy version (signed statuses) than the one it enforces for this long raises node-lagging. Shorter: earlier warning of a stuck node; too short: alerts during normal propagation.'),
   }).prefault({}),
   control: z.strictObject({
     socket: z.string().optional().describe('Operator API (HTTP over a Unix socket, mode 0600). Default: <dataDir>/control.sock.'),

@@ -12,6 +12,7 @@ import type { Engine } from '../node/engine.js';
 import type { Enforcer, EnforcementStatus } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
+import { staleAt } from '../policy/model.js';
 import { fleetView, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
@@ -38,6 +39,8 @@ export interface AuditOptions {
   probeTimeout: number;
   expiryWarning: number;
   rootExpiryWarning: number;
+  /** How long a newer version may be reported by peers while this node enforces an older one. */
+  lagAfter?: number;
   /** Test hook: where listening sockets come from. */
   listeners?: () => Listener[];
 }
@@ -55,6 +58,12 @@ export class Auditor {
   #publishing: Promise<void> = Promise.resolve();
   #dirty = new Set<string>();
   #lastPublished = '';
+  /**
+   * The newest version peers report (in signed statuses) above the one this node enforces,
+   * and since when this node has been behind. A claim, not a fact: it only raises an alert
+   * (naming who claimed it), it never changes what is enforced.
+   */
+  #behind: { version: number; peer: string; since: number } | null = null;
 
   constructor(o: AuditOptions) {
     this.#o = o;
@@ -146,11 +155,30 @@ export class Auditor {
     enforcer.on('applied', (st) => {
       void alerts.resolve('apply-failed', `applied ruleset ${st.rulesetHash?.slice(0, 12)}`);
       void this.#revokedAlert(st);
+      if (this.#behind && (st.policyVersion ?? 0) >= this.#behind.version) void this.#checkLagging(this.#o.clock.now());
       if (!enforcer.status.reason?.startsWith('lost every mesh peer')) void alerts.resolve('lockout-revert');
     });
     enforcer.on('drift', (what) => void alerts.raise('drift-repaired', 'drift-repaired', 'warning', `Firewall drift detected and repaired: ${what}`, { drift: what }));
     enforcer.on('lockout', (reason) => void alerts.raise('lockout-revert', 'lockout-revert', 'critical', `Lock-out guard restored mesh access: ${reason}`, { reason }));
     mesh.on('penalised', (peer, why) => void alerts.raise(`peer-penalised/${peer}`, 'peer-penalised', 'warning', `Peer ${peer} sent invalid data repeatedly (${why}); disconnected and banned for a while`, { peer, why }));
+  }
+
+  /** node-lagging: peers have reported a newer version than this node enforces for longer than lagAfter. */
+  async #checkLagging(now: number): Promise<void> {
+    const { alerts, enforcer } = this.#o;
+    const applied = enforcer.status.policyVersion ?? 0;
+    const b = this.#behind;
+    if (!b || b.version <= applied) {
+      this.#behind = null;
+      await alerts.resolve('node-lagging', `enforcing v${applied}`);
+      return;
+    }
+    if (now - b.since < (this.#o.lagAfter ?? 300_000)) return;
+    const held = this.#o.engine.current?.policy.version ?? 0;
+    const why = held >= b.version ? `it holds v${held} but enforcement is ${enforcer.status.state}${enforcer.status.reason ? ` (${enforcer.status.reason})` : ''}` : `it has not received v${b.version}`;
+    await alerts.raise('node-lagging', 'node-lagging', 'warning',
+      `This node is lagging: peers report policy v${b.version} since ${new Date(b.since).toISOString()} and it still enforces v${applied}; ${why}`,
+      { version: b.version, applied, held, claimedBy: b.peer, since: b.since });
   }
 
   /** Removed from the fleet: the others have cut this node off, so it is the one that must say so. */
@@ -183,6 +211,10 @@ export class Auditor {
     const rec = { status: v.status, receivedAt: this.#o.clock.now() };
     this.#statuses.set(v.status.peerId, rec);
     this.#dirty.add(v.status.peerId); // persisted in batches: a fleet's statuses arrive in bursts
+    const applied = this.#o.enforcer.status.policyVersion ?? 0;
+    if (v.status.policyVersion > applied && v.status.policyVersion > (this.#behind?.version ?? 0)) {
+      this.#behind = { version: v.status.policyVersion, peer: v.status.peerId, since: this.#behind?.since ?? rec.receivedAt };
+    }
     if (this.#o.alerts.isOpen(`node-silent/${v.status.peerId}`)) await this.#o.alerts.resolve(`node-silent/${v.status.peerId}`, 'heard from again');
     return 'accept';
   }
@@ -273,11 +305,18 @@ export class Auditor {
     else await o.alerts.resolve('root-expiring');
     const p = o.engine.current?.policy;
     if (p) {
+      const stale = staleAt(p);
+      if (stale !== undefined && stale <= now) {
+        await o.alerts.raise('policy-stale', 'policy-stale', 'error', `Policy v${p.version} is stale (issued ${new Date(p.issuedAt).toISOString()}, settings.maxAge ${Math.round(p.settings.maxAge! / 3_600_000)}h); ${p.settings.onExpiry === 'baseline' ? 'enforcing the baseline' : 'still enforcing it'}: sign and publish a fresh version`, { version: p.version, issuedAt: p.issuedAt, maxAge: p.settings.maxAge });
+      } else {
+        await o.alerts.resolve('policy-stale', `policy v${p.version} is fresh`);
+      }
       if (p.expires <= now) await o.alerts.raise('policy-expired', 'policy-expired', 'critical', `Policy v${p.version} expired at ${new Date(p.expires).toISOString()}; ${p.settings.onExpiry === 'baseline' ? 'enforcing the baseline' : 'still enforcing it'}`, { version: p.version });
       else await o.alerts.resolve('policy-expired');
       if (p.expires > now && p.expires - now < o.expiryWarning) await o.alerts.raise('policy-expiring', 'policy-expiring', 'warning', `Policy v${p.version} expires at ${new Date(p.expires).toISOString()}`, { version: p.version });
       else await o.alerts.resolve('policy-expiring');
     }
+    await this.#checkLagging(now);
     // Silence is judged only once the agent has been up long enough to have heard everyone.
     if (now - this.#startedAt > o.silentAfter) {
       const keep = new Set<string>();

@@ -12,7 +12,7 @@ import { crashpoint } from '../runtime/faults.js';
 import type { Logger } from '../runtime/logger.js';
 import { compile, compileBaseline, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { formatPrefix } from '../policy/ip.js';
-import { findNode, type Policy } from '../policy/model.js';
+import { findNode, staleAt, type Policy } from '../policy/model.js';
 import { describeDrift, type Backend, type ReadBack } from './backend.js';
 import type { EnforcementPort, EnforcementState, EnforcementStatus } from '../node/ports.js';
 
@@ -89,8 +89,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     return this.#current;
   }
 
+  /** When the ruleset next changes by itself: an exception ends, or the policy turns stale. */
   get nextChangeAt(): number | undefined {
-    return this.#current?.nextChangeAt;
+    const p = this.#lastPolicy;
+    const stale = p && this.#status.state === 'ok' && p.settings.onExpiry === 'baseline' ? staleAt(p) : undefined;
+    const times = [this.#current?.nextChangeAt, stale].filter((t): t is number => t !== undefined);
+    return times.length ? Math.min(...times) : undefined;
   }
 
   restoreBlocked(addresses: readonly string[]): void {
@@ -118,6 +122,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     if (!policy) return { rs: compileBaseline({ ...base, meshPeers: o.bootstrapAddrs }), state: 'baseline', reason: 'no policy yet' };
     if (policy.expires <= now && policy.settings.onExpiry === 'baseline') {
       return { rs: compileBaseline({ ...base, meshPeers: o.bootstrapAddrs }), state: 'baseline', reason: `policy v${policy.version} expired (onExpiry: baseline)` };
+    }
+    const stale = staleAt(policy);
+    if (stale !== undefined && stale <= now && policy.settings.onExpiry === 'baseline') {
+      return { rs: compileBaseline({ ...base, meshPeers: o.bootstrapAddrs }), state: 'baseline', reason: `policy v${policy.version} is stale: issued more than settings.maxAge ago (onExpiry: baseline)` };
     }
     if (!findNode(policy, o.peerId)) {
       const peers = policy.nodes.flatMap((n) => n.addresses);

@@ -2,6 +2,7 @@
  * The YAML authoring format ↔ the policy model. Schema-validated (zod) and then
  * semantically checked; every problem names the field and the line it came from.
  */
+import { parseDuration } from '../runtime/duration.js';
 import { isMap, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { parseInstant } from '../runtime/clock.js';
@@ -66,8 +67,15 @@ export const PolicyAuthoringSchema = z.strictObject({
     expires: instant.optional(),
   })).default([]),
   settings: z.strictObject({
-    onExpiry: z.enum(['keep', 'baseline']).default('keep').describe('keep: enforce the expired policy (never fail open); baseline: fall back to the baseline'),
-  }).default({ onExpiry: 'keep' }),
+    onExpiry: z.enum(['keep', 'baseline']).default('keep').describe('keep: enforce the expired (or stale) policy (never fail open); baseline: fall back to the baseline'),
+    maxAge: z.string().optional().transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      const ms = parseDuration(v);
+      if (ms === undefined) { ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration (12h, 14d)` }); return z.NEVER; }
+      if (ms <= 0) { ctx.addIssue({ code: 'custom', message: 'must be a positive duration' }); return z.NEVER; }
+      return ms;
+    }).describe('Optional. A policy older than issuedAt + maxAge is stale: nodes alert (policy-stale) and apply onExpiry. Bounds how long an unrefreshed policy runs, independently of expires.'),
+  }).default({ onExpiry: 'keep', maxAge: undefined }),
 });
 
 export interface Located {
@@ -126,7 +134,7 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
     nodes: d.nodes,
     rules: d.rules.map(toRule),
     exceptions: d.exceptions.map((e) => ({ ...toRule(e), reason: e.reason, expires: e.expires ?? 0 })),
-    settings: d.settings,
+    settings: { onExpiry: d.settings.onExpiry, ...(d.settings.maxAge !== undefined ? { maxAge: d.settings.maxAge } : {}) },
   };
   const { errors, warnings } = checkPolicy(policy, { warnings: true });
   if (errors.length) return { ok: false, errors: errors.map(locate) };
@@ -155,7 +163,13 @@ export function policyToAuthoring(p: Policy): Record<string, unknown> {
     nodes: p.nodes,
     rules: p.rules.map(rule),
     exceptions: p.exceptions.map((e) => ({ ...rule(e), reason: e.reason, expires: new Date(e.expires).toISOString() })),
-    settings: p.settings,
+    settings: { onExpiry: p.settings.onExpiry, ...(p.settings.maxAge ? { maxAge: exactDuration(p.settings.maxAge) } : {}) },
   };
+}
+
+/** The largest unit that states `ms` exactly (14d, 36h, 90m, 1500ms): round trips through parseDuration. */
+function exactDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
 }
 

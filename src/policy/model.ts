@@ -41,6 +41,17 @@ export interface PolicyException extends Rule {
 export interface Settings {
   /** What an expired policy does: keep enforcing it (never fail open) or fall back to the baseline. */
   onExpiry: 'keep' | 'baseline';
+  /**
+   * Milliseconds after issuedAt when the policy is stale (absent: never). A stale policy is
+   * alerted and follows onExpiry like an expired one: it bounds how long a node may run a
+   * policy nobody re-signed, whatever `expires` says.
+   */
+  maxAge?: number;
+}
+
+/** When the policy turns stale (issuedAt + maxAge), if it ever does. */
+export function staleAt(p: Policy): number | undefined {
+  return p.settings.maxAge ? p.issuedAt + p.settings.maxAge : undefined;
 }
 
 export interface Policy {
@@ -89,6 +100,8 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
   if (!Number.isSafeInteger(p.expires) || p.expires <= 0) err(['expires'], 'is missing or not a time');
   if (p.expires <= p.issuedAt) err(['expires'], 'is not after issuedAt');
   if (p.settings.onExpiry !== 'keep' && p.settings.onExpiry !== 'baseline') err(['settings', 'onExpiry'], `${JSON.stringify(p.settings.onExpiry)} is not keep or baseline`);
+  if (p.settings.maxAge !== undefined && (!Number.isSafeInteger(p.settings.maxAge) || p.settings.maxAge <= 0)) err(['settings', 'maxAge'], 'is not a positive duration');
+  else if (p.settings.maxAge !== undefined && p.settings.maxAge > p.expires - p.issuedAt) warnings.push({ path: ['settings', 'maxAge'], message: 'is longer than the policy lives (expires comes first)' });
   if (p.nodes.length > LIMITS.maxNodes) err(['nodes'], `${p.nodes.length} nodes (limit ${LIMITS.maxNodes})`);
   if (p.rules.length > LIMITS.maxRules) err(['rules'], `${p.rules.length} rules (limit ${LIMITS.maxRules})`);
   if (p.exceptions.length > LIMITS.maxExceptions) err(['exceptions'], `${p.exceptions.length} exceptions (limit ${LIMITS.maxExceptions})`);
@@ -208,7 +221,7 @@ export function encodePolicy(p: Policy): Uint8Array {
     nodes: p.nodes.map((n) => ({ name: n.name, peerId: n.peerId, addresses: n.addresses, roles: n.roles })),
     rules: p.rules.map(ruleToPb),
     exceptions: p.exceptions.map((e) => ({ rule: ruleToPb(e), reason: e.reason, expiresMs: e.expires })),
-    settings: { onExpiry: p.settings.onExpiry },
+    settings: { onExpiry: p.settings.onExpiry, ...(p.settings.maxAge ? { maxAgeMs: p.settings.maxAge } : {}) },
   }).finish();
 }
 
@@ -262,7 +275,10 @@ export function decodePolicy(bytes: Uint8Array): PolicyDecode {
         if (reason.length > LIMITS.maxReasonLength) throw new LimitError(`exceptions[${i}].reason longer than ${LIMITS.maxReasonLength}`);
         return { ...ruleFromPb(e.rule, `exceptions[${i}]`), reason, expires: Number(e.expiresMs ?? 0) };
       }),
-      settings: { onExpiry: (m.settings?.onExpiry || 'keep') as Settings['onExpiry'] },
+      settings: {
+        onExpiry: (m.settings?.onExpiry || 'keep') as Settings['onExpiry'],
+        ...(Number(m.settings?.maxAgeMs ?? 0) > 0 ? { maxAge: Number(m.settings!.maxAgeMs) } : {}),
+      },
     };
   } catch (e) {
     if (e instanceof LimitError) return { ok: false, outcome: 'too-large', reason: e.message };

@@ -78,6 +78,42 @@ describe('alerts from real agents', () => {
     expect(gone.agent!.status().enforcement.state).toBe('ok');
   });
 
+  it('stale: a policy older than issuedAt + settings.maxAge raises policy-stale; a fresh version resolves it', async () => {
+    const c = await setup(2);
+    const a = c.nodes[0]!.agent!;
+    const old = c.policy(2, { extra: { issuedAt: Date.now() - 3 * 86400e3, settings: { onExpiry: 'keep', maxAge: 86400e3 } } });
+    await c.publish(c.nodes[0]!, old);
+    await c.converged(2);
+    await a.auditor.audit();
+    await until(() => rx!.of('policy-stale', 'trigger').length === 1, 10_000);
+    expect((rx!.of('policy-stale', 'trigger')[0]!.payload as { summary: string }).summary).toMatch(/Policy v2 is stale .*still enforcing it/);
+    expect(a.status().enforcement.state).toBe('ok'); // onExpiry: keep never fails open
+    await c.publish(c.nodes[0]!, c.policy(3, { extra: { settings: { onExpiry: 'keep', maxAge: 86400e3 } } }));
+    await c.converged(3);
+    await a.auditor.audit();
+    await until(() => rx!.of('policy-stale', 'resolve').length === 1, 10_000);
+  });
+
+  it('lagging: a node that sees a newer version in statuses but cannot apply it for longer than lagAfter alerts; catching up resolves', async () => {
+    const c = await setup(2, { lagAfter: '1ms' });
+    const [a, b] = [c.nodes[0]!, c.nodes[1]!];
+    b.backend.failNext = 1_000_000; // every apply on b fails from now on
+    await c.publish(a, c.policy(2));
+    await until(() => b.agent!.auditor.statusNow().policyVersion === 2 && b.agent!.enforcer.status.state === 'failed', 10_000);
+    expect(b.agent!.enforcer.status.policyVersion).toBe(1);
+    await until(() => {
+      void b.agent!.auditor.audit();
+      return rx!.of(`node-lagging`, 'trigger').length === 1;
+    }, 10_000, () => JSON.stringify(b.agent!.meshView().nodes.map((n) => [n.name, n.policyVersion])));
+    const e = rx!.of('node-lagging', 'trigger')[0]!;
+    expect(e).toMatchObject({ payload: { class: 'node-lagging', source: b.peerId } });
+    expect((e.payload as { summary: string }).summary).toMatch(/v2 .*enforces v1/);
+    b.backend.failNext = 0;
+    await b.agent!.engine.enforceNow();
+    await b.agent!.auditor.audit();
+    await until(() => rx!.of('node-lagging', 'resolve').length === 1, 10_000);
+  });
+
   it('unexpected listener: a socket on a port the policy does not open triggers; closing it resolves', async () => {
     const c = await setup(2);
     const server: Server = createServer();
