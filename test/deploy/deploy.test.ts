@@ -227,7 +227,7 @@ describe('Chef cookbook', () => {
   };
 
   it('renders a config that the agent accepts, from the default attributes', () => {
-    const attrs = { ...attributes(), identity_key: '/etc/picket/node.key' };
+    const attrs: Record<string, unknown> = { ...attributes(), identity_key: '/etc/picket/node.key' };
     const passed = [...recipe.matchAll(/^\s+(\w+): (?:node\['picket'\]\['(\w+)'\]|(identity_key))/gm)].map((m) => [m[1]!, attrs[m[2] ?? m[3]!]] as const);
     const text = render(read('deploy/chef/picket/templates/default/agent.yaml.erb'), Object.fromEntries(passed));
     const cfg = parseConfigText(text, 'agent.yaml');
