@@ -13,7 +13,7 @@ import type { Enforcer, EnforcementStatus } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
 import { staleAt } from '../policy/model.js';
-import { fleetView, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
+import { fleetView, newerClaim, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 
@@ -58,12 +58,8 @@ export class Auditor {
   #publishing: Promise<void> = Promise.resolve();
   #dirty = new Set<string>();
   #lastPublished = '';
-  /**
-   * The newest version peers report (in signed statuses) above the one this node enforces,
-   * and since when this node has been behind. A claim, not a fact: it only raises an alert
-   * (naming who claimed it), it never changes what is enforced.
-   */
-  #behind: { version: number; peer: string; since: number } | null = null;
+  /** Since when peers' signed statuses have reported a newer version than this node enforces. */
+  #behindSince: number | null = null;
 
   constructor(o: AuditOptions) {
     this.#o = o;
@@ -155,7 +151,7 @@ export class Auditor {
     enforcer.on('applied', (st) => {
       void alerts.resolve('apply-failed', `applied ruleset ${st.rulesetHash?.slice(0, 12)}`);
       void this.#revokedAlert(st);
-      if (this.#behind && (st.policyVersion ?? 0) >= this.#behind.version) void this.#checkLagging(this.#o.clock.now());
+      if (this.#behindSince !== null) void this.#checkLagging(this.#o.clock.now());
       if (!enforcer.status.reason?.startsWith('lost every mesh peer')) void alerts.resolve('lockout-revert');
     });
     enforcer.on('drift', (what) => void alerts.raise('drift-repaired', 'drift-repaired', 'warning', `Firewall drift detected and repaired: ${what}`, { drift: what }));
@@ -163,22 +159,29 @@ export class Auditor {
     mesh.on('penalised', (peer, why) => void alerts.raise(`peer-penalised/${peer}`, 'peer-penalised', 'warning', `Peer ${peer} sent invalid data repeatedly (${why}); disconnected and banned for a while`, { peer, why }));
   }
 
-  /** node-lagging: peers have reported a newer version than this node enforces for longer than lagAfter. */
+  /**
+   * node-lagging: a member's latest signed status reports a newer version than this node
+   * enforces, and has for longer than lagAfter. A peer's claim, not a fact: it only alerts
+   * (naming the claimant), and it is re-derived from the latest statuses every time.
+   */
   async #checkLagging(now: number): Promise<void> {
-    const { alerts, enforcer } = this.#o;
+    const { alerts, enforcer, engine } = this.#o;
     const applied = enforcer.status.policyVersion ?? 0;
-    const b = this.#behind;
-    if (!b || b.version <= applied) {
-      this.#behind = null;
+    const members = engine.current?.policy.nodes.map((n) => n.peerId) ?? [];
+    const claim = newerClaim(applied, this.#statuses, members, this.#o.peerId);
+    if (!claim) {
+      this.#behindSince = null;
       await alerts.resolve('node-lagging', `enforcing v${applied}`);
       return;
     }
-    if (now - b.since < (this.#o.lagAfter ?? 300_000)) return;
-    const held = this.#o.engine.current?.policy.version ?? 0;
-    const why = held >= b.version ? `it holds v${held} but enforcement is ${enforcer.status.state}${enforcer.status.reason ? ` (${enforcer.status.reason})` : ''}` : `it has not received v${b.version}`;
+    const since = (this.#behindSince ??= now);
+    if (now - since < (this.#o.lagAfter ?? 300_000)) return;
+    const held = engine.current?.policy.version ?? 0;
+    const why = held >= claim.version ? `it holds v${held} but enforcement is ${enforcer.status.state}${enforcer.status.reason ? ` (${enforcer.status.reason})` : ''}` : `it has not received v${claim.version}`;
+    const name = engine.current?.policy.nodes.find((n) => n.peerId === claim.peerId)?.name ?? claim.peerId;
     await alerts.raise('node-lagging', 'node-lagging', 'warning',
-      `This node is lagging: peers report policy v${b.version} since ${new Date(b.since).toISOString()} and it still enforces v${applied}; ${why}`,
-      { version: b.version, applied, held, claimedBy: b.peer, since: b.since });
+      `This node is lagging: ${name} reports policy v${claim.version} (behind since ${new Date(since).toISOString()}) and this node still enforces v${applied}; ${why}`,
+      { version: claim.version, applied, held, claimedBy: claim.peerId, since });
   }
 
   /** Removed from the fleet: the others have cut this node off, so it is the one that must say so. */
@@ -211,10 +214,7 @@ export class Auditor {
     const rec = { status: v.status, receivedAt: this.#o.clock.now() };
     this.#statuses.set(v.status.peerId, rec);
     this.#dirty.add(v.status.peerId); // persisted in batches: a fleet's statuses arrive in bursts
-    const applied = this.#o.enforcer.status.policyVersion ?? 0;
-    if (v.status.policyVersion > applied && v.status.policyVersion > (this.#behind?.version ?? 0)) {
-      this.#behind = { version: v.status.policyVersion, peer: v.status.peerId, since: this.#behind?.since ?? rec.receivedAt };
-    }
+    if (this.#behindSince === null && v.status.policyVersion > (this.#o.enforcer.status.policyVersion ?? 0)) this.#behindSince = rec.receivedAt;
     if (this.#o.alerts.isOpen(`node-silent/${v.status.peerId}`)) await this.#o.alerts.resolve(`node-silent/${v.status.peerId}`, 'heard from again');
     return 'accept';
   }

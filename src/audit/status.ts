@@ -123,3 +123,19 @@ export function fleetView(nodes: { peerId: string; name: string }[], statuses: M
   if (silent) parts.push(`${silent} silent`);
   return { nodes: out, summary: parts.join(', ') };
 }
+
+/**
+ * The newest policy version that a current member of the policy reports (its latest signed
+ * status) above `applied`, and who reports it; null when nobody is ahead. Derived from the
+ * latest statuses each time, so a claim a peer stops making (or a peer that leaves the
+ * policy) stops counting: a lying peer cannot leave a permanent "lagging" behind.
+ */
+export function newerClaim(applied: number, statuses: Map<string, { status: NodeStatus }>, members: readonly string[], self: string): { version: number; peerId: string } | null {
+  let best: { version: number; peerId: string } | null = null;
+  for (const id of members) {
+    if (id === self) continue;
+    const v = statuses.get(id)?.status.policyVersion ?? 0;
+    if (v > applied && (!best || v > best.version)) best = { version: v, peerId: id };
+  }
+  return best;
+}

@@ -189,8 +189,10 @@ function lower(rs: NodeRuleset): NftTables {
     'ip6 saddr @icmp_v6 meta l4proto ipv6-icmp accept comment "icmp rules"',
   );
   if (icmpAny) rules.push('meta l4proto { icmp, ipv6-icmp } accept comment "icmp from any"');
-  // Node names are validated ([A-Za-z0-9_.-]), so the text needs no escaping inside quotes.
-  const origin = `picket: ${rs.policy ? `policy v${rs.policy.version} for ${rs.node?.name ?? '?'}` : 'baseline (no policy)'}`;
+  // Node names are validated ([A-Za-z0-9_.-]) before a policy is accepted; the comment is
+  // inside an nft script all the same, so anything else is replaced, never quoted.
+  const name = (rs.node?.name ?? '?').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 63);
+  const origin = `picket: ${rs.policy ? `policy v${rs.policy.version} for ${name}` : 'baseline (no policy)'}`;
   sets.push({ name: ORIGIN_SET, type: 'mark', elements: [originElement(origin)], interval: false });
   return { sets, rules, origin };
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { randomBytes } from 'node:crypto';
-import { fleetView, signStatus, verifyStatus, type NodeStatus } from '../../src/audit/status.js';
+import { fleetView, newerClaim, signStatus, verifyStatus, type NodeStatus } from '../../src/audit/status.js';
 import { pb } from '../../src/wire/proto.js';
 
 const key = await generateKeyPair('Ed25519');
@@ -54,5 +54,21 @@ describe('fleet view', () => {
     );
     expect(view.summary).toBe('2/4 on v7, 1 drifted, 2 silent');
     expect(view.nodes.find((n) => n.name === 'd')).toMatchObject({ policyVersion: null, silent: true, lastSeen: null });
+  });
+});
+
+describe('newer-version claims (node-lagging)', () => {
+  const st = (policyVersion: number) => ({ status: { policyVersion } as NodeStatus });
+  it('takes the newest version a current member reports above what this node applies', () => {
+    const m = new Map([['a', st(3)], ['b', st(5)], ['self', st(9)]]);
+    expect(newerClaim(3, m, ['a', 'b', 'self'], 'self')).toEqual({ version: 5, peerId: 'b' });
+    expect(newerClaim(5, m, ['a', 'b', 'self'], 'self')).toBeNull();
+  });
+  it('a lying peer\'s claim stops counting once its latest status no longer makes it, or it leaves the policy', () => {
+    const m = new Map([['liar', st(2 ** 53 - 1)], ['b', st(3)]]);
+    expect(newerClaim(3, m, ['liar', 'b'], 'self')).toEqual({ version: 2 ** 53 - 1, peerId: 'liar' });
+    expect(newerClaim(3, m, ['b'], 'self')).toBeNull(); // removed from the policy
+    m.set('liar', st(3));
+    expect(newerClaim(3, m, ['liar', 'b'], 'self')).toBeNull();
   });
 });

@@ -58,3 +58,15 @@ describe.runIf(lab)('the ruleset names the policy in force (kernel)', () => {
     expect(await e.checkDrift()).toBeNull();
   });
 });
+
+describe('the origin comment is inert', () => {
+  it('a node name cannot break out of the comment, even from a policy that skipped validation', () => {
+    const evil = 'db"; flush ruleset; add element inet picket origin { 1 comment "x';
+    const p = policy(1, { nodes: [{ ...nodes[0]!, name: evil }, nodes[1]!] });
+    const script = renderNftInPlace(compile(p, PEER(1), base), { sets: [], chains: ['input'] });
+    const line = script.split('\n').find((l) => l.includes('set origin'))!;
+    expect(line).not.toContain('flush ruleset');
+    expect(line.match(/"/g)).toHaveLength(2);
+    expect(line).toMatch(/picket: policy v1 for db_+flush_ruleset_/);
+  });
+});
