@@ -16,6 +16,99 @@ export interface PublicKey {
   publicKey: Uint8Array;
 }
 
+// ---------------------------------------------------------------------------------------
+// Weak keys and malleable signatures.
+//
+// node:crypto (OpenSSL 3) checks [S]B = R + [k]A and nothing else. For a small-order A that
+// equation is easy to satisfy without any secret: under the identity point (y = 1), R =
+// identity and S = 0 verify for every message. A root listing such a key would let anyone
+// sign policies. Non-canonical encodings (y >= p) give one point several byte strings, so
+// several key ids. Both are refused here, by hand, in one place, before a key is trusted or
+// a signature is verified (RFC 8032 §5.1.3 decoding rules, plus small-order refusal as
+// libsodium does). Tests cross-check this against @noble/curves' strict decoder.
+
+/** The field prime p = 2^255 - 19. An encoding holds y (255 bits) and the sign of x (top bit). */
+const P = (1n << 255n) - 19n;
+/** The prime order of the base point: a reduced scalar S satisfies 0 <= S < L. */
+const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+/** The curve constant d = -121665/121666 mod p. */
+const D = 37095705934669439343138083508754565189542113879843219016388785533085940283555n;
+
+/**
+ * The eight points of small order (1, 2, 4, 8: the torsion subgroup), as 32-byte encodings
+ * with both signs of x where x is not 0, plus the two "x = -0" encodings (sign bit set on a
+ * point whose x is 0) that lax decoders such as OpenSSL accept. Encodings with y >= p (y = p
+ * is the order-4 y = 0, y = p + 1 the identity) are refused by the canonical check instead.
+ */
+const SMALL_ORDER = new Set([
+  '0100000000000000000000000000000000000000000000000000000000000000', // identity, order 1
+  '0100000000000000000000000000000000000000000000000000000000000080', //   the same, x = -0
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // (0, -1), order 2
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff', //   the same, x = -0
+  '0000000000000000000000000000000000000000000000000000000000000000', // (+sqrt(-1), 0), order 4
+  '0000000000000000000000000000000000000000000000000000000000000080', // (-sqrt(-1), 0), order 4
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05', // order 8
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85', // order 8
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a', // order 8
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa', // order 8
+]);
+
+function littleEndian(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!);
+  return n;
+}
+
+function powMod(base: bigint, exp: bigint): bigint {
+  let r = 1n, b = base % P, e = exp;
+  for (; e > 0n; e >>= 1n, b = (b * b) % P) if (e & 1n) r = (r * b) % P;
+  return r;
+}
+
+/** Why a 32-byte point encoding (a public key or a signature's R) is unacceptable, or undefined. */
+function encodingProblem(enc: Uint8Array): string | undefined {
+  if (littleEndian(enc) % (1n << 255n) >= P) return 'non-canonical encoding (y >= p)';
+  if (SMALL_ORDER.has(Buffer.from(enc).toString('hex'))) return 'small-order point (anyone can sign for it)';
+  return undefined;
+}
+
+/**
+ * Why raw bytes are not an acceptable Ed25519 public key, or undefined when they are: 32
+ * bytes, canonical, a point on the curve, not of small order. Cost: one modular exponentiation
+ * (~0.3 ms), so callers check a key once (decode time, or the verify cache).
+ */
+export function publicKeyProblem(raw: Uint8Array): string | undefined {
+  if (raw.length !== 32) return `${raw.length} bytes, not a 32-byte Ed25519 public key`;
+  const problem = encodingProblem(raw);
+  if (problem) return problem;
+  // On the curve iff x^2 = (y^2 - 1) / (d y^2 + 1) has a root, i.e. u*v is a square mod p
+  // (Euler's criterion; v is never 0 on Ed25519). u = 0 (y = ±1) is in SMALL_ORDER already.
+  const y = littleEndian(raw) % (1n << 255n);
+  const y2 = (y * y) % P;
+  const u = (y2 - 1n + P) % P, v = (D * y2 + 1n) % P;
+  if (powMod(u * v, (P - 1n) / 2n) !== 1n) return 'not a point on the Ed25519 curve';
+  return undefined;
+}
+
+/**
+ * Why a 64-byte signature R || S is not in canonical form, or undefined. S >= L is the same
+ * signature as S - L written differently (malleability); a small-order or non-canonical R only
+ * ever appears in signatures nobody's secret key made. Checked before any verification.
+ */
+export function signatureProblem(sig: Uint8Array): string | undefined {
+  if (sig.length !== 64) return `${sig.length} bytes, not a 64-byte Ed25519 signature`;
+  const r = encodingProblem(sig.subarray(0, 32));
+  if (r) return `R is a ${r}`;
+  if (littleEndian(sig.subarray(32)) >= L) return 'S is not reduced (S >= L): a malleated copy of a signature';
+  return undefined;
+}
+
+/** Throws one clear InputError when a key read from `what` is weak. */
+function assertStrongKey(raw: Uint8Array, what: string): void {
+  const problem = publicKeyProblem(raw);
+  if (problem) throw new InputError(`${what}: weak Ed25519 public key: ${problem}`);
+}
+
 export function keyIdOf(rawPublicKey: Uint8Array): string {
   return createHash('sha256').update(rawPublicKey).digest('hex');
 }
@@ -31,6 +124,8 @@ function rawPublic(key: KeyObject): Uint8Array {
 export function generateSigningKey(): SigningKey {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const raw = rawPublic(publicKey);
+  // A hashed seed never lands on a small-order point in practice; checked so no path skips it.
+  assertStrongKey(raw, 'generated key');
   return { keyId: keyIdOf(raw), publicKey: raw, privateKey };
 }
 
@@ -56,6 +151,7 @@ export function parseSigningKey(pem: string, what: string): SigningKey {
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') throw new InputError(`${what}: not an Ed25519 private key`);
   const raw = rawPublic(createPublicKey(privateKey));
+  assertStrongKey(raw, what);
   return { keyId: keyIdOf(raw), publicKey: raw, privateKey };
 }
 
@@ -69,6 +165,7 @@ export function parsePublicKey(pem: string, what: string): PublicKey {
   }
   if (key.asymmetricKeyType !== 'ed25519') throw new InputError(`${what}: not an Ed25519 key`);
   const raw = rawPublic(key);
+  assertStrongKey(raw, what);
   return { keyId: keyIdOf(raw), publicKey: raw };
 }
 
@@ -76,22 +173,28 @@ export function signBytes(key: SigningKey, message: Uint8Array): Uint8Array {
   return new Uint8Array(sign(null, message, key.privateKey));
 }
 
-// Public keys are parsed once per distinct key: verification is on the hot path of gossip.
-const publicKeyCache = new Map<string, KeyObject>();
+// Public keys are checked and parsed once per distinct key: verification is on the hot path
+// of gossip. A weak key is cached as null: it never verifies anything.
+const publicKeyCache = new Map<string, KeyObject | null>();
 
+/**
+ * True only for a canonical signature by a strong key. Weak keys and non-canonical signatures
+ * are refused before OpenSSL sees them (it would accept some: see publicKeyProblem).
+ */
 export function verifyBytes(rawPublicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (rawPublicKey.length !== 32 || signature.length !== 64) return false;
+  if (rawPublicKey.length !== 32 || signatureProblem(signature) !== undefined) return false;
   const cacheKey = Buffer.from(rawPublicKey).toString('hex');
   let key = publicKeyCache.get(cacheKey);
-  if (!key) {
+  if (key === undefined) {
     try {
-      key = publicKeyObject(rawPublicKey);
+      key = publicKeyProblem(rawPublicKey) === undefined ? publicKeyObject(rawPublicKey) : null;
     } catch {
-      return false;
+      key = null;
     }
     if (publicKeyCache.size > 1024) publicKeyCache.clear();
     publicKeyCache.set(cacheKey, key);
   }
+  if (key === null) return false;
   try {
     return verify(null, message, key, signature);
   } catch {

@@ -4,7 +4,7 @@
  */
 import { LIMITS } from '../wire/limits.js';
 import { pb } from '../wire/proto.js';
-import { keyIdOf, verifyBytes, type PublicKey } from './keys.js';
+import { keyIdOf, publicKeyProblem, verifyBytes, type PublicKey } from './keys.js';
 import { pae, type Envelope } from './envelope.js';
 
 export interface Role {
@@ -48,6 +48,8 @@ export function checkRoot(r: RootDoc): string | undefined {
   const ids = new Set<string>();
   for (const k of r.keys) {
     if (k.publicKey.length !== 32) return `key ${k.keyId.slice(0, 16)} is not a 32-byte Ed25519 public key`;
+    const weak = publicKeyProblem(k.publicKey);
+    if (weak) return `key ${k.keyId.slice(0, 16)}… is a weak Ed25519 public key: ${weak}`;
     if (keyIdOf(k.publicKey) !== k.keyId) return `key id ${k.keyId.slice(0, 16)}… does not match its public key`;
     if (ids.has(k.keyId)) return `key ${k.keyId.slice(0, 16)}… listed twice`;
     ids.add(k.keyId);

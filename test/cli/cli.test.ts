@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { expectOneLineError, picket, tempDir } from '../helpers/cli.js';
-import { parseSigningKey } from '../../src/trust/keys.js';
+import { keyIdOf, parseSigningKey } from '../../src/trust/keys.js';
+import { encodeRoot, type RootDoc } from '../../src/trust/root.js';
 import { envelopeToJson, envelopeToText, PAYLOAD_TYPE, signEnvelope } from '../../src/trust/envelope.js';
 import { encodePolicy } from '../../src/policy/model.js';
 import { parseNodeKey } from '../../src/trust/files.js';
@@ -163,6 +164,32 @@ describe('bad input: one clear error, nothing written', () => {
     const r = run('policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'c.key', '--out', 'x.signed');
     expectOneLineError(r);
     expect(existsSync(p('x.signed'))).toBe(false);
+  });
+  it('policy verify refuses a root listing the identity point as a policy key, whatever "signed" the policy', () => {
+    const a = parseSigningKey(readFileSync(p('a.key'), 'utf8'), 'a');
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const weakId = keyIdOf(identity);
+    const root: RootDoc = {
+      version: 1, expires: Date.parse('2099-01-01'),
+      keys: [{ keyId: a.keyId, publicKey: a.publicKey }, { keyId: weakId, publicKey: identity }],
+      roles: { root: { keyIds: [a.keyId], threshold: 1 }, policy: { keyIds: [weakId], threshold: 1 } },
+    };
+    writeFileSync(p('weak-root.json'), envelopeToText(signEnvelope(PAYLOAD_TYPE.root, encodeRoot(root), [a])));
+    // R = identity, S = 0: made without any secret; OpenSSL accepts it under the identity key.
+    const forged = { payloadType: PAYLOAD_TYPE.policy, payload: encodePolicy(policy(99)), signatures: [{ keyId: weakId, sig: new Uint8Array([1, ...new Uint8Array(63)]) }] };
+    writeFileSync(p('forged.signed'), envelopeToText(forged));
+    const r = run('policy', 'verify', 'forged.signed', '--root', 'weak-root.json');
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(/weak-root\.json: malformed: .*small-order/);
+  });
+  it('root create refuses a policy key file holding a small-order point', () => {
+    const der = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from('01'.padEnd(64, '0'), 'hex')]);
+    writeFileSync(p('weak.pub'), `-----BEGIN PUBLIC KEY-----\n${der.toString('base64')}\n-----END PUBLIC KEY-----\n`);
+    const r = run('root', 'create', '--key', 'a.key', '--policy-key', 'weak.pub', '--out', 'weak-create.json');
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(/weak\.pub: weak Ed25519 public key: small-order/);
+    expect(existsSync(p('weak-create.json'))).toBe(false);
   });
   it('a missing file and a file that is not a key', () => {
     expectOneLineError(run('policy', 'verify', 'nope.signed', '--root', 'root.json'));
