@@ -91,7 +91,7 @@ export function registerPolicy(program: Command): void {
         env = signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(parsed.policy), keys);
       }
       const verdict = verifyPolicy(env, { root: trusted }, now);
-      const count = countSignatures(env, policyRole, trusted.root.keys);
+      const count = countSignatures(env, policyRole, trusted.root.keys, { exhaustive: true });
       if (verdict.outcome !== 'accepted' && verdict.outcome !== 'below-threshold') {
         throw new InputError(`${file}: ${verdict.outcome}: ${verdict.reason}`);
       }

@@ -78,36 +78,62 @@ export function decodeRoot(bytes: Uint8Array): RootDecode {
 }
 
 export interface ThresholdCount {
-  /** Distinct role keys with a valid signature. */
+  /** Distinct role keys with a valid signature (counting stops once this reaches the threshold). */
   valid: number;
   threshold: number;
   /** A key of the role signed, but the signature does not verify: tampering or corruption. */
   invalid: number;
   /** Signatures by keys the role does not hold. */
   unknown: number;
+  /** Distinct role keys that signed (valid or not): fewer than the threshold needs no verification. */
+  present: number;
+  /** Signatures actually verified: the CPU this envelope cost (each one hashes the whole message). */
+  checked: number;
 }
 
 /**
  * Counts distinct role keys that validly signed the envelope. A key that signs twice counts
  * once: a threshold is about independent people, not signatures.
+ *
+ * Cost is bounded, because every verification hashes the whole message (~12 ms at the 4 MiB
+ * wire limit) and any listed peer can send an envelope:
+ * - only the first signature under each allowed key id is considered (signers never write two;
+ *   a peer that adds a second cannot buy more verifications, see docs/decisions.md);
+ * - verification stops once the threshold is reached, or as soon as the keys left to try
+ *   cannot reach it. So the counts describe what was needed to decide, not every signature.
+ * `exhaustive` (offline tools that report who has signed so far) verifies every distinct
+ * allowed key instead; still one signature per key id.
  */
-export function countSignatures(env: Envelope, role: Role, keys: PublicKey[]): ThresholdCount {
-  const message = pae(env.payloadType, env.payload);
+export function countSignatures(env: Envelope, role: Role, keys: PublicKey[], opts: { exhaustive?: boolean } = {}): ThresholdCount {
   const byId = new Map(keys.map((k) => [k.keyId, k.publicKey]));
   const allowed = new Set(role.keyIds);
-  const good = new Set<string>();
-  let invalid = 0, unknown = 0;
+  const candidates: { key: Uint8Array; sig: Uint8Array }[] = [];
+  const seen = new Set<string>();
+  let unknown = 0;
   for (const s of env.signatures) {
     const pk = allowed.has(s.keyId) ? byId.get(s.keyId) : undefined;
-    if (!pk) { unknown++; continue; }
-    if (good.has(s.keyId)) continue;
-    if (verifyBytes(pk, message, s.sig)) good.add(s.keyId);
+    if (!pk) unknown++;
+    else if (!seen.has(s.keyId)) {
+      seen.add(s.keyId);
+      candidates.push({ key: pk, sig: s.sig });
+    }
+  }
+  let valid = 0, invalid = 0, checked = 0;
+  // The message is built only if some signature is worth checking (a 4 MiB copy otherwise wasted).
+  let message: Uint8Array | undefined;
+  for (const [i, c] of candidates.entries()) {
+    if (!opts.exhaustive && (valid >= role.threshold || valid + (candidates.length - i) < role.threshold)) break;
+    message ??= pae(env.payloadType, env.payload);
+    checked++;
+    if (verifyBytes(c.key, message, c.sig)) valid++;
     else invalid++;
   }
-  return { valid: good.size, threshold: role.threshold, invalid, unknown };
+  return { valid, threshold: role.threshold, invalid, unknown, present: candidates.length, checked };
 }
 
 export function describeCount(c: ThresholdCount, roleName: string): string {
   const extra = [c.invalid ? `${c.invalid} invalid` : '', c.unknown ? `${c.unknown} by unknown keys` : ''].filter(Boolean).join(', ');
-  return `${c.valid} of ${c.threshold} required ${roleName} signatures${extra ? ` (${extra})` : ''}`;
+  // Too few role keys signed to ever reach the threshold: nothing was verified, say how many signed.
+  const have = c.present < c.threshold ? c.present : c.valid;
+  return `${have} of ${c.threshold} required ${roleName} signatures${extra ? ` (${extra})` : ''}`;
 }
