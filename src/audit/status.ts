@@ -5,7 +5,7 @@
  * policy, and its sequence number increases (no replay of an old "all good").
  */
 import type { PrivateKey } from '@libp2p/interface';
-import { LIMITS } from '../wire/limits.js';
+import { isBoundedTime, LIMITS } from '../wire/limits.js';
 import { signAsNode, verifyAsNode } from '../trust/node-sign.js';
 import { pb } from '../wire/proto.js';
 
@@ -65,6 +65,11 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
   if (m.findings.length > MAX_FINDINGS || m.alerts.length > MAX_ALERTS) return { ok: false, reject: true, reason: 'status lists too much' };
   const strings = [m.meshId, m.peerId, m.digest, m.rulesetHash, m.enforcement, ...m.alerts, ...m.findings.flatMap((f) => [f.kind ?? '', f.target ?? '', f.address ?? '', f.proto ?? '', f.detail ?? ''])];
   if (strings.some((x) => x.length > LIMITS.maxStringLength)) return { ok: false, reject: true, reason: 'status field too long' };
+  // lastApplyAt 0 means "never applied"; any other stated time must be printable and sane.
+  const lastApplyAt = Number(m.lastApplyAtMs);
+  if (!isBoundedTime(Number(m.timeMs)) || (lastApplyAt !== 0 && !isBoundedTime(lastApplyAt))) {
+    return { ok: false, reject: true, reason: 'malformed status: time outside years 2000–9999' };
+  }
   if (m.meshId !== meshId) return { ok: false, reject: true, reason: `status for mesh ${m.meshId.slice(0, 64)}` };
   if (!(await verifyAsNode(m.peerId, DOMAIN, signed.status, signed.signature))) return { ok: false, reject: true, reason: 'status signature does not verify' };
   // Not a member *of the policy this node holds*: the sender may be newer than our policy

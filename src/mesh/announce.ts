@@ -5,7 +5,7 @@
  * authority: the body it leads to is verified against the root like any other envelope.
  */
 import type { PrivateKey } from '@libp2p/interface';
-import { LIMITS } from '../wire/limits.js';
+import { isBoundedTime, LIMITS } from '../wire/limits.js';
 import { signAsNode, verifyAsNode } from '../trust/node-sign.js';
 import { pb } from '../wire/proto.js';
 import type { Holdings } from './sync-plan.js';
@@ -47,7 +47,7 @@ export async function verifyAnnouncement(bytes: Uint8Array, meshId: string, isMe
     return { ok: false, reject: true, reason: 'malformed announcement' };
   }
   const policyVersion = Number(m.policyVersion), size = Number(m.size), rootVersion = Number(m.rootVersion), time = Number(m.timeMs);
-  if (![policyVersion, size, rootVersion, time].every(Number.isSafeInteger) || policyVersion < 1 || size < 1 || size > LIMITS.maxEnvelopeBytes
+  if (![policyVersion, size, rootVersion, time].every(Number.isSafeInteger) || !isBoundedTime(time) || policyVersion < 1 || size < 1 || size > LIMITS.maxEnvelopeBytes
     || !/^[0-9a-f]{64}$/.test(m.policyDigest) || m.meshId.length > LIMITS.maxStringLength || m.peerId.length > LIMITS.maxStringLength) {
     return { ok: false, reject: true, reason: 'malformed announcement' };
   }

@@ -52,8 +52,8 @@ const ruleShape = {
 export const PolicyAuthoringSchema = z.strictObject({
   meshId: z.string().min(1).describe('Mesh this policy is for; agents of other meshes reject it.'),
   version: z.number().int().positive().describe('Strictly increasing: nodes never accept a lower or equal version with other content.'),
-  issuedAt: instant.optional().describe('Defaults to the signing time.'),
-  expires: instant.describe('After this the policy is expired: nodes keep enforcing it (or fall back to the baseline) and alert.'),
+  issuedAt: instant.optional().describe('Defaults to the signing time. Every time in a policy lies in years 2000–9999.'),
+  expires: instant.describe('After this the policy is expired: nodes keep enforcing it (or fall back to the baseline) and alert. Years 2000–9999.'),
   nodes: z.array(z.strictObject({
     name,
     peerId: z.string().min(1),

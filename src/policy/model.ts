@@ -3,7 +3,7 @@
  * encoding, and the semantic checks shared by the authoring path (YAML) and the peer path
  * (decoded payloads). A payload that fails them is malformed, even if properly signed.
  */
-import { LIMITS } from '../wire/limits.js';
+import { LIMITS, timeProblem } from '../wire/limits.js';
 import { pb } from '../wire/proto.js';
 import { parseIp, parsePrefix } from './ip.js';
 
@@ -97,8 +97,12 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
 
   if (!MESH_ID.test(p.meshId)) err(['meshId'], `${JSON.stringify(p.meshId)} is not a valid mesh id (letters, digits, . _ -)`);
   if (!Number.isSafeInteger(p.version) || p.version < 1) err(['version'], `${p.version} is not a positive integer`);
-  if (!Number.isSafeInteger(p.expires) || p.expires <= 0) err(['expires'], 'is missing or not a time');
-  if (p.expires <= p.issuedAt) err(['expires'], 'is not after issuedAt');
+  // Times are bounded (LIMITS.minTimeMs..maxTimeMs) so every reader can print and compare them.
+  const expiresProblem = p.expires === 0 ? 'is missing' : timeProblem(p.expires);
+  const issuedProblem = p.issuedAt === 0 ? 'is missing' : timeProblem(p.issuedAt);
+  if (expiresProblem) err(['expires'], expiresProblem);
+  if (issuedProblem) err(['issuedAt'], issuedProblem);
+  if (!expiresProblem && !issuedProblem && p.expires <= p.issuedAt) err(['expires'], 'is not after issuedAt');
   if (p.settings.onExpiry !== 'keep' && p.settings.onExpiry !== 'baseline') err(['settings', 'onExpiry'], `${JSON.stringify(p.settings.onExpiry)} is not keep or baseline`);
   if (p.settings.maxAge !== undefined && (!Number.isSafeInteger(p.settings.maxAge) || p.settings.maxAge <= 0)) err(['settings', 'maxAge'], 'is not a positive duration');
   else if (p.settings.maxAge !== undefined && p.settings.maxAge > p.expires - p.issuedAt) warnings.push({ path: ['settings', 'maxAge'], message: 'is longer than the policy lives (expires comes first)' });
@@ -178,7 +182,9 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
     checkRule(e, at, excNames, 'exception', i);
     if (e.reason.trim().length === 0) err(at('reason'), 'an exception must say why it exists');
     if (e.reason.length > LIMITS.maxReasonLength) err(at('reason'), `longer than ${LIMITS.maxReasonLength} characters`);
-    if (!Number.isSafeInteger(e.expires) || e.expires <= 0) err(at('expires'), 'an exception must expire');
+    const problem = e.expires === 0 ? undefined : timeProblem(e.expires);
+    if (e.expires === 0) err(at('expires'), 'an exception must expire');
+    else if (problem) err(at('expires'), problem);
     else if (e.expires > p.expires) warnings.push({ path: at('expires'), message: 'outlives the policy itself' });
   });
   // Shadow analysis is quadratic: run it for authors (signing), not on every received policy.

@@ -2,7 +2,7 @@
  * The root of trust: which keys may sign roots and policies, and how many must agree.
  * Encoding, decoding with limits, and the threshold count shared by every verifier.
  */
-import { LIMITS } from '../wire/limits.js';
+import { LIMITS, timeProblem } from '../wire/limits.js';
 import { pb } from '../wire/proto.js';
 import { keyIdOf, publicKeyProblem, verifyBytes, type PublicKey } from './keys.js';
 import { pae, type Envelope } from './envelope.js';
@@ -43,7 +43,9 @@ function checkRole(name: string, role: Role, keys: Set<string>): string | undefi
 /** Structural checks on a root document, for decoding and for `root create`. */
 export function checkRoot(r: RootDoc): string | undefined {
   if (!Number.isSafeInteger(r.version) || r.version < 1) return `version ${r.version} is not a positive integer`;
-  if (!Number.isSafeInteger(r.expires) || r.expires <= 0) return 'expires is missing';
+  if (r.expires === 0) return 'expires is missing';
+  const expires = timeProblem(r.expires);
+  if (expires) return `expires: ${expires}`;
   if (r.keys.length > LIMITS.maxRootKeys) return `${r.keys.length} keys (limit ${LIMITS.maxRootKeys})`;
   const ids = new Set<string>();
   for (const k of r.keys) {

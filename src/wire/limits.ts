@@ -22,4 +22,24 @@ export const LIMITS = {
   maxPortRangesPerRule: 64,
   maxStringLength: 256,
   maxReasonLength: 1024,
+  /**
+   * Every instant a document or a peer states (unix ms) lies in years 2000–9999: policy
+   * issuedAt/expires, exception expiries, root expiry, status and announcement times. Past
+   * year 275760 Date cannot even print a time (toISOString throws), and no signer or clock
+   * that means well says anything outside these years.
+   */
+  minTimeMs: 946_684_800_000, // 2000-01-01T00:00:00.000Z
+  maxTimeMs: 253_402_300_799_999, // 9999-12-31T23:59:59.999Z
 } as const;
+
+/** True for a whole number of unix ms within [minTimeMs, maxTimeMs]. */
+export function isBoundedTime(ms: number): boolean {
+  return Number.isSafeInteger(ms) && ms >= LIMITS.minTimeMs && ms <= LIMITS.maxTimeMs;
+}
+
+/** Why an instant is refused, or undefined: "1999-12-31T00:00:00.000Z is outside years 2000–9999". */
+export function timeProblem(ms: number): string | undefined {
+  if (isBoundedTime(ms)) return undefined;
+  const shown = Number.isSafeInteger(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ms} ms`;
+  return `${shown} is outside years 2000–9999`;
+}

@@ -21,7 +21,7 @@ const DIGEST = 'ab'.repeat(32);
 describe('announcements (pure)', async () => {
   const key = await generateKeyPair('Ed25519');
   const peerId = peerIdFromPrivateKey(key).toString();
-  const base: Announcement = { meshId: 'test', peerId, policyVersion: 7, policyDigest: DIGEST, size: 200_000, rootVersion: 1, time: 1 };
+  const base: Announcement = { meshId: 'test', peerId, policyVersion: 7, policyDigest: DIGEST, size: 200_000, rootVersion: 1, time: Date.parse('2026-11-26T12:00:00Z') };
   const member = () => true;
 
   it('a signed announcement verifies; tampering, another mesh, garbage and bad fields are rejected', async () => {
@@ -37,7 +37,8 @@ describe('announcements (pure)', async () => {
     expect(await verifyAnnouncement(good, 'other', member)).toMatchObject({ ok: false, reject: true });
     expect(await verifyAnnouncement(new Uint8Array([1, 2, 3, 4, 5]), 'test', member)).toMatchObject({ ok: false, reject: true });
     expect(await verifyAnnouncement(new Uint8Array(2000), 'test', member)).toMatchObject({ ok: false, reject: true, reason: 'announcement too large' });
-    for (const bad of [{ policyDigest: 'xyz' }, { policyVersion: 0 }, { size: 0 }, { size: 5 * 1024 * 1024 }]) {
+    // time 2^53 - 1 ms or before 2000: outside what Date can print or any honest clock says.
+    for (const bad of [{ policyDigest: 'xyz' }, { policyVersion: 0 }, { size: 0 }, { size: 5 * 1024 * 1024 }, { time: Number.MAX_SAFE_INTEGER }, { time: 1 }]) {
       expect(await verifyAnnouncement(await signAnnouncement({ ...base, ...bad }, key), 'test', member), JSON.stringify(bad)).toMatchObject({ ok: false, reject: true });
     }
     // Signed by someone else than the peer it names.

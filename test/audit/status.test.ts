@@ -9,7 +9,7 @@ const key = await generateKeyPair('Ed25519');
 const other = await generateKeyPair('Ed25519');
 const me = peerIdFromPrivateKey(key).toString();
 const status = (over: Partial<NodeStatus> = {}): NodeStatus => ({
-  meshId: 'prod', peerId: me, policyVersion: 7, digest: 'ab', rulesetHash: 'cd', enforcement: 'ok', lastApplyAt: 1, alerts: [], seq: 5, time: 2, findings: [], ...over,
+  meshId: 'prod', peerId: me, policyVersion: 7, digest: 'ab', rulesetHash: 'cd', enforcement: 'ok', lastApplyAt: Date.parse('2026-11-26T11:00:00Z'), alerts: [], seq: 5, time: Date.parse('2026-11-26T12:00:00Z'), findings: [], ...over,
 });
 const member = (p: string) => p === me;
 const none = () => -1;
@@ -35,6 +35,13 @@ describe('signed status', () => {
   });
   it('ignores a replayed (old seq) status without penalising', async () => {
     expect(await verifyStatus(await signStatus(status({ seq: 3 }), key), 'prod', member, () => 5)).toMatchObject({ ok: false, reject: false });
+  });
+  it('rejects a status whose time or last apply lies outside years 2000–9999 (2^53 - 1 ms: Date cannot print it)', async () => {
+    for (const bad of [{ time: Number.MAX_SAFE_INTEGER }, { time: 5 }, { lastApplyAt: Number.MAX_SAFE_INTEGER }, { lastApplyAt: 5 }]) {
+      expect(await verifyStatus(await signStatus(status(bad), key), 'prod', member, none), JSON.stringify(bad)).toMatchObject({ ok: false, reject: true, reason: 'malformed status: time outside years 2000–9999' });
+    }
+    // A node that never applied a ruleset says lastApplyAt 0.
+    expect(await verifyStatus(await signStatus(status({ lastApplyAt: 0 }), key), 'prod', member, none)).toMatchObject({ ok: true });
   });
   it('rejects garbage, other meshes and oversized statuses', async () => {
     expect(await verifyStatus(randomBytes(100), 'prod', member, none)).toMatchObject({ ok: false, reject: true });

@@ -144,6 +144,20 @@ describe('bad input: one clear error, nothing written', () => {
     const old = policy(3, { issuedAt: Date.parse('2020-01-01'), expires: Date.parse('2020-02-01'), nodes: [], rules: [] });
     verifyFails(bad('expired.signed', envelopeToText(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(old), keys))), /expired/);
   });
+  it('a policy expiring at 2^53 - 1 ms is refused by verify, co-sign and show (it used to crash every printer)', () => {
+    const keys = ['a.key', 'b.key'].map((f) => parseSigningKey(readFileSync(p(f), 'utf8'), f));
+    const far = policy(3, { expires: Number.MAX_SAFE_INTEGER });
+    writeFileSync(p('far.signed'), envelopeToText(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(far), keys)));
+    writeFileSync(p('far-half.signed'), envelopeToText(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(far), keys.slice(0, 1))));
+    const reason = /malformed: expires: 9007199254740991 ms is outside years 2000–9999/;
+    for (const args of [['policy', 'verify', 'far.signed', '--root', 'root.json'], ['policy', 'show', 'far.signed'],
+      ['policy', 'sign', 'far-half.signed', '--root', 'root.json', '--key', 'b.key', '--out', 'far2.signed']]) {
+      const r = run(...args);
+      expectOneLineError(r);
+      expect(r.stderr, args.join(' ')).toMatch(reason);
+    }
+    expect(existsSync(p('far2.signed'))).toBe(false);
+  });
   it('malformed JSON, random bytes, oversized envelope', () => {
     verifyFails(bad('broken.signed', '{"payloadType": "x", '), /malformed/);
     verifyFails(bad('random.signed', randomBytes(512)), /malformed/);

@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../src/wire/limits.js';
 import { decodeEnvelope, encodeEnvelope, parseEnvelopeJson, PAYLOAD_TYPE, signEnvelope, envelopeToText } from '../../src/trust/envelope.js';
 import { decodePolicy, encodePolicy, type Policy } from '../../src/policy/model.js';
-import { decodeRoot, encodeRoot } from '../../src/trust/root.js';
+import { checkRoot, decodeRoot, encodeRoot } from '../../src/trust/root.js';
+import { trustPinnedRoot, verifyPolicy } from '../../src/trust/verify.js';
 import { pb } from '../../src/wire/proto.js';
-import { keys, PEER, policy, rootDoc } from '../helpers/trust.js';
+import { keys, NOW, PEER, policy, rootDoc, signRoot, trusted } from '../helpers/trust.js';
 
 const [k] = keys(1) as [ReturnType<typeof keys>[0]];
 const rule = (i: number) => ({ name: `r${i}`, to: ['any'], from: ['any'], proto: 'tcp' as const, ports: [{ first: 1 + (i % 60000), last: 1 + (i % 60000) }] });
@@ -93,5 +94,43 @@ describe('root limits', () => {
   it('rejects a threshold larger than its role', () => {
     const doc = rootDoc([k], 2, [k], 1);
     expect(decodeRoot(encodeRoot(doc))).toMatchObject({ ok: false, outcome: 'malformed' });
+  });
+});
+
+describe('time limits: every stated instant lies in years 2000–9999', () => {
+  // 2^53 - 1 ms is a safe integer that Date cannot print (toISOString throws past year 275760):
+  // before this limit it passed every decoder and then crashed status, verify and show.
+  const FAR = Number.MAX_SAFE_INTEGER;
+  const at = (y: number) => Date.UTC(y, 0, 1);
+  const [signer] = keys(1) as [ReturnType<typeof keys>[0]];
+  it('names the bounds in LIMITS', () => {
+    expect(new Date(LIMITS.minTimeMs).toISOString()).toBe('2000-01-01T00:00:00.000Z');
+    expect(new Date(LIMITS.maxTimeMs).toISOString()).toBe('9999-12-31T23:59:59.999Z');
+  });
+  for (const [field, over] of [
+    ['expires', (ms: number) => ({ expires: ms })],
+    ['issuedAt', (ms: number) => ({ issuedAt: ms })],
+    ['exceptions[0].expires', (ms: number) => ({ exceptions: [{ name: 'e', to: ['any'], from: ['any'], proto: 'tcp' as const, ports: [{ first: 1, last: 1 }], reason: 'r', expires: ms }] })],
+  ] as const) {
+    it(`refuses a policy whose ${field} is 2^53 - 1 ms, or before 2000, at decode and at verify`, () => {
+      for (const ms of [FAR, LIMITS.maxTimeMs + 1, at(1999), 1]) {
+        const p = policy(5, over(ms));
+        const r = decodePolicy(encodePolicy(p));
+        expect(r, `${field} = ${ms}`).toMatchObject({ ok: false, outcome: 'malformed' });
+        if (!r.ok) expect(r.reason).toMatch(new RegExp(`^${field.replace(/[[\].]/g, '\\$&')}: .*outside years 2000–9999`));
+        const v = verifyPolicy(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(p), [signer]), { root: trusted(rootDoc([signer], 1, [signer], 1), [signer]) }, NOW);
+        expect(v.outcome).toBe('malformed');
+      }
+      expect(decodePolicy(encodePolicy(policy(5, over(NOW)))).ok).toBe(true);
+    });
+  }
+  it('refuses a root whose expires is 2^53 - 1 ms, or before 2000, at decode and as a pinned root', () => {
+    for (const ms of [FAR, LIMITS.maxTimeMs + 1, at(1999)]) {
+      const doc = { ...rootDoc([signer], 1, [signer], 1), expires: ms };
+      expect(checkRoot(doc)).toMatch(/expires: .*outside years 2000–9999/);
+      expect(decodeRoot(encodeRoot(doc))).toMatchObject({ ok: false, outcome: 'malformed' });
+      expect(trustPinnedRoot(signRoot(doc, [signer]))).toMatchObject({ outcome: 'malformed' });
+    }
+    expect(checkRoot({ ...rootDoc([signer], 1, [signer], 1), expires: LIMITS.maxTimeMs })).toBeUndefined();
   });
 });
