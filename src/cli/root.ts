@@ -1,14 +1,14 @@
-/** `picket root create|rotate`: the offline root of trust. */
+/** `picket root create|rotate|show`: the offline root of trust. */
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { systemClock } from '../runtime/clock.js';
-import { envelopeToText, PAYLOAD_TYPE, signEnvelope } from '../trust/envelope.js';
-import { loadPublicKey, loadRootChain, loadSigningKey } from '../trust/files.js';
+import { digestOf, envelopeToText, PAYLOAD_TYPE, signEnvelope, type Envelope } from '../trust/envelope.js';
+import { loadEnvelope, loadPublicKey, loadRootChain, loadSigningKey } from '../trust/files.js';
 import type { PublicKey, SigningKey } from '../trust/keys.js';
-import { checkRoot, encodeRoot, type RootDoc } from '../trust/root.js';
-import { trustPinnedRoot, verifyRoot } from '../trust/verify.js';
+import { checkRoot, countSignatures, decodeRoot, describeCount, encodeRoot, type RootDoc } from '../trust/root.js';
+import { trustPinnedRoot, verifyRoot, type TrustedRoot } from '../trust/verify.js';
 import { printJson } from './print.js';
-import { writeAtomic } from '../runtime/files.js';
+import { assertAbsent, writeAtomic } from '../runtime/files.js';
 import { collect, instantOption, intOption, YEAR_MS } from './options.js';
 
 function uniqueKeys<T extends PublicKey>(keys: T[]): T[] {
@@ -33,6 +33,7 @@ function buildRoot(version: number, expires: number, rootKeys: SigningKey[], roo
 }
 
 interface CommonOpts {
+  force?: boolean;
   threshold?: number;
   policyKey?: string[];
   policyThreshold?: number;
@@ -61,8 +62,11 @@ export function registerRoot(program: Command): void {
     .option('--policy-threshold <n>', 'policy keys needed to sign a policy', intOption(1, 64), 1)
     .option('--expires <date>', 'expiry (default: one year from now)', instantOption)
     .requiredOption('--out <file>', 'where to write the signed root (JSON)')
+    .option('--force', 'overwrite an existing --out file')
     .option('--json', 'print the result as JSON')
     .action((opts: CommonOpts & { key: string[] }) => {
+      // A root is provisioned to every node: overwriting one by a slip must be deliberate.
+      assertAbsent(opts.out, opts.force ?? false);
       const now = systemClock.now();
       const rootKeys = opts.key.map(loadSigningKey);
       const policyKeys = opts.policyKey?.length ? opts.policyKey.map(loadPublicKey) : rootKeys;
@@ -88,8 +92,10 @@ export function registerRoot(program: Command): void {
     .option('--policy-threshold <n>', 'policy threshold of the new root (default: unchanged)', intOption(1, 64))
     .option('--expires <date>', 'expiry (default: one year from now)', instantOption)
     .requiredOption('--out <file>', 'where to write the new signed root (JSON)')
+    .option('--force', 'overwrite an existing --out file')
     .option('--json', 'print the result as JSON')
     .action((opts: CommonOpts & { root: string[]; key: string[]; newKey?: string[] }) => {
+      assertAbsent(opts.out, opts.force ?? false);
       const now = systemClock.now();
       const { trusted } = loadRootChain(opts.root);
       const old = trusted.root;
@@ -108,4 +114,72 @@ export function registerRoot(program: Command): void {
       writeAtomic(opts.out, envelopeToText(env));
       report(doc, opts.out, opts.json, v.digest);
     });
+
+  root
+    .command('show')
+    .description('print a root: version, expiry, keys and thresholds; with --root, whether it verifies from the trusted root')
+    .argument('<file>', 'a signed root (root.json)')
+    .option('--root <file>', 'the trusted root to verify from (repeat: pinned root, then rotations)', collect)
+    .option('--json', 'print as JSON')
+    .action((file: string, opts: { root?: string[]; json?: boolean }) => {
+      const now = systemClock.now();
+      const env = loadEnvelope(file);
+      if (env.payloadType !== PAYLOAD_TYPE.root) throw new InputError(`${file}: not a signed root (payload type ${JSON.stringify(env.payloadType.slice(0, 64))})`);
+      const body = decodeRoot(env.payload);
+      if (!body.ok) throw new InputError(`${file}: ${body.outcome}: ${body.reason}`);
+      const chain = opts.root?.length ? chainFrom(env, loadRootChain(opts.root, now).trusted) : undefined;
+      const view = rootView(body.root, env, now, chain);
+      if (opts.json) printJson(view);
+      else process.stdout.write(formatRootView(view));
+      if (chain && !chain.ok) {
+        process.stderr.write(`invalid: root v${body.root.version} does not verify from trusted root v${chain.from}: ${chain.outcome}: ${chain.reason}\n`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+type ChainCheck = { ok: true; from: number; note: string } | { ok: false; from: number; outcome: string; reason: string };
+
+/**
+ * Does `env` follow from the trusted root? Signatures and versions only: expiry is shown on its
+ * own line (an expired root can still be a valid link, and only the newest root's expiry matters).
+ */
+function chainFrom(env: Envelope, trusted: TrustedRoot): ChainCheck {
+  const from = trusted.root.version;
+  const v = verifyRoot(env, trusted, 0, false);
+  if (v.outcome === 'accepted') return { ok: true, from, note: `root v${v.root.version} is signed by a threshold of trusted root v${from}'s root keys and of its own` };
+  if (v.outcome === 'duplicate') return { ok: true, from, note: 'this is the trusted root' };
+  return { ok: false, from, outcome: v.outcome, reason: v.reason };
+}
+
+function rootView(r: RootDoc, env: Envelope, now: number, chain: ChainCheck | undefined) {
+  const roles = (id: string) => (['root', 'policy'] as const).filter((role) => r.roles[role].keyIds.includes(id));
+  const self = countSignatures(env, r.roles.root, r.keys, { exhaustive: true });
+  return {
+    version: r.version,
+    expires: new Date(r.expires).toISOString(),
+    expired: r.expires <= now,
+    digest: digestOf(env),
+    keys: r.keys.map((k) => ({ keyId: k.keyId, roles: roles(k.keyId) })),
+    roles: {
+      root: { threshold: r.roles.root.threshold, keyIds: r.roles.root.keyIds },
+      policy: { threshold: r.roles.policy.threshold, keyIds: r.roles.policy.keyIds },
+    },
+    selfSigned: { ok: self.valid >= self.threshold, detail: describeCount(self, 'root') },
+    ...(chain ? { chain } : {}),
+  };
+}
+
+function formatRootView(v: ReturnType<typeof rootView>): string {
+  const lines = [
+    `root v${v.version}  digest ${v.digest}`,
+    `expires   ${v.expires}${v.expired ? '  EXPIRED' : ''}`,
+    `root      ${v.roles.root.threshold} of ${v.roles.root.keyIds.length} keys sign a rotation`,
+    `policy    ${v.roles.policy.threshold} of ${v.roles.policy.keyIds.length} keys sign a policy`,
+    `keys      ${v.keys.length}`,
+    ...v.keys.map((k) => `  ${k.keyId}  ${k.roles.join(', ') || '(no role)'}`),
+    `signed    ${v.selfSigned.detail} of its own${v.selfSigned.ok ? '' : '  NOT SELF-SIGNED'}`,
+  ];
+  if (v.chain) lines.push(v.chain.ok ? `chain     ok from trusted root v${v.chain.from}: ${v.chain.note}` : `chain     NOT VALID from trusted root v${v.chain.from}: ${v.chain.outcome}: ${v.chain.reason}`);
+  return lines.join('\n') + '\n';
 }

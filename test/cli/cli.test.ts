@@ -99,7 +99,7 @@ describe('picket CLI', () => {
     expect(JSON.parse(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.9.9', '--port', '5432', '--json').stdout)).toMatchObject({ action: 'DROP', reason: 'default' });
   });
   it('every command has --help and usage errors exit 2', () => {
-    for (const c of [[], ['keygen'], ['root', 'create'], ['root', 'rotate'], ['policy', 'sign'], ['policy', 'verify'], ['policy', 'show'], ['policy', 'diff'], ['policy', 'render'], ['policy', 'explain']]) {
+    for (const c of [[], ['keygen'], ['root', 'create'], ['root', 'rotate'], ['root', 'show'], ['policy', 'sign'], ['policy', 'verify'], ['policy', 'show'], ['policy', 'diff'], ['policy', 'render'], ['policy', 'explain']]) {
       const r = run(...c, '--help');
       expect(r.code, c.join(' ')).toBe(0);
       expect(r.stdout).toContain('Usage: picket');
@@ -109,6 +109,82 @@ describe('picket CLI', () => {
     expect(run('keygen', '--out', 'x.key', '--bogus').code).toBe(2);
     expect(run('policy', 'explain', 'policy.signed', '--node', 'db-1', '--from', '1.2.3.4', '--port', '99999').code).toBe(2);
     expect(run('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
+
+describe('root show and root files', () => {
+  const keyOf = (f: string) => parseSigningKey(readFileSync(p(f), 'utf8'), f);
+  const writeRoot = (name: string, doc: RootDoc, signers: string[]) => {
+    writeFileSync(p(name), envelopeToText(signEnvelope(PAYLOAD_TYPE.root, encodeRoot(doc), signers.map(keyOf))));
+    return name;
+  };
+  const v2 = (): RootDoc => {
+    const [a, c] = [keyOf('a.key'), keyOf('c.key')];
+    return {
+      version: 2, expires: Date.parse('2098-01-01'),
+      keys: [a, c].map((k) => ({ keyId: k.keyId, publicKey: k.publicKey })),
+      roles: { root: { keyIds: [a.keyId, c.keyId], threshold: 1 }, policy: { keyIds: [c.keyId], threshold: 1 } },
+    };
+  };
+
+  it('shows version, expiry, keys with ids and the thresholds of both roles', () => {
+    const [a, b] = [keyOf('a.key'), keyOf('b.key')];
+    const r = run('root', 'show', 'root.json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^root v1 {2}digest [0-9a-f]{64}$/m);
+    expect(r.stdout).toMatch(/^root {6}2 of 2 keys sign a rotation$/m);
+    expect(r.stdout).toMatch(/^policy {4}2 of 2 keys sign a policy$/m);
+    expect(r.stdout).toContain(`  ${a.keyId}  root, policy`);
+    expect(r.stdout).toContain(`  ${b.keyId}  root, policy`);
+    expect(r.stdout).not.toContain('EXPIRED');
+    const j = JSON.parse(run('root', 'show', 'root.json', '--json').stdout) as Record<string, unknown>;
+    expect(j).toMatchObject({ version: 1, expired: false, roles: { root: { threshold: 2 }, policy: { threshold: 2 } }, selfSigned: { ok: true } });
+    expect(j.keys).toEqual([{ keyId: a.keyId, roles: ['root', 'policy'] }, { keyId: b.keyId, roles: ['root', 'policy'] }]);
+    expect(j).not.toHaveProperty('chain');
+  });
+  it('marks an expired root EXPIRED', () => {
+    const [a, b] = [keyOf('a.key'), keyOf('b.key')];
+    const old: RootDoc = {
+      version: 1, expires: Date.parse('2021-01-01'), keys: [a, b].map((k) => ({ keyId: k.keyId, publicKey: k.publicKey })),
+      roles: { root: { keyIds: [a.keyId, b.keyId], threshold: 2 }, policy: { keyIds: [a.keyId], threshold: 1 } },
+    };
+    writeRoot('old-root.json', old, ['a.key', 'b.key']);
+    const r = run('root', 'show', 'old-root.json');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^expires {3}2021-01-01T00:00:00\.000Z {2}EXPIRED$/m);
+    expect(JSON.parse(run('root', 'show', 'old-root.json', '--json').stdout)).toMatchObject({ expired: true, expires: '2021-01-01T00:00:00.000Z' });
+  });
+  it('--root: shows that a rotation verifies from the trusted root', () => {
+    writeRoot('show-v2.json', v2(), ['a.key', 'b.key', 'c.key']);
+    const r = run('root', 'show', 'show-v2.json', '--root', 'root.json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^chain {5}ok from trusted root v1: /m);
+    expect(JSON.parse(run('root', 'show', 'show-v2.json', '--root', 'root.json', '--json').stdout)).toMatchObject({ version: 2, chain: { ok: true, from: 1 } });
+    expect(JSON.parse(run('root', 'show', 'root.json', '--root', 'root.json', '--json').stdout)).toMatchObject({ chain: { ok: true, note: 'this is the trusted root' } });
+  });
+  it('--root: a rotation signed only by its new keys (a takeover) is shown NOT VALID, exit 1', () => {
+    writeRoot('takeover-v2.json', v2(), ['c.key']);
+    const r = run('root', 'show', 'takeover-v2.json', '--root', 'root.json');
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(/^invalid: root v2 does not verify from trusted root v1: below-threshold: 0 of 2 required root signatures/);
+    expect(r.stdout).toMatch(/^chain {5}NOT VALID from trusted root v1: below-threshold: /m);
+    const j = JSON.parse(run('root', 'show', 'takeover-v2.json', '--root', 'root.json', '--json').stdout) as Record<string, unknown>;
+    expect(j).toMatchObject({ chain: { ok: false, outcome: 'below-threshold' } });
+  });
+  it('refuses a file that is not a root, in one line', () => {
+    const r = run('root', 'show', 'policy.signed');
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(/policy\.signed: not a signed root/);
+  });
+  it('root create refuses to overwrite an existing root unless --force', () => {
+    expect(run('root', 'create', '--key', 'a.key', '--out', 'r-once.json').code).toBe(0);
+    const before = readFileSync(p('r-once.json'), 'utf8');
+    const r = run('root', 'create', '--key', 'b.key', '--out', 'r-once.json');
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(/r-once\.json already exists \(use --force to overwrite\)/);
+    expect(readFileSync(p('r-once.json'), 'utf8')).toBe(before);
+    expect(run('root', 'create', '--key', 'b.key', '--out', 'r-once.json', '--force').code).toBe(0);
+    expect(readFileSync(p('r-once.json'), 'utf8')).not.toBe(before);
   });
 });
 
