@@ -127,7 +127,7 @@ export function registerRoot(program: Command): void {
       if (env.payloadType !== PAYLOAD_TYPE.root) throw new InputError(`${file}: not a signed root (payload type ${JSON.stringify(env.payloadType.slice(0, 64))})`);
       const body = decodeRoot(env.payload);
       if (!body.ok) throw new InputError(`${file}: ${body.outcome}: ${body.reason}`);
-      const chain = opts.root?.length ? chainFrom(env, loadRootChain(opts.root, now).trusted) : undefined;
+      const chain = opts.root?.length ? chainFrom(env, loadRootChain(opts.root).trusted) : undefined;
       const view = rootView(body.root, env, now, chain);
       if (opts.json) printJson(view);
       else process.stdout.write(formatRootView(view));
@@ -146,7 +146,7 @@ type ChainCheck = { ok: true; from: number; note: string } | { ok: false; from: 
  */
 function chainFrom(env: Envelope, trusted: TrustedRoot): ChainCheck {
   const from = trusted.root.version;
-  const v = verifyRoot(env, trusted, 0, false);
+  const v = verifyRoot(env, trusted);
   if (v.outcome === 'accepted') return { ok: true, from, note: `root v${v.root.version} is signed by a threshold of trusted root v${from}'s root keys and of its own` };
   if (v.outcome === 'duplicate') return { ok: true, from, note: 'this is the trusted root' };
   return { ok: false, from, outcome: v.outcome, reason: v.reason };
