@@ -76,7 +76,7 @@ export function registerRoot(program: Command): void {
       const env = signEnvelope(PAYLOAD_TYPE.root, encodeRoot(doc), rootKeys);
       // Self-check: what we write must be accepted as a pinned root (threshold reachable).
       const check = trustPinnedRoot(env);
-      if (!('ok' in check)) throw new InputError(`root: ${check.reason}`);
+      if (check.outcome !== 'accepted') throw new InputError(`root: ${check.reason}`);
       writeAtomic(opts.out, envelopeToText(env));
       report(doc, opts.out, opts.json, check.trusted.digest);
     });

@@ -4,6 +4,7 @@
  * (decoded payloads). A payload that fails them is malformed, even if properly signed.
  */
 import { LIMITS, timeProblem } from '../wire/limits.js';
+import { decoded, malformed, tooLarge, type Decoded } from '../wire/verdict.js';
 import { pb } from '../wire/proto.js';
 import { parseIp, parsePrefix } from './ip.js';
 
@@ -249,7 +250,7 @@ function ruleFromPb(r: pb.policy.v1.IRule | null | undefined, path: string): Rul
   };
 }
 
-export type PolicyDecode = { ok: true; policy: Policy } | { ok: false; outcome: 'malformed' | 'too-large'; reason: string };
+export type PolicyDecode = Decoded<{ policy: Policy }>;
 
 /** Decodes and checks a signed payload. Count limits are checked before strings are copied. */
 export function decodePolicy(bytes: Uint8Array): PolicyDecode {
@@ -257,11 +258,11 @@ export function decodePolicy(bytes: Uint8Array): PolicyDecode {
   try {
     m = pb.policy.v1.Policy.decode(bytes);
   } catch (e) {
-    return { ok: false, outcome: 'malformed', reason: `policy payload is not valid protobuf: ${(e as Error).message}` };
+    return malformed(`policy payload is not valid protobuf: ${(e as Error).message}`);
   }
-  if (m.nodes.length > LIMITS.maxNodes) return { ok: false, outcome: 'too-large', reason: `${m.nodes.length} nodes (limit ${LIMITS.maxNodes})` };
-  if (m.rules.length > LIMITS.maxRules) return { ok: false, outcome: 'too-large', reason: `${m.rules.length} rules (limit ${LIMITS.maxRules})` };
-  if (m.exceptions.length > LIMITS.maxExceptions) return { ok: false, outcome: 'too-large', reason: `${m.exceptions.length} exceptions (limit ${LIMITS.maxExceptions})` };
+  if (m.nodes.length > LIMITS.maxNodes) return tooLarge(`${m.nodes.length} nodes (limit ${LIMITS.maxNodes})`);
+  if (m.rules.length > LIMITS.maxRules) return tooLarge(`${m.rules.length} rules (limit ${LIMITS.maxRules})`);
+  if (m.exceptions.length > LIMITS.maxExceptions) return tooLarge(`${m.exceptions.length} exceptions (limit ${LIMITS.maxExceptions})`);
   let policy: Policy;
   try {
     policy = {
@@ -287,15 +288,15 @@ export function decodePolicy(bytes: Uint8Array): PolicyDecode {
       },
     };
   } catch (e) {
-    if (e instanceof LimitError) return { ok: false, outcome: 'too-large', reason: e.message };
+    if (e instanceof LimitError) return tooLarge(e.message);
     throw e;
   }
   const { errors } = checkPolicy(policy);
   if (errors.length > 0) {
     const first = errors[0]!;
-    return { ok: false, outcome: 'malformed', reason: `${formatPath(first.path)}: ${first.message}` };
+    return malformed(`${formatPath(first.path)}: ${first.message}`);
   }
-  return { ok: true, policy };
+  return decoded({ policy });
 }
 
 /** Resolves `node:X` (by name or PeerId) and finds a node by name or PeerId. */

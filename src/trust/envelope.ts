@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LIMITS } from '../wire/limits.js';
+import { decoded, malformed, tooLarge, type Decoded } from '../wire/verdict.js';
 import { pb } from '../wire/proto.js';
 import { signBytes, type SigningKey } from './keys.js';
 
@@ -25,12 +26,9 @@ export interface Envelope {
   signatures: Signature[];
 }
 
-export type DecodeResult<T> =
-  | { ok: true; value: T }
-  | { ok: false; outcome: 'malformed' | 'too-large'; reason: string };
-
-export const malformed = (reason: string) => ({ ok: false as const, outcome: 'malformed' as const, reason });
-export const tooLarge = (reason: string) => ({ ok: false as const, outcome: 'too-large' as const, reason });
+/** The shared result shape (wire/verdict.ts): `{ ok, outcome: 'decoded', value }` or a DecodeFailure. */
+export type DecodeResult<T> = Decoded<{ value: T }>;
+export { malformed, tooLarge };
 
 const enc = new TextEncoder();
 
@@ -86,7 +84,7 @@ function checkShape(env: Envelope): DecodeResult<Envelope> {
     if (s.sig.length > LIMITS.maxSignatureBytes) return tooLarge(`signatures[${i}].sig longer than ${LIMITS.maxSignatureBytes} bytes`);
     if (s.sig.length !== 64) return malformed(`signatures[${i}].sig is not a 64-byte Ed25519 signature`);
   }
-  return { ok: true, value: env };
+  return decoded({ value: env });
 }
 
 export function encodeEnvelope(env: Envelope): Uint8Array {

@@ -35,7 +35,7 @@ export function loadRootChain(paths: string[]): { trusted: TrustedRoot; envelope
   if (!first) throw new InputError('no root given (--root root.json)');
   const env = loadEnvelope(first);
   const pinned = trustPinnedRoot(env);
-  if (!('ok' in pinned)) throw new InputError(`${first}: ${pinned.outcome}: ${pinned.reason}`);
+  if (pinned.outcome !== 'accepted') throw new InputError(`${first}: ${pinned.outcome}: ${pinned.reason}`);
   const envs = rest.map(loadEnvelope);
   const chain = verifyRootChain(envs, pinned.trusted);
   if (!chain.ok) throw new InputError(`${rest[chain.index]}: ${chain.rejection.outcome}: ${chain.rejection.reason}`);

@@ -3,6 +3,7 @@
  * Encoding, decoding with limits, and the threshold count shared by every verifier.
  */
 import { LIMITS, timeProblem } from '../wire/limits.js';
+import { decoded, malformed, tooLarge, type Decoded } from '../wire/verdict.js';
 import { pb } from '../wire/proto.js';
 import { keyIdOf, publicKeyProblem, verifyBytes, type PublicKey } from './keys.js';
 import { pae, type Envelope } from './envelope.js';
@@ -29,7 +30,7 @@ export function encodeRoot(r: RootDoc): Uint8Array {
   }).finish();
 }
 
-export type RootDecode = { ok: true; root: RootDoc } | { ok: false; outcome: 'malformed' | 'too-large'; reason: string };
+export type RootDecode = Decoded<{ root: RootDoc }>;
 
 function checkRole(name: string, role: Role, keys: Set<string>): string | undefined {
   if (role.keyIds.length > LIMITS.maxRootKeys) return `${name} role lists ${role.keyIds.length} keys (limit ${LIMITS.maxRootKeys})`;
@@ -64,9 +65,9 @@ export function decodeRoot(bytes: Uint8Array): RootDecode {
   try {
     m = pb.root.v1.Root.decode(bytes);
   } catch (e) {
-    return { ok: false, outcome: 'malformed', reason: `root payload is not valid protobuf: ${(e as Error).message}` };
+    return malformed(`root payload is not valid protobuf: ${(e as Error).message}`);
   }
-  if (m.keys.length > LIMITS.maxRootKeys) return { ok: false, outcome: 'too-large', reason: `${m.keys.length} keys (limit ${LIMITS.maxRootKeys})` };
+  if (m.keys.length > LIMITS.maxRootKeys) return tooLarge(`${m.keys.length} keys (limit ${LIMITS.maxRootKeys})`);
   const role = (r: pb.root.v1.IRole | null | undefined): Role => ({ keyIds: [...(r?.keyIds ?? [])], threshold: r?.threshold ?? 0 });
   const root: RootDoc = {
     version: Number(m.version),
@@ -75,8 +76,8 @@ export function decodeRoot(bytes: Uint8Array): RootDecode {
     roles: { root: role(m.root), policy: role(m.policy) },
   };
   const problem = checkRoot(root);
-  if (problem) return { ok: false, outcome: 'malformed', reason: `root: ${problem}` };
-  return { ok: true, root };
+  if (problem) return malformed(`root: ${problem}`);
+  return decoded({ root });
 }
 
 export interface ThresholdCount {

@@ -39,6 +39,8 @@ export interface Rejection {
 
 export type PolicyVerdict = { outcome: 'accepted'; policy: Policy; envelope: Envelope; digest: string } | Rejection;
 export type RootVerdict = { outcome: 'accepted'; root: RootDoc; envelope: Envelope; digest: string } | Rejection;
+/** A pinned root: a RootVerdict whose success also carries it as trusted state (`ok` kept for older callers). */
+export type PinnedVerdict = { ok: true; outcome: 'accepted'; root: RootDoc; envelope: Envelope; digest: string; trusted: TrustedRoot } | Rejection;
 
 export interface TrustedRoot {
   root: RootDoc;
@@ -69,7 +71,7 @@ export function rootExpired(root: RootDoc, now: number): boolean {
 }
 
 function envelopeOf(input: Uint8Array | Envelope): DecodeResult<Envelope> {
-  return input instanceof Uint8Array ? decodeEnvelope(input) : { ok: true, value: input };
+  return input instanceof Uint8Array ? decodeEnvelope(input) : { ok: true, outcome: 'decoded', value: input };
 }
 
 export function verifyPolicy(input: Uint8Array | Envelope, state: TrustedState, now: number): PolicyVerdict {
@@ -193,7 +195,7 @@ export function verifyRootChain(chain: (Uint8Array | Envelope)[], pinned: Truste
  * because it was provisioned out of band; the self-signature catches corruption and
  * checks that its own root threshold can sign.
  */
-export function trustPinnedRoot(input: Uint8Array | Envelope): { ok: true; trusted: TrustedRoot; envelope: Envelope } | Rejection {
+export function trustPinnedRoot(input: Uint8Array | Envelope): PinnedVerdict {
   const decoded = envelopeOf(input);
   if (!decoded.ok) return { outcome: decoded.outcome, reason: decoded.reason };
   const env = decoded.value;
@@ -204,5 +206,6 @@ export function trustPinnedRoot(input: Uint8Array | Envelope): { ok: true; trust
   if (count.valid < count.threshold) {
     return { outcome: count.invalid > 0 ? 'bad-signature' : 'below-threshold', reason: `root v${body.root.version} is not self-signed: ${describeCount(count, 'root')}` };
   }
-  return { ok: true, trusted: { root: body.root, digest: digestOf(env) }, envelope: env };
+  const digest = digestOf(env);
+  return { ok: true, outcome: 'accepted', root: body.root, envelope: env, digest, trusted: { root: body.root, digest } };
 }

@@ -10,12 +10,12 @@ describe('envelope', () => {
   });
   it('round-trips through protobuf and through JSON', () => {
     const env = signEnvelope(PAYLOAD_TYPE.policy, new Uint8Array([1, 2, 3]), [k]);
-    expect(decodeEnvelope(encodeEnvelope(env))).toEqual({ ok: true, value: env });
+    expect(decodeEnvelope(encodeEnvelope(env))).toEqual({ ok: true, outcome: 'decoded', value: env });
     const text = envelopeToText(env);
     expect(JSON.parse(text)).toMatchObject({ payloadType: PAYLOAD_TYPE.policy, payload: 'AQID', signatures: [{ keyId: k.keyId }] });
-    expect(parseEnvelopeJson(Buffer.from(text))).toEqual({ ok: true, value: env });
-    expect(parseEnvelopeAny(Buffer.from(text))).toEqual({ ok: true, value: env });
-    expect(parseEnvelopeAny(encodeEnvelope(env))).toEqual({ ok: true, value: env });
+    expect(parseEnvelopeJson(Buffer.from(text))).toEqual({ ok: true, outcome: 'decoded', value: env });
+    expect(parseEnvelopeAny(Buffer.from(text))).toEqual({ ok: true, outcome: 'decoded', value: env });
+    expect(parseEnvelopeAny(encodeEnvelope(env))).toEqual({ ok: true, outcome: 'decoded', value: env });
   });
   it('signs with each distinct key once', () => {
     expect(signEnvelope(PAYLOAD_TYPE.policy, new Uint8Array([1]), [k, k]).signatures).toHaveLength(1);
