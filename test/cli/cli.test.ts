@@ -109,7 +109,7 @@ describe('picket CLI', () => {
     expect(run('keygen', '--out', 'x.key', '--bogus').code).toBe(2);
     expect(run('policy', 'explain', 'policy.signed', '--node', 'db-1', '--from', '1.2.3.4', '--port', '99999').code).toBe(2);
     expect(run('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-  });
+  }, 120_000); // 16 process starts: on 2 busy cores that alone passed the 30 s default
 });
 
 describe('root show and root files', () => {
