@@ -3,6 +3,8 @@
  * process over loopback TCP (median and p99 over every node and update), the time from
  * healing a 50/50 partition to full convergence, and the RSS of one agent process with 20
  * peers. Prints a table and saves JSON.   npx tsx bench/mesh.ts [--quick] [--out DIR]
+ * `--only-convergence 30` runs publish → applied for that one cluster size and nothing else
+ * (a before/after comparison of one change on a shared machine).
  */
 import '../src/runtime/polyfill.js';
 import { performance } from 'node:perf_hooks';
@@ -132,13 +134,16 @@ async function memory(peers: number): Promise<void> {
   }
 }
 
-const sizes = quick ? [10, 30] : [10, 30, 100];
+const only = argValue('--only-convergence', '');
+const sizes = only ? [Number(only)] : quick ? [10, 30] : [10, 30, 100];
 for (const n of sizes) {
   await convergence(n, quick ? 5 : 10);
   console.log(`convergence ${n} done`);
 }
-await heal(quick ? 10 : 30, quick ? 2 : 3);
-await memory(20);
+if (!only) {
+  await heal(quick ? 10 : 30, quick ? 2 : 3);
+  await memory(20);
+}
 for (const r of rows) console.log(`${r.scenario.padEnd(12)} ${String(r.nodes ?? '').padStart(4)}  ${r.metric.padEnd(52)} ${String(r.value).padStart(9)} ${r.unit}`);
 saveRows(`${out}/mesh.json`, rows);
 console.log(`saved ${out}/mesh.json`);
