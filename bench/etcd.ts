@@ -119,8 +119,8 @@ try {
   }
   // Half the nodes lose the publishing node (not each other).
   const origin = c.nodes[0]!, cutOff = new Set(c.nodes.slice(N / 2).map((n) => n.peerId));
-  await origin.agent!.mesh.setLinkFilter((p) => !cutOff.has(p));
-  await Promise.all(c.nodes.slice(N / 2).map((n) => n.agent!.mesh.setLinkFilter((p) => p !== origin.peerId)));
+  await origin.links.set(origin.agent!.mesh, (p) => !cutOff.has(p));
+  await Promise.all(c.nodes.slice(N / 2).map((n) => n.links.set(n.agent!.mesh, (p) => p !== origin.peerId)));
   const meshCutV = UPDATES + 2;
   await c.publish(origin, c.policy(meshCutV));
   await new Promise((r) => setTimeout(r, 3000));

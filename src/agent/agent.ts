@@ -21,7 +21,7 @@ import { FileBackend, MemoryBackend, type Backend } from '../enforce/backend.js'
 import { NftBackend } from '../enforce/nft.js';
 import { IptablesBackend } from '../enforce/iptables.js';
 import { Enforcer, type EnforcerOptions } from '../enforce/enforcer.js';
-import type { Mesh } from '../mesh/mesh.js';
+import type { Mesh, MeshOptions } from '../mesh/mesh.js';
 import { Engine } from '../node/engine.js';
 import { ControlServer } from './control.js';
 import { Metrics } from './metrics.js';
@@ -46,6 +46,8 @@ export interface AgentDeps {
   noControl?: boolean;
   /** Test hook: where the self-audit reads listening sockets from. */
   listeners?: () => Listener[];
+  /** Test hook: wraps the mesh's connection gater (simulated partitions). */
+  wrapGater?: MeshOptions['wrapGater'];
 }
 
 export interface StatusJson {
@@ -167,6 +169,7 @@ export class Agent {
         ...(deps.memoryLatency !== undefined ? { memoryLatency: deps.memoryLatency } : {}),
         ...(deps.noIdontwant ? { noIdontwant: true } : {}),
         ...(deps.syncTimeout !== undefined ? { syncTimeout: deps.syncTimeout } : {}),
+        ...(deps.wrapGater ? { wrapGater: deps.wrapGater } : {}),
       });
       const alerts = new AlertManager({ store, clock, log, source: peerId, sinks: [...config.alerts] });
       await alerts.start();

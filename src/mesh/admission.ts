@@ -6,13 +6,14 @@
 import type { ConnectionGater, PeerId } from '@libp2p/interface';
 import type { Clock } from '../runtime/clock.js';
 
+/** Records a strike against a peer for a named misbehaviour (and bans it past the threshold). */
+export type Penalise = (peer: string, why: string) => void;
+
 export class Admission {
   #allowed: Set<string> | null = null;
   #banned = new Map<string, number>();
   /** Times of recent misbehaviour per peer; strikes older than the ban window are forgotten. */
   #strikes = new Map<string, number[]>();
-  /** Test hook for simulated partitions: false cuts the link to that peer. */
-  linkFilter: ((peerId: string) => boolean) | null = null;
 
   constructor(private readonly clock: Clock, private readonly self: string) {}
 
@@ -27,7 +28,6 @@ export class Admission {
       if (until > this.clock.now()) return false;
       this.#banned.delete(peerId);
     }
-    if (this.linkFilter && !this.linkFilter(peerId)) return false;
     return this.#allowed === null || this.#allowed.has(peerId);
   }
 

@@ -18,6 +18,7 @@ import { encodePolicy, type Policy } from '../../src/policy/model.js';
 import { encodeRoot } from '../../src/trust/root.js';
 import { generateSigningKey, type SigningKey } from '../../src/trust/keys.js';
 import { rootDoc } from './trust.js';
+import { LinkFilter } from './link-filter.js';
 
 let clusterSeq = 0;
 
@@ -31,6 +32,8 @@ export interface NodeSpec {
   agent: Agent | null;
   /** Every policy version this node accepted, in order (survives restarts). */
   history: number[];
+  /** Simulated partitions: wraps this node's connection gater (survives restarts). */
+  links: LinkFilter;
 }
 
 export interface ClusterOptions {
@@ -79,7 +82,7 @@ export class Cluster {
     const keyFile = join(this.dir, `n${i}.key`);
     writeFileSync(keyFile, Buffer.from(privateKeyToProtobuf(key)).toString('base64'));
     const listen = this.opts.transport === 'memory' ? `/memory/c${this.#id}-n${i}-${process.pid}` : '/ip4/127.0.0.1/tcp/0';
-    const spec: NodeSpec = { name: `n${i}`, key, peerId: peerIdFromPrivateKey(key).toString(), dir, listen, backend: new MemoryBackend(), agent: null, history: [] };
+    const spec: NodeSpec = { name: `n${i}`, key, peerId: peerIdFromPrivateKey(key).toString(), dir, listen, backend: new MemoryBackend(), agent: null, history: [], links: new LinkFilter() };
     this.nodes.push(spec);
     return spec;
   }
@@ -116,7 +119,8 @@ export class Cluster {
 
   async start(spec: NodeSpec, bootstrap?: string[]): Promise<Agent> {
     const agent = await Agent.start(this.config(spec, bootstrap ?? this.bootstrapFor(spec)), {
-      backend: spec.backend, log: silentLogger, noControl: true, memoryLatency: this.opts.latency, syncTimeout: 5000, ...this.deps(spec),
+      backend: spec.backend, log: silentLogger, noControl: true, memoryLatency: this.opts.latency, syncTimeout: 5000,
+      wrapGater: (g) => spec.links.wrap(g), ...this.deps(spec),
     });
     agent.engine.on('policy', (cur) => spec.history.push(cur.policy.version));
     this.onStart(spec, agent);
@@ -189,12 +193,12 @@ export class Cluster {
     groups.forEach((g, i) => g.forEach((n) => groupOf.set(n.peerId, i)));
     await Promise.all(this.running().map((n) => {
       const mine = groupOf.get(n.peerId);
-      return n.agent!.mesh.setLinkFilter((peer) => groupOf.get(peer) === mine);
+      return n.links.set(n.agent!.mesh, (peer) => groupOf.get(peer) === mine);
     }));
   }
 
   async heal(): Promise<void> {
-    await Promise.all(this.running().map((n) => n.agent!.mesh.setLinkFilter(null)));
+    await Promise.all(this.running().map((n) => n.links.set(n.agent!.mesh, null)));
   }
 
   async destroy(): Promise<void> {

@@ -1,0 +1,239 @@
+/**
+ * Room: anti-entropy scheduling and serving. Runs the sync protocol (sync.ts) with peers:
+ * on every new outbound connection, every `syncInterval` (jittered) with a random peer, on
+ * demand (a gap, a root this node may lack), and the pull of an announced body. Serves the
+ * peers' exchanges. What a peer pushes is offered to the engine as from that peer.
+ */
+import { multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { Stream, Connection } from '@libp2p/interface';
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Random } from '../runtime/random.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Engine } from '../node/engine.js';
+import type { Admission, Penalise } from './admission.js';
+import type { Dialer } from './dialer.js';
+import { shuffle } from './dialer.js';
+import type { MeshNode } from './node.js';
+import type { MeshCounters } from './metrics.js';
+import { gossipVerdict, TopicValidatorResult } from './gossip.js';
+import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal, type SyncStats } from './sync.js';
+import type { Holdings } from './sync-plan.js';
+import { judgeAnnouncement, type Announcement } from './announce.js';
+import { InFlight, type Pull } from './inflight.js';
+
+export interface AntiEntropyInit {
+  meshId: string;
+  self: string;
+  engine: Engine;
+  admission: Admission;
+  dialer: Dialer;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  counters: MeshCounters;
+  penalise: Penalise;
+  syncInterval: number;
+  minPeers: number;
+  syncTimeout: number;
+  /** Concurrent inbound sync streams per connection (libp2p's own per-connection limit). */
+  maxInboundStreams: number;
+}
+
+export class AntiEntropy {
+  /** Bodies on their way: pulls and exchanges with peers that are ahead. */
+  readonly inflight = new InFlight();
+  #o: AntiEntropyInit;
+  #node!: MeshNode;
+  #timers: Timer[] = [];
+  #stopped = false;
+  #syncing = new Map<string, Promise<SyncStats | undefined>>();
+  /** Every sync exchange in progress, initiated or served. */
+  #exchanges = new Set<Promise<unknown>>();
+
+  constructor(o: AntiEntropyInit) {
+    this.#o = o;
+  }
+
+  /** Registers the sync protocol handler (before the node starts). */
+  async install(node: MeshNode): Promise<void> {
+    this.#node = node;
+    await node.handle(SYNC_PROTOCOL, (stream: Stream, connection: Connection) => {
+      void this.#track(this.#serve(stream, connection.remotePeer.toString()));
+    }, { maxInboundStreams: this.#o.maxInboundStreams });
+  }
+
+  /** Starts the periodic schedule (the node must be started). */
+  start(): void {
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) t.cancel();
+  }
+
+  /**
+   * Periodic anti-entropy with a random policy node — connected or not, so that two sides
+   * of a healed partition that are each above minPeers still find each other.
+   */
+  #schedule(): void {
+    if (this.#stopped) return;
+    const o = this.#o;
+    const jitter = o.syncInterval * (0.8 + o.random.next() * 0.4);
+    this.#timers.push(o.clock.setTimeout(() => {
+      // Never let one slow exchange stall the schedule: each round is bounded by its own timeouts.
+      void this.#round().catch(() => undefined);
+      this.#schedule();
+    }, jitter));
+    if (this.#timers.length > 16) this.#timers.splice(0, this.#timers.length - 16);
+  }
+
+  #connectedPeers(): string[] {
+    return [...new Set(this.#node.getConnections().map((c) => c.remotePeer.toString()))];
+  }
+
+  async #round(): Promise<void> {
+    const o = this.#o;
+    const connected = this.#connectedPeers();
+    const cur = o.engine.current;
+    const policyPeers = cur ? cur.policy.nodes.map((n) => n.peerId).filter((p) => p !== o.self && o.dialer.knows(p)) : [];
+    const unconnected = policyPeers.filter((p) => !connected.includes(p) && o.admission.isAllowed(p) && o.dialer.due(p));
+    // Reach beyond current connections (this is what rejoins the halves of a healed
+    // partition), but only while the connection count is modest: every dial is a connection
+    // that stays, and a node with hundreds of them spends its CPU on keep-alives.
+    if (unconnected.length && connected.length < 3 * o.minPeers) {
+      const p = unconnected[o.random.int(unconnected.length)]!;
+      if (await o.dialer.dial(p)) return; // the new connection triggers a sync by itself
+    }
+    if (connected.length) await this.syncWith(connected[o.random.int(connected.length)]!);
+  }
+
+  /**
+   * Initiates one sync exchange with a peer (at most one at a time per peer: a second call
+   * while one runs gets that one's result). Resolves with the exchange's stats, or
+   * undefined when it failed.
+   */
+  syncWith(peer: string): Promise<SyncStats | undefined> {
+    if (this.#stopped) return Promise.resolve(undefined);
+    const running = this.#syncing.get(peer);
+    if (running) return running;
+    const run = this.#track(this.#initiate(peer)).finally(() => this.#syncing.delete(peer));
+    this.#syncing.set(peer, run);
+    return run;
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#exchanges.add(p);
+    void p.finally(() => this.#exchanges.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  async #initiate(peer: string): Promise<SyncStats | undefined> {
+    let stream: Stream | undefined;
+    try {
+      stream = await this.#node.dialProtocol(peerIdFromString(peer), SYNC_PROTOCOL, { signal: AbortSignal.timeout(5000) });
+      const stats = await runSync(stream, 'initiator', this.#withPeer(peer), this.#o.syncTimeout);
+      this.#count(stats.sentBytes, stats.receivedBytes);
+      await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream?.abort(new Error('close timed out')));
+      return stats;
+    } catch (e) {
+      this.#failed(peer, e, stream);
+      return undefined;
+    }
+  }
+
+  holdings(): Holdings {
+    const e = this.#o.engine;
+    return {
+      meshId: this.#o.meshId,
+      rootVersion: e.root.root.version,
+      policyVersion: e.current?.policy.version ?? 0,
+      policyDigest: e.current?.digest ?? '',
+    };
+  }
+
+  /** One pull per announced body, however many peers announce it at once. */
+  pull(from: string, key: string, a: Announcement): Promise<void> {
+    const running = this.inflight.pulls.get(key);
+    if (running) return running.done;
+    const pull: Pull = { from, version: a.policyVersion, done: Promise.resolve() };
+    pull.done = (async () => {
+      this.#o.counters.pulls++;
+      // Exchanges already running (a new connection's sync, one with `from` that started before
+      // it held the body) may be bringing this body: let them finish first, then judge only an
+      // exchange started after the announcement arrived.
+      if (this.#exchanges.size) await Promise.allSettled([...this.#exchanges]);
+      if (judgeAnnouncement(this.holdings(), a) !== 'pull') return;
+      const stats = await this.syncWith(from);
+      if (stats && stats.peer.policyVersion < a.policyVersion) {
+        // It forwarded an announcement for a body it does not hold: honest peers never do.
+        this.#o.penalise(from, 'announced a policy it does not hold');
+      }
+    })().finally(() => this.inflight.pulls.delete(key));
+    this.inflight.pulls.set(key, pull);
+    return pull.done;
+  }
+
+  /** What this node holds, for a sync with `peer`; what the peer pushes is offered as from it. */
+  #withPeer(peer: string): SyncLocal {
+    const o = this.#o;
+    const e = o.engine;
+    return {
+      holdings: () => ({ ...this.holdings(), fetchingVersion: this.inflight.fetchingExcept(peer) }),
+      claim: (theirs) => this.inflight.claim(peer, this.holdings(), theirs),
+      rootsAfter: (v) => e.rootsAfter(v),
+      policyEnvelope: () => e.current?.bytes,
+      peers: () => this.#peerSample(peer),
+      receive: async (push) => {
+        if (push.policy) o.counters.syncPoliciesIn++;
+        for (const bytes of [...push.roots, ...(push.policy ? [push.policy] : [])]) {
+          const r = await e.offer(bytes, { kind: 'sync', peer });
+          if (gossipVerdict(r.outcome) === TopicValidatorResult.Reject) o.penalise(peer, `sync ${r.outcome}`);
+        }
+        // Learn peers only once verified state says who belongs (admission filters them).
+        for (const info of push.peers) {
+          if (info.peerId === o.self || !o.admission.isAllowed(info.peerId)) continue;
+          const addrs = info.addrs.flatMap((a) => { try { return [multiaddr(a)]; } catch { return []; } });
+          if (addrs.length) o.dialer.learn(info.peerId, addrs, false);
+        }
+      },
+    };
+  }
+
+  /** Connected peers and their listen addresses, for peer exchange (the asking peer left out). */
+  #peerSample(exclude: string): PeerInfo[] {
+    const out: PeerInfo[] = [];
+    const connected = this.#connectedPeers().filter((p) => p !== exclude);
+    shuffle(connected, this.#o.random);
+    for (const p of connected.slice(0, MAX_SYNC_PEERS)) {
+      const addrs = this.#o.dialer.addrsOf(p);
+      if (addrs.length) out.push({ peerId: p, addrs: addrs.map(String) });
+    }
+    return out;
+  }
+
+  async #serve(stream: Stream, peer: string): Promise<void> {
+    try {
+      const stats = await runSync(stream, 'responder', this.#withPeer(peer), this.#o.syncTimeout);
+      this.#count(stats.sentBytes, stats.receivedBytes);
+      await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream?.abort(new Error('close timed out')));
+    } catch (e) {
+      this.#failed(peer, e, stream);
+    }
+  }
+
+  #count(out: number, inn: number): void {
+    const c = this.#o.counters;
+    c.syncRuns++;
+    c.syncBytesOut += out;
+    c.syncBytesIn += inn;
+  }
+
+  #failed(peer: string, e: unknown, stream?: Stream): void {
+    this.#o.counters.syncFailures++;
+    stream?.abort(e instanceof Error ? e : new Error(String(e)));
+    if (e instanceof SyncError) this.#o.penalise(peer, e.message);
+    this.#o.log.debug({ peer, err: (e as Error).message }, 'sync failed');
+  }
+}

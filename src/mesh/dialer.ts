@@ -1,0 +1,211 @@
+/**
+ * Room: the peer book and dialing. Which addresses this node knows for which PeerId (from
+ * the persisted peer cache, bootstrap, identify, the policy and peer exchange), the redial
+ * loop that keeps towards `minPeers` connections with per-peer backoff, trimming far above
+ * it, and the peer cache written back in batches. It decides whom to dial, never whom to admit.
+ */
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import type { Connection } from '@libp2p/interface';
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Random } from '../runtime/random.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Store, PeerRecord } from '../store/store.js';
+import type { Engine } from '../node/engine.js';
+import type { Admission } from './admission.js';
+import type { MeshNode } from './node.js';
+
+export interface DialerInit {
+  self: string;
+  listen: string[];
+  bootstrap: string[];
+  engine: Engine;
+  store: Store;
+  admission: Admission;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  minPeers: number;
+  redialMin: number;
+  redialMax: number;
+}
+
+interface Known {
+  addrs: Multiaddr[];
+  failures: number;
+  nextAt: number;
+  bootstrap: boolean;
+}
+
+export class Dialer {
+  #o: DialerInit;
+  #node!: MeshNode;
+  #known = new Map<string, Known>();
+  #dirtyPeers = new Map<string, PeerRecord>();
+  #timers: Timer[] = [];
+  #stopped = false;
+
+  constructor(o: DialerInit) {
+    this.#o = o;
+  }
+
+  /** Loads the peer cache and the bootstrap list; call before the node starts. */
+  async load(node: MeshNode): Promise<void> {
+    const o = this.#o;
+    this.#node = node;
+    // Peer cache first (a restart with every bootstrap peer down still rejoins), then bootstrap.
+    for (const [peer, rec] of await o.store.peers()) {
+      const ma = rec.addrs.flatMap((a) => { try { return [multiaddr(a)]; } catch { return []; } });
+      if (ma.length) this.learn(peer, ma, false);
+    }
+    for (const b of o.bootstrap) {
+      const ma = multiaddr(b);
+      const peer = ma.getComponents().find((c) => c.name === 'p2p')?.value;
+      if (peer) this.learn(peer, [ma], true);
+      else o.log.warn({ addr: b }, 'bootstrap address has no /p2p/<PeerId>; ignored');
+    }
+  }
+
+  knows(peer: string): boolean {
+    return this.#known.has(peer);
+  }
+
+  isBootstrap(peer: string): boolean {
+    return this.#known.get(peer)?.bootstrap ?? false;
+  }
+
+  addrsOf(peer: string): Multiaddr[] {
+    return this.#known.get(peer)?.addrs ?? [];
+  }
+
+  /** True when the peer may be dialled now (its backoff has passed). */
+  due(peer: string): boolean {
+    return (this.#known.get(peer)?.nextAt ?? 0) <= this.#o.clock.now();
+  }
+
+  learn(peer: string, raw: Multiaddr[], bootstrap: boolean): void {
+    if (peer === this.#o.self) return;
+    // libp2p dials a list only if every address names the same peer (or none does): name it everywhere.
+    const addrs = raw.flatMap((a) => {
+      const named = a.getComponents().find((c) => c.name === 'p2p')?.value;
+      if (named && named !== peer) return [];
+      return [named ? a : a.encapsulate(`/p2p/${peer}`)];
+    });
+    if (!addrs.length) return;
+    const k = this.#known.get(peer);
+    if (k) {
+      const have = new Set(k.addrs.map(String));
+      for (const a of addrs) if (!have.has(String(a))) k.addrs.push(a);
+      k.bootstrap ||= bootstrap;
+    } else {
+      this.#known.set(peer, { addrs: [...addrs], failures: 0, nextAt: 0, bootstrap });
+    }
+  }
+
+  /** A peer told us (identify) where it listens: remembered, and persisted in the peer cache. */
+  identified(peer: string, listenAddrs: Multiaddr[]): void {
+    this.learn(peer, listenAddrs, false);
+    this.#dirtyPeers.set(peer, { addrs: listenAddrs.map(String), lastSeen: this.#o.clock.now() });
+  }
+
+  /** A connection opened: whatever backoff the peer had is over. */
+  connected(peer: string): void {
+    const k = this.#known.get(peer);
+    if (k) { k.failures = 0; k.nextAt = 0; }
+  }
+
+  /** Forget every backoff (the network changed: a partition healed). */
+  resetBackoff(): void {
+    for (const k of this.#known.values()) { k.failures = 0; k.nextAt = 0; }
+  }
+
+  /**
+   * A fleet usually runs the agent on one port everywhere: policy node addresses plus our
+   * own TCP listen port make dial candidates for nodes we have never heard from.
+   */
+  learnFromPolicy(): void {
+    const o = this.#o;
+    const cur = o.engine.current;
+    if (!cur) return;
+    const ports = [...new Set(o.listen.flatMap((a) => { const m = /\/tcp\/(\d+)/.exec(a); return m && m[1] !== '0' ? [m[1]!] : []; }))];
+    if (!ports.length) return;
+    for (const n of cur.policy.nodes) {
+      if (n.peerId === o.self || this.#known.has(n.peerId)) continue;
+      const addrs = n.addresses.flatMap((a) => ports.map((p) => multiaddr(`/${a.includes(':') ? 'ip6' : 'ip4'}/${a}/tcp/${p}/p2p/${n.peerId}`)));
+      if (addrs.length) this.learn(n.peerId, addrs, false);
+    }
+  }
+
+  /** Starts the redial loop (the node must be started). */
+  start(): void {
+    this.#tick();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) t.cancel();
+    await this.flush();
+  }
+
+  /** Redial loop: keep towards minPeers connections, backing off per peer. */
+  #tick(): void {
+    if (this.#stopped) return;
+    const o = this.#o;
+    const now = o.clock.now();
+    const connected = new Set(this.#node.getConnections().map((c) => c.remotePeer.toString()));
+    let need = o.minPeers - connected.size;
+    if (need > 0) {
+      const candidates = [...this.#known.entries()].filter(([p, k]) => !connected.has(p) && k.nextAt <= now && o.admission.isAllowed(p));
+      shuffle(candidates, o.random);
+      for (const [peer] of candidates.slice(0, Math.min(need, 4))) {
+        need--;
+        void this.dial(peer);
+      }
+    }
+    // Trim: far above minPeers, close a few random connections (never a bootstrap peer's).
+    const excess = connected.size - 4 * o.minPeers;
+    if (excess > 0) {
+      const extra = this.#node.getConnections().filter((c) => !this.#known.get(c.remotePeer.toString())?.bootstrap);
+      shuffle(extra, o.random);
+      for (const c of extra.slice(0, excess)) void c.close().catch(() => undefined);
+    }
+    void this.flush();
+    this.#timers.push(o.clock.setTimeout(() => this.#tick(), Math.max(100, o.redialMin)));
+    if (this.#timers.length > 16) this.#timers.splice(0, this.#timers.length - 16);
+  }
+
+  async dial(peer: string): Promise<Connection | undefined> {
+    const o = this.#o;
+    const k = this.#known.get(peer);
+    if (!k) return undefined;
+    try {
+      const conn = await this.#node.dial(k.addrs, { signal: AbortSignal.timeout(5000) });
+      k.failures = 0;
+      k.nextAt = 0;
+      return conn;
+    } catch (e) {
+      k.failures++;
+      const backoff = Math.min(o.redialMax, o.redialMin * 2 ** Math.min(k.failures - 1, 20));
+      k.nextAt = o.clock.now() + backoff * (0.75 + o.random.next() * 0.5);
+      o.log.debug({ peer, failures: k.failures, err: (e as Error).message }, 'dial failed');
+      return undefined;
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (!this.#dirtyPeers.size) return;
+    const batch = new Map(this.#dirtyPeers);
+    this.#dirtyPeers.clear();
+    try {
+      await this.#o.store.savePeers(batch);
+    } catch (e) {
+      this.#o.log.warn({ err: (e as Error).message }, 'peer cache not saved');
+    }
+  }
+}
+
+export function shuffle<T>(a: T[], random: Random): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = random.int(i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+}

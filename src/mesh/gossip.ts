@@ -1,0 +1,182 @@
+/**
+ * Room: gossip. The three topics (policy envelopes, large-policy announcements, signed
+ * statuses), their validators — each maps what the engine or a verifier says into
+ * accept / ignore / reject, and a reject is a strike against the forwarding peer — and
+ * publishing: a policy is pushed whole, or announced and pulled through anti-entropy when large.
+ */
+import { TopicValidatorResult } from '@libp2p/gossipsub';
+import type { PrivateKey } from '@libp2p/interface';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { CurrentPolicy, Engine, OfferResult } from '../node/engine.js';
+import type { Admission, Penalise } from './admission.js';
+import type { AntiEntropy } from './anti-entropy.js';
+import type { MeshCounters } from './metrics.js';
+import type { MeshNode } from './node.js';
+import { judgeAnnouncement, signAnnouncement, verifyAnnouncement } from './announce.js';
+
+export { TopicValidatorResult };
+
+export const policyTopic = (meshId: string) => `/picket/${meshId}/policy/1`;
+export const statusTopic = (meshId: string) => `/picket/${meshId}/status/1`;
+export const announceTopic = (meshId: string) => `/picket/${meshId}/announce/1`;
+
+/** Maps a verification outcome to what gossipsub does with the message. */
+export function gossipVerdict(outcome: OfferResult['outcome']): TopicValidatorResult {
+  switch (outcome) {
+    case 'accepted':
+      return TopicValidatorResult.Accept;
+    // Honest peers can send these: a lagging relay, a race, a peer that saw the other side of an equivocation.
+    case 'duplicate':
+    case 'stale':
+    case 'equivocation':
+    case 'expired':
+    case 'gap':
+    // An honest peer that has not yet seen a root rotation, or whose root expired, sends these.
+    case 'stale-root-signature':
+    case 'root-expired':
+      return TopicValidatorResult.Ignore;
+    // Only a forger or a broken peer sends these: gossipsub penalises the sender.
+    default:
+      return TopicValidatorResult.Reject;
+  }
+}
+
+export type StatusVerdict = 'accept' | 'ignore' | 'reject';
+
+export interface GossipInit {
+  meshId: string;
+  self: string;
+  privateKey: PrivateKey;
+  engine: Engine;
+  admission: Admission;
+  antiEntropy: AntiEntropy;
+  clock: Clock;
+  log: Logger;
+  counters: MeshCounters;
+  penalise: Penalise;
+  /**
+   * Envelopes larger than this many bytes are announced (a small signed message) and pulled
+   * once through sync, instead of being pushed whole to every gossip mesh peer. null: always push.
+   */
+  announceAbove: number | null;
+}
+
+export class Gossip {
+  #o: GossipInit;
+  #node!: MeshNode;
+  /** Same-version-other-digest announcements already pulled once (an equivocation seen). */
+  #pulledOther = new Set<string>();
+
+  constructor(o: GossipInit) {
+    this.#o = o;
+  }
+
+  /** Subscribes to the policy and announcement topics with their validators. */
+  install(node: MeshNode): void {
+    const o = this.#o;
+    this.#node = node;
+    const pubsub = node.services.pubsub;
+    const topic = policyTopic(o.meshId);
+    pubsub.topicValidators.set(topic, async (peer, msg) => this.#onPolicy(peer.toString(), msg.data));
+    pubsub.subscribe(topic);
+    const announce = announceTopic(o.meshId);
+    pubsub.topicValidators.set(announce, async (peer, msg) => this.#onAnnouncement(peer.toString(), msg.data));
+    pubsub.subscribe(announce);
+  }
+
+  async #onPolicy(from: string, data: Uint8Array): Promise<TopicValidatorResult> {
+    const o = this.#o;
+    o.counters.gossipBytesIn += data.length;
+    const retry = !o.admission.isBanned(from);
+    let r = await o.engine.offer(data, { kind: 'gossip', peer: from }, { retryBelowThreshold: retry });
+    if (r.outcome === 'below-threshold' && retry) {
+      // Signed under a root this node may not hold yet (a rotation still spreading): sync
+      // with the sender, which pulls any newer root, then judge the message again.
+      await o.antiEntropy.syncWith(from);
+      r = await o.engine.offer(data, { kind: 'gossip', peer: from });
+    }
+    o.counters.gossipIn[r.outcome] = (o.counters.gossipIn[r.outcome] ?? 0) + 1;
+    const verdict = gossipVerdict(r.outcome);
+    if (verdict === TopicValidatorResult.Reject) o.penalise(from, `gossip ${r.outcome}`);
+    if (r.outcome === 'gap') void o.antiEntropy.syncWith(from);
+    return verdict;
+  }
+
+  /**
+   * An announcement of a large policy, forwarded to us by `from`. Pull the body from that
+   * peer (an honest node forwards an announcement only once it holds the body), then let
+   * gossipsub forward the announcement only if we now hold exactly that body, so whoever
+   * hears it from us can pull from us in turn.
+   */
+  async #onAnnouncement(from: string, data: Uint8Array): Promise<TopicValidatorResult> {
+    const o = this.#o;
+    o.counters.gossipBytesIn += data.length;
+    const isMember = (p: string) => o.engine.current?.policy.nodes.some((n) => n.peerId === p) ?? false;
+    const v = await verifyAnnouncement(data, o.meshId, isMember);
+    let outcome: string;
+    if (!v.ok) {
+      outcome = v.reject ? 'rejected' : 'ignored';
+      if (v.reject) o.penalise(from, v.reason);
+    } else {
+      const a = v.announcement;
+      const holdings = () => o.antiEntropy.holdings();
+      let judged = judgeAnnouncement(holdings(), a);
+      const key = `${a.policyVersion}:${a.policyDigest}`;
+      if (judged === 'pull' && a.policyVersion === holdings().policyVersion) {
+        // Same version, other content: pull once so the engine sees (and alerts on) the equivocation.
+        if (this.#pulledOther.has(key)) judged = 'ignore';
+        else { if (this.#pulledOther.size > 64) this.#pulledOther.clear(); this.#pulledOther.add(key); }
+      }
+      if (judged === 'pull') {
+        await o.antiEntropy.pull(from, key, a);
+        judged = judgeAnnouncement(holdings(), a);
+      }
+      outcome = judged === 'forward' ? 'forwarded' : judged === 'pull' ? 'not-pulled' : 'ignored';
+    }
+    o.counters.announcementsIn[outcome] = (o.counters.announcementsIn[outcome] ?? 0) + 1;
+    if (outcome === 'rejected') return TopicValidatorResult.Reject;
+    return outcome === 'forwarded' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+  }
+
+  /** Subscribes to the signed-status topic; the validator decides accept / ignore / reject. */
+  subscribeStatus(validate: (bytes: Uint8Array, from: string) => Promise<StatusVerdict>): void {
+    const topic = statusTopic(this.#o.meshId);
+    const map = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const;
+    this.#node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const v = await validate(msg.data, peer.toString());
+      if (v === 'reject') this.#o.penalise(peer.toString(), 'invalid status');
+      return map[v];
+    });
+    this.#node.services.pubsub.subscribe(topic);
+  }
+
+  publishStatus(bytes: Uint8Array): Promise<void> {
+    return this.publishRaw(statusTopic(this.#o.meshId), bytes);
+  }
+
+  /** Spreads the policy this node holds: pushed whole, or announced when large. */
+  async publishPolicy(cur: CurrentPolicy): Promise<void> {
+    const o = this.#o;
+    if (o.announceAbove === null || cur.bytes.length <= o.announceAbove) return this.publishRaw(policyTopic(o.meshId), cur.bytes);
+    const signed = await signAnnouncement({
+      meshId: o.meshId, peerId: o.self, policyVersion: cur.policy.version, policyDigest: cur.digest,
+      size: cur.bytes.length, rootVersion: o.engine.root.root.version, time: o.clock.now(),
+    }, o.privateKey);
+    o.counters.announcementsOut++;
+    return this.publishRaw(announceTopic(o.meshId), signed);
+  }
+
+  /** Spreads a root this node accepted from elsewhere than gossip. */
+  publishRoot(bytes: Uint8Array): Promise<void> {
+    return this.publishRaw(policyTopic(this.#o.meshId), bytes);
+  }
+
+  async publishRaw(topic: string, bytes: Uint8Array): Promise<void> {
+    try {
+      await this.#node.services.pubsub.publish(topic, bytes);
+    } catch (e) {
+      this.#o.log.debug({ topic, err: (e as Error).message }, 'publish failed');
+    }
+  }
+}
