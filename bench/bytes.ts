@@ -35,7 +35,7 @@ async function update(c: Cluster, via: NodeSpec, v: number, bulk: boolean, idleR
     return () => x.agent!.engine.off('enforced', fn);
   });
   const before = received(c);
-  const sync0 = c.nodes.map((n) => n.agent!.mesh.counters.syncBytesIn);
+  const sync0 = (await Promise.all(c.nodes.map(Cluster.counters))).map((x) => x.syncBytesIn);
   const t0 = performance.now();
   await c.publish(via, p);
   await until(() => applied.size === c.nodes.length, 120_000);
@@ -46,7 +46,8 @@ async function update(c: Cluster, via: NodeSpec, v: number, bulk: boolean, idleR
   const after = received(c);
   const bytes = c.nodes.flatMap((n, i) => (n === via ? [] : [after[i]! - before[i]! - idleRate[i]! * window]));
   // The part that came through sync exchanges (pulled or pushed bodies), before Noise/yamux framing.
-  const bodies = c.nodes.flatMap((n, i) => (n === via ? [] : [n.agent!.mesh.counters.syncBytesIn - sync0[i]!]));
+  const sync1 = (await Promise.all(c.nodes.map(Cluster.counters))).map((x) => x.syncBytesIn);
+  const bodies = c.nodes.flatMap((n, i) => (n === via ? [] : [sync1[i]! - sync0[i]!]));
   const lat = c.nodes.filter((n) => n !== via).map((n) => applied.get(n.name)! - t0);
   return { bytes, bodies, perNode: lat, all: Math.max(...lat), size };
 }

@@ -113,7 +113,7 @@ export class Agent {
   readonly log: Logger;
   readonly alerts: AlertManager;
   readonly auditor: Auditor;
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics;
   #metricsAddr: string | null = null;
   #config: AgentConfig;
   #clock: Clock;
@@ -123,8 +123,9 @@ export class Agent {
   #lastFileSig = '';
   #stopped = false;
 
-  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor }) {
+  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor; metrics: Metrics }) {
     this.#config = config;
+    this.metrics = parts.metrics;
     this.engine = parts.engine;
     this.mesh = parts.mesh;
     this.enforcer = parts.enforcer;
@@ -161,6 +162,8 @@ export class Agent {
       // stack is loaded only after that: the first ruleset does not wait for libp2p to load.
       await engine.start();
       const [{ Mesh }, { Auditor }] = await Promise.all([import('../mesh/mesh.js'), import('../audit/auditor.js')]);
+      // One registry per agent (in-process clusters must not collide); the mesh registers its own counters in it.
+      const metrics = new Metrics();
       const mesh = new Mesh({
         meshId: config.meshId, privateKey, listen: [...config.listen], bootstrap: [...config.bootstrap],
         engine, store, clock, random, log, syncInterval: config.syncInterval,
@@ -170,6 +173,7 @@ export class Agent {
         ...(deps.noIdontwant ? { noIdontwant: true } : {}),
         ...(deps.syncTimeout !== undefined ? { syncTimeout: deps.syncTimeout } : {}),
         ...(deps.wrapGater ? { wrapGater: deps.wrapGater } : {}),
+        registry: metrics.registry,
       });
       const alerts = new AlertManager({ store, clock, log, source: peerId, sinks: [...config.alerts] });
       await alerts.start();
@@ -181,7 +185,7 @@ export class Agent {
         probeInterval: a.probeInterval, probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning, rootExpiryWarning: a.rootExpiryWarning, lagAfter: a.lagAfter,
         ...(deps.listeners ? { listeners: deps.listeners } : {}),
       });
-      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor });
+      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor, metrics });
       agent.#wireMetrics();
       await auditor.start();
       if (config.control.metrics) agent.#metricsAddr = await agent.metrics.listen(config.control.metrics);
@@ -244,17 +248,9 @@ export class Agent {
       m.policyVersion.set(this.engine.current?.policy.version ?? 0);
       m.rootVersion.set(this.engine.root.root.version);
       m.peers.set(this.mesh.connectedPeers().length);
-      const c = this.mesh.counters;
-      m.syncRuns.set(c.syncRuns);
-      m.syncFailures.set(c.syncFailures);
-      m.syncBytes.set({ direction: 'in' }, c.syncBytesIn);
-      m.syncBytes.set({ direction: 'out' }, c.syncBytesOut);
-      m.gossipBytesIn.set(c.gossipBytesIn);
       const wire = this.mesh.wireBytes();
       m.wireBytes.set({ direction: 'in' }, wire.received);
       m.wireBytes.set({ direction: 'out' }, wire.sent);
-      for (const [outcome, n] of Object.entries(c.announcementsIn)) m.announcements.set({ outcome }, n);
-      m.pulls.set(c.pulls);
       m.enforcementState.reset();
       m.enforcementState.set({ state: this.enforcer.status.state }, 1);
     };

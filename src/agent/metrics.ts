@@ -1,4 +1,8 @@
-/** Prometheus metrics for one agent (its own registry, so in-process clusters do not collide). */
+/**
+ * Prometheus metrics for one agent (its own registry, so in-process clusters do not collide).
+ * The mesh registers its counters (sync, gossip, announcements, strikes, budget overruns) in
+ * this registry itself: src/mesh/metrics.ts.
+ */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { InputError } from '../errors.js';
@@ -8,13 +12,7 @@ export class Metrics {
   readonly policyVersion = new Gauge({ name: 'picket_policy_version', help: 'Version of the policy this node holds (0: none)', registers: [this.registry] });
   readonly rootVersion = new Gauge({ name: 'picket_root_version', help: 'Version of the trusted root', registers: [this.registry] });
   readonly verifications = new Counter({ name: 'picket_verifications_total', help: 'Envelopes verified, by outcome and source', labelNames: ['outcome', 'source'], registers: [this.registry] });
-  readonly syncRuns = new Gauge({ name: 'picket_sync_runs', help: 'Anti-entropy exchanges completed', registers: [this.registry] });
-  readonly syncFailures = new Gauge({ name: 'picket_sync_failures', help: 'Anti-entropy exchanges that failed', registers: [this.registry] });
-  readonly syncBytes = new Gauge({ name: 'picket_sync_bytes', help: 'Bytes exchanged by anti-entropy', labelNames: ['direction'], registers: [this.registry] });
-  readonly gossipBytesIn = new Gauge({ name: 'picket_gossip_bytes_received', help: 'Policy and announcement bytes received by gossip (first copies only)', registers: [this.registry] });
   readonly wireBytes = new Gauge({ name: 'picket_wire_bytes', help: 'TCP bytes over all mesh connections (everything libp2p carried)', labelNames: ['direction'], registers: [this.registry] });
-  readonly announcements = new Gauge({ name: 'picket_announcements_received', help: 'Large-policy announcements received, by what was done with them', labelNames: ['outcome'], registers: [this.registry] });
-  readonly pulls = new Gauge({ name: 'picket_policy_pulls', help: 'Policy bodies pulled after an announcement', registers: [this.registry] });
   readonly applyDuration = new Histogram({ name: 'picket_apply_duration_seconds', help: 'Ruleset apply duration', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry] });
   readonly enforcementState = new Gauge({ name: 'picket_enforcement_state', help: '1 for the current enforcement state', labelNames: ['state'], registers: [this.registry] });
   readonly driftRepairs = new Counter({ name: 'picket_drift_repairs_total', help: 'Ruleset drift detected and repaired', registers: [this.registry] });

@@ -70,7 +70,7 @@ export class Auditor {
     const o = this.#o;
     this.#seq = (await o.store.getJson<number>('status-seq')) ?? 0;
     for (const [k, v] of await o.store.listJson<{ status: NodeStatus; receivedAt: number }>('status/')) this.#statuses.set(k.slice('status/'.length), v);
-    o.mesh.subscribeStatus((bytes, from) => this.#receive(bytes, from));
+    o.mesh.subscribeStatus((bytes, from, withinBudget) => this.#receive(bytes, from, withinBudget));
     this.#wireAlerts();
     // The first apply ran before alerts were wired: report its failure now.
     const st = o.enforcer.status;
@@ -134,6 +134,7 @@ export class Auditor {
           `Equivocation: two different ${r.kind} documents signed with version ${r.version} — a signing key was misused or stolen`,
           { version: r.version, digest: r.digest, reason: r.reason, source: source.kind, peer: source.peer });
       } else if (r.outcome === 'bad-signature' || r.outcome === 'below-threshold') {
+        if (source.peer && !mesh.admission.isListed(source.peer)) return this.#unadmitted(source.peer, `sent a ${r.kind} ${r.outcome}`);
         void alerts.raise(`forged-policy/${source.peer ?? source.kind}`, 'forged-policy', 'error',
           `A ${r.kind} not signed by the trusted threshold was received (${r.outcome}) from ${source.peer ?? source.kind}`,
           { outcome: r.outcome, reason: r.reason, source: source.kind, peer: source.peer });
@@ -157,6 +158,19 @@ export class Auditor {
     enforcer.on('drift', (what) => void alerts.raise('drift-repaired', 'drift-repaired', 'warning', `Firewall drift detected and repaired: ${what}`, { drift: what }));
     enforcer.on('lockout', (reason) => void alerts.raise('lockout-revert', 'lockout-revert', 'critical', `Lock-out guard restored mesh access: ${reason}`, { reason }));
     mesh.on('penalised', (peer, why) => void alerts.raise(`peer-penalised/${peer}`, 'peer-penalised', 'warning', `Peer ${peer} sent invalid data repeatedly (${why}); disconnected and banned for a while`, { peer, why }));
+    mesh.on('unadmitted', (peer, why) => this.#unadmitted(peer, why));
+  }
+
+  /**
+   * Strangers (peers no policy, or before any policy no bootstrap entry, lists) that misbehave
+   * share one alert: identities are free, and an alert per identity is what a Sybil flood wants.
+   */
+  #unadmitted(peer: string, why: string): void {
+    const { alerts } = this.#o;
+    if (alerts.isOpen('unadmitted-peers')) return;
+    void alerts.raise('unadmitted-peers', 'unadmitted-peers', 'warning',
+      'Peers not listed in any policy sent invalid data or ran over the strangers\' budget; they are reported together, not one alert per identity',
+      { firstPeer: peer, why });
   }
 
   /**
@@ -205,12 +219,14 @@ export class Auditor {
     return this.#o.engine.current?.policy.nodes.some((n) => n.peerId === peerId) ?? false;
   }
 
-  async #receive(bytes: Uint8Array, from: string): Promise<'accept' | 'ignore' | 'reject'> {
+  async #receive(bytes: Uint8Array, from: string, withinBudget: (origin: string) => boolean): Promise<'accept' | 'ignore' | 'reject'> {
     const v = await verifyStatus(bytes, this.#o.meshId, (p) => this.#isMember(p), (p) => this.#statuses.get(p)?.status.seq ?? -1);
     if (!v.ok) {
       this.#o.log.debug({ from, reason: v.reason }, 'status not accepted');
       return v.reject ? 'reject' : 'ignore';
     }
+    // Newer than what is held (verifyStatus checked seq); within its node's budget, or dropped unstored.
+    if (!withinBudget(v.status.peerId)) return 'ignore';
     const rec = { status: v.status, receivedAt: this.#o.clock.now() };
     this.#statuses.set(v.status.peerId, rec);
     this.#dirty.add(v.status.peerId); // persisted in batches: a fleet's statuses arrive in bursts
@@ -329,7 +345,7 @@ export class Auditor {
       await o.alerts.resolveClassExcept('node-silent', keep);
     }
     for (const a of o.alerts.openAlerts()) {
-      if ((a.class === 'forged-policy' || a.class === 'peer-penalised') && now - a.since > EVENT_ALERT_TTL) await o.alerts.resolve(a.key, 'quiet for an hour');
+      if ((a.class === 'forged-policy' || a.class === 'peer-penalised' || a.class === 'unadmitted-peers') && now - a.since > EVENT_ALERT_TTL) await o.alerts.resolve(a.key, 'quiet for an hour');
     }
   }
 

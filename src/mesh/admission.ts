@@ -6,11 +6,19 @@
 import type { ConnectionGater, PeerId } from '@libp2p/interface';
 import type { Clock } from '../runtime/clock.js';
 
+/**
+ * Why a peer was struck: the label of `picket_peer_strikes_total{reason}` (a closed set, so a
+ * peer cannot mint label values); `detail` is free text for the log only.
+ */
+export type StrikeReason =
+  | 'gossip-rejected' | 'sync-violation' | 'invalid-status' | 'invalid-announcement' | 'announced-not-held' | 'over-budget';
+
 /** Records a strike against a peer for a named misbehaviour (and bans it past the threshold). */
-export type Penalise = (peer: string, why: string) => void;
+export type Penalise = (peer: string, reason: StrikeReason, detail: string) => void;
 
 export class Admission {
   #allowed: Set<string> | null = null;
+  #bootstrap = new Set<string>();
   #banned = new Map<string, number>();
   /** Times of recent misbehaviour per peer; strikes older than the ban window are forgotten. */
   #strikes = new Map<string, number[]>();
@@ -19,6 +27,20 @@ export class Admission {
 
   setAllowed(peerIds: string[] | null): void {
     this.#allowed = peerIds ? new Set(peerIds) : null;
+  }
+
+  /** The configured bootstrap PeerIds: the only identities listed before any policy exists. */
+  setBootstrap(peerIds: string[]): void {
+    this.#bootstrap = new Set(peerIds);
+  }
+
+  /**
+   * Listed: the current policy names this PeerId (before any policy: a bootstrap entry does).
+   * Anyone else connected before the first policy is a stranger: it shares the unadmitted
+   * budget and one aggregated alert, and strikes against it mean nothing (identities are free).
+   */
+  isListed(peerId: string): boolean {
+    return this.#allowed === null ? this.#bootstrap.has(peerId) : this.#allowed.has(peerId);
   }
 
   isAllowed(peerId: string): boolean {

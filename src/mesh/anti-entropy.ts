@@ -15,7 +15,9 @@ import type { Admission, Penalise } from './admission.js';
 import type { Dialer } from './dialer.js';
 import { shuffle } from './dialer.js';
 import type { MeshNode } from './node.js';
-import type { MeshCounters } from './metrics.js';
+import type { MeshMetrics } from './metrics.js';
+import type { Budgets } from './budgets.js';
+import type { Overrun } from './gossip.js';
 import { gossipVerdict, TopicValidatorResult } from './gossip.js';
 import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal, type SyncStats } from './sync.js';
 import type { Holdings } from './sync-plan.js';
@@ -31,8 +33,10 @@ export interface AntiEntropyInit {
   clock: Clock;
   random: Random;
   log: Logger;
-  counters: MeshCounters;
+  metrics: MeshMetrics;
   penalise: Penalise;
+  budgets: Budgets;
+  overrun: Overrun;
   syncInterval: number;
   minPeers: number;
   syncTimeout: number;
@@ -59,7 +63,15 @@ export class AntiEntropy {
   async install(node: MeshNode): Promise<void> {
     this.#node = node;
     await node.handle(SYNC_PROTOCOL, (stream: Stream, connection: Connection) => {
-      void this.#track(this.#serve(stream, connection.remotePeer.toString()));
+      const peer = connection.remotePeer.toString();
+      // Charged before a byte is read: a peer cannot hold more exchanges open than its budget.
+      const { charge, release } = this.#o.budgets.openStream(SYNC_PROTOCOL, peer);
+      if (!charge.ok) {
+        stream.abort(new Error(`over the ${charge.kind} budget`));
+        this.#o.overrun(peer, charge);
+        return;
+      }
+      void this.#track(this.#serve(stream, peer, release));
     }, { maxInboundStreams: this.#o.maxInboundStreams });
   }
 
@@ -159,7 +171,7 @@ export class AntiEntropy {
     if (running) return running.done;
     const pull: Pull = { from, version: a.policyVersion, done: Promise.resolve() };
     pull.done = (async () => {
-      this.#o.counters.pulls++;
+      this.#o.metrics.pulls.inc();
       // Exchanges already running (a new connection's sync, one with `from` that started before
       // it held the body) may be bringing this body: let them finish first, then judge only an
       // exchange started after the announcement arrived.
@@ -168,7 +180,7 @@ export class AntiEntropy {
       const stats = await this.syncWith(from);
       if (stats && stats.peer.policyVersion < a.policyVersion) {
         // It forwarded an announcement for a body it does not hold: honest peers never do.
-        this.#o.penalise(from, 'announced a policy it does not hold');
+        this.#o.penalise(from, 'announced-not-held', `announced v${a.policyVersion}, holds v${stats.peer.policyVersion}`);
       }
     })().finally(() => this.inflight.pulls.delete(key));
     this.inflight.pulls.set(key, pull);
@@ -186,10 +198,10 @@ export class AntiEntropy {
       policyEnvelope: () => e.current?.bytes,
       peers: () => this.#peerSample(peer),
       receive: async (push) => {
-        if (push.policy) o.counters.syncPoliciesIn++;
+        if (push.policy) o.metrics.syncPoliciesIn.inc();
         for (const bytes of [...push.roots, ...(push.policy ? [push.policy] : [])]) {
           const r = await e.offer(bytes, { kind: 'sync', peer });
-          if (gossipVerdict(r.outcome) === TopicValidatorResult.Reject) o.penalise(peer, `sync ${r.outcome}`);
+          if (gossipVerdict(r.outcome) === TopicValidatorResult.Reject) o.penalise(peer, 'sync-violation', `sync ${r.outcome}`);
         }
         // Learn peers only once verified state says who belongs (admission filters them).
         for (const info of push.peers) {
@@ -213,9 +225,9 @@ export class AntiEntropy {
     return out;
   }
 
-  async #serve(stream: Stream, peer: string): Promise<void> {
+  async #serve(stream: Stream, peer: string, release: () => void): Promise<void> {
     try {
-      const stats = await runSync(stream, 'responder', this.#withPeer(peer), this.#o.syncTimeout);
+      const stats = await runSync(stream, 'responder', this.#withPeer(peer), this.#o.syncTimeout).finally(release);
       this.#count(stats.sentBytes, stats.receivedBytes);
       await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream?.abort(new Error('close timed out')));
     } catch (e) {
@@ -224,16 +236,16 @@ export class AntiEntropy {
   }
 
   #count(out: number, inn: number): void {
-    const c = this.#o.counters;
-    c.syncRuns++;
-    c.syncBytesOut += out;
-    c.syncBytesIn += inn;
+    const m = this.#o.metrics;
+    m.syncRuns.inc();
+    m.syncBytes.inc({ direction: 'out' }, out);
+    m.syncBytes.inc({ direction: 'in' }, inn);
   }
 
   #failed(peer: string, e: unknown, stream?: Stream): void {
-    this.#o.counters.syncFailures++;
+    this.#o.metrics.syncFailures.inc();
     stream?.abort(e instanceof Error ? e : new Error(String(e)));
-    if (e instanceof SyncError) this.#o.penalise(peer, e.message);
+    if (e instanceof SyncError) this.#o.penalise(peer, 'sync-violation', e.message);
     this.#o.log.debug({ peer, err: (e as Error).message }, 'sync failed');
   }
 }

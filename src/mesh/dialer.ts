@@ -152,20 +152,24 @@ export class Dialer {
     const o = this.#o;
     const now = o.clock.now();
     const connected = new Set(this.#node.getConnections().map((c) => c.remotePeer.toString()));
-    let need = o.minPeers - connected.size;
-    if (need > 0) {
-      const candidates = [...this.#known.entries()].filter(([p, k]) => !connected.has(p) && k.nextAt <= now && o.admission.isAllowed(p));
-      shuffle(candidates, o.random);
-      for (const [peer] of candidates.slice(0, Math.min(need, 4))) {
-        need--;
-        void this.dial(peer);
-      }
-    }
-    // Trim: far above minPeers, close a few random connections (never a bootstrap peer's).
+    const candidates = [...this.#known.entries()].filter(([p, k]) => !connected.has(p) && k.nextAt <= now && o.admission.isAllowed(p)).map(([p]) => p);
+    shuffle(candidates, o.random);
+    // Only listed peers (the policy's nodes; before any policy, the bootstrap peers) count
+    // towards minPeers for dialling listed peers: strangers connected before the first policy
+    // must not stop this node from reaching the bootstrap peers that will bring it. (Once a
+    // policy exists no stranger is connected, and this is the plain minPeers rule.)
+    const listed = candidates.filter((p) => o.admission.isListed(p));
+    const needAny = o.minPeers - connected.size;
+    const needListed = o.minPeers - [...connected].filter((p) => o.admission.isListed(p)).length;
+    const pick = needAny > 0 ? [...listed, ...candidates.filter((p) => !o.admission.isListed(p))].slice(0, Math.min(needAny, 4)) : listed.slice(0, Math.min(needListed, 4));
+    for (const peer of pick) void this.dial(peer);
+    // Trim: far above minPeers, close a few random connections (never a bootstrap peer's),
+    // strangers' first.
     const excess = connected.size - 4 * o.minPeers;
     if (excess > 0) {
       const extra = this.#node.getConnections().filter((c) => !this.#known.get(c.remotePeer.toString())?.bootstrap);
       shuffle(extra, o.random);
+      extra.sort((a, b) => Number(o.admission.isListed(a.remotePeer.toString())) - Number(o.admission.isListed(b.remotePeer.toString())));
       for (const c of extra.slice(0, excess)) void c.close().catch(() => undefined);
     }
     void this.flush();

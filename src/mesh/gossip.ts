@@ -11,7 +11,8 @@ import type { Logger } from '../runtime/logger.js';
 import type { CurrentPolicy, Engine, OfferResult } from '../node/engine.js';
 import type { Admission, Penalise } from './admission.js';
 import type { AntiEntropy } from './anti-entropy.js';
-import type { MeshCounters } from './metrics.js';
+import type { MeshMetrics } from './metrics.js';
+import type { Budgets, Charge } from './budgets.js';
 import type { MeshNode } from './node.js';
 import { judgeAnnouncement, signAnnouncement, verifyAnnouncement } from './announce.js';
 
@@ -44,6 +45,16 @@ export function gossipVerdict(outcome: OfferResult['outcome']): TopicValidatorRe
 
 export type StatusVerdict = 'accept' | 'ignore' | 'reject';
 
+/** Reports a budget overrun by `peer` (counted; struck or aggregated by the mesh). */
+export type Overrun = (peer: string, charge: Extract<Charge, { ok: false }>) => void;
+
+/**
+ * Validates one signed status forwarded by `from`. `withinBudget(origin)` must be asked once
+ * the status verified and is newer than what is held, before it is stored: false means
+ * ignore it (neither stored nor relayed).
+ */
+export type StatusValidator = (bytes: Uint8Array, from: string, withinBudget: (origin: string) => boolean) => Promise<StatusVerdict>;
+
 export interface GossipInit {
   meshId: string;
   self: string;
@@ -53,8 +64,10 @@ export interface GossipInit {
   antiEntropy: AntiEntropy;
   clock: Clock;
   log: Logger;
-  counters: MeshCounters;
+  metrics: MeshMetrics;
   penalise: Penalise;
+  budgets: Budgets;
+  overrun: Overrun;
   /**
    * Envelopes larger than this many bytes are announced (a small signed message) and pulled
    * once through sync, instead of being pushed whole to every gossip mesh peer. null: always push.
@@ -87,7 +100,7 @@ export class Gossip {
 
   async #onPolicy(from: string, data: Uint8Array): Promise<TopicValidatorResult> {
     const o = this.#o;
-    o.counters.gossipBytesIn += data.length;
+    o.metrics.gossipBytesIn.inc(data.length);
     const retry = !o.admission.isBanned(from);
     let r = await o.engine.offer(data, { kind: 'gossip', peer: from }, { retryBelowThreshold: retry });
     if (r.outcome === 'below-threshold' && retry) {
@@ -96,9 +109,9 @@ export class Gossip {
       await o.antiEntropy.syncWith(from);
       r = await o.engine.offer(data, { kind: 'gossip', peer: from });
     }
-    o.counters.gossipIn[r.outcome] = (o.counters.gossipIn[r.outcome] ?? 0) + 1;
+    o.metrics.gossipIn.inc({ outcome: r.outcome });
     const verdict = gossipVerdict(r.outcome);
-    if (verdict === TopicValidatorResult.Reject) o.penalise(from, `gossip ${r.outcome}`);
+    if (verdict === TopicValidatorResult.Reject) o.penalise(from, 'gossip-rejected', `gossip ${r.outcome}`);
     if (r.outcome === 'gap') void o.antiEntropy.syncWith(from);
     return verdict;
   }
@@ -111,13 +124,20 @@ export class Gossip {
    */
   async #onAnnouncement(from: string, data: Uint8Array): Promise<TopicValidatorResult> {
     const o = this.#o;
-    o.counters.gossipBytesIn += data.length;
+    o.metrics.gossipBytesIn.inc(data.length);
+    // Charged before the signature is checked: a flood costs its sender, not our CPU.
+    const charge = o.budgets.announcement(from);
+    if (!charge.ok) {
+      o.overrun(from, charge);
+      o.metrics.announcementsIn.inc({ outcome: 'over-budget' });
+      return TopicValidatorResult.Ignore;
+    }
     const isMember = (p: string) => o.engine.current?.policy.nodes.some((n) => n.peerId === p) ?? false;
     const v = await verifyAnnouncement(data, o.meshId, isMember);
     let outcome: string;
     if (!v.ok) {
       outcome = v.reject ? 'rejected' : 'ignored';
-      if (v.reject) o.penalise(from, v.reason);
+      if (v.reject) o.penalise(from, 'invalid-announcement', v.reason);
     } else {
       const a = v.announcement;
       const holdings = () => o.antiEntropy.holdings();
@@ -134,18 +154,29 @@ export class Gossip {
       }
       outcome = judged === 'forward' ? 'forwarded' : judged === 'pull' ? 'not-pulled' : 'ignored';
     }
-    o.counters.announcementsIn[outcome] = (o.counters.announcementsIn[outcome] ?? 0) + 1;
+    o.metrics.announcementsIn.inc({ outcome });
     if (outcome === 'rejected') return TopicValidatorResult.Reject;
     return outcome === 'forwarded' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
   }
 
-  /** Subscribes to the signed-status topic; the validator decides accept / ignore / reject. */
-  subscribeStatus(validate: (bytes: Uint8Array, from: string) => Promise<StatusVerdict>): void {
-    const topic = statusTopic(this.#o.meshId);
+  /**
+   * Subscribes to the signed-status topic; the validator decides accept / ignore / reject.
+   * Only statuses newer than what is held for their node (the validator's seq check) and
+   * within their node's budget are stored and relayed.
+   */
+  subscribeStatus(validate: StatusValidator): void {
+    const o = this.#o;
+    const topic = statusTopic(o.meshId);
     const map = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const;
     this.#node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
-      const v = await validate(msg.data, peer.toString());
-      if (v === 'reject') this.#o.penalise(peer.toString(), 'invalid status');
+      const from = peer.toString();
+      const withinBudget = (origin: string) => {
+        const charge = o.budgets.status(origin, from);
+        if (!charge.ok) o.overrun(from, charge);
+        return charge.ok;
+      };
+      const v = await validate(msg.data, from, withinBudget);
+      if (v === 'reject') o.penalise(from, 'invalid-status', 'invalid status');
       return map[v];
     });
     this.#node.services.pubsub.subscribe(topic);
@@ -163,7 +194,7 @@ export class Gossip {
       meshId: o.meshId, peerId: o.self, policyVersion: cur.policy.version, policyDigest: cur.digest,
       size: cur.bytes.length, rootVersion: o.engine.root.root.version, time: o.clock.now(),
     }, o.privateKey);
-    o.counters.announcementsOut++;
+    o.metrics.announcementsOut.inc();
     return this.publishRaw(announceTopic(o.meshId), signed);
   }
 

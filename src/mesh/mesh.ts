@@ -4,6 +4,7 @@
  *   node.ts         libp2p construction            admission.ts  who may connect, strikes, bans
  *   gossip.ts       topics, validators, publishing  dialer.ts     peer book, redial, peer cache
  *   anti-entropy.ts sync scheduling and serving     sync.ts       the sync wire protocol
+ *   budgets.ts      what one peer may cost (audit it in one sitting)    metrics.ts  prom-client counters
  * Knows nothing of nftables.
  */
 import { EventEmitter } from 'node:events';
@@ -11,22 +12,24 @@ import type { Libp2p } from 'libp2p';
 import type { GossipSub } from '@libp2p/gossipsub';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface';
+import type { Registry } from 'prom-client';
 import type { Clock } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
 import type { Engine } from '../node/engine.js';
-import { Admission } from './admission.js';
+import { Admission, type StrikeReason } from './admission.js';
+import { Budgets, type BudgetKind, type BudgetLimits, type Charge } from './budgets.js';
 import { createMeshNode, type MeshNode } from './node.js';
 import { Dialer } from './dialer.js';
 import { AntiEntropy } from './anti-entropy.js';
-import { Gossip, type StatusVerdict } from './gossip.js';
-import { newCounters, type MeshCounters } from './metrics.js';
+import { Gossip, type StatusValidator } from './gossip.js';
+import { MeshMetrics } from './metrics.js';
 import type { SyncStats } from './sync.js';
 import { WireMeter, type WireBytes } from './wire-meter.js';
 
 export { policyTopic, statusTopic, announceTopic, gossipVerdict } from './gossip.js';
-export type { MeshCounters } from './metrics.js';
+export { MeshMetrics, type MeshCounters } from './metrics.js';
 
 export interface MeshOptions {
   meshId: string;
@@ -59,15 +62,26 @@ export interface MeshOptions {
    * test owns; the production gater carries no test hook).
    */
   wrapGater?: (gater: ConnectionGater) => ConnectionGater;
+  /** Where the mesh registers its prom-client metrics (the agent's registry; default: its own). */
+  registry?: Registry;
+  /** Overrides of the per-peer budgets (src/mesh/budgets.ts; defaults suit production). */
+  budgets?: Partial<BudgetLimits>;
 }
 
 export interface MeshEvents {
+  /** A listed peer crossed the strike threshold: disconnected and banned for `banFor`. */
   penalised: [peer: string, why: string];
+  /**
+   * A peer no policy (or, before any policy, no bootstrap entry) lists misbehaved or ran over
+   * the strangers' budget. Identities are free, so these are reported together, not per peer.
+   */
+  unadmitted: [peer: string, why: string];
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
   readonly admission: Admission;
-  readonly counters: MeshCounters = newCounters();
+  readonly budgets: Budgets;
+  readonly metrics: MeshMetrics;
   readonly #wire = new WireMeter();
   #o: MeshOptions;
   #node!: MeshNode;
@@ -80,19 +94,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#o = o;
     const self = o.privateKey.publicKey.toString();
     this.admission = new Admission(o.clock, self);
-    const penalise = (peer: string, why: string) => this.#penalise(peer, why);
+    this.admission.setBootstrap(o.bootstrap.flatMap((b) => { const m = /\/p2p\/([^/]+)$/.exec(b); return m ? [m[1]!] : []; }));
+    this.budgets = new Budgets(o.clock, (p) => this.admission.isListed(p), o.budgets);
+    this.metrics = new MeshMetrics(o.registry);
+    const penalise = (peer: string, reason: StrikeReason, detail: string) => this.#penalise(peer, reason, detail);
+    const overrun = (peer: string, charge: Extract<Charge, { ok: false }>) => this.#overrun(peer, charge.kind, charge.strike);
     this.#dialer = new Dialer({
       self, listen: o.listen, bootstrap: o.bootstrap, engine: o.engine, store: o.store, admission: this.admission,
       clock: o.clock, random: o.random, log: o.log, minPeers: o.minPeers, redialMin: o.redialMin, redialMax: o.redialMax,
     });
     this.#sync = new AntiEntropy({
       meshId: o.meshId, self, engine: o.engine, admission: this.admission, dialer: this.#dialer, clock: o.clock, random: o.random,
-      log: o.log, counters: this.counters, penalise, syncInterval: o.syncInterval, minPeers: o.minPeers,
+      log: o.log, metrics: this.metrics, penalise, budgets: this.budgets, overrun, syncInterval: o.syncInterval, minPeers: o.minPeers,
       syncTimeout: o.syncTimeout ?? 10_000, maxInboundStreams: 4,
     });
     this.#gossip = new Gossip({
       meshId: o.meshId, self, privateKey: o.privateKey, engine: o.engine, admission: this.admission, antiEntropy: this.#sync,
-      clock: o.clock, log: o.log, counters: this.counters, penalise, announceAbove: o.announceAbove,
+      clock: o.clock, log: o.log, metrics: this.metrics, penalise, budgets: this.budgets, overrun, announceAbove: o.announceAbove,
     });
   }
 
@@ -123,7 +141,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   async start(): Promise<void> {
     const o = this.#o;
-    const gater = this.admission.gater();
+    const gater = this.#gater();
     this.#node = await createMeshNode({
       privateKey: o.privateKey, listen: o.listen, bootstrap: o.bootstrap,
       gater: o.wrapGater ? o.wrapGater(gater) : gater,
@@ -138,11 +156,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
     node.addEventListener('connection:open', (e) => {
       const peer = e.detail.remotePeer.toString();
+      // Backstop for handshakes that passed the gater in parallel: over budget, closed at once.
+      const charge = this.budgets.opened(peer);
+      if (!charge.ok) {
+        this.#overrun(peer, charge.kind, charge.strike);
+        void e.detail.close().catch(() => e.detail.abort(new Error('over the connection budget')));
+        return;
+      }
       this.#dialer.connected(peer);
       // Anti-entropy on every new connection: this is what heals partitions and offline nodes.
       // The dialling side starts it; both starting it would move a large body twice.
       if (e.detail.direction === 'outbound') void this.#sync.syncWith(peer);
     });
+    node.addEventListener('connection:close', (e) => this.budgets.closed(e.detail.remotePeer.toString()));
     node.addEventListener('peer:identify', (e) => {
       const peer = e.detail.peerId.toString();
       const listenAddrs = e.detail.listenAddrs.filter((a) => !a.toString().includes('/p2p-circuit'));
@@ -186,13 +212,42 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
   }
 
-  #penalise(peer: string, why: string): void {
+  /**
+   * The production gater: admission (who may connect at all), then the connection budgets
+   * (how many connections this peer, or strangers together, may hold) for inbound connections.
+   */
+  #gater(): ConnectionGater {
+    const admission = this.admission.gater();
+    const overBudget = (peerId: PeerId): boolean => {
+      const peer = peerId.toString();
+      const charge = this.budgets.admitConnection(peer);
+      if (charge.ok) return false;
+      this.#overrun(peer, charge.kind, charge.strike);
+      return true;
+    };
+    return {
+      ...admission,
+      denyInboundEncryptedConnection: async (peerId, maConn) => Boolean(await admission.denyInboundEncryptedConnection?.(peerId, maConn)) || overBudget(peerId),
+    };
+  }
+
+  #overrun(peer: string, kind: BudgetKind, strike: boolean): void {
+    this.metrics.budgetExceeded.inc({ kind });
+    this.#o.log.debug({ peer, kind }, 'peer over budget');
+    if (strike) this.#penalise(peer, 'over-budget', `over the ${kind} budget`);
+    else if (!this.admission.isListed(peer)) this.emit('unadmitted', peer, `over the ${kind} budget`);
+  }
+
+  #penalise(peer: string, reason: StrikeReason, detail: string): void {
     const o = this.#o;
-    this.counters.penalised++;
-    o.log.debug({ peer, why }, 'peer strike');
+    this.metrics.strikes.inc({ reason });
+    o.log.debug({ peer, reason, detail }, 'peer strike');
+    // A stranger's identity is free: a ban on it costs the sender nothing, and an alert per
+    // identity is what a Sybil flood wants. Strangers are reported together instead.
+    if (!this.admission.isListed(peer)) this.emit('unadmitted', peer, `${reason}: ${detail}`);
     if (this.admission.strike(peer, o.penaltyThreshold, o.banFor)) {
-      o.log.warn({ peer, why }, 'peer penalised: disconnected and banned');
-      this.emit('penalised', peer, why);
+      o.log.warn({ peer, reason, detail }, 'peer penalised: disconnected and banned');
+      if (this.admission.isListed(peer)) this.emit('penalised', peer, `${reason}: ${detail}`);
       void this.#node.hangUp(peerIdFromString(peer)).catch(() => undefined);
     }
   }
@@ -206,8 +261,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.#sync.syncWith(peer);
   }
 
-  /** Subscribes to the signed-status topic; the validator decides accept / ignore / reject. */
-  subscribeStatus(validate: (bytes: Uint8Array, from: string) => Promise<StatusVerdict>): void {
+  /**
+   * Subscribes to the signed-status topic; the validator decides accept / ignore / reject and
+   * asks `withinBudget(origin)` before it stores a verified, newer status.
+   */
+  subscribeStatus(validate: StatusValidator): void {
     this.#gossip.subscribeStatus(validate);
   }
 

@@ -86,20 +86,21 @@ describe('announce-then-pull between real agents', () => {
     await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= 2), 20_000);
     await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
     await cluster.converged(1, 20_000);
-    const small = cluster.nodes.map((n) => n.agent!.mesh.counters.announcementsOut);
+    const small = (await Promise.all(cluster.nodes.map(Cluster.counters))).map((c) => c.announcementsOut);
     expect(small.every((x) => x === 0)).toBe(true);
 
     const big = cluster.policy(2);
     big.rules.push(...Cluster.bulkRules(4000));
     const size = cluster.signed(big).length;
     expect(size).toBeGreaterThan(190_000);
-    const before = cluster.nodes.map((n) => ({ ...n.agent!.mesh.counters }));
+    const before = await Promise.all(cluster.nodes.map(Cluster.counters));
     await cluster.publish(cluster.nodes[3]!, big);
     await cluster.converged(2, 30_000);
 
-    expect(cluster.nodes[3]!.agent!.mesh.counters.announcementsOut).toBe(1);
+    const after = await Promise.all(cluster.nodes.map(Cluster.counters));
+    expect(after[3]!.announcementsOut).toBe(1);
     cluster.nodes.forEach((n, i) => {
-      const c = n.agent!.mesh.counters;
+      const c = after[i]!;
       const body = c.syncBytesIn - before[i]!.syncBytesIn;
       const gossip = c.gossipBytesIn - before[i]!.gossipBytesIn;
       if (i === 3) return;
@@ -110,11 +111,11 @@ describe('announce-then-pull between real agents', () => {
       expect(body, n.name).toBeLessThan(1.5 * size);
       expect(gossip, n.name).toBeLessThan(2000);
     });
-    expect(cluster.nodes.reduce((s, n) => s + n.agent!.mesh.counters.pulls, 0)).toBeGreaterThanOrEqual(1);
+    expect(after.reduce((s, c) => s + c.pulls, 0)).toBeGreaterThanOrEqual(1);
     // A node that pulled lets gossipsub forward the announcement it pulled for; only a node
     // that got the body from a new connection's sync (not a pull) announces it once itself.
-    expect(cluster.nodes.every((n) => n.agent!.mesh.counters.announcementsOut <= 1)).toBe(true);
-    expect(cluster.nodes.filter((n) => n.agent!.mesh.counters.announcementsOut > 0).length).toBeLessThan(4);
+    expect(after.every((c) => c.announcementsOut <= 1)).toBe(true);
+    expect(after.filter((c) => c.announcementsOut > 0).length).toBeLessThan(4);
     // The wire meter saw each body arrive (what TCP carried, framing included).
     expect(cluster.nodes.filter((_n, i) => i !== 3).every((n) => n.agent!.mesh.wireBytes().received > size)).toBe(true);
   });
@@ -144,13 +145,13 @@ describe('announce-then-pull between real agents', () => {
     const lie = await signAnnouncement({ meshId: 'test', peerId: byzSpec.peerId, policyVersion: 99, policyDigest: DIGEST, size: 100_000, rootVersion: 1, time: Date.now() }, byzSpec.key);
     await node.services.pubsub.publish(announceTopic('test'), lie);
     await until(() => target.agent!.mesh.admission.strikes(byzSpec.peerId) >= 1, 10_000);
-    expect(target.agent!.mesh.counters.pulls).toBe(1);
+    expect((await Cluster.counters(target)).pulls).toBe(1);
 
     const forged = await signAnnouncement({ meshId: 'test', peerId: honest[0]!.peerId, policyVersion: 98, policyDigest: DIGEST, size: 100_000, rootVersion: 1, time: Date.now() }, byzSpec.key);
     await node.services.pubsub.publish(announceTopic('test'), forged);
     await until(() => target.agent!.mesh.admission.strikes(byzSpec.peerId) >= 2, 10_000);
     // A forged announcement costs no pull; nothing changed on the honest nodes.
-    expect(target.agent!.mesh.counters.pulls).toBe(1);
+    expect((await Cluster.counters(target)).pulls).toBe(1);
     for (const n of honest) expect(n.agent!.engine.current!.policy.version).toBe(1);
   });
 
@@ -185,14 +186,15 @@ describe('announce-then-pull between real agents', () => {
     target.agent!.engine.on('rejected', (r) => rejected.push(r.outcome));
     await node.dial(multiaddr(target.agent!.mesh.listenAddrs()[0]!));
     await until(() => node.services.pubsub.getSubscribers(announceTopic('test')).length > 0, 10_000);
-    const pullsBefore = target.agent!.mesh.counters.pulls;
+    const pullsBefore = (await Cluster.counters(target)).pulls;
     for (let i = 0; i < 2; i++) {
       const ann = await signAnnouncement({ meshId: 'test', peerId: byzSpec.peerId, policyVersion: 2, policyDigest: otherDigest, size: otherBytes.length, rootVersion: 1, time: Date.now() + i }, byzSpec.key);
       await node.services.pubsub.publish(announceTopic('test'), ann);
     }
     await until(() => rejected.includes('equivocation'), 10_000, () => rejected.join(','));
-    await until(() => (target.agent!.mesh.counters.announcementsIn.ignored ?? 0) + (target.agent!.mesh.counters.announcementsIn['not-pulled'] ?? 0) >= 2, 10_000, () => JSON.stringify(target.agent!.mesh.counters.announcementsIn));
-    expect(target.agent!.mesh.counters.pulls - pullsBefore).toBe(1);
+    const announced = async () => (await Cluster.counters(target)).announcementsIn;
+    await until(async () => { const a = await announced(); return (a.ignored ?? 0) + (a['not-pulled'] ?? 0) >= 2; }, 10_000, async () => JSON.stringify(await announced()));
+    expect((await Cluster.counters(target)).pulls - pullsBefore).toBe(1);
     expect(served).toBe(1);
     // Showing an equivocation is not a lie by the peer: no strike; the node keeps its first v2.
     expect(target.agent!.mesh.admission.strikes(byzSpec.peerId)).toBe(0);

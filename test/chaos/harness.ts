@@ -140,8 +140,8 @@ export class Chaos {
   }
 
   /** Writes the scenario's summary for the benchmark report. */
-  report(extra: { timeToConvergeMs: number; bound: number }): void {
-    const c = this.cluster.running().map((n) => n.agent!.mesh.counters);
+  async report(extra: { timeToConvergeMs: number; bound: number }): Promise<void> {
+    const c = await Promise.all(this.cluster.running().map(Cluster.counters));
     const sum = (f: (x: (typeof c)[number]) => number) => c.reduce((a, x) => a + f(x), 0);
     const row = {
       scenario: this.name, seed: this.seed, nodes: this.nodes.length, ...extra,
@@ -149,7 +149,8 @@ export class Chaos {
       gossipBytes: sum((x) => x.gossipBytesIn),
       syncRuns: sum((x) => x.syncRuns),
       syncBytes: sum((x) => x.syncBytesIn + x.syncBytesOut),
-      penalised: sum((x) => x.penalised),
+      strikes: sum((x) => Object.values(x.strikes).reduce((a, b) => a + b, 0)),
+      budgetExceeded: sum((x) => Object.values(x.budgetExceeded).reduce((a, b) => a + b, 0)),
     };
     mkdirSync('chaos-report', { recursive: true });
     writeFileSync(`chaos-report/${this.name.replace(/[^a-z0-9]+/gi, '-')}.json`, JSON.stringify(row, null, 2) + '\n');

@@ -19,6 +19,7 @@ import { encodeRoot } from '../../src/trust/root.js';
 import { generateSigningKey, type SigningKey } from '../../src/trust/keys.js';
 import { rootDoc } from './trust.js';
 import { LinkFilter } from './link-filter.js';
+import type { MeshCounters } from '../../src/mesh/metrics.js';
 
 let clusterSeq = 0;
 
@@ -177,6 +178,11 @@ export class Cluster {
     if (r.outcome !== 'accepted') throw new Error(`publish refused: ${r.outcome} ${'reason' in r ? r.reason : ''}`);
   }
 
+  /** Every mesh counter of a running node, now. */
+  static counters(spec: NodeSpec): Promise<MeshCounters> {
+    return spec.agent!.mesh.metrics.snapshot();
+  }
+
   versionOf(spec: NodeSpec): number {
     return spec.agent?.engine.current?.policy.version ?? 0;
   }
@@ -208,10 +214,10 @@ export class Cluster {
 }
 
 /** Waits until `cond` holds, re-checking every 20 ms; fails with `describe()` on timeout. */
-export async function until(cond: () => boolean, timeoutMs: number, describe: () => string = () => ''): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, describe: () => string | Promise<string> = () => ''): Promise<void> {
   const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms ${describe()}`);
+  while (!(await cond())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms ${await describe()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
