@@ -99,6 +99,22 @@ describe('per-peer budgets', () => {
     await other.agent!.auditor.publishStatus(true);
     await until(() => victim.agent!.auditor.fleet().nodes.find((n) => n.peerId === other.peerId)?.lastSeen !== before, 10_000);
   });
+
+  it('200 validly signed announcements from one listed peer: a bounded number looked at, the peer rate-limited and struck', async () => {
+    const { victim, extras: [evilSpec] } = await fleet(1);
+    await cluster!.publish(victim, cluster!.policy(2));
+    await cluster!.converged(2, 10_000, [victim]);
+    const evil = await hostileFor(evilSpec!);
+    await evil.connectMany(addrOf(victim), 1);
+    await until(() => evil.sees(T.announce, victim.peerId), 10_000);
+    // Announcements of an old version: nothing to pull, so only the budget can stop the flood.
+    for (let i = 0; i < 200; i++) await evil.publish(T.announce, await evil.signedAnnouncement(1, Date.now() + i));
+    await until(() => victim.agent!.mesh.admission.isBanned(evilSpec!.peerId), 15_000, () => `strikes ${victim.agent!.mesh.admission.strikes(evilSpec!.peerId)}`);
+    const c = await Cluster.counters(victim);
+    const lookedAt = Object.entries(c.announcementsIn).filter(([k]) => k !== 'over-budget').reduce((a, [, n]) => a + n, 0);
+    expect(lookedAt).toBeLessThanOrEqual(DEFAULT_BUDGETS.announcementBurst + 1);
+    expect(c.budgetExceeded.announcements).toBeGreaterThanOrEqual(1);
+  });
 });
 
 describe('strangers before the first policy', () => {

@@ -17,10 +17,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 const PROTO = join(import.meta.dirname, '..', '..', 'proto', 'picket');
-const root = await protobuf.load([join(PROTO, 'status/v1/status.proto'), join(PROTO, 'envelope/v1/envelope.proto')]);
+const root = await protobuf.load([join(PROTO, 'status/v1/status.proto'), join(PROTO, 'envelope/v1/envelope.proto'), join(PROTO, 'sync/v1/sync.proto')]);
 const Status = root.lookupType('picket.status.v1.Status');
 const SignedStatus = root.lookupType('picket.status.v1.SignedStatus');
 const Envelope = root.lookupType('picket.envelope.v1.Envelope');
+const Announce = root.lookupType('picket.sync.v1.Announce');
+const SignedAnnounce = root.lookupType('picket.sync.v1.SignedAnnounce');
 
 export const SYNC = '/picket/sync/1.0.0';
 export const topics = (meshId: string) => ({
@@ -29,6 +31,7 @@ export const topics = (meshId: string) => ({
   announce: `/picket/${meshId}/announce/1`,
 });
 const STATUS_DOMAIN = new TextEncoder().encode('picket-status-v1');
+const ANNOUNCE_DOMAIN = new TextEncoder().encode('picket-announce-v1');
 
 /** Decodes the signer of a signed status (what a receiver would read), or undefined. */
 export function statusOrigin(bytes: Uint8Array): string | undefined {
@@ -60,6 +63,7 @@ export class HostileNode {
     const t = topics(meshId);
     node.services.pubsub.subscribe(t.policy);
     node.services.pubsub.subscribe(t.status);
+    node.services.pubsub.subscribe(t.announce);
     return new HostileNode(node, key, meshId);
   }
 
@@ -84,6 +88,17 @@ export class HostileNode {
     msg.set(status, STATUS_DOMAIN.length);
     const signature = await this.key.sign(msg);
     return SignedStatus.encode(SignedStatus.create({ status, signature })).finish();
+  }
+
+  /** A validly signed announcement by this node of a policy version (held or not: a claim). */
+  async signedAnnouncement(policyVersion: number, time: number): Promise<Uint8Array> {
+    const announce = Announce.encode(Announce.create({
+      meshId: this.meshId, peerId: this.peerId, policyVersion, policyDigest: 'ef'.repeat(32), size: 100_000, rootVersion: 1, timeMs: time,
+    })).finish();
+    const msg = new Uint8Array(ANNOUNCE_DOMAIN.length + announce.length);
+    msg.set(ANNOUNCE_DOMAIN);
+    msg.set(announce, ANNOUNCE_DOMAIN.length);
+    return SignedAnnounce.encode(SignedAnnounce.create({ announce, signature: await this.key.sign(msg) })).finish();
   }
 
   /** A policy envelope signed by a key no root knows (a forgery; well-formed on the wire). */
