@@ -82,6 +82,10 @@ describe('agent process', () => {
     expect(text).toMatch(/picket_policy_version 2/);
     expect(text).toMatch(/picket_verifications_total\{outcome="stale",source="control"\} 1/);
     expect(text).toMatch(/picket_apply_duration_seconds_count \d+/);
+    // The mesh registers its own counters in the agent's registry.
+    expect(text).toMatch(/# TYPE picket_peer_strikes_total counter/);
+    expect(text).toMatch(/# TYPE picket_budget_exceeded_total counter/);
+    expect(text).toMatch(/picket_sync_runs_total \d+/);
     a.child.kill('SIGTERM');
     expect((await a.exited).code).toBe(0);
   });
