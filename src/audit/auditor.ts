@@ -125,6 +125,7 @@ export class Auditor {
     const { engine, enforcer, mesh, alerts } = this.#o;
     engine.on('rejected', (r, source) => {
       if (r.outcome === 'stale-root-signature') {
+        if (source.peer && !mesh.admission.isListed(source.peer)) return this.#unadmitted(source.peer, `sent a ${r.kind} signed under a superseded root`);
         // The operator signed under a root this node has superseded: a mistake to fix, not an attack.
         void alerts.raise(`stale-root-signature/${source.peer ?? source.kind}`, 'stale-root-signature', 'warning',
           `A ${r.kind} signed under a superseded root was received from ${source.peer ? 'a peer' : source.kind}: re-sign it under root v${engine.root.root.version}`,
