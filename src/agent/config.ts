@@ -12,6 +12,7 @@ import { isValidMeshId } from '../policy/model.js';
 import { parsePrefix } from '../policy/ip.js';
 import { formatLocated, type Located } from '../policy/authoring.js';
 import { LIMITS } from '../wire/limits.js';
+import { defaultSocket } from './defaults.js';
 
 const duration = (def: string) =>
   z.union([z.string(), z.number()]).default(def).transform((v, ctx) => {
@@ -125,7 +126,7 @@ export function buildConfig(raw: unknown, baseDir: string, configPath?: string, 
     trustedRoot: abs(c.trustedRoot),
     ...(c.policyFile ? { policyFile: abs(c.policyFile) } : {}),
     enforcement: { ...c.enforcement, file: abs(c.enforcement.file ?? resolve(dataDir, 'ruleset.nft')) },
-    control: { ...c.control, socket: abs(c.control.socket ?? resolve(dataDir, 'control.sock')) },
+    control: { ...c.control, socket: c.control.socket ? abs(c.control.socket) : defaultSocket(dataDir) },
     alerts: c.alerts.map((a) => (a.type === 'pagerduty' && a.routingKeyFile ? { ...a, routingKeyFile: abs(a.routingKeyFile) } : a)),
     ...(configPath ? { configPath } : {}),
   };

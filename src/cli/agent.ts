@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { parseConfigText, type AgentConfig } from '../agent/config.js';
-import { Agent } from '../agent/agent.js';
 
 function loadConfig(path: string): AgentConfig {
   let text: string;
@@ -27,6 +26,8 @@ export function registerAgent(program: Command): void {
         process.stdout.write(`${opts.config}: valid\n`);
         return;
       }
+      // libp2p and LevelDB load here, not when the command line is parsed.
+      const { Agent } = await import('../agent/agent.js');
       const agent = await Agent.start(config);
       await new Promise<void>((resolve) => {
         let stopping = false;

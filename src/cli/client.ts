@@ -1,24 +1,37 @@
 /** A tiny client for the agent's control API (HTTP over its Unix socket). */
 import { request } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { parseConfigText } from '../agent/config.js';
+import { DEFAULT_CONFIG_PATH } from '../agent/defaults.js';
 
-export const DEFAULT_SOCKET = '/run/picket/control.sock';
+/** The help text of --socket and --config, shared by every command that talks to the agent. */
+export const SOCKET_HELP = 'agent control socket (default: the one named by the agent config)';
+export const CONFIG_HELP = `agent config to find the socket in (default: $PICKET_CONFIG, else ${DEFAULT_CONFIG_PATH})`;
 
-/** --socket, else the socket named by --config, else $PICKET_SOCKET, else the default. */
-export function resolveSocket(opts: { socket?: string; config?: string }): string {
-  if (opts.socket) return opts.socket;
-  if (opts.config) {
-    let text: string;
-    try {
-      text = readFileSync(opts.config, 'utf8');
-    } catch {
-      throw new InputError(`${opts.config}: cannot read config`);
-    }
-    return parseConfigText(text, opts.config).control.socket;
+function socketOfConfig(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(`${path}: cannot read agent config${code === 'EACCES' ? ' (permission denied: run as the agent user or root)' : code === 'ENOENT' ? ' (no such file)' : ''}`);
   }
-  return process.env.PICKET_SOCKET || DEFAULT_SOCKET;
+  return parseConfigText(text, path).control.socket;
+}
+
+/**
+ * --socket, else the socket of --config, else $PICKET_SOCKET, else the socket of the config
+ * in $PICKET_CONFIG or at DEFAULT_CONFIG_PATH: the command reads the file the agent reads, so
+ * the two can never disagree about where the socket is.
+ */
+export function resolveSocket(opts: { socket?: string; config?: string }, env: NodeJS.ProcessEnv = process.env): string {
+  if (opts.socket) return opts.socket;
+  if (opts.config) return socketOfConfig(opts.config);
+  if (env.PICKET_SOCKET) return env.PICKET_SOCKET;
+  if (env.PICKET_CONFIG) return socketOfConfig(env.PICKET_CONFIG);
+  if (existsSync(DEFAULT_CONFIG_PATH)) return socketOfConfig(DEFAULT_CONFIG_PATH);
+  throw new InputError(`no agent config at ${DEFAULT_CONFIG_PATH}: say where the agent is with --config agent.yaml or --socket PATH`);
 }
 
 export interface Reply {
@@ -42,7 +55,7 @@ export function call(socket: string, method: 'GET' | 'POST', path: string, body?
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', (e: NodeJS.ErrnoException) => {
-      const why = e.code === 'ENOENT' ? 'no agent socket there (is `picket agent` running? use --socket)' : e.code === 'EACCES' ? 'permission denied (run as the agent user or root)' : e.code === 'ECONNREFUSED' ? 'connection refused (agent not running?)' : e.message;
+      const why = e.code === 'ENOENT' ? 'no agent socket there (is `picket agent` running? use --config or --socket)' : e.code === 'EACCES' ? 'permission denied (run as the agent user or root)' : e.code === 'ECONNREFUSED' ? 'connection refused (agent not running?)' : e.message;
       reject(new InputError(`${socket}: ${why}`));
     });
     if (body) req.write(body);

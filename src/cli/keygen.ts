@@ -1,7 +1,6 @@
 /** `picket keygen`: admin signing keys and node identities. */
 import type { Command } from 'commander';
 import { generateSigningKey, privateKeyPem, publicKeyPem } from '../trust/keys.js';
-import { generateNodeKey } from '../trust/files.js';
 import { printJson } from './print.js';
 import { assertAbsent, writeNew } from '../runtime/files.js';
 
@@ -20,6 +19,7 @@ export function registerKeygen(program: Command): void {
     .action(async (opts: { out: string; node?: boolean; force?: boolean; json?: boolean }) => {
       const force = opts.force ?? false;
       if (opts.node) {
+        const { generateNodeKey } = await import('../trust/node-key.js'); // libp2p crypto: only for node keys
         const key = await generateNodeKey();
         writeNew(opts.out, key.text, 0o600, force);
         if (opts.json) printJson({ peerId: key.peerId, private: opts.out });

@@ -7,36 +7,58 @@ import '../runtime/polyfill.js';
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { PicketError, UsageError } from '../errors.js';
-import { registerAgent } from './agent.js';
-import { registerKeygen } from './keygen.js';
-import { registerPublish } from './publish.js';
-import { registerStatus } from './status.js';
-import { registerPolicy } from './policy.js';
-import { registerRoot } from './root.js';
-import { registerState } from './state.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+async function loadState(): Promise<Register> {
+  return (await import('./state.js')).registerState;
+}
+
+/**
+ * The command groups, each loaded with import() only when it is used: `picket policy verify`
+ * must not pay for libp2p and LevelDB, which only `picket agent` needs (start-up went from
+ * ~1.1 s to a few hundred ms; bench/cli-start.ts measures it).
+ */
+export const GROUPS: Record<string, () => Promise<Register>> = {
+  keygen: async () => (await import('./keygen.js')).registerKeygen,
+  root: async () => (await import('./root.js')).registerRoot,
+  policy: async () => (await import('./policy.js')).registerPolicy,
+  agent: async () => (await import('./agent.js')).registerAgent,
+  publish: async () => (await import('./publish.js')).registerPublish,
+  status: async () => (await import('./status.js')).registerStatus,
+  // One module registers both `enforce` and `state`.
+  enforce: loadState,
+  state: loadState,
+};
+
+/** The group argv asks for (`picket help X` counts as X), or null: top-level help, version, a typo. */
+export function groupOf(argv: string[]): string | null {
+  const words = argv.slice(2).filter((a) => !a.startsWith('-'));
+  const first = words[0] === 'help' ? words[1] : words[0];
+  return first !== undefined && Object.hasOwn(GROUPS, first) ? first : null;
+}
+
+/** Registers the group argv names, or every group when it names none (help lists them all). */
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('picket')
     .description('a fleet firewall from one signed policy: gossip mesh, nftables on every host, no central server')
     .version(version, '-V, --version')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.startsWith('error:') ? str : `error: ${str}`) })
     .showHelpAfterError('(add --help for usage)');
-  registerKeygen(program);
-  registerRoot(program);
-  registerPolicy(program);
-  registerAgent(program);
-  registerPublish(program);
-  registerStatus(program);
-  registerState(program);
+  const only = groupOf(argv);
+  const versionOnly = only === null && argv.slice(2).length === 1 && ['-V', '--version'].includes(argv[2]!);
+  if (versionOnly) return program;
+  const loaders = only === null ? [...new Set(Object.values(GROUPS))] : [GROUPS[only]!];
+  for (const load of loaders) (await load())(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

@@ -1,7 +1,8 @@
 /** `picket publish X.signed`: hand a signed policy (or root) to the local agent. */
 import type { Command } from 'commander';
-import { readInput } from '../runtime/files.js';
-import { call, resolveSocket } from './client.js';
+import { loadEnvelope } from '../trust/files.js';
+import { encodeEnvelope } from '../trust/envelope.js';
+import { call, CONFIG_HELP, resolveSocket, SOCKET_HELP } from './client.js';
 import { printJson } from './print.js';
 import { systemClock } from '../runtime/clock.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
@@ -41,14 +42,17 @@ export function registerPublish(program: Command): void {
     .command('publish')
     .description('publish a signed policy or root through the local agent (exit 0 accepted or already held, 1 refused)')
     .argument('<file>', 'signed policy or root')
-    .option('--socket <path>', 'agent control socket (default: $PICKET_SOCKET or /run/picket/control.sock)')
-    .option('--config <file>', 'read the socket path from this agent config')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--config <file>', CONFIG_HELP)
     .option('--wait', 'show the fleet converging and exit when every node enforces the new version')
     .option('--timeout <duration>', 'with --wait: give up after this long (default 60s)', '60s')
     .option('--json', 'print the agent\'s answer as JSON')
     .action(async (file: string, opts: { socket?: string; config?: string; json?: boolean; wait?: boolean; timeout: string }) => {
+      // Read it here first: a policy YAML or a key handed over by mistake gets one line saying
+      // what it is, and the agent is not asked at all.
+      const envelope = loadEnvelope(file);
       const socket = resolveSocket(opts);
-      const r = await call(socket, 'POST', '/v1/policy', readInput(file, 'signed file'));
+      const r = await call(socket, 'POST', '/v1/policy', encodeEnvelope(envelope));
       const b = r.body as { outcome?: string; reason?: string; version?: number; kind?: string };
       if (opts.json) printJson(b);
       if (r.status === 200) {

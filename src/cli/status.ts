@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { MeshJson, StatusJson } from '../agent/agent.js';
 import { systemClock } from '../runtime/clock.js';
-import { call, resolveSocket } from './client.js';
+import { call, CONFIG_HELP, resolveSocket, SOCKET_HELP } from './client.js';
 import { printJson } from './print.js';
 
 export function formatStatus(s: StatusJson): string {
@@ -42,8 +42,8 @@ export function registerStatus(program: Command): void {
   program
     .command('status')
     .description('show what the local agent holds and enforces')
-    .option('--socket <path>', 'agent control socket (default: $PICKET_SOCKET or /run/picket/control.sock)')
-    .option('--config <file>', 'read the socket path from this agent config')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--config <file>', CONFIG_HELP)
     .option('--mesh', 'show every node of the policy')
     .option('--json', 'print as JSON')
     .action(async (opts: { socket?: string; config?: string; mesh?: boolean; json?: boolean }) => {

@@ -1,10 +1,8 @@
 /**
  * The I/O shell around the pure trust core: reading keys, roots and signed policies from
  * files, with one clear InputError for anything wrong. Used by the CLI and the agent.
+ * Node identities (libp2p keys) are in node-key.ts, so the offline commands never load libp2p.
  */
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
-import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import type { PrivateKey } from '@libp2p/interface';
 import { InputError } from '../errors.js';
 import { readInput, readText } from '../runtime/files.js';
 import { decodePolicy, type Policy } from '../policy/model.js';
@@ -21,9 +19,30 @@ export function loadPublicKey(path: string): PublicKey {
 }
 
 export function loadEnvelope(path: string): Envelope {
-  const r = parseEnvelopeAny(readInput(path, 'signed file'));
-  if (!r.ok) throw new InputError(`${path}: ${r.outcome}: ${r.reason}`);
+  const bytes = readInput(path, 'signed file');
+  const r = parseEnvelopeAny(bytes);
+  if (!r.ok) {
+    const hint = r.outcome === 'malformed' ? fileKindHint(bytes) : undefined;
+    throw new InputError(`${path}: ${hint ?? `${r.outcome}: ${r.reason}`}`);
+  }
   return r.value;
+}
+
+/**
+ * What a file that is not a signed envelope most likely is, so that the error says what to
+ * do instead of quoting the protobuf decoder. Only a guess from the first few KB of text.
+ */
+export function fileKindHint(bytes: Uint8Array): string | undefined {
+  const head = new TextDecoder().decode(bytes.subarray(0, 8192));
+  const key = (k: string) => new RegExp(`^${k}\\s*:`, 'm').test(head);
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(head)) return 'this is a private key, not a signed document';
+  if (/-----BEGIN PUBLIC KEY-----/.test(head)) return 'this is a public key, not a signed document';
+  if (key('dataDir') || key('identityKey') || key('trustedRoot')) return 'this is an agent config (picket agent --config), not a signed document';
+  if (key('meshId') && (key('version') || key('rules') || key('nodes'))) {
+    return 'this is a policy YAML, sign it first: picket policy sign FILE --root root.json --key admin.key --out policy.signed';
+  }
+  if (/^[A-Za-z0-9+/]{80,100}={0,2}\s*$/.test(head)) return 'this looks like a node identity key (picket keygen --node), not a signed document';
+  return undefined;
 }
 
 /**
@@ -49,24 +68,4 @@ export function loadPolicyUnverified(path: string): { policy: Policy; envelope: 
   const r = decodePolicy(envelope.payload);
   if (!r.ok) throw new InputError(`${path}: ${r.outcome}: ${r.reason}`);
   return { policy: r.policy, envelope, digest: digestOf(envelope) };
-}
-
-/** A libp2p node identity: base64 of the protobuf-encoded private key, as IPFS configs hold it. */
-export async function generateNodeKey(): Promise<{ text: string; peerId: string }> {
-  const key = await generateKeyPair('Ed25519');
-  return { text: Buffer.from(privateKeyToProtobuf(key)).toString('base64') + '\n', peerId: peerIdFromPrivateKey(key).toString() };
-}
-
-export function parseNodeKey(data: Uint8Array, what: string): PrivateKey {
-  const text = new TextDecoder().decode(data).trim();
-  const bytes = /^[A-Za-z0-9+/=\s]+$/.test(text) ? Buffer.from(text, 'base64') : data;
-  try {
-    return privateKeyFromProtobuf(bytes);
-  } catch {
-    throw new InputError(`${what}: not a libp2p node key (picket keygen --node)`);
-  }
-}
-
-export function loadNodeKey(path: string): PrivateKey {
-  return parseNodeKey(readInput(path, 'node key', 64 * 1024), path);
 }

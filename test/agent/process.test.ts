@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { picket, tempDir } from '../helpers/cli.js';
+import { picket, picketWith, tempDir } from '../helpers/cli.js';
 import { spawnAgent, waitForSocket, type AgentProcess } from '../helpers/agent-process.js';
 import { until } from '../helpers/cluster.js';
 
@@ -95,6 +95,21 @@ describe('agent process', () => {
     const r = run('publish', 'p2.signed', '--socket', sock, '--wait', '--timeout', '20s');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/converged: 1\/1 nodes enforce v2 in/);
+    a.child.kill('SIGTERM');
+    expect((await a.exited).code).toBe(0);
+  });
+
+  it('the CLI finds the socket through the agent config the agent itself reads (--config, $PICKET_CONFIG)', async () => {
+    // agent.yaml does not set control.socket: the agent listens on <dataDir>/control.sock and
+    // every client command finds it there from the same file.
+    const a = await start();
+    const viaFlag = run('status', '--config', 'agent.yaml', '--json');
+    expect(viaFlag.code, viaFlag.stderr).toBe(0);
+    expect(JSON.parse(viaFlag.stdout)).toMatchObject({ peerId: peer });
+    const viaEnv = picketWith({ cwd: t.dir, env: { PICKET_CONFIG: join(t.dir, 'agent.yaml'), PICKET_SOCKET: undefined } }, 'status', '--mesh', '--json');
+    expect(viaEnv.code, viaEnv.stderr).toBe(0);
+    const pub = run('publish', 'p2.signed', '--config', 'agent.yaml');
+    expect(pub.code, pub.stderr).toBe(0);
     a.child.kill('SIGTERM');
     expect((await a.exited).code).toBe(0);
   });

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { expectOneLineError, picket, tempDir } from '../helpers/cli.js';
+import { expectOneLineError, picket, picketAsync, pool, tempDir } from '../helpers/cli.js';
 import { keyIdOf, parseSigningKey } from '../../src/trust/keys.js';
 import { encodeRoot, type RootDoc } from '../../src/trust/root.js';
 import { envelopeToJson, envelopeToText, PAYLOAD_TYPE, signEnvelope } from '../../src/trust/envelope.js';
 import { encodePolicy } from '../../src/policy/model.js';
-import { parseNodeKey } from '../../src/trust/files.js';
+import { parseNodeKey } from '../../src/trust/node-key.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { policy } from '../helpers/trust.js';
 
@@ -98,18 +98,25 @@ describe('picket CLI', () => {
     expect(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.1.5', '--port', '5432').stdout.trim()).toBe('ALLOW by rule app-db');
     expect(JSON.parse(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.9.9', '--port', '5432', '--json').stdout)).toMatchObject({ action: 'DROP', reason: 'default' });
   });
-  it('every command has --help and usage errors exit 2', () => {
-    for (const c of [[], ['keygen'], ['root', 'create'], ['root', 'rotate'], ['root', 'show'], ['policy', 'sign'], ['policy', 'verify'], ['policy', 'show'], ['policy', 'diff'], ['policy', 'render'], ['policy', 'explain']]) {
-      const r = run(...c, '--help');
-      expect(r.code, c.join(' ')).toBe(0);
-      expect(r.stdout).toContain('Usage: picket');
-    }
-    expect(run('policy', 'verify').code).toBe(2);
-    expect(run('nope').code).toBe(2);
-    expect(run('keygen', '--out', 'x.key', '--bogus').code).toBe(2);
-    expect(run('policy', 'explain', 'policy.signed', '--node', 'db-1', '--from', '1.2.3.4', '--port', '99999').code).toBe(2);
-    expect(run('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-  }, 120_000); // 16 process starts: on 2 busy cores that alone passed the 30 s default
+  it('every command has --help and usage errors exit 2', async () => {
+    // Nineteen processes, at most three at a time: on two busy cores one after the other they
+    // took longer than the default test timeout.
+    const helps = [[], ['keygen'], ['root', 'create'], ['root', 'rotate'], ['root', 'show'], ['policy', 'sign'], ['policy', 'verify'], ['policy', 'show'], ['policy', 'diff'], ['policy', 'render'], ['policy', 'explain'], ['agent'], ['publish'], ['status'], ['enforce'], ['state', 'reset']];
+    const usage = [['policy', 'verify'], ['nope'], ['keygen', '--out', 'x.key', '--bogus'], ['policy', 'explain', 'policy.signed', '--node', 'db-1', '--from', '1.2.3.4', '--port', '99999']];
+    const [helpRuns, usageRuns, version] = await Promise.all([
+      pool(helps, 3, (c) => picketAsync(t.dir, ...c, '--help')),
+      pool(usage, 2, (c) => picketAsync(t.dir, ...c)),
+      picketAsync(t.dir, '--version'),
+    ]);
+    helpRuns.forEach((r, i) => {
+      expect(r.code, helps[i]!.join(' ')).toBe(0);
+      expect(r.stdout, helps[i]!.join(' ')).toContain('Usage: picket');
+    });
+    // The top-level help lists every command group, though none of them is loaded for it.
+    for (const g of ['keygen', 'root', 'policy', 'agent', 'publish', 'status', 'enforce', 'state']) expect(helpRuns[0]!.stdout).toMatch(new RegExp(`\\n  ${g}\\b`));
+    usageRuns.forEach((r, i) => expect(r.code, usage[i]!.join(' ')).toBe(2));
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  }, 120_000);
 });
 
 describe('root show and root files', () => {
@@ -280,6 +287,22 @@ describe('bad input: one clear error, nothing written', () => {
     expectOneLineError(r);
     expect(r.stderr).toMatch(/weak\.pub: weak Ed25519 public key: small-order/);
     expect(existsSync(p('weak-create.json'))).toBe(false);
+  });
+  it('publish of a policy YAML says to sign it first, without asking the agent', () => {
+    const r = run('publish', 'policy.yaml', '--socket', p('no-agent.sock'));
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(/policy\.yaml: this is a policy YAML, sign it first: picket policy sign/);
+    expect(r.stderr).not.toMatch(/protobuf|no-agent\.sock/);
+  });
+  it('other wrong file kinds are named: a private key, a public key, an agent config, a node key', async () => {
+    writeFileSync(p('agent-cfg.yaml'), 'meshId: prod\ndataDir: ./data\nidentityKey: ./n1.key\ntrustedRoot: ./root.json\n');
+    const cases = [['a.key', /this is a private key/], ['a.pub', /this is a public key/], ['agent-cfg.yaml', /this is an agent config/], ['n1.key', /node identity key/]] as const;
+    const runs = cases.flatMap(([file, kind]) => [['publish', file, '--socket', p('no-agent.sock')], ['policy', 'verify', file, '--root', 'root.json'], ['policy', 'show', file]].map((args) => ({ args, kind })));
+    const results = await pool(runs, 3, (c) => picketAsync(t.dir, ...c.args));
+    results.forEach((r, i) => {
+      expectOneLineError(r);
+      expect(r.stderr, runs[i]!.args.join(' ')).toMatch(runs[i]!.kind);
+    });
   });
   it('a missing file and a file that is not a key', () => {
     expectOneLineError(run('policy', 'verify', 'nope.signed', '--root', 'root.json'));

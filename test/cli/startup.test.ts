@@ -1,0 +1,54 @@
+/**
+ * Start-up cost of the offline commands: they must not load the agent's stack (libp2p,
+ * gossipsub, LevelDB). Asserted on the set of modules each command loads, which does not
+ * depend on how busy the machine is; bench/cli-start.ts prints the times.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { picket, picketWith, tempDir } from '../helpers/cli.js';
+
+const t = tempDir('picket-startup-');
+const TRACER = resolve(import.meta.dirname, '../helpers/module-trace.mjs');
+// The agent's stack: what only `picket agent` needs.
+const AGENT_STACK = /\/node_modules\/(libp2p|@libp2p\/[^/]+|@chainsafe\/[^/]+|level|classic-level|abstract-level)\//;
+
+function modulesOf(...args: string[]): { code: number; modules: string[] } {
+  const file = t.path(`trace-${Math.random().toString(36).slice(2)}.txt`);
+  writeFileSync(file, '');
+  const r = picketWith({ cwd: t.dir, env: { PICKET_MODULE_TRACE: file }, nodeArgs: ['--import', TRACER] }, ...args);
+  const modules = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  rmSync(file);
+  return { code: r.code, modules };
+}
+
+beforeAll(() => {
+  expect(picket(t.dir, 'keygen', '--out', 'admin.key').code).toBe(0);
+  expect(picket(t.dir, 'root', 'create', '--key', 'admin.key', '--out', 'root.json').code).toBe(0);
+  writeFileSync(t.path('policy.yaml'), 'meshId: m\nversion: 1\nexpires: 2099-01-01\n');
+  expect(picket(t.dir, 'policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'admin.key', '--out', 'policy.signed').code).toBe(0);
+});
+afterAll(() => t.cleanup());
+
+describe('offline commands start without the agent stack', () => {
+  const offline: string[][] = [
+    ['--version'], ['--help'], ['keygen', '--out', 'k2.key'], ['root', '--help'],
+    ['policy', 'verify', 'policy.signed', '--root', 'root.json'], ['policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'admin.key', '--out', 'p2.signed'],
+    ['policy', 'render', 'policy.signed', '--node', 'x'], ['status', '--help'], ['publish', '--help'], ['agent', '--help'],
+  ];
+  for (const args of offline) {
+    it(`picket ${args.join(' ')} loads no libp2p or LevelDB module`, () => {
+      const { modules } = modulesOf(...args);
+      // The tracer saw the command itself: an empty trace would pass for the wrong reason.
+      expect(modules.some((m) => m.includes('/node_modules/commander/'))).toBe(true);
+      expect(modules.filter((m) => AGENT_STACK.test(m))).toEqual([]);
+    });
+  }
+
+  it('the check can fail: keygen --node does load libp2p crypto, and only for node keys', () => {
+    const { code, modules } = modulesOf('keygen', '--node', '--out', 'node.key');
+    expect(code).toBe(0);
+    expect(modules.some((m) => m.includes('/node_modules/@libp2p/crypto/'))).toBe(true);
+    expect(modules.some((m) => /\/node_modules\/(libp2p|@libp2p\/gossipsub|level)\//.test(m))).toBe(false);
+  });
+});
