@@ -4,7 +4,6 @@
  * state is loaded and the last good ruleset (or the baseline) enforced before the network
  * opens. Order on stop: stop accepting, drain in-flight work, close the network, close the store.
  */
-import { stat } from 'node:fs/promises';
 import { formatInstant, systemClock, type Clock, type Timer } from '../runtime/clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
@@ -31,7 +30,7 @@ import type { Auditor } from '../audit/auditor.js';
 import type { Listener } from '../audit/listeners.js';
 import type { FleetNode } from '../audit/status.js';
 import type { AgentConfig } from './config.js';
-import { readInput } from '../runtime/files.js';
+import { PolicyFileWatcher } from './policy-file.js';
 
 export interface AgentDeps {
   clock?: Clock;
@@ -119,9 +118,8 @@ export class Agent {
   #config: AgentConfig;
   #clock: Clock;
   #control: ControlServer | null = null;
-  #watchTimer: Timer | null = null;
+  #policyFile: PolicyFileWatcher | null = null;
   #driftTimer: Timer | null = null;
-  #lastFileSig = '';
   #stopped = false;
 
   private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor; metrics: Metrics }) {
@@ -195,7 +193,7 @@ export class Agent {
         await agent.#control.listen();
         log.info({ socket: config.control.socket }, 'control API listening');
       }
-      await agent.#watchPolicyFile();
+      await agent.#watchPolicyFile(config.policyFile);
       agent.#scheduleDrift();
       mesh.libp2p.addEventListener('connection:close', () => {
         if (mesh.connectedPeers().length === 0) void engine.allPeersLost();
@@ -294,22 +292,22 @@ export class Agent {
     };
   }
 
-  /** Polls the drop-in policy file (mtime, size, inode) and offers it when it changes. */
-  async #watchPolicyFile(): Promise<void> {
-    const path = this.#config.policyFile;
-    if (!path || this.#stopped) return;
-    try {
-      const s = await stat(path);
-      const sig = `${s.ino}:${s.size}:${s.mtimeMs}`;
-      if (sig !== this.#lastFileSig) {
-        this.#lastFileSig = sig;
-        const r = await this.engine.offer(readInput(path, 'policy file'), { kind: 'file' });
-        if (r.outcome !== 'accepted' && r.outcome !== 'duplicate' && r.outcome !== 'stale') this.log.warn({ file: path, outcome: r.outcome, reason: r.reason }, 'policy file not accepted');
-      }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ file: path, err: (e as Error).message }, 'policy file unreadable');
+  /** (Re)starts the drop-in watcher for `path` (none: stops it). Start and SIGHUP call this. */
+  async #watchPolicyFile(path: string | undefined): Promise<void> {
+    this.#policyFile?.stop();
+    this.#policyFile = null;
+    if (!path || this.#stopped) {
+      await this.alerts.resolve('policy-file');
+      return;
     }
-    this.#watchTimer = this.#clock.setTimeout(() => void this.#watchPolicyFile(), 2000);
+    const w = new PolicyFileWatcher({
+      path, clock: this.#clock, log: this.log,
+      offer: (env) => this.engine.offer(env, { kind: 'file' }),
+      onRejected: (reason) => this.alerts.raise('policy-file', 'policy-file-rejected', 'error', `policy file ${path} not used (${reason}); the policy in force stays`, { file: path, reason }),
+      onUsable: () => this.alerts.resolve('policy-file'),
+    });
+    this.#policyFile = w;
+    await w.start();
   }
 
   #scheduleDrift(): void {
@@ -328,7 +326,7 @@ export class Agent {
     this.enforcer.setFailsafe([...next.enforcement.failsafe.sshFrom], next.enforcement.failsafe.sshPort);
     this.alerts.setSinks([...next.alerts]);
     this.#config = { ...next, meshId: this.#config.meshId, dataDir: this.#config.dataDir, identityKey: this.#config.identityKey, trustedRoot: this.#config.trustedRoot, listen: this.#config.listen };
-    this.#lastFileSig = '';
+    await this.#watchPolicyFile(next.policyFile);
     await this.engine.enforceNow();
     this.log.info('configuration reloaded');
   }
@@ -336,7 +334,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#watchTimer?.cancel();
+    this.#policyFile?.stop();
     this.#driftTimer?.cancel();
     await this.#control?.close();
     await this.metrics.close();

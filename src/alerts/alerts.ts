@@ -15,7 +15,7 @@ export const ALERT_CLASSES = [
   'equivocation', 'forged-policy', 'policy-expired', 'policy-expiring', 'drift-repaired', 'apply-failed',
   'lockout-revert', 'unexpected-listener', 'exposed-port', 'node-silent', 'peer-penalised',
   'store-corrupt', 'trust-state-damaged', 'policy-lost', 'root-chain-short', 'stale-root-signature', 'root-expired', 'root-expiring',
-  'node-revoked', 'policy-stale', 'node-lagging',
+  'node-revoked', 'policy-stale', 'node-lagging', 'policy-file-rejected',
   'unadmitted-peers',
 ] as const;
 export type AlertClass = (typeof ALERT_CLASSES)[number];
