@@ -243,6 +243,7 @@ export class Agent {
     this.enforcer.on('applied', (_s, { ms }) => m.applyDuration.observe(ms / 1000));
     this.enforcer.on('drift', () => m.driftRepairs.inc());
     this.alerts.on('event', (e) => m.alerts.inc({ class: e.class, action: e.action }));
+    this.alerts.on('dropped', (sink, _e, reason) => m.alertsDropped.inc({ sink, reason }));
     m.refresh = () => {
       m.policyVersion.set(this.engine.current?.policy.version ?? 0);
       m.rootVersion.set(this.engine.root.root.version);

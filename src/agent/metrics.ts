@@ -17,6 +17,7 @@ export class Metrics {
   readonly enforcementState = new Gauge({ name: 'picket_enforcement_state', help: '1 for the current enforcement state', labelNames: ['state'], registers: [this.registry] });
   readonly driftRepairs = new Counter({ name: 'picket_drift_repairs_total', help: 'Ruleset drift detected and repaired', registers: [this.registry] });
   readonly alerts = new Counter({ name: 'picket_alerts_total', help: 'Alert events, by class and action', labelNames: ['class', 'action'], registers: [this.registry] });
+  readonly alertsDropped = new Counter({ name: 'picket_alerts_dropped_total', help: 'Alert events given up on because the receiver refused them (HTTP 4xx), by sink and reason', labelNames: ['sink', 'reason'], registers: [this.registry] });
   readonly peers = new Gauge({ name: 'picket_peers_connected', help: 'Mesh peers connected', registers: [this.registry] });
   #server: Server | null = null;
   /** Called before each scrape to refresh gauges from live state. */

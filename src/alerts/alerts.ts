@@ -42,6 +42,30 @@ interface Queued {
   event: AlertEvent;
   attempts: number;
   nextAt: number;
+  /** Answers that refused the event itself (HTTP 4xx other than 408/429). */
+  refused?: number;
+}
+
+/**
+ * How many times a receiver may refuse an event (HTTP 4xx: a bad routing key, a malformed
+ * event) before it is dropped. Such an answer does not get better by waiting, but a few
+ * attempts cover a key being fixed right then; retrying forever would hold back every later
+ * event for the same condition.
+ */
+export const MAX_REFUSALS = 3;
+
+/** A receiver's answer that is not a success, with its HTTP status. */
+export class DeliveryError extends Error {
+  readonly code = 'ERR_ALERT_DELIVERY';
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+    this.name = 'DeliveryError';
+  }
+
+  /** 4xx except 408 (timeout) and 429 (rate limited): the receiver refuses this event. */
+  get refused(): boolean {
+    return this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;
+  }
 }
 
 interface OpenAlert {
@@ -54,6 +78,8 @@ interface OpenAlert {
 export interface AlertEvents {
   event: [AlertEvent];
   delivered: [string, AlertEvent];
+  /** Given up on: sink type, the event, and why (e.g. "HTTP 400"). */
+  dropped: [string, AlertEvent, string];
 }
 
 const sinkId = (s: SinkConfig) => createHash('sha256').update(JSON.stringify(s)).digest('hex').slice(0, 12);
@@ -156,7 +182,11 @@ export class AlertManager extends EventEmitter<AlertEvents> {
     this.#timer = this.o.clock.setTimeout(() => void this.deliver(), ms);
   }
 
-  /** Delivers due queue items in order; failed ones back off (1 s doubling to 5 min). */
+  /**
+   * Delivers due queue items in order; failed ones back off (1 s doubling to 5 min). Order
+   * holds per sink and dedup key: while an event waits, later events for the same condition
+   * wait behind it (a resolve sent before its trigger would leave the incident open).
+   */
   async deliver(): Promise<void> {
     if (this.#stopped) return;
     if (this.#delivering) {
@@ -171,19 +201,35 @@ export class AlertManager extends EventEmitter<AlertEvents> {
       const ignoreBackoff = this.#ignoreBackoff;
       this.#ignoreBackoff = false;
       const byId = new Map(this.#sinks.map((s) => [sinkId(s), s]));
+      const waiting = new Set<string>(); // sink + dedup key with an earlier event still queued
       for (const [key, item] of await this.o.store.listJson<Queued>('alertq/')) {
         const sink = byId.get(item.sink);
         if (!sink) { await this.o.store.delJson(key); continue; } // its sink was removed from config
-        if (item.nextAt > now && !ignoreBackoff) { next = Math.min(next, item.nextAt - now); continue; }
+        const lane = `${item.sink}\0${item.event.dedupKey}`;
+        if (waiting.has(lane)) continue; // the earlier event's backoff decides when this lane moves
+        if (item.nextAt > now && !ignoreBackoff) {
+          waiting.add(lane);
+          next = Math.min(next, item.nextAt - now);
+          continue;
+        }
         try {
           await this.#send(sink, item.event);
           await this.o.store.delJson(key);
           this.emit('delivered', sink.type, item.event);
         } catch (e) {
           item.attempts++;
+          if (e instanceof DeliveryError && e.refused) item.refused = (item.refused ?? 0) + 1;
+          if ((item.refused ?? 0) >= MAX_REFUSALS) {
+            await this.o.store.delJson(key);
+            this.o.log.error({ sink: sink.type, url: sink.type === 'log' ? undefined : sink.url, alert: item.event.class, action: item.event.action, dedupKey: item.event.dedupKey, attempts: item.attempts },
+              `alert dropped: the ${sink.type} receiver refused it ${item.refused} times (${(e as Error).message}); check its URL and routing key`);
+            this.emit('dropped', sink.type, item.event, (e as Error).message);
+            continue;
+          }
           const backoff = Math.min(300_000, 1000 * 2 ** Math.min(item.attempts - 1, 9));
           item.nextAt = now + backoff;
           await this.o.store.putJson(key, item);
+          waiting.add(lane);
           next = Math.min(next, backoff);
           this.o.log.warn({ sink: sink.type, attempts: item.attempts, err: (e as Error).message }, 'alert delivery failed; will retry');
         }
@@ -207,7 +253,7 @@ export class AlertManager extends EventEmitter<AlertEvents> {
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
     });
-    if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
+    if (res.status < 200 || res.status >= 300) throw new DeliveryError(res.status);
   }
 
   async stop(): Promise<void> {

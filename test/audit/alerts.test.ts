@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlertManager, pagerDutyBody } from '../../src/alerts/alerts.js';
+import { AlertManager, MAX_REFUSALS, pagerDutyBody } from '../../src/alerts/alerts.js';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/runtime/logger.js';
+import type { Clock } from '../../src/runtime/clock.js';
 import { Store } from '../../src/store/store.js';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
@@ -74,5 +77,71 @@ describe('alert delivery', () => {
     await until(() => rx.events.length === 2, 5000);
     await second.m.stop();
     await second.store.close();
+  });
+
+  /**
+   * A clock whose timers never fire: each test pass is an explicit `await deliver()`, so what
+   * a pass sends does not depend on how fast this machine runs the background timer.
+   */
+  function stillClock(start: number): Clock & { t: number } {
+    const c = { t: start, now: () => c.t, monotonic: () => c.t, setTimeout: () => ({ cancel: () => undefined }), sleep: async () => undefined };
+    return c;
+  }
+
+  it('a resolve queued while its trigger backs off is sent after the trigger, not before', async () => {
+    const rx = await new EventsReceiver().start();
+    receivers.push(rx);
+    rx.failTriggers.set('drift', 2);
+    const clock = stillClock(Date.now());
+    const store = await Store.open(t.path('order'));
+    const m = new AlertManager({ store, clock, log: silentLogger, source: 'node-a', sinks: [{ type: 'pagerduty', url: rx.url, routingKey: 'R0UTING' }] });
+    await m.start();
+    await m.raise('drift', 'drift-repaired', 'warning', 'drift');
+    await m.deliver(); // trigger refused (503): backs off 1 s
+    await m.resolve('drift');
+    await m.deliver(); // the resolve is due, but waits behind its trigger
+    await m.raise('other', 'apply-failed', 'critical', 'another condition');
+    await m.deliver(); // another dedup key is not held back
+    expect(rx.events.map((e) => `${e.event_action}:${e.dedup_key}`)).toEqual(['trigger:other']);
+    clock.t += 1000;
+    await m.deliver(); // trigger refused again: backs off 2 s
+    clock.t += 2000;
+    await m.deliver();
+    expect(rx.events.map((e) => `${e.event_action}:${e.dedup_key}`)).toEqual(['trigger:other', 'trigger:drift', 'resolve:drift']);
+    expect(rx.attempts).toBe(5);
+    await m.stop();
+    await store.close();
+  });
+
+  it('a receiver that refuses an event (HTTP 400, bad routing key) is retried a bounded number of times, then the event is dropped with one error line', async () => {
+    const rx = await new EventsReceiver().start();
+    receivers.push(rx);
+    rx.refuseWith = 400;
+    const clock = stillClock(Date.now());
+    const lines: { level: number; msg: string }[] = [];
+    const log = createLogger({ level: 'info', pretty: false, destination: new Writable({ write(chunk: Buffer, _e, cb) { lines.push(JSON.parse(chunk.toString()) as { level: number; msg: string }); cb(); } }) });
+    const store = await Store.open(t.path('refused'));
+    const m = new AlertManager({ store, clock, log, source: 'node-a', sinks: [{ type: 'pagerduty', url: rx.url, routingKey: 'bad-key' }] });
+    const dropped: string[] = [];
+    m.on('dropped', (sink, e, why) => dropped.push(`${sink}:${e.action}:${e.dedupKey}:${why}`));
+    await m.start();
+    await m.raise('x', 'apply-failed', 'critical', 'x');
+    await m.resolve('x');
+    for (let i = 0; i < 12; i++) { clock.t += 300_000; await m.deliver(); }
+    // Each event was tried MAX_REFUSALS times, then given up on; nothing is left to retry.
+    expect(rx.attempts).toBe(2 * MAX_REFUSALS);
+    expect(dropped).toEqual(['pagerduty:trigger:x:HTTP 400', 'pagerduty:resolve:x:HTTP 400']);
+    expect(await store.listJson('alertq/')).toEqual([]);
+    const errors = lines.filter((l) => l.level >= 50);
+    expect(errors).toHaveLength(2); // one per event
+    expect(errors[0]!.msg).toMatch(/alert dropped: the pagerduty receiver refused it 3 times \(HTTP 400\); check its URL and routing key/);
+    // A rate limit (429) is not a refusal: it keeps being retried.
+    rx.refuseWith = 429;
+    await m.raise('y', 'apply-failed', 'critical', 'y');
+    for (let i = 0; i < 6; i++) { clock.t += 300_000; await m.deliver(); }
+    expect(dropped).toHaveLength(2);
+    expect(await store.listJson('alertq/')).toHaveLength(1);
+    await m.stop();
+    await store.close();
   });
 });

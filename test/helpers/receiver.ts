@@ -5,6 +5,10 @@ export class EventsReceiver {
   readonly events: Record<string, unknown>[] = [];
   /** While true, every request is answered 503 (receiver down). */
   down = false;
+  /** Dedup key → how many more trigger attempts for it are answered 503 (a flaky receiver). */
+  readonly failTriggers = new Map<string, number>();
+  /** When set, every event is refused with this status (PagerDuty answers 400 to a bad routing key). */
+  refuseWith: number | null = null;
   attempts = 0;
   #server: Server;
   url = '';
@@ -16,7 +20,18 @@ export class EventsReceiver {
       req.on('end', () => {
         this.attempts++;
         if (this.down) { res.writeHead(503).end(); return; }
-        this.events.push(JSON.parse(body) as Record<string, unknown>);
+        const event = JSON.parse(body) as Record<string, unknown>;
+        if (this.refuseWith !== null) {
+          res.writeHead(this.refuseWith, { 'content-type': 'application/json' }).end('{"status":"invalid event","message":"Event object is invalid","errors":["Length of \'routing_key\' is incorrect (should be 32 characters)"]}');
+          return;
+        }
+        const failures = this.failTriggers.get(String(event.dedup_key)) ?? 0;
+        if (event.event_action === 'trigger' && failures > 0) {
+          this.failTriggers.set(String(event.dedup_key), failures - 1);
+          res.writeHead(503).end();
+          return;
+        }
+        this.events.push(event);
         res.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"success"}');
       });
     });
