@@ -10,7 +10,7 @@ import { InputError } from '../errors.js';
 import { parseDuration } from '../runtime/duration.js';
 import { isValidMeshId } from '../policy/model.js';
 import { parsePrefix } from '../policy/ip.js';
-import { formatLocated, type Located } from '../policy/authoring.js';
+import { formatLocated, typeError, type Located } from '../policy/authoring.js';
 import { LIMITS } from '../wire/limits.js';
 import { defaultSocket } from './defaults.js';
 
@@ -107,13 +107,13 @@ function locate(doc: ReturnType<typeof parseDocument>, lc: LineCounter, path: Pr
 
 /** Validates a parsed config object; paths resolve against `baseDir`. */
 export function buildConfig(raw: unknown, baseDir: string, configPath?: string, lineOf?: (path: PropertyKey[]) => number | undefined): AgentConfig {
-  const parsed = AgentConfigSchema.safeParse(raw);
+  const parsed = AgentConfigSchema.safeParse(raw, { error: typeError });
   if (!parsed.success) {
-    const errors: Located[] = parsed.error.issues.map((i) => ({
-      line: lineOf?.(i.path),
+    const errors: Located[] = parsed.error.issues.flatMap((i) => (i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k]) : [i.path]).map((at) => ({
+      line: lineOf?.(at),
       path: i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, ''),
-      message: i.code === 'invalid_type' && i.input === undefined ? 'is required' : i.code === 'unrecognized_keys' ? `unknown field ${i.keys.join(', ')}` : i.message,
-    }));
+      message: i.code === 'unrecognized_keys' ? `unknown field ${String(at.at(-1))}` : i.message,
+    })));
     throw new InputError(errors.map((e) => formatLocated(configPath ?? 'config', e)).join('\n'));
   }
   const c = parsed.data;

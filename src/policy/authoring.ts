@@ -3,19 +3,46 @@
  * semantically checked; every problem names the field and the line it came from.
  */
 import { parseDuration } from '../runtime/duration.js';
-import { isMap, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
-import { parseInstant } from '../runtime/clock.js';
-import { checkPolicy, formatPath, type Issue, type Path, type Policy, type PortRange, type Rule } from './model.js';
+import { INSTANT_PATTERN, parseInstant } from '../runtime/clock.js';
+import { checkPolicy, formatPath, PATTERNS, type Issue, type Path, type Policy, type PortRange, type Rule } from './model.js';
 
-const instant = z.union([z.string(), z.date()]).transform((v, ctx) => {
-  const ms = v instanceof Date ? v.getTime() : parseInstant(v);
+const PORT_TEXT = '^\\s*\\d{1,5}(-\\d{1,5})?\\s*$';
+
+/** A value as an error message shows it: `the string "2"`, `2.5`, `a list`. */
+function shown(v: unknown): string {
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (Array.isArray(v)) return 'a list';
+  if (v === null) return 'null';
+  if (v instanceof Date) return `the date ${v.toISOString()}`;
+  if (typeof v === 'object') return 'a mapping';
+  return String(v);
+}
+
+const KINDS: Record<string, string> = { number: 'a number', int: 'an integer', string: 'a string', array: 'a list', object: 'a mapping', boolean: 'true or false' };
+
+/**
+ * Per-parse error map: a missing field "is required", a present one of the wrong type "must
+ * be an integer, got the string "2"" (zod's own issues carry no input, so both looked missing).
+ */
+export function typeError(iss: z.core.$ZodRawIssue): string | undefined {
+  if (iss.code !== 'invalid_type') return undefined;
+  if (iss.input === undefined) return 'is required';
+  const expected = (iss.inst as { isInt?: boolean } | undefined)?.isInt ? 'int' : String(iss.expected);
+  return `must be ${KINDS[expected] ?? expected}, got ${shown(iss.input)}`;
+}
+
+const DATE_HELP = 'Written as a date (2027-01-31, midnight UTC) or a date and time (2027-01-31T00:00:00Z)';
+
+const instant = z.unknown().transform((v, ctx) => {
+  const ms = v instanceof Date ? v.getTime() : typeof v === 'string' ? parseInstant(v) : undefined;
   if (ms === undefined || !Number.isFinite(ms)) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a date (use 2027-01-31 or 2027-01-31T00:00:00Z)` });
+    ctx.addIssue({ code: 'custom', message: `${typeof v === 'string' ? JSON.stringify(v) : shown(v)} is not a date (use 2027-01-31 or 2027-01-31T00:00:00Z)` });
     return z.NEVER;
   }
   return ms;
-});
+}).meta({ type: 'string', pattern: INSTANT_PATTERN.source.replace('^\\d{4}', '^[2-9]\\d{3}'), examples: ['2027-01-31', '2027-01-31T00:00:00Z'] }); // years 2000-9999, as checkPolicy
 
 const port = z.unknown().transform((v, ctx): PortRange => {
   const bad = () => {
@@ -36,35 +63,51 @@ const port = z.unknown().transform((v, ctx): PortRange => {
     return { first, last };
   }
   return bad();
+}).meta({
+  description: 'a port 1-65535, or a "first-last" range',
+  oneOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: PORT_TEXT }],
 });
 
-const selectors = z.union([z.string(), z.array(z.string()).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
-const name = z.string().min(1);
+// JSON Schema patterns for what checkPolicy enforces (the validator stays the authority: it
+// also checks host bits, references to roles and nodes, duplicates).
+const NAME_RE = PATTERNS.name.replace(/^\^|\$$/g, '');
+const PEER_RE = PATTERNS.peerId.replace(/^\^|\$$/g, '');
+const V4_OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const V4 = `${V4_OCTET}(\\.${V4_OCTET}){3}`;
+const CIDR = `(${V4}(/(3[0-2]|[12]?\\d))?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(/(12[0-8]|1[01]\\d|[1-9]?\\d))?)`;
+const TO_PATTERN = `^(any|role:${NAME_RE}|node:(${NAME_RE}|${PEER_RE}))$`;
+const FROM_PATTERN = `^(any|role:${NAME_RE}|node:(${NAME_RE}|${PEER_RE})|cidr:${CIDR})$`;
+
+const selectors = (pattern: string, help: string) => {
+  const one = z.string().meta({ pattern });
+  return z.union([one, z.array(one).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])).describe(help);
+};
+const name = z.string().min(1).meta({ pattern: PATTERNS.name });
 
 const ruleShape = {
   name,
-  to: selectors,
-  from: selectors,
+  to: selectors(TO_PATTERN, 'Destination: any, role:NAME or node:NAME|PEERID (one or a list).'),
+  from: selectors(FROM_PATTERN, 'Source: any, role:NAME, node:NAME|PEERID or cidr:PREFIX (one or a list).'),
   proto: z.enum(['tcp', 'udp', 'icmp'], { error: (i) => `${JSON.stringify(i.input)} is not tcp, udp or icmp` }),
   ports: z.array(port).optional().default([]),
 };
 
 export const PolicyAuthoringSchema = z.strictObject({
-  meshId: z.string().min(1).describe('Mesh this policy is for; agents of other meshes reject it.'),
-  version: z.number().int().positive().describe('Strictly increasing: nodes never accept a lower or equal version with other content.'),
-  issuedAt: instant.optional().describe('Defaults to the signing time. Every time in a policy lies in years 2000–9999.'),
-  expires: instant.describe('After this the policy is expired: nodes keep enforcing it (or fall back to the baseline) and alert. Years 2000–9999.'),
+  meshId: z.string().min(1).meta({ pattern: PATTERNS.meshId }).describe('Mesh this policy is for; agents of other meshes reject it.'),
+  version: z.int().positive().describe('Strictly increasing: nodes never accept a lower or equal version with other content.'),
+  issuedAt: instant.optional().describe(`Defaults to the signing time. Every time in a policy lies in years 2000–9999. ${DATE_HELP}.`),
+  expires: instant.describe(`After this the policy is expired: nodes keep enforcing it (or fall back to the baseline) and alert. Years 2000–9999. ${DATE_HELP}.`),
   nodes: z.array(z.strictObject({
     name,
-    peerId: z.string().min(1),
-    addresses: z.array(z.string()).default([]),
-    roles: z.array(z.string()).default([]),
+    peerId: z.string().min(1).meta({ pattern: PATTERNS.peerId }),
+    addresses: z.array(z.string().meta({ anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }] })).default([]),
+    roles: z.array(z.string().meta({ pattern: PATTERNS.name })).default([]),
   })).default([]),
   rules: z.array(z.strictObject(ruleShape)).default([]),
   exceptions: z.array(z.strictObject({
     ...ruleShape,
     reason: z.string({ error: 'an exception must carry a reason' }).min(1, 'an exception must carry a reason'),
-    expires: instant.optional(),
+    expires: instant.optional().describe(`When the hole closes by itself (required). ${DATE_HELP}.`),
   })).default([]),
   settings: z.strictObject({
     onExpiry: z.enum(['keep', 'baseline']).default('keep').describe('keep: enforce the expired (or stale) policy (never fail open); baseline: fall back to the baseline'),
@@ -112,12 +155,14 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
   }
   const root = doc.contents;
   if (!isMap(root)) return { ok: false, errors: [{ line: 1, path: '', message: 'a policy is a YAML mapping (meshId, version, expires, nodes, rules…)' }] };
-  const parsed = PolicyAuthoringSchema.safeParse(doc.toJS({ maxAliasCount: 100 }));
+  const parsed = PolicyAuthoringSchema.safeParse(doc.toJS({ maxAliasCount: 100 }), { error: typeError });
   const locate = (i: Issue): Located => ({ line: lineOf(doc, lc, i.path), path: formatPath(i.path), message: i.message });
   if (!parsed.success) {
     return {
       ok: false,
-      errors: parsed.error.issues.map((i) => locate({ path: i.path as Path, message: issueMessage(i) })),
+      errors: parsed.error.issues.flatMap((i) => (i.code === 'unrecognized_keys'
+        ? unknownKeys(doc, lc, i.path as Path, i.keys)
+        : [locate({ path: i.path as Path, message: issueMessage(i) })])),
     };
   }
   const d = parsed.data;
@@ -142,12 +187,21 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
 }
 
 function issueMessage(i: z.core.$ZodIssue): string {
-  if (i.code === 'unrecognized_keys') return `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}`;
-  if (i.code === 'invalid_type' && i.input === undefined) {
-    return i.path[0] === 'exceptions' && i.path.at(-1) === 'reason' ? 'an exception must carry a reason' : 'is required';
-  }
-  if (i.code === 'invalid_type') return `expected ${i.expected}, got ${i.input === null ? 'null' : Array.isArray(i.input) ? 'a list' : typeof i.input}`;
+  if (i.code === 'invalid_type' && i.message === 'is required' && i.path[0] === 'exceptions' && i.path.at(-1) === 'reason') return 'an exception must carry a reason';
   return i.message;
+}
+
+/**
+ * One error per unknown key, on the key's own line (not the line of the mapping holding it):
+ * a typo such as `rule:` for `rules:` is found where it was typed.
+ */
+export function unknownKeys(doc: Document, lc: LineCounter, path: Path, keys: string[]): Located[] {
+  const map = path.length ? doc.getIn(path, true) : doc.contents;
+  return keys.map((key) => {
+    const pair = isMap(map) ? map.items.find((p) => isScalar(p.key) && String(p.key.value) === key) : undefined;
+    const range = pair && isScalar(pair.key) ? pair.key.range : undefined;
+    return { line: range ? lc.linePos(range[0]).line : lineOf(doc, lc, path), path: formatPath(path), message: `unknown field ${key}` };
+  });
 }
 
 /** The authoring form of a policy, for `policy show` and round trips. */

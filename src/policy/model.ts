@@ -83,6 +83,13 @@ const MESH_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 // Base58btc Ed25519 (12D3KooW…) and RSA/secp256k1 (Qm…, 16U…) PeerIds.
 const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,128}$/;
 
+/** The shapes checkPolicy enforces, as pattern sources for the exported JSON Schema. */
+export const PATTERNS = {
+  name: NAME.source,
+  meshId: MESH_ID.source,
+  peerId: PEER_ID.source,
+} as const;
+
 export function isValidMeshId(id: string): boolean {
   return MESH_ID.test(id);
 }

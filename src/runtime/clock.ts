@@ -73,8 +73,11 @@ export class ManualClock implements Clock {
 }
 
 /** Parses an ISO date or date-time ("2027-12-31", "2027-01-31T00:00:00Z") to unix ms. */
+/** What parseInstant accepts: a date, or a date and time (exported for the JSON Schemas). */
+export const INSTANT_PATTERN = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
 export function parseInstant(text: string): number | undefined {
-  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) return undefined;
+  if (!INSTANT_PATTERN.test(text)) return undefined;
   const iso = /^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text;
   const ms = Date.parse(iso);
   return Number.isFinite(ms) ? ms : undefined;

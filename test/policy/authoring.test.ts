@@ -57,6 +57,16 @@ settings: { onExpiry: baseline }`), NOW);
     ['rejects icmp with ports', base(`  - { name: x, to: any, from: any, proto: icmp, ports: [1] }`), /icmp has no ports/],
     ['rejects duplicate peer ids', base(ok).replace(PEER(2), PEER(1)), /duplicate PeerId/],
     ['rejects an invalid node address', base(ok).replace('10.0.1.5', '10.0.1'), /"10.0.1" is not an IP address/],
+    // Wrong types are wrong types, not missing fields.
+    ['a quoted version is a wrong type, not a missing field', base(ok).replace('version: 3', 'version: "2"'), /^version: must be an integer, got the string "2"$/, 2],
+    ['a fractional version must be an integer', base(ok).replace('version: 3', 'version: 2.5'), /^version: must be an integer, got 2\.5$/, 2],
+    ['a meshId that is a number must be a string', base(ok).replace('meshId: prod', 'meshId: 7'), /^meshId: must be a string, got 7$/, 1],
+    ['nodes written as a mapping must be a list', base(ok).replace(/nodes:\n(  - .*\n)+/, 'nodes: { web-1: x }\n'), /^nodes: must be a list, got a mapping$/, 4],
+    ['settings written as a list must be a mapping', base(ok, 'settings: [keep]'), /^settings: must be a mapping, got a list$/],
+    ['a date that is a number is not a date', base(ok).replace('2027-01-31T00:00:00Z', '12'), /^expires: 12 is not a date/, 3],
+    // Unknown keys point at their own line, not at the mapping that holds them.
+    ['an unknown top-level key points at its own line', base(ok, 'rule:\n  - x'), /^: unknown field rule$/, 10],
+    ['an unknown nested key points at its own line', base(ok, 'settings:\n  onExpiry: keep\n  onExpire: baseline'), /^settings: unknown field onExpire$/, 12],
   ];
   for (const [name, text, re, line] of cases) {
     it(name, () => {
