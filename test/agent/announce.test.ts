@@ -79,7 +79,7 @@ afterEach(async () => {
 });
 
 describe('announce-then-pull between real agents', () => {
-  it('a 200 KB policy reaches every node as one pulled copy each; small policies are still pushed', async () => {
+  it('a 200 KB policy reaches every node through sync, about one copy each; small policies are still pushed', async () => {
     // Long sync interval: every body below moves because of gossip or an announcement.
     cluster = await Cluster.create(8, { transport: 'tcp', minPeers: 4, bootstrapCount: 2, bootstrapMode: 'previous', syncInterval: '1h' });
     await cluster.startAll();
@@ -99,18 +99,26 @@ describe('announce-then-pull between real agents', () => {
 
     const after = await Promise.all(cluster.nodes.map(Cluster.counters));
     expect(after[3]!.announcementsOut).toBe(1);
+    let bodies = 0;
     cluster.nodes.forEach((n, i) => {
       const c = after[i]!;
       const body = c.syncBytesIn - before[i]!.syncBytesIn;
       const gossip = c.gossipBytesIn - before[i]!.gossipBytesIn;
       if (i === 3) return;
-      // Exactly one body arrived, through sync (a pull, or a new connection's exchange that
-      // got there first); gossip carried only announcements.
-      expect(c.syncPoliciesIn - before[i]!.syncPoliciesIn, n.name).toBe(1);
+      // The body arrived through sync (a pull, or a new connection's exchange that got there
+      // first), never through gossip. Usually once; on a loaded machine two exchanges can
+      // start before either has stored it (each then carries it once), never more. Pushing
+      // whole envelopes would bring one copy per gossip mesh peer (4 here).
+      const copies = c.syncPoliciesIn - before[i]!.syncPoliciesIn;
+      expect(copies, n.name).toBeGreaterThanOrEqual(1);
+      expect(copies, n.name).toBeLessThanOrEqual(2);
       expect(body, n.name).toBeGreaterThanOrEqual(size);
-      expect(body, n.name).toBeLessThan(1.5 * size);
+      expect(body, n.name).toBeLessThan((copies + 0.5) * size);
       expect(gossip, n.name).toBeLessThan(2000);
+      bodies += copies;
     });
+    // And over the fleet, duplicates stay the exception: at most one in two nodes.
+    expect(bodies).toBeLessThanOrEqual(1.5 * (cluster.nodes.length - 1));
     expect(after.reduce((s, c) => s + c.pulls, 0)).toBeGreaterThanOrEqual(1);
     // A node that pulled lets gossipsub forward the announcement it pulled for; only a node
     // that got the body from a new connection's sync (not a pull) announces it once itself.
@@ -118,7 +126,7 @@ describe('announce-then-pull between real agents', () => {
     expect(after.filter((c) => c.announcementsOut > 0).length).toBeLessThan(4);
     // The wire meter saw each body arrive (what TCP carried, framing included).
     expect(cluster.nodes.filter((_n, i) => i !== 3).every((n) => n.agent!.mesh.wireBytes().received > size)).toBe(true);
-  });
+  }, 120_000); // eight real agents on two busy cores: its own waits (20 s + 30 s) bound it, not the default 30 s
 
   it('a peer that forwards an announcement for a body it does not hold, or a forged one, is penalised', async () => {
     cluster = await Cluster.create(3, { syncInterval: '1h' });
