@@ -46,7 +46,7 @@ export const AgentConfigSchema = z.strictObject({
   trustedRoot: z.string().describe('The pinned root of trust (root.json), provisioned out of band.'),
   listen: z.array(multiaddr).default(['/ip4/0.0.0.0/tcp/7946']).describe('Mesh listen addresses. The TCP ports are opened to mesh peers only.'),
   bootstrap: z.array(multiaddr).default([]).describe('Peers dialled at start (with /p2p/<PeerId>). Their addresses may reach the mesh port before any policy exists.'),
-  policyFile: z.string().optional().describe('A signed policy that config management drops in place; watched and offered like a gossiped one.'),
+  policyFile: z.string().optional().describe('A signed policy (JSON as `policy sign` writes it, or protobuf) that config management drops in place; watched and offered like a gossiped one. A file that cannot be used raises policy-file-rejected and changes nothing.'),
   syncInterval: duration('30s').describe('Anti-entropy with a random peer. Shorter heals faster after partitions; longer sends less.'),
   mesh: z.strictObject({
     minPeers: z.number().int().min(1).max(100).default(6).describe('Connections the agent keeps dialling towards. More: faster spread and more resilience; fewer: less traffic.'),
@@ -80,7 +80,7 @@ export const AgentConfigSchema = z.strictObject({
     lagAfter: duration('5m').describe('A node whose peers report a newer policy version (signed statuses) than the one it enforces for this long raises node-lagging. Shorter: earlier warning of a stuck node; too short: alerts during normal propagation.'),
   }).prefault({}),
   control: z.strictObject({
-    socket: z.string().optional().describe('Operator API (HTTP over a Unix socket, mode 0600). Default: <dataDir>/control.sock.'),
+    socket: z.string().optional().describe('Operator API (HTTP over a Unix socket, mode 0600). Default: <dataDir>/control.sock. The picket command finds it by reading this same file (--config, $PICKET_CONFIG, /etc/picket/agent.yaml).'),
     metrics: z.string().nullable().default(null).describe('Prometheus metrics on a loopback host:port, e.g. 127.0.0.1:9464; null disables.'),
   }).prefault({}),
   alerts: z.array(alertSink).default([{ type: 'log' }]).describe('Alert sinks: log, webhook, pagerduty (Events API v2).'),
