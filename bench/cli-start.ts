@@ -3,7 +3,8 @@
  * the same run (medians of interleaved runs, so machine load hits both sides alike). The
  * test suite asserts the cause (no libp2p/LevelDB in the offline commands' module graph,
  * test/cli/startup.test.ts); this prints the effect. Needs `npm run build` first.
- *   npx tsx bench/cli-start.ts [--runs 9] [--out bench-out]
+ *   npx tsx bench/cli-start.ts [--runs 9] [--out bench-out] [--against OTHER/bin/picket.js]
+ * --against also times another build (e.g. the main checkout) in the same interleaved runs.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { argValue, median, round, saveRows, type Row } from './stats.js';
 const BIN = resolve(import.meta.dirname, '../bin/picket.js');
 const runs = Number(argValue('--runs', '9'));
 const out = argValue('--out', 'bench-out');
+const against = argValue('--against', '');
 const dir = mkdtempSync(join(tmpdir(), 'picket-cli-start-'));
 
 function time(args: string[]): number {
@@ -40,6 +42,9 @@ const commands: [string, string[]][] = [
   ['picket policy sign', picket('policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'admin.key', '--out', 'p2.signed')],
   ['picket agent --help (loads no agent stack)', picket('agent', '--help')],
 ];
+if (against) {
+  for (const [name, args] of [...commands]) if (args[0] === BIN) commands.push([`${name} [${against}]`, [resolve(against), ...args.slice(1)]]);
+}
 const samples = new Map(commands.map(([name]) => [name, [] as number[]]));
 for (let i = 0; i < runs; i++) for (const [name, args] of commands) samples.get(name)!.push(time(args));
 rmSync(dir, { recursive: true, force: true });

@@ -2,14 +2,13 @@
 import { request } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
-import { parseConfigText } from '../agent/config.js';
 import { DEFAULT_CONFIG_PATH } from '../agent/defaults.js';
 
 /** The help text of --socket and --config, shared by every command that talks to the agent. */
 export const SOCKET_HELP = 'agent control socket (default: the one named by the agent config)';
 export const CONFIG_HELP = `agent config to find the socket in (default: $PICKET_CONFIG, else ${DEFAULT_CONFIG_PATH})`;
 
-function socketOfConfig(path: string): string {
+async function socketOfConfig(path: string): Promise<string> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -17,6 +16,7 @@ function socketOfConfig(path: string): string {
     const code = (e as NodeJS.ErrnoException).code;
     throw new InputError(`${path}: cannot read agent config${code === 'EACCES' ? ' (permission denied: run as the agent user or root)' : code === 'ENOENT' ? ' (no such file)' : ''}`);
   }
+  const { parseConfigText } = await import('../agent/config.js'); // zod and YAML: only when a config is read
   return parseConfigText(text, path).control.socket;
 }
 
@@ -25,7 +25,7 @@ function socketOfConfig(path: string): string {
  * in $PICKET_CONFIG or at DEFAULT_CONFIG_PATH: the command reads the file the agent reads, so
  * the two can never disagree about where the socket is.
  */
-export function resolveSocket(opts: { socket?: string; config?: string }, env: NodeJS.ProcessEnv = process.env): string {
+export async function resolveSocket(opts: { socket?: string; config?: string }, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   if (opts.socket) return opts.socket;
   if (opts.config) return socketOfConfig(opts.config);
   if (env.PICKET_SOCKET) return env.PICKET_SOCKET;

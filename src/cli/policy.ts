@@ -1,9 +1,7 @@
 /** `picket policy sign|verify|show|diff|render|explain`: the offline policy workflow. */
 import { Option, type Command } from 'commander';
-import { stringify } from 'yaml';
 import { InputError } from '../errors.js';
 import { systemClock } from '../runtime/clock.js';
-import { formatLocated, parsePolicyYaml, policyToAuthoring } from '../policy/authoring.js';
 import { compile, DEFAULT_MESH_PORT, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { diffPolicies, formatDiff } from '../policy/diff.js';
 import { describeVerdict, explain } from '../policy/explain.js';
@@ -40,7 +38,11 @@ function compileFor(policy: Policy, opts: RenderOpts): NodeRuleset {
   }
 }
 
-function showPolicy(policy: Policy, envelope: Envelope, digest: string, json: boolean | undefined): void {
+/** The authoring format (YAML and zod) is loaded only by the commands that read or print it. */
+const authoring = () => import('../policy/authoring.js');
+
+async function showPolicy(policy: Policy, envelope: Envelope, digest: string, json: boolean | undefined): Promise<void> {
+  const { policyToAuthoring } = await authoring();
   if (json) {
     printJson({ ...policyToAuthoring(policy), digest, signatures: envelope.signatures.map((s) => s.keyId) });
     return;
@@ -51,6 +53,7 @@ function showPolicy(policy: Policy, envelope: Envelope, digest: string, json: bo
     `# digest ${digest}`,
     `# signed by ${envelope.signatures.map((s) => s.keyId.slice(0, 16)).join(', ') || 'nobody'}`,
   ];
+  const { stringify } = await import('yaml');
   process.stdout.write(head.join('\n') + '\n' + stringify(policyToAuthoring(policy), { lineWidth: 0 }));
 }
 
@@ -69,7 +72,8 @@ export function registerPolicy(program: Command): void {
     .requiredOption('--key <file>', 'policy signing key (repeat for several)', collect)
     .requiredOption('--out <file>', 'where to write the signed policy (JSON envelope)')
     .option('--json', 'print the result as JSON')
-    .action((file: string, opts: { root: string[]; key: string[]; out: string; json?: boolean }) => {
+    .action(async (file: string, opts: { root: string[]; key: string[]; out: string; json?: boolean }) => {
+      const { formatLocated, parsePolicyYaml } = await authoring();
       const now = systemClock.now();
       const { trusted } = loadRootChain(opts.root);
       const keys = opts.key.map(loadSigningKey);
@@ -134,9 +138,9 @@ export function registerPolicy(program: Command): void {
     .description('print a signed policy in its authoring form (signatures are not checked; use verify)')
     .argument('<file>', 'signed policy')
     .option('--json', 'print as JSON')
-    .action((file: string, opts: { json?: boolean }) => {
+    .action(async (file: string, opts: { json?: boolean }) => {
       const { policy: p, envelope, digest } = loadPolicyUnverified(file);
-      showPolicy(p, envelope, digest, opts.json);
+      await showPolicy(p, envelope, digest, opts.json);
     });
 
   policy

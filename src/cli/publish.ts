@@ -51,7 +51,7 @@ export function registerPublish(program: Command): void {
       // Read it here first: a policy YAML or a key handed over by mistake gets one line saying
       // what it is, and the agent is not asked at all.
       const envelope = loadEnvelope(file);
-      const socket = resolveSocket(opts);
+      const socket = await resolveSocket(opts);
       const r = await call(socket, 'POST', '/v1/policy', encodeEnvelope(envelope));
       const b = r.body as { outcome?: string; reason?: string; version?: number; kind?: string };
       if (opts.json) printJson(b);

@@ -47,7 +47,7 @@ export function registerStatus(program: Command): void {
     .option('--mesh', 'show every node of the policy')
     .option('--json', 'print as JSON')
     .action(async (opts: { socket?: string; config?: string; mesh?: boolean; json?: boolean }) => {
-      const socket = resolveSocket(opts);
+      const socket = await resolveSocket(opts);
       if (opts.mesh) {
         const r = await call(socket, 'GET', '/v1/mesh');
         const m = r.body as MeshJson;

@@ -45,6 +45,13 @@ describe('offline commands start without the agent stack', () => {
     });
   }
 
+  it('verify, render and status load no schema or YAML code either (only sign and show read the authoring format)', () => {
+    for (const args of [['policy', 'verify', 'policy.signed', '--root', 'root.json'], ['policy', 'render', 'policy.signed', '--node', 'x'], ['status', '--socket', 'none.sock']]) {
+      const { modules } = modulesOf(...args);
+      expect(modules.filter((m) => /\/node_modules\/(zod|yaml)\//.test(m)), args.join(' ')).toEqual([]);
+    }
+  });
+
   it('the check can fail: keygen --node does load libp2p crypto, and only for node keys', () => {
     const { code, modules } = modulesOf('keygen', '--node', '--out', 'node.key');
     expect(code).toBe(0);
