@@ -10,8 +10,8 @@
  * what inotify cannot (queue overflow, network filesystems, a directory created later).
  * Part of the agent room: the composition root starts, restarts (SIGHUP) and stops it.
  */
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants, watch, type FSWatcher } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Clock, Timer } from '../runtime/clock.js';
@@ -102,25 +102,44 @@ export class PolicyFileWatcher {
   async #check(): Promise<void> {
     if (this.#stopped) return;
     const { log } = this.#o;
+    const limit = LIMITS.maxEnvelopeJsonBytes;
     let bytes: Buffer;
     try {
-      bytes = await readFile(this.path);
+      // Size and kind are checked on the open file before anything is read: a huge file, a
+      // FIFO or a device named there must not cost the agent its memory or block it.
+      // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+      const fh = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        const st = await fh.stat();
+        if (!st.isFile()) return await this.#rejectOnce(`kind:${st.mode}`, 'not a regular file');
+        if (st.size > limit) return await this.#rejectOnce(`size:${st.size}:${st.mtimeMs}`, `too-large: ${st.size} bytes (limit ${limit})`);
+        bytes = await fh.readFile();
+      } finally {
+        await fh.close();
+      }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       this.#last = '';
       if (code === 'ENOENT') return; // not dropped yet (or removed): nothing to offer, nothing wrong
       return this.#reject(`cannot read (${code ?? (e as Error).message})`);
     }
+    if (bytes.length > limit) return this.#rejectOnce(`size:${bytes.length}`, `too-large: ${bytes.length} bytes (limit ${limit})`); // grew while read
     const digest = createHash('sha256').update(bytes).digest('hex');
     if (digest === this.#last) return;
     this.#last = digest;
-    if (bytes.length > LIMITS.maxEnvelopeJsonBytes) return this.#reject(`too-large: ${bytes.length} bytes (limit ${LIMITS.maxEnvelopeJsonBytes})`);
     const parsed = parseEnvelopeAny(bytes);
     if (!parsed.ok) return this.#reject(fileKindHint(bytes) ?? `${parsed.outcome}: ${parsed.reason}`);
     const r = await this.#o.offer(parsed.value);
     if (!USABLE.has(r.outcome)) return this.#reject(`${r.outcome}: ${r.reason ?? ''}`);
     log.info({ file: this.path, outcome: r.outcome, version: r.version }, 'policy file read');
     await this.#o.onUsable();
+  }
+
+  /** Rejects a file identified without reading it (its size or kind), once per identity. */
+  async #rejectOnce(identity: string, reason: string): Promise<void> {
+    if (identity === this.#last) return;
+    this.#last = identity;
+    return this.#reject(reason);
   }
 
   async #reject(reason: string): Promise<void> {

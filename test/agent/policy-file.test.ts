@@ -3,7 +3,8 @@
  * file is alerted and leaves the policy in force, and SIGHUP can add the file later.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Cluster, until, type NodeSpec } from '../helpers/cluster.js';
 import { decodeEnvelope, envelopeToText, signEnvelope, PAYLOAD_TYPE } from '../../src/trust/envelope.js';
@@ -93,6 +94,32 @@ describe('policyFile drop-in', () => {
     drop(file, c.signed(c.policy(6)));
     await until(() => enforced(n, 6), 10_000);
     expect(n.agent!.alerts.isOpen('policy-file')).toBe(false);
+  });
+
+  it('a huge file or a FIFO named as the policy file is refused without being read, and alerted', async () => {
+    const c = await Cluster.create(1);
+    cluster = c;
+    const file = join(c.dir, 'policy.signed');
+    const good = jsonOf(c, 1);
+    writeFileSync(file, good);
+    c.opts.overrides.policyFile = file;
+    const n = c.nodes[0]!;
+    await c.start(n);
+    // 2 GB, sparse: reading it whole would take the agent's memory.
+    const big = join(c.dir, 'big.tmp');
+    writeFileSync(big, '');
+    truncateSync(big, 2 * 1024 ** 3);
+    renameSync(big, file);
+    await until(() => n.agent!.alerts.isOpen('policy-file'), 10_000);
+    expect(n.agent!.alerts.openAlerts().find((a) => a.key === 'policy-file')!.summary).toMatch(/too-large: 2147483648 bytes/);
+    drop(file, good);
+    await until(() => !n.agent!.alerts.isOpen('policy-file'), 10_000);
+    // A FIFO would block a plain read forever.
+    rmSync(file);
+    expect(spawnSync('mkfifo', [file]).status).toBe(0);
+    await until(() => n.agent!.alerts.isOpen('policy-file'), 10_000);
+    expect(n.agent!.alerts.openAlerts().find((a) => a.key === 'policy-file')!.summary).toMatch(/not a regular file/);
+    expect(enforced(n, 1)).toBe(true);
   });
 
   it('a policyFile added to the config by SIGHUP (reload) is read and watched', async () => {
