@@ -122,7 +122,11 @@ describe('agent process', () => {
     expect(readFileSync(join(t.dir, 'data', 'ruleset.nft'), 'utf8')).toContain('policy v2');
     const b = await start();
     await until(() => readFileSync(join(t.dir, 'data', 'ruleset.nft'), 'utf8').includes('policy v3'), 10_000);
-    expect(JSON.parse(run('status', '--socket', sock, '--json').stdout)).toMatchObject({ policy: { version: 3 }, enforcement: { state: 'ok' } });
+    // The killed agent left its socket file behind, and the ruleset is applied before the
+    // control API opens: wait for the new agent to answer, not for the file.
+    let status = run('status', '--socket', sock, '--json');
+    await until(() => (status = run('status', '--socket', sock, '--json')).code === 0, 20_000, () => status.stderr);
+    expect(JSON.parse(status.stdout)).toMatchObject({ policy: { version: 3 }, enforcement: { state: 'ok' } });
     b.child.kill('SIGTERM');
     expect((await b.exited).code).toBe(0);
   });
