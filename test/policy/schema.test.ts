@@ -51,7 +51,7 @@ describe('exported policy JSON Schema agrees with the validator', () => {
     {
       field: 'expires', schema: prop('expires'), make: (v: string) => policy({ expires: v }),
       good: ['2099-01-31', '2099-01-31T00:00:00Z', '2099-01-31T10:30:00+02:00', '2099-01-31T10:30:00.5Z'],
-      bad: ['next tuesday', '31/01/2099', '2099-1-31', '2099-01-31Z', ''],
+      bad: ['next tuesday', '31/01/2099', '2099-1-31', '2099-01-31Z', '', '1999-12-31'],
     },
     {
       field: 'nodes[].roles[]', schema: prop('nodes', '[]', 'roles', '[]'), make: (v: string) => policy({ role: v }).replace('role:web', 'any'),
