@@ -8,7 +8,7 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
-import type { Engine } from '../node/engine.js';
+import type { NodePort } from '../node/engine.js';
 import type { Enforcer, EnforcementStatus } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
@@ -25,7 +25,7 @@ export interface AuditOptions {
   clock: Clock;
   random: Random;
   log: Logger;
-  engine: Engine;
+  engine: NodePort;
   enforcer: Enforcer;
   mesh: Mesh;
   alerts: AlertManager;
@@ -79,6 +79,8 @@ export class Auditor {
     await this.#revokedAlert(st);
     // On change, but a moment later and jittered: right after a policy lands the whole fleet
     // changes at once, and statuses must not compete with the policy's own propagation.
+    // The status step after an accept (once it is enforced), and after any other apply.
+    o.engine.setSteps({ status: () => this.#soon() });
     o.engine.on('enforced', () => this.#soon());
     o.enforcer.on('recovered', () => this.#soon());
     o.alerts.on('event', () => this.#soon());

@@ -10,7 +10,7 @@ import type { Stream, Connection } from '@libp2p/interface';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
-import type { Engine } from '../node/engine.js';
+import type { NodePort } from '../node/engine.js';
 import type { Admission, Penalise } from './admission.js';
 import type { Dialer } from './dialer.js';
 import { shuffle } from './dialer.js';
@@ -27,7 +27,7 @@ import { InFlight, type Pull } from './inflight.js';
 export interface AntiEntropyInit {
   meshId: string;
   self: string;
-  engine: Engine;
+  engine: NodePort;
   admission: Admission;
   dialer: Dialer;
   clock: Clock;

@@ -10,7 +10,7 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store, PeerRecord } from '../store/store.js';
-import type { Engine } from '../node/engine.js';
+import type { NodePort } from '../node/engine.js';
 import type { Admission } from './admission.js';
 import type { MeshNode } from './node.js';
 
@@ -18,7 +18,7 @@ export interface DialerInit {
   self: string;
   listen: string[];
   bootstrap: string[];
-  engine: Engine;
+  engine: NodePort;
   store: Store;
   admission: Admission;
   clock: Clock;

@@ -8,7 +8,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { PrivateKey } from '@libp2p/interface';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import type { CurrentPolicy, Engine, OfferResult } from '../node/engine.js';
+import type { CurrentPolicy, NodePort, OfferResult } from '../node/engine.js';
 import type { Admission, Penalise } from './admission.js';
 import type { AntiEntropy } from './anti-entropy.js';
 import type { MeshMetrics } from './metrics.js';
@@ -59,7 +59,7 @@ export interface GossipInit {
   meshId: string;
   self: string;
   privateKey: PrivateKey;
-  engine: Engine;
+  engine: NodePort;
   admission: Admission;
   antiEntropy: AntiEntropy;
   clock: Clock;

@@ -17,7 +17,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
-import type { Engine } from '../node/engine.js';
+import type { NodePort } from '../node/engine.js';
 import { Admission, type StrikeReason } from './admission.js';
 import { Budgets, type BudgetKind, type BudgetLimits, type Charge } from './budgets.js';
 import { createMeshNode, type MeshNode } from './node.js';
@@ -36,7 +36,7 @@ export interface MeshOptions {
   privateKey: PrivateKey;
   listen: string[];
   bootstrap: string[];
-  engine: Engine;
+  engine: NodePort;
   store: Store;
   clock: Clock;
   random: Random;
@@ -176,12 +176,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.#dialer.identified(peer, listenAddrs);
     });
 
-    o.engine.on('policy', (cur, source) => {
-      this.#applyAdmission();
-      // What arrived by gossip is forwarded by gossipsub itself, and so is the announcement
-      // of a body pulled after one; anything else we push (or announce, when large).
-      if (source.kind === 'gossip' || this.#sync.inflight.pulling(cur.policy.version)) return;
-      void this.#gossip.publishPolicy(cur);
+    // The mesh's step after an accept (the engine runs persist → enforce → announce → status).
+    o.engine.setSteps({
+      announce: (cur, source) => {
+        this.#applyAdmission();
+        // What arrived by gossip is forwarded by gossipsub itself, and so is the announcement
+        // of a body pulled after one; anything else we push (or announce, when large).
+        if (source.kind === 'gossip' || this.#sync.inflight.pulling(cur.policy.version)) return;
+        void this.#gossip.publishPolicy(cur);
+      },
     });
     o.engine.on('root', (root, source) => {
       if (source.kind !== 'gossip') {

@@ -351,11 +351,16 @@ export class Engine extends EventEmitter<EngineEvents> {
     return { outcome: 'accepted', kind: 'policy', version: v.policy.version, digest: v.digest };
   }
 
-  /** The ordered steps after an accept: enforce → announce → status (then observers). */
+  /**
+   * The ordered steps after an accept (persist has happened): enforce is started first; the
+   * mesh announces (forwards) the policy without waiting for the kernel, so the fleet is not
+   * slowed by this node's apply; the status step runs once this apply finished, so the status
+   * says what is really in force. Observers (metrics, alert bookkeeping) hear 'policy' last.
+   */
   #afterAccept(current: CurrentPolicy, source: Source): void {
-    void this.enforceNow();
+    const enforced = this.enforceNow();
     this.#steps.announce?.(current, source);
-    this.#steps.status?.(current);
+    void enforced.then(() => this.#steps.status?.(current), () => undefined);
     this.emit('policy', current, source);
   }
 
@@ -424,3 +429,10 @@ export class Engine extends EventEmitter<EngineEvents> {
     await this.#mirrorChain;
   }
 }
+
+/**
+ * The narrow port the rooms above see of the node's state machine: what the mesh needs to feed
+ * it and serve peers, and what the auditor needs to report on it. Neither can enforce, persist
+ * or reach the store through it.
+ */
+export type NodePort = Pick<Engine, 'current' | 'root' | 'floor' | 'offer' | 'rootsAfter' | 'setSteps' | 'on' | 'off' | 'startReport' | 'rootExpired'>;
