@@ -12,6 +12,7 @@ import { crashpoint } from '../runtime/faults.js';
 import type { Logger } from '../runtime/logger.js';
 import { compile, compileBaseline, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { formatPrefix } from '../policy/ip.js';
+import { compiledSize, overBudget, rulesetSize } from '../policy/budget.js';
 import { findNode, staleAt, type Policy } from '../policy/model.js';
 import { describeDrift, type Backend, type ReadBack } from './backend.js';
 import type { EnforcementPort, EnforcementState, EnforcementStatus } from '../node/ports.js';
@@ -154,11 +155,18 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     const o = this.#opts;
     if (policy !== this.#lastPolicy) this.#meshExtra = []; // a new policy gets its own confirm window
     let planned: ReturnType<Enforcer['plan']>;
+    // Verification bounds what a policy compiles to, but a policy persisted by an older agent
+    // never went through that check: bound it here too, before compiling (cheap, no expansion)
+    // and after (what this node really holds). Over budget is a failed apply, never a crash.
+    const before = policy ? overBudget(compiledSize(policy)) : undefined;
+    if (before) return this.#refuse(`policy v${policy!.version} ${before}`, policy, now);
     try {
       planned = this.plan(policy, now);
     } catch (e) {
-      return this.#fail(`compile failed: ${(e as Error).message}`);
+      return this.#refuse(`compile failed: ${(e as Error).message}`, policy, now);
     }
+    const after = overBudget(rulesetSize(planned.rs));
+    if (after) return this.#refuse(`the ruleset ${after}`, policy, now);
     const guard = lockoutProblem(planned.rs, { meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort });
     if (guard) return this.#fail(`lock-out guard refused the ruleset: ${guard}`);
     const hash = rulesetHash(planned.rs);
@@ -295,6 +303,29 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     this.#status = { ...this.#status, reason };
     this.emit('lockout', reason);
     return true;
+  }
+
+  /**
+   * A policy that cannot be compiled or is over budget: the previous ruleset stays. When
+   * nothing is in force yet (a restart holding such a policy), the baseline goes in first,
+   * its mesh port open to the policy's nodes so a corrected policy can still arrive: a
+   * node never runs no ruleset, and never crash-loops before its mesh opens.
+   */
+  async #refuse(reason: string, policy: Policy | null, now: number): Promise<EnforcementStatus> {
+    const o = this.#opts;
+    if (!this.#current) {
+      const peers = [...o.bootstrapAddrs, ...(policy?.nodes.flatMap((n) => n.addresses) ?? [])];
+      const rs = compileBaseline({ now, meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort, meshPeers: peers });
+      try {
+        await o.backend.apply(rs);
+        this.#current = rs;
+        this.#applied = await o.backend.readBack().catch(() => null);
+        this.#status = { backend: o.backend.name, state: 'baseline', rulesetHash: rulesetHash(rs), lastApplyAt: o.clock.now(), policyVersion: null };
+      } catch (e) {
+        return this.#fail(`${reason}; the baseline could not be applied either: ${(e as Error).message}`);
+      }
+    }
+    return this.#fail(reason);
   }
 
   #fail(reason: string): EnforcementStatus {

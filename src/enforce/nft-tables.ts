@@ -5,12 +5,16 @@
  * addresses or ports is a set-element change (incremental, one transaction). Interval sets
  * refuse overlapping elements, so each (source prefix × port range) is emitted disjointly:
  * a prefix only carries the ports its enclosing prefixes do not already allow. Host sources
- * with a few ports go to plain hash sets instead: nft loads and edits those far faster than
- * large interval sets (measured in docs/enforcement.md).
+ * of rules that open at most HOST_PORTS ports go to plain hash sets instead: nft loads and
+ * edits those far faster than large interval sets (measured in docs/enforcement.md). A rule
+ * opening more ports keeps its ranges as intervals even for hosts: expanding host × port
+ * there is what let a 72 KB policy lower to millions of elements (issue 13).
+ * src/policy/budget.ts bounds what this emits; keep the two in step.
  */
 import { bits, formatPrefix, normalizePrefixes, type Family, type Prefix } from '../policy/ip.js';
 import type { AddressSet, NodeRuleset } from '../policy/compile.js';
 import type { PortRange, Proto } from '../policy/model.js';
+import { HOST_PORTS, portCount } from '../policy/budget.js';
 
 export interface NftSet {
   name: string;
@@ -20,8 +24,6 @@ export interface NftSet {
   interval?: boolean;
 }
 
-/** Host rules whose port ranges are narrower than this go to the hash set, port by port. */
-const HOST_PORT_SPAN = 32;
 
 export interface NftTables {
   sets: NftSet[];
@@ -152,7 +154,7 @@ function lower(rs: NodeRuleset): NftTables {
       (open[r.proto] ??= []).push(...portIntervals(r.ports));
       continue;
     }
-    const narrow = r.ports.every((p) => p.last - p.first < HOST_PORT_SPAN);
+    const narrow = portCount(r.ports) <= HOST_PORTS;
     for (const p of [...src.v4, ...src.v6]) {
       if (narrow && p.len === bits(p.family)) {
         // A host and a few ports: exact elements in a hash set (fast to load and to change).

@@ -84,7 +84,8 @@ class SetBuilder {
   #byLabel = new Map<string, string>();
   #names = new Set<string>(['blocked', 'mesh', 'failsafe']);
 
-  add(label: string, hint: string, elements: Prefix[]): string {
+  /** Elements are computed only for a label not seen yet: 20k rules naming one role resolve it once. */
+  add(label: string, hint: string, elements: () => Prefix[]): string {
     const existing = this.#byLabel.get(label);
     if (existing) return existing;
     const base = hint.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 48);
@@ -92,7 +93,7 @@ class SetBuilder {
     for (let i = 2; this.#names.has(name); i++) name = `${base}_${i}`;
     this.#names.add(name);
     this.#byLabel.set(label, name);
-    const norm = normalizePrefixes(elements);
+    const norm = normalizePrefixes(elements());
     this.sets.push({ name, label, v4: norm.filter((p) => p.family === 4), v6: norm.filter((p) => p.family === 6) });
     return name;
   }
@@ -136,18 +137,21 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
   const meshPeers = [...policy.nodes.filter((n) => n !== self).flatMap((n) => n.addresses), ...(opts.meshExtra ?? [])];
   const rules = baseRules(sets, opts, meshPeers);
 
+  // Indexed once: a linear findNode per selector made 20k rules × 10k nodes quadratic.
+  const byRef = new Map<string, PolicyNode>();
+  for (const n of policy.nodes) for (const ref of [n.name, n.peerId]) if (!byRef.has(ref)) byRef.set(ref, n); // first match, as findNode
   const source = (sel: string): string | undefined => {
     if (sel === 'any') return undefined;
     if (sel.startsWith('role:')) {
       const role = sel.slice(5);
-      return sets.add(sel, `role_${role}`, prefixes(policy.nodes.filter((n) => n.roles.includes(role)).flatMap((n) => n.addresses)));
+      return sets.add(sel, `role_${role}`, () => prefixes(policy.nodes.filter((n) => n.roles.includes(role)).flatMap((n) => n.addresses)));
     }
     if (sel.startsWith('node:')) {
-      const n = findNode(policy, sel.slice(5));
+      const n = byRef.get(sel.slice(5));
       if (!n) throw new CompileError(`${sel} is not in the policy`);
-      return sets.add(`node:${n.name}`, `node_${n.name}`, prefixes(n.addresses));
+      return sets.add(`node:${n.name}`, `node_${n.name}`, () => prefixes(n.addresses));
     }
-    if (sel.startsWith('cidr:')) return sets.add(sel, `cidr_${sel.slice(5)}`, prefixes([sel.slice(5)]));
+    if (sel.startsWith('cidr:')) return sets.add(sel, `cidr_${sel.slice(5)}`, () => prefixes([sel.slice(5)]));
     throw new CompileError(`unknown selector ${sel}`);
   };
 

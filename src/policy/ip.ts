@@ -122,10 +122,17 @@ export function comparePrefix(a: Prefix, b: Prefix): number {
   return a.len - b.len;
 }
 
-/** Sorts and removes prefixes covered by another: nft interval sets refuse overlaps. */
+/**
+ * Sorts and removes prefixes covered by another: nft interval sets refuse overlaps. Sorted
+ * by address then length, the kept prefixes are disjoint and ascending, so a prefix is
+ * covered exactly when the last kept one contains it: O(n log n) for a 10,000-node mesh set.
+ */
 export function normalizePrefixes(list: Prefix[]): Prefix[] {
-  const sorted = [...list].sort((a, b) => (a.family - b.family) || (a.len - b.len) || (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
+  const sorted = [...list].sort(comparePrefix);
   const out: Prefix[] = [];
-  for (const p of sorted) if (!out.some((o) => contains(o, p))) out.push(p);
-  return out.sort(comparePrefix);
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (!last || !contains(last, p)) out.push(p);
+  }
+  return out;
 }

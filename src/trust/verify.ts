@@ -4,11 +4,13 @@
  *
  * Order matters and is part of the contract:
  *   size → envelope shape → payload type → signatures (threshold of distinct keys)
- *   → payload decode → mesh → version (stale / duplicate / equivocation / gap) → expiry.
+ *   → payload decode → mesh → version (stale / duplicate / equivocation / gap) → expiry
+ *   → compile budget.
  * Signatures are checked before the payload is decoded, so unsigned junk never reaches
  * the policy decoder; expiry is checked last, so an old replay is reported as stale.
  */
 import { decodePolicy, type Policy } from '../policy/model.js';
+import { compiledSize, overBudget } from '../policy/budget.js';
 import { decodeEnvelope, digestOf, PAYLOAD_TYPE, type DecodeResult, type Envelope } from './envelope.js';
 import { countSignatures, decodeRoot, describeCount, type RootDoc } from './root.js';
 
@@ -116,6 +118,11 @@ export function verifyPolicy(input: Uint8Array | Envelope, state: TrustedState, 
     }
   }
   if (policy.expires <= now) return { outcome: 'expired', reason: `v${policy.version} expired at ${isoOf(policy.expires)}`, ...at };
+  // What the document expands to, bounded before it is accepted (issue 13: a 72 KB policy
+  // lowered to millions of elements). After the version checks, so stale and duplicate
+  // copies cost nothing.
+  const budget = overBudget(compiledSize(policy));
+  if (budget) return { outcome: 'too-large', reason: `v${policy.version} ${budget}`, ...at };
   // Checked last so that replays and forgeries keep their own names; an honest peer's new
   // policy under an expired root is refused without blame (the operator must rotate the root).
   if (rootExpired(root, now)) return { outcome: 'root-expired', reason: `trusted root v${root.version} expired at ${isoOf(root.expires)}; no new policy is accepted until a newer root arrives`, ...at };

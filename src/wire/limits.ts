@@ -30,6 +30,17 @@ export const LIMITS = {
    */
   minTimeMs: 946_684_800_000, // 2000-01-01T00:00:00.000Z
   maxTimeMs: 253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+  /**
+   * What a policy may compile to on its largest node (src/policy/budget.ts): nft set
+   * elements and compiled rules. Checked before a policy is accepted, so a small signed
+   * document cannot expand to millions of (host × port) elements. Sized for a 10,000-node
+   * fleet: its mesh set (2 addresses a node) plus rules from fleet-wide roles on a few ports
+   * is ~60k elements (measured). Half a million elements take ~3 s to lower and ~12 MB of nft script.
+   * A constant, not a setting: every node must reach the same verdict on the same bytes, or
+   * honest peers forwarding a policy would be penalised by nodes with a smaller budget.
+   */
+  maxCompiledElements: 500_000,
+  maxCompiledRules: 200_000,
 } as const;
 
 /** True for a whole number of unix ms within [minTimeMs, maxTimeMs]. */
