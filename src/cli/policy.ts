@@ -2,10 +2,10 @@
 import { Option, type Command } from 'commander';
 import { InputError } from '../errors.js';
 import { systemClock } from '../runtime/clock.js';
-import { compile, DEFAULT_MESH_PORT, rulesetHash, type NodeRuleset } from '../policy/compile.js';
+import { compile, DEFAULT_MESH_PORT, exemptFromRevocation, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { diffPolicies, formatDiff } from '../policy/diff.js';
 import { describeVerdict, explain } from '../policy/explain.js';
-import { formatPrefix, parseIp } from '../policy/ip.js';
+import { formatPrefix, parseIp, parsePrefix } from '../policy/ip.js';
 import { encodePolicy, findNode, type Policy } from '../policy/model.js';
 import { renderIptables } from '../enforce/render-iptables.js';
 import { renderNft } from '../enforce/render-nft.js';
@@ -71,8 +71,10 @@ export function registerPolicy(program: Command): void {
     .requiredOption('--root <file>', 'the trusted root (repeat: pinned root, then rotations)', collect)
     .requiredOption('--key <file>', 'policy signing key (repeat for several)', collect)
     .requiredOption('--out <file>', 'where to write the signed policy (JSON envelope)')
+    .option('--previous <file>', 'the signed policy this one replaces: say which removed nodes stay reachable')
+    .option('--ssh-from <cidr>', 'failsafe SSH source of the agents (repeat), as enforcement.failsafe.sshFrom; with --previous', collect)
     .option('--json', 'print the result as JSON')
-    .action(async (file: string, opts: { root: string[]; key: string[]; out: string; json?: boolean }) => {
+    .action(async (file: string, opts: { root: string[]; key: string[]; out: string; previous?: string; sshFrom?: string[]; json?: boolean }) => {
       const { formatLocated, parsePolicyYaml } = await authoring();
       const now = systemClock.now();
       const { trusted } = loadRootChain(opts.root);
@@ -93,6 +95,7 @@ export function registerPolicy(program: Command): void {
         warnings = parsed.warnings.map((w) => formatLocated(file, w));
         if (parsed.policy.expires <= now) throw new InputError(`${file}: expires ${iso(parsed.policy.expires)} is in the past`);
         env = signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(parsed.policy), keys);
+        if (opts.previous) warnings.push(...revocationWarnings(loadPolicyUnverified(opts.previous).policy, parsed.policy, opts.sshFrom ?? []));
       }
       const verdict = verifyPolicy(env, { root: trusted }, now);
       const count = countSignatures(env, policyRole, trusted.root.keys, { exhaustive: true });
@@ -199,6 +202,24 @@ export function registerPolicy(program: Command): void {
         process.stdout.write(`${describeVerdict(v)}\n`);
       }
     });
+}
+
+/**
+ * Agents block the addresses of removed nodes before anything else, failsafe prefixes
+ * included; only an address the operator configured as an exact failsafe host stays open.
+ * The signer is told when that happens, since the agent cannot tell the fleet's admins.
+ */
+function revocationWarnings(previous: Policy, next: Policy, sshFrom: string[]): string[] {
+  let exempt: Set<string>;
+  try {
+    exempt = new Set(exemptFromRevocation(revokedAddresses(previous, next), sshFrom));
+  } catch (e) {
+    throw new InputError(`--ssh-from: ${(e as Error).message}`);
+  }
+  const kept = new Set(next.nodes.map((n) => n.peerId));
+  return previous.nodes.filter((n) => !kept.has(n.peerId)).flatMap((n) => n.addresses
+    .filter((a) => { const pr = parsePrefix(a); return pr.ok && exempt.has(formatPrefix(pr.prefix)); })
+    .map((a) => `node ${n.name} is removed but its address ${a} is a failsafe host (--ssh-from): agents keep SSH open to it; remove it from enforcement.failsafe.sshFrom to cut it off`));
 }
 
 function setJson(s: NodeRuleset['blocked']) {

@@ -10,8 +10,8 @@ import { EventEmitter } from 'node:events';
 import type { Clock, Timer } from '../runtime/clock.js';
 import { crashpoint } from '../runtime/faults.js';
 import type { Logger } from '../runtime/logger.js';
-import { compile, compileBaseline, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
-import { formatPrefix } from '../policy/ip.js';
+import { compile, compileBaseline, exemptFromRevocation, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
+import { formatPrefix, parsePrefix } from '../policy/ip.js';
 import { compiledSize, overBudget, rulesetSize } from '../policy/budget.js';
 import { findNode, staleAt, type Policy } from '../policy/model.js';
 import { describeDrift, type Backend, type ReadBack } from './backend.js';
@@ -52,6 +52,11 @@ export interface EnforcerOptions {
 
 /** Long enough for a restarted agent to be dialled back (systemd restarts it after 2 s). */
 export const DEFAULT_LOST_GRACE = 30_000;
+
+const canonical = (a: string): string => {
+  const p = parsePrefix(a);
+  return p.ok ? formatPrefix(p.prefix) : a;
+};
 
 const meshSet = (rs: NodeRuleset | null) => {
   const m = rs?.sets.find((s) => s.name === 'mesh');
@@ -117,7 +122,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
   }
 
   /** Compiles what this node should enforce under `policy` at `now`. */
-  plan(policy: Policy | null, now: number): { rs: NodeRuleset; state: EnforcementState; reason?: string } {
+  plan(policy: Policy | null, now: number): { rs: NodeRuleset; state: EnforcementState; reason?: string; blocked?: string[] } {
     const o = this.#opts;
     const base = { now, meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort };
     if (!policy) return { rs: compileBaseline({ ...base, meshPeers: o.bootstrapAddrs }), state: 'baseline', reason: 'no policy yet' };
@@ -134,11 +139,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     }
     // Addresses of nodes removed since the previous policy stay blocked until they come back.
     const blocked = new Set(this.#blocked);
-    const still = new Set(policy.nodes.flatMap((n) => n.addresses));
+    const still = new Set(policy.nodes.flatMap((n) => n.addresses).map(canonical));
     // Only a new version can remove nodes; re-enforcing the same one keeps what is blocked.
-    if (policy !== this.#lastPolicy) for (const a of revokedAddresses(this.#lastPolicy ?? undefined, policy)) blocked.add(a);
+    if (policy !== this.#lastPolicy) for (const a of revokedAddresses(this.#lastPolicy ?? undefined, policy)) blocked.add(canonical(a));
     for (const a of [...blocked]) if (still.has(a)) blocked.delete(a);
-    return { rs: compile(policy, o.peerId, { ...base, blocked: [...blocked], meshExtra: this.#meshExtra }), state: 'ok' };
+    // `blocked` is the memory (every revoked address not listed again); the compiled set
+    // leaves out exact failsafe hosts only. The lock-out guard's meshExtra never re-admits one.
+    return { rs: compile(policy, o.peerId, { ...base, blocked: [...blocked], meshExtra: this.#meshExtra }), state: 'ok', blocked: [...blocked] };
   }
 
   #serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -180,9 +187,15 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     crashpoint('mid-apply'); // the kernel holds the new rules, nothing else knows yet
     const previousMesh = meshSet(this.#current);
     this.#current = planned.rs;
-    // The blocked set in force is the memory: removed nodes stay blocked across versions
-    // until they are listed again (the baseline blocks nothing and forgets nothing).
-    if (planned.state === 'ok') this.#blocked = new Set([...planned.rs.blocked.v4, ...planned.rs.blocked.v6].map(formatPrefix));
+    // Removed nodes stay blocked across versions until they are listed again (the baseline
+    // blocks nothing and forgets nothing). Exempt failsafe hosts are remembered too: taking
+    // one out of the failsafe blocks it at the next enforce.
+    if (planned.state === 'ok' && planned.blocked) {
+      const newly = planned.blocked.filter((a) => !this.#blocked.has(a));
+      this.#blocked = new Set(planned.blocked);
+      const exempt = exemptFromRevocation(newly, o.sshFrom);
+      if (exempt.length) o.log.warn({ addresses: exempt }, 'removed nodes keep access: their addresses are exact failsafe hosts (enforcement.failsafe.sshFrom)');
+    }
     if (policy) this.#lastPolicy = policy;
     const narrowed = previousMesh.filter((a) => !meshSet(planned.rs).includes(a));
     this.#confirm = narrowed.length && o.confirmWindow ? { until: o.clock.now() + o.confirmWindow, previousMesh } : null;
@@ -251,8 +264,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
    * mesh sources, this may be a lock-out — or only a peer restarting (in a two-node mesh, the
    * only peer's restart loses "every" peer). So the guard waits `lostGrace` for a peer to come
    * back (peerConnected) and acts only if none did: it then restores the previous mesh
-   * allowances (only those: ports the policy closed stay closed) and reports it, as
-   * `commit confirmed` does on routers. Resolves true when it restored at once (no grace).
+   * allowances (only those: ports the policy closed stay closed, revoked addresses stay
+   * blocked) and reports it, as `commit confirmed` does on routers. Resolves true when it
+   * restored at once (no grace).
    */
   async onAllPeersLost(policy: Policy | null): Promise<boolean> {
     const c = this.#confirm;
@@ -296,8 +310,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     if (this.#stopped || (policy !== null && policy !== this.#lastPolicy)) return false;
     if (this.#confirm === null && this.#meshExtra.length) return false; // already restored
     this.#confirm = null;
-    this.#meshExtra = c.previousMesh;
-    const reason = `lost every mesh peer within the confirm window after narrowing mesh access, and none returned; restored ${c.previousMesh.length} previous mesh sources`;
+    // Revoked addresses are never restored: a peer that cut our links must not get back in.
+    this.#meshExtra = c.previousMesh.filter((a) => !this.#blocked.has(a));
+    const reason = `lost every mesh peer within the confirm window after narrowing mesh access, and none returned; restored ${this.#meshExtra.length} previous mesh sources`;
     this.#opts.log.error({ reason }, 'lock-out guard: reverting mesh allowances');
     await this.#enforce(policy, this.#opts.clock.now());
     this.#status = { ...this.#status, reason };

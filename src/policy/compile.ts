@@ -4,7 +4,7 @@
  * Render (nft, iptables) and explain both read this one structure, so they cannot disagree.
  */
 import { createHash } from 'node:crypto';
-import { contains, formatPrefix, normalizePrefixes, parsePrefix, type Prefix } from './ip.js';
+import { bits, contains, formatPrefix, normalizePrefixes, parsePrefix, type Prefix } from './ip.js';
 
 const overlaps = (a: Prefix, b: Prefix) => contains(a, b) || contains(b, a);
 import { findNode, type Policy, type PolicyNode, type PortRange, type Proto } from './model.js';
@@ -134,7 +134,11 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
   const self = findNode(policy, nodeRef);
   if (!self) throw new CompileError(`node ${nodeRef} is not in policy v${policy.version}`);
   const sets = new SetBuilder();
-  const meshPeers = [...policy.nodes.filter((n) => n !== self).flatMap((n) => n.addresses), ...(opts.meshExtra ?? [])];
+  // Revocation beats the mesh: a blocked address never sits in the mesh set (the lock-out
+  // guard's restore puts previous mesh sources back through meshExtra, revoked ones included).
+  const blockedKeys = new Set(prefixes(opts.blocked ?? []).map(formatPrefix));
+  const meshPeers = [...policy.nodes.filter((n) => n !== self).flatMap((n) => n.addresses), ...(opts.meshExtra ?? [])]
+    .filter((a) => !blockedKeys.has(canonical(a)));
   const rules = baseRules(sets, opts, meshPeers);
 
   // Indexed once: a linear findNode per selector made 20k rules × 10k nodes quadratic.
@@ -170,16 +174,38 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
     emit('exception', e, e.expires);
     nextChangeAt = Math.min(nextChangeAt ?? Infinity, e.expires);
   }
-  const guarded = prefixes([...(opts.sshFrom ?? []), ...meshPeers]);
   return {
     policy: { version: policy.version, meshId: policy.meshId },
     node: { name: self.name, peerId: self.peerId },
     sets: sets.sets,
-    // Never block a failsafe or mesh source: the blocked drop comes before their accepts.
-    blocked: fixedSet('blocked', 'blocked', prefixes(opts.blocked ?? []).filter((b) => !guarded.some((g) => overlaps(g, b)))),
+    blocked: fixedSet('blocked', 'blocked', revocable(opts.blocked ?? [], opts.sshFrom ?? [])),
     rules,
     ...(nextChangeAt !== undefined ? { nextChangeAt } : {}),
   };
+}
+
+const canonical = (a: string): string => {
+  const p = parsePrefix(a);
+  return p.ok ? formatPrefix(p.prefix) : a;
+};
+
+/**
+ * What of `blocked` really goes into the blocked set: everything except the failsafe
+ * *hosts* the operator named exactly (an address or a /32 or /128 in failsafe.sshFrom).
+ * A revoked node inside a failsafe *prefix* (sshFrom: [10.0.0.0/8]) is blocked: the drop
+ * comes before the failsafe accept, so its live flows are cut while the rest of the prefix
+ * keeps SSH. Exempting every address inside a failsafe prefix let revoked nodes keep their
+ * connections (issue 13).
+ */
+export function revocable(blocked: string[], sshFrom: string[]): Prefix[] {
+  const hosts = prefixes(sshFrom).filter((f) => f.len === bits(f.family));
+  return prefixes(blocked).filter((b) => !hosts.some((h) => overlaps(h, b)));
+}
+
+/** Blocked addresses that stay open because they are exact failsafe hosts (the operator should know). */
+export function exemptFromRevocation(blocked: string[], sshFrom: string[]): string[] {
+  const kept = new Set(revocable(blocked, sshFrom).map(formatPrefix));
+  return prefixes(blocked).map(formatPrefix).filter((b) => !kept.has(b));
 }
 
 /**
@@ -195,19 +221,25 @@ export function revokedAddresses(previous: Policy | undefined, next: Policy): st
 
 /**
  * The lock-out guard's static check: a ruleset must keep the mesh port open to mesh peers
- * and SSH open to the failsafe sources, and must not block any of them. Returns the reason
- * to refuse, or undefined.
+ * and SSH open to the failsafe sources, must not block a mesh peer, and must not block a
+ * whole failsafe source. A blocked host inside a failsafe prefix is allowed: revocation
+ * beats the failsafe (only exact failsafe hosts are exempt, see revocable). Returns the
+ * reason to refuse, or undefined. Linear in the set sizes (a 10,000-node mesh set).
  */
 export function lockoutProblem(rs: NodeRuleset, opts: { meshPorts: number[]; sshFrom: string[]; sshPort: number }): string | undefined {
   const sets = new Map(rs.sets.map((s) => [s.name, s]));
   const allows = (source: string, port: number) => rs.rules.some((r) => r.proto === 'tcp' && (r.source === undefined || r.source === source) && r.ports.some((p) => p.first <= port && port <= p.last));
   for (const port of opts.meshPorts) if (!allows('mesh', port)) return `mesh port ${port} would be closed to mesh peers`;
   const blocked = [...rs.blocked.v4, ...rs.blocked.v6];
+  const blockedHosts = new Set(blocked.filter((b) => b.len === bits(b.family)).map(formatPrefix));
+  const blockedNets = blocked.filter((b) => b.len !== bits(b.family));
   const mesh = sets.get('mesh');
-  for (const m of [...(mesh?.v4 ?? []), ...(mesh?.v6 ?? [])]) if (blocked.some((b) => overlaps(b, m))) return `mesh peer ${formatPrefix(m)} would be blocked`;
+  for (const m of [...(mesh?.v4 ?? []), ...(mesh?.v6 ?? [])]) {
+    if (blockedHosts.has(formatPrefix(m)) || blockedNets.some((b) => overlaps(b, m))) return `mesh peer ${formatPrefix(m)} would be blocked`;
+  }
   if (opts.sshFrom.length) {
     if (!allows('failsafe', opts.sshPort)) return `failsafe SSH (port ${opts.sshPort}) would be closed`;
-    for (const f of prefixes(opts.sshFrom)) if (blocked.some((b) => overlaps(b, f))) return `failsafe source ${formatPrefix(f)} would be blocked`;
+    for (const f of prefixes(opts.sshFrom)) if (blockedHosts.has(formatPrefix(f)) || blockedNets.some((b) => contains(b, f))) return `failsafe source ${formatPrefix(f)} would be blocked`;
   }
   return undefined;
 }

@@ -43,7 +43,9 @@ describe('lock-out guard: confirm window', () => {
     expect(events).toHaveLength(1);
     const rs = backend.current!;
     expect(explain(rs, { from: '10.0.0.3', port: 7946, proto: 'tcp' }).action).toBe('ALLOW');
-    expect(rs.sets.find((s) => s.name === 'mesh')!.v4.length).toBe(2);
+    // Node a was revoked: the restore never re-admits it (issue 13), it stays blocked.
+    expect(rs.sets.find((s) => s.name === 'mesh')!.v4.length).toBe(1);
+    expect(explain(rs, { from: '10.0.0.2', port: 7946, proto: 'tcp' })).toMatchObject({ action: 'DROP', reason: 'blocked' });
     // Port 5432 stays closed: the guard restores mesh reachability only.
     expect(explain(rs, { from: '10.0.0.3', port: 5432, proto: 'tcp' }).action).toBe('DROP');
     expect(e.status.reason).toMatch(/lost every mesh peer/);
@@ -136,13 +138,14 @@ describe('lock-out guard: confirm window', () => {
     expect(await e.onAllPeersLost(narrowed)).toBe(true);
   });
 
-  it('never blocks a failsafe source even when a removed node sat inside it', async () => {
+  it('blocks a removed node that sat inside a failsafe prefix, and keeps SSH for the rest of the prefix', async () => {
     const { backend, e } = setup();
     const inside = { ...a, addresses: ['10.9.1.1'] };
     await e.enforce(policy(1, { nodes: [self, inside, b], rules: [rule] }), NOW);
     await e.enforce(policy(2, { nodes: [self, b], rules: [rule] }), NOW);
     expect(e.status.state).toBe('ok');
-    expect(explain(backend.current!, { from: '10.9.1.1', port: 22, proto: 'tcp' }).action).toBe('ALLOW');
+    expect(explain(backend.current!, { from: '10.9.1.1', port: 22, proto: 'tcp' })).toMatchObject({ action: 'DROP', reason: 'blocked' });
+    expect(explain(backend.current!, { from: '10.9.1.2', port: 22, proto: 'tcp' }).action).toBe('ALLOW');
   });
 });
 
