@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
+import { escapeDeep, escapeText } from '../wire/text.js';
 
 export const ALERT_CLASSES = [
   'equivocation', 'forged-policy', 'policy-expired', 'policy-expiring', 'drift-repaired', 'apply-failed',
@@ -86,19 +87,19 @@ const sinkId = (s: SinkConfig) => createHash('sha256').update(JSON.stringify(s))
 
 /** The PagerDuty Events API v2 body for an event. */
 export function pagerDutyBody(routingKey: string, e: AlertEvent): Record<string, unknown> {
-  if (e.action === 'resolve') return { routing_key: routingKey, event_action: 'resolve', dedup_key: e.dedupKey };
+  if (e.action === 'resolve') return { routing_key: routingKey, event_action: 'resolve', dedup_key: escapeText(e.dedupKey) };
   return {
     routing_key: routingKey,
     event_action: 'trigger',
-    dedup_key: e.dedupKey,
+    dedup_key: escapeText(e.dedupKey),
     payload: {
-      summary: e.summary.slice(0, 1024),
-      source: e.source,
+      summary: escapeText(e.summary).slice(0, 1024),
+      source: escapeText(e.source),
       severity: e.severity,
       component: 'picket',
       class: e.class,
       timestamp: new Date(e.time).toISOString(),
-      custom_details: e.details,
+      custom_details: escapeDeep(e.details),
     },
   };
 }
@@ -147,7 +148,7 @@ export class AlertManager extends EventEmitter<AlertEvents> {
   async raise(key: string, cls: AlertClass, severity: Severity, summary: string, details: Record<string, unknown> = {}): Promise<void> {
     if (this.#open.has(key)) return;
     const now = this.o.clock.now();
-    const alert = { class: cls, severity, summary, since: now };
+    const alert = { class: cls, severity, summary: escapeText(summary), since: now };
     this.#open.set(key, alert);
     await this.o.store.putJson(`alert-open/${key}`, alert);
     await this.#enqueue({ action: 'trigger', dedupKey: key, class: cls, severity, summary, source: this.o.source, details, time: now });
@@ -167,7 +168,11 @@ export class AlertManager extends EventEmitter<AlertEvents> {
     for (const [key, a] of [...this.#open]) if (a.class === cls && !keep.has(key)) await this.resolve(key);
   }
 
-  async #enqueue(event: AlertEvent): Promise<void> {
+  async #enqueue(raw: AlertEvent): Promise<void> {
+    // Summaries are built from this node's own words and validated identifiers (auditor.ts);
+    // escaping here as well means no sink (log, webhook, PagerDuty) ever carries a control
+    // character, whatever a future caller interpolates.
+    const event: AlertEvent = { ...raw, dedupKey: escapeText(raw.dedupKey), summary: escapeText(raw.summary), details: escapeDeep(raw.details) };
     this.emit('event', event);
     for (const s of this.#sinks) {
       const item: Queued = { sink: sinkId(s), event, attempts: 0, nextAt: 0 };

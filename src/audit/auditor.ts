@@ -13,7 +13,7 @@ import type { Enforcer, EnforcementStatus } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
 import { staleAt } from '../policy/model.js';
-import { fleetView, newerClaim, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
+import { fleetView, newerClaim, statusFieldProblem, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 
@@ -46,6 +46,8 @@ export interface AuditOptions {
 }
 
 const EVENT_ALERT_TTL = 3_600_000; // forged-policy and peer-penalised resolve after an hour of quiet
+/** A strike reason simple enough to repeat in an alert ("gossip malformed", "sync stalled"). */
+const PLAIN_REASON = /^[a-z][a-z0-9 -]{0,63}$/;
 
 export class Auditor {
   #o: AuditOptions;
@@ -69,7 +71,10 @@ export class Auditor {
   async start(): Promise<void> {
     const o = this.#o;
     this.#seq = (await o.store.getJson<number>('status-seq')) ?? 0;
-    for (const [k, v] of await o.store.listJson<{ status: NodeStatus; receivedAt: number }>('status/')) this.#statuses.set(k.slice('status/'.length), v);
+    for (const [k, v] of await o.store.listJson<{ status: NodeStatus; receivedAt: number }>('status/')) {
+      // Statuses stored before decode-time validation existed are checked as if they had just arrived.
+      if (v?.status && !statusFieldProblem(v.status)) this.#statuses.set(k.slice('status/'.length), v);
+    }
     o.mesh.subscribeStatus((bytes, from, withinBudget) => this.#receive(bytes, from, withinBudget));
     this.#wireAlerts();
     // The first apply ran before alerts were wired: report its failure now.
@@ -140,7 +145,8 @@ export class Auditor {
         if (source.peer && !mesh.admission.isListed(source.peer)) return this.#unadmitted(source.peer, `sent a ${r.kind} ${r.outcome}`);
         void alerts.raise(`forged-policy/${source.peer ?? source.kind}`, 'forged-policy', 'error',
           `A ${r.kind} not signed by the trusted threshold was received (${r.outcome}) from ${source.peer ?? source.kind}`,
-          { outcome: r.outcome, reason: r.reason, source: source.kind, peer: source.peer });
+          // Not r.reason: it quotes the forged document (payload type, key ids), i.e. attacker text.
+          { outcome: r.outcome, source: source.kind, peer: source.peer });
       }
     });
     engine.on('policy', (cur) => {
@@ -160,7 +166,11 @@ export class Auditor {
     });
     enforcer.on('drift', (what) => void alerts.raise('drift-repaired', 'drift-repaired', 'warning', `Firewall drift detected and repaired: ${what}`, { drift: what }));
     enforcer.on('lockout', (reason) => void alerts.raise('lockout-revert', 'lockout-revert', 'critical', `Lock-out guard restored mesh access: ${reason}`, { reason }));
-    mesh.on('penalised', (peer, why) => void alerts.raise(`peer-penalised/${peer}`, 'peer-penalised', 'warning', `Peer ${peer} sent invalid data repeatedly (${why}); disconnected and banned for a while`, { peer, why }));
+    mesh.on('penalised', (peer, why) => {
+      // `why` may quote what the peer sent: only a short plain reason goes into the alert.
+      const reason = PLAIN_REASON.test(why) ? why : 'invalid data';
+      void alerts.raise(`peer-penalised/${peer}`, 'peer-penalised', 'warning', `Peer ${peer} sent invalid data repeatedly (${reason}); disconnected and banned for a while`, { peer, why: reason });
+    });
     mesh.on('unadmitted', (peer, why) => this.#unadmitted(peer, why));
   }
 
@@ -173,7 +183,7 @@ export class Auditor {
     if (alerts.isOpen('unadmitted-peers')) return;
     void alerts.raise('unadmitted-peers', 'unadmitted-peers', 'warning',
       'Peers not listed in any policy sent invalid data or ran over the strangers\' budget; they are reported together, not one alert per identity',
-      { firstPeer: peer, why });
+      { firstPeer: peer, why: PLAIN_REASON.test(why) ? why : 'invalid data' });
   }
 
   /**

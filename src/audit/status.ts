@@ -6,6 +6,8 @@
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { isBoundedTime, LIMITS } from '../wire/limits.js';
+import { isPrintable } from '../wire/text.js';
+import { parseIp } from '../policy/ip.js';
 import { signAsNode, verifyAsNode } from '../trust/node-sign.js';
 import { pb } from '../wire/proto.js';
 
@@ -46,6 +48,27 @@ export async function signStatus(s: NodeStatus, key: PrivateKey): Promise<Uint8A
   return pb.status.v1.SignedStatus.encode({ status, signature }).finish();
 }
 
+// What each field of a status may hold. Anything else is a forgery or an attack on the
+// operator's screen: rejected (and struck), never stored or shown.
+const HEX_DIGEST = /^[0-9a-f]{0,64}$/;
+const TOKEN = /^[a-z][a-z0-9-]{0,63}$/; // enforcement states, alert classes, finding kinds, protos
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,128}$/;
+
+/** Why a decoded status's fields are not acceptable, or undefined. Never echoes the field. */
+export function statusFieldProblem(s: { peerId: string; digest: string; rulesetHash: string; enforcement: string; alerts: string[]; findings: { kind?: string | null; target?: string | null; address?: string | null; proto?: string | null; detail?: string | null }[] }): string | undefined {
+  if (!PEER_ID.test(s.peerId)) return 'status peerId is not a PeerId';
+  if (!HEX_DIGEST.test(s.digest) || !HEX_DIGEST.test(s.rulesetHash)) return 'status digest is not hex';
+  if (!TOKEN.test(s.enforcement)) return 'status enforcement is not a state name';
+  if (!s.alerts.every((a) => TOKEN.test(a))) return 'status alert is not an alert class';
+  for (const f of s.findings) {
+    if (!TOKEN.test(f.kind ?? '') || !TOKEN.test(f.proto ?? '')) return 'status finding kind or proto is not a name';
+    if (!PEER_ID.test(f.target ?? '')) return 'status finding target is not a PeerId';
+    if (!parseIp(f.address ?? '')) return 'status finding address is not an IP address';
+    if (!isPrintable(f.detail ?? '', LIMITS.maxStringLength)) return 'status finding detail is not printable text';
+  }
+  return undefined;
+}
+
 export type StatusVerdict = { ok: true; status: NodeStatus } | { ok: false; reject: boolean; reason: string };
 
 /**
@@ -70,7 +93,9 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
   if (!isBoundedTime(Number(m.timeMs)) || (lastApplyAt !== 0 && !isBoundedTime(lastApplyAt))) {
     return { ok: false, reject: true, reason: 'malformed status: time outside years 2000–9999' };
   }
-  if (m.meshId !== meshId) return { ok: false, reject: true, reason: `status for mesh ${m.meshId.slice(0, 64)}` };
+  if (m.meshId !== meshId) return { ok: false, reject: true, reason: 'status for another mesh' };
+  const problem = statusFieldProblem(m);
+  if (problem) return { ok: false, reject: true, reason: problem };
   if (!(await verifyAsNode(m.peerId, DOMAIN, signed.status, signed.signature))) return { ok: false, reject: true, reason: 'status signature does not verify' };
   // Not a member *of the policy this node holds*: the sender may be newer than our policy
   // (or we hold none yet), so ignore it rather than penalise a possibly honest peer.

@@ -1,20 +1,25 @@
-/** `picket status`: what the local agent holds and enforces; --mesh for the fleet. */
+/**
+ * `picket status`: what the local agent holds and enforces; --mesh for the fleet. Peers'
+ * statuses are validated when they arrive, and every string is escaped again here: a row
+ * is one line, and nothing a peer says can move the cursor over another row or the summary.
+ */
 import type { Command } from 'commander';
 import type { MeshJson, StatusJson } from '../agent/agent.js';
 import { systemClock } from '../runtime/clock.js';
 import { call, CONFIG_HELP, resolveSocket, SOCKET_HELP } from './client.js';
 import { printJson } from './print.js';
+import { escapeText as e } from '../wire/text.js';
 
 export function formatStatus(s: StatusJson): string {
   const lines = [
-    `node      ${s.node?.name ?? '(not in policy)'}  ${s.peerId}`,
-    `mesh      ${s.meshId}, ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'} connected${s.peers.length ? `: ${s.peers.map((p) => p.name ?? p.peerId.slice(-8)).join(', ')}` : ''}`,
-    `policy    ${s.policy ? `v${s.policy.version} (${s.policy.digest.slice(0, 12)}), expires ${s.policy.expires}${s.policy.expired ? ' — EXPIRED' : ''}` : 'none yet (baseline)'}`,
-    `root      v${s.root.version}, expires ${s.root.expires}${s.root.expired ? ' — EXPIRED: no new policy is accepted until a newer root is published' : ''}`,
+    `node      ${e(s.node?.name ?? '(not in policy)')}  ${e(s.peerId)}`,
+    `mesh      ${e(s.meshId)}, ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'} connected${s.peers.length ? `: ${s.peers.map((p) => e(p.name ?? p.peerId.slice(-8))).join(', ')}` : ''}`,
+    `policy    ${s.policy ? `v${s.policy.version} (${e(s.policy.digest.slice(0, 12))}), expires ${e(s.policy.expires)}${s.policy.expired ? ' — EXPIRED' : ''}` : 'none yet (baseline)'}`,
+    `root      v${s.root.version}, expires ${e(s.root.expires)}${s.root.expired ? ' — EXPIRED: no new policy is accepted until a newer root is published' : ''}`,
     `floor     ${s.floor ? `v${s.floor.version} (never lower)` : 'none'}`,
-    `enforce   ${s.enforcement.backend}: ${s.enforcement.state}${s.enforcement.reason ? ` (${s.enforcement.reason})` : ''}`,
-    `ruleset   ${s.enforcement.rulesetHash?.slice(0, 16) ?? '-'}, applied ${s.enforcement.lastApplyAt ?? 'never'}`,
-    `alerts    ${s.alerts.length ? s.alerts.map((a) => `${a.severity} ${a.class}: ${a.summary}`).join('\n          ') : 'none'}`,
+    `enforce   ${e(s.enforcement.backend)}: ${e(s.enforcement.state)}${s.enforcement.reason ? ` (${e(s.enforcement.reason)})` : ''}`,
+    `ruleset   ${e(s.enforcement.rulesetHash?.slice(0, 16) ?? '-')}, applied ${e(s.enforcement.lastApplyAt ?? 'never')}`,
+    `alerts    ${s.alerts.length ? s.alerts.map((a) => `${e(a.severity)} ${e(a.class)}: ${e(a.summary)}`).join('\n          ') : 'none'}`,
   ];
   return lines.join('\n') + '\n';
 }
@@ -24,18 +29,19 @@ export function formatMesh(m: MeshJson, now: number): string {
   const ago = (iso: string | null) => {
     if (!iso) return 'never';
     const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+    if (!Number.isFinite(s)) return '?';
     return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
   };
   const head = `${'NODE'.padEnd(16)} ${'VERSION'.padEnd(8)} ${'ENFORCEMENT'.padEnd(15)} ${'LAST SEEN'.padEnd(10)} ${'ALERTS'.padEnd(20)} PEER`;
   const rows = m.nodes.map((n) => [
-    `${n.name}${n.self ? ' *' : ''}`.padEnd(16),
+    `${e(n.name)}${n.self ? ' *' : ''}`.padEnd(16),
     (n.policyVersion === null ? '-' : `v${n.policyVersion}`).padEnd(8),
-    (n.silent ? `${n.enforcement ?? '-'} (silent)` : n.enforcement ?? '-').padEnd(15),
+    e(n.silent ? `${n.enforcement ?? '-'} (silent)` : n.enforcement ?? '-').padEnd(15),
     ago(n.lastSeen).padEnd(10),
-    (n.alerts.join(',') || '-').padEnd(20),
-    n.peerId,
+    e(n.alerts.join(',') || '-').padEnd(20),
+    e(n.peerId),
   ].join(' '));
-  return `${head}\n${rows.join('\n')}\n${m.summary}\n`;
+  return `${head}\n${rows.join('\n')}\n${e(m.summary)}\n`;
 }
 
 export function registerStatus(program: Command): void {
