@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { PolicyAuthoringSchema } from '../src/policy/authoring.js';
 import { AgentConfigSchema } from '../src/agent/config.js';
+import { LIMITS } from '../src/wire/limits.js';
 
 type Json = Record<string, unknown>;
 
@@ -65,7 +66,10 @@ Selectors: \`to\` takes \`any\`, \`role:NAME\`, \`node:NAME\` (or \`node:PEERID\
 \`cidr:PREFIX\` (host bits must be zero, IPv4 or IPv6). \`ports\` holds numbers and \`"first-last"\`
 ranges; \`icmp\` rules have no ports. Exceptions must carry \`reason\` and \`expires\` and close by
 themselves. Checked at signing time: unknown roles or nodes, duplicate names, PeerIds or
-addresses, invalid CIDRs; a rule shadowed by an earlier one is a warning.
+addresses, invalid CIDRs; a rule shadowed by an earlier one is a warning. Also checked, by
+\`policy sign\` and by every node before it accepts the policy: what it compiles to on its
+largest node, at most ${LIMITS.maxCompiledElements.toLocaleString('en-US')} nft set elements and ${LIMITS.maxCompiledRules.toLocaleString('en-US')} rules
+(docs/enforcement.md, "The compile budget"); over it the policy is \`too-large\`.
 
 ${table(policy)}
 `,

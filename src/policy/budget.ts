@@ -44,26 +44,31 @@ function perPrefix(proto: Proto, ports: PortRange[]): number {
   return n <= HOST_PORTS ? Math.max(n, ports.length) : ports.length;
 }
 
-/** Prefixes nested inside each non-host prefix, times its port ranges (the disjoint split). */
+/**
+ * Prefixes nested inside each non-host prefix, times its port ranges (the disjoint split).
+ * `candidates` holds every source prefix once (the prefixes in `ranges` among them); a
+ * duplicate only makes the bound larger.
+ */
 function splitTerm(ranges: Map<string, { prefix: Prefix; ranges: number }>, candidates: Prefix[]): number {
+  const nets = [...ranges.values()].filter(({ prefix: a, ranges: k }) => a.len !== bits(a.family) && k > 0);
+  if (!nets.length) return 0;
   const all = [...candidates].sort(comparePrefix);
-  const keyOf = (p: Prefix) => `${p.family}/${p.addr}/${p.len}`;
-  const distinct: Prefix[] = [];
-  for (const p of all) if (!distinct.length || comparePrefix(distinct[distinct.length - 1]!, p) !== 0) distinct.push(p);
-  const index = new Map(distinct.map((p, i) => [keyOf(p), i]));
-  let total = 0;
-  for (const { prefix: a, ranges: k } of ranges.values()) {
-    if (a.len === bits(a.family) || k === 0) continue;
-    const end = a.addr | ((1n << BigInt(bits(a.family) - a.len)) - 1n);
-    // First index past a's range: same family and addr > end.
-    let lo = index.get(keyOf(a))! + 1, hi = distinct.length;
+  // First index whose entry is not before `pred` (entries are sorted; pred is monotone).
+  const search = (before: (p: Prefix) => boolean) => {
+    let lo = 0, hi = all.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      const m = distinct[mid]!;
-      if (m.family === a.family && m.addr <= end) lo = mid + 1;
+      if (before(all[mid]!)) lo = mid + 1;
       else hi = mid;
     }
-    total += k * (lo - index.get(keyOf(a))! - 1);
+    return lo;
+  };
+  let total = 0;
+  for (const { prefix: a, ranges: k } of nets) {
+    const end = a.addr | ((1n << BigInt(bits(a.family) - a.len)) - 1n);
+    const first = search((m) => comparePrefix(m, a) <= 0); // past a itself
+    const past = search((m) => m.family < a.family || (m.family === a.family && m.addr <= end));
+    total += k * Math.max(0, past - first);
   }
   return total;
 }
@@ -136,8 +141,19 @@ export function compiledSize(policy: Policy): CompiledSize {
     else { maxCost = targetedCost; maxRules = targetedRules; }
   }
 
-  const candidates: Prefix[] = [...[...cidrRanges.values()].map((c) => c.prefix)];
-  for (const n of policy.nodes) for (const a of n.addresses) { const p = parsePrefix(a); if (p.ok) candidates.push(p.prefix); }
+  const candidates: Prefix[] = [...cidrRanges.values()].map((c) => c.prefix);
+  // Node addresses matter only as prefixes nested in a CIDR source of their family: parse
+  // those alone (parsing 20,000 addresses costs more than the rest of this function).
+  const nets = new Set(candidates.filter((p) => p.len !== bits(p.family)).map((p) => p.family));
+  if (nets.size) {
+    for (const n of policy.nodes) {
+      for (const a of n.addresses) {
+        if (!nets.has(a.includes(':') ? 6 : 4)) continue;
+        const p = parsePrefix(a);
+        if (p.ok) candidates.push(p.prefix);
+      }
+    }
+  }
   return {
     elements: totalAddrs + anyCost + maxCost + splitTerm(cidrRanges, candidates),
     rules: 2 + anyRules + maxRules,

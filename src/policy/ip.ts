@@ -13,14 +13,15 @@ export interface Prefix {
 function parseV4(text: string): bigint | undefined {
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
-  let v = 0n;
+  // A number, then one BigInt: per-octet BigInt shifts made parsing 20,000 addresses slow.
+  let v = 0;
   for (const p of parts) {
     if (!/^(0|[1-9]\d{0,2})$/.test(p)) return undefined;
     const n = Number(p);
     if (n > 255) return undefined;
-    v = (v << 8n) | BigInt(n);
+    v = v * 256 + n;
   }
-  return v;
+  return BigInt(v);
 }
 
 function parseV6(text: string): bigint | undefined {
