@@ -104,7 +104,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
   }
 
   restoreBlocked(addresses: readonly string[]): void {
-    for (const a of addresses) this.#blocked.add(a);
+    for (const a of addresses) this.#blocked.add(canonical(a));
   }
 
   /** Addresses of removed nodes that stay blocked (the engine persists them across restarts). */
