@@ -24,10 +24,16 @@ export function escapeText(s: string): string {
   return s.replace(UNSAFE_ALL, hex);
 }
 
-/** The same for every string inside a JSON-like value (alert details, API bodies). */
+/**
+ * The same for every string inside a JSON-like value (alert details, API bodies, log
+ * fields). Only arrays and plain objects are walked; anything else (an Error, a Buffer) is
+ * returned as it is, for its own serializer.
+ */
 export function escapeDeep<T>(v: T, depth = 0): T {
   if (typeof v === 'string') return escapeText(v) as T;
   if (depth > 8 || v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return v.map((x: unknown) => escapeDeep(x, depth + 1)) as T;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if (proto !== Object.prototype && proto !== null) return v;
   return Object.fromEntries(Object.entries(v).map(([k, x]) => [escapeText(k), escapeDeep(x, depth + 1)])) as T;
 }

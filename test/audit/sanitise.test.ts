@@ -15,6 +15,8 @@ import { Byzantine } from '../chaos/byzantine.js';
 import { Cluster, until } from '../helpers/cluster.js';
 import { execFile } from 'node:child_process';
 import { BIN } from '../helpers/cli.js';
+import { PassThrough } from 'node:stream';
+import { createLogger } from '../../src/runtime/logger.js';
 
 /** Control characters a terminal interprets (newline only as the renderer's own line end). */
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/u;
@@ -84,6 +86,20 @@ describe('peer strings are escaped at print', () => {
     const body = pagerDutyBody('rk', { action: 'trigger', dedupKey: 'k\x1b', class: 'peer-penalised', severity: 'warning', summary: `Peer ${ESC.join('')}`, source: 's', details: { why: `x${ESC.join('')}`, nested: { list: ['\r'] } }, time: 0 });
     expect(JSON.stringify(body)).not.toMatch(/\\u00(0[0-9a-f]|1[0-9a-f]|7f)|\\[rbt]|[\u0080-\u009f\u202a-\u202e]/i);
   });
+});
+
+describe('peer strings are escaped in logs', () => {
+  for (const pretty of [false, true]) {
+    it(`a log line quoting a peer has no control characters (${pretty ? 'pretty' : 'JSON'})`, () => {
+      const out = new PassThrough();
+      let text = '';
+      out.on('data', (d: Buffer) => { text += d.toString(); });
+      const log = createLogger({ level: 'info', pretty, destination: out });
+      log.warn({ peer: 'p', why: `x${ESC.join('')}`, nested: { list: [`\u202e${ESC[0]}`] }, err: new Error('boom') }, `peer said ${ESC.join('')}`);
+      expect(text).toContain('peer said');
+      expect(text.replace(/\n$/, '')).not.toMatch(CONTROL); // (pretty is uncoloured off a TTY)
+    });
+  }
 });
 
 let cluster: Cluster | undefined;
