@@ -49,7 +49,7 @@ function perPrefix(proto: Proto, ports: PortRange[]): number {
  * `candidates` holds every source prefix once (the prefixes in `ranges` among them); a
  * duplicate only makes the bound larger.
  */
-function splitTerm(ranges: Map<string, { prefix: Prefix; ranges: number }>, candidates: Prefix[]): number {
+function splitTerm(ranges: Map<unknown, { prefix: Prefix; ranges: number }>, candidates: Prefix[]): number {
   const nets = [...ranges.values()].filter(({ prefix: a, ranges: k }) => a.len !== bits(a.family) && k > 0);
   if (!nets.length) return 0;
   const all = [...candidates].sort(comparePrefix);
@@ -106,12 +106,12 @@ export function compiledSize(policy: Policy): CompiledSize {
       if (s === 'any') { cost += r.proto === 'icmp' ? 0 : r.ports.length; continue; }
       cost += selectorSize(s) * per;
       if (s.startsWith('cidr:') && r.proto !== 'icmp') {
+        // Keyed by its spelling: two spellings of one prefix are counted apart, which only
+        // makes the bound larger, and each distinct selector is parsed once.
+        const e = cidrRanges.get(s);
+        if (e) { e.ranges += r.ports.length; continue; }
         const pr = parsePrefix(s.slice(5));
-        if (!pr.ok) continue;
-        const key = `${pr.prefix.family}/${pr.prefix.addr}/${pr.prefix.len}`;
-        const e = cidrRanges.get(key);
-        if (e) e.ranges += r.ports.length;
-        else cidrRanges.set(key, { prefix: pr.prefix, ranges: r.ports.length });
+        if (pr.ok) cidrRanges.set(s, { prefix: pr.prefix, ranges: r.ports.length });
       }
     }
     if (r.to.includes('any')) { anyCost += cost; anyRules += froms.length; }
@@ -168,7 +168,9 @@ export function rulesetSize(rs: NodeRuleset): CompiledSize {
   const sets = new Map(rs.sets.map((s) => [s.name, s]));
   const mesh = sets.get('mesh');
   let elements = mesh ? mesh.v4.length + mesh.v6.length : 0;
-  const ranges = new Map<string, { prefix: Prefix; ranges: number }>();
+  // Keyed by object: sets are shared between rules, so one prefix is one object (a copy
+  // elsewhere is counted apart, which only makes the bound larger).
+  const ranges = new Map<Prefix, { prefix: Prefix; ranges: number }>();
   const candidates: Prefix[] = [];
   for (const r of rs.rules) {
     if (r.kind === 'mesh' || r.kind === 'failsafe') continue;
@@ -180,10 +182,9 @@ export function rulesetSize(rs: NodeRuleset): CompiledSize {
     for (const p of list) {
       candidates.push(p);
       if (p.len === bits(p.family)) continue;
-      const key = `${p.family}/${p.addr}/${p.len}`;
-      const e = ranges.get(key);
+      const e = ranges.get(p);
       if (e) e.ranges += r.ports.length;
-      else ranges.set(key, { prefix: p, ranges: r.ports.length });
+      else ranges.set(p, { prefix: p, ranges: r.ports.length });
     }
   }
   return { elements: elements + splitTerm(ranges, candidates), rules: rs.rules.length };
