@@ -335,7 +335,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
         await o.backend.apply(rs);
         this.#current = rs;
         this.#applied = await o.backend.readBack().catch(() => null);
-        this.#status = { backend: o.backend.name, state: 'baseline', rulesetHash: rulesetHash(rs), lastApplyAt: o.clock.now(), policyVersion: null };
+        const reasonBaseline = 'the policy held cannot be enforced; the baseline is in force';
+        this.#status = { backend: o.backend.name, state: 'baseline', rulesetHash: rulesetHash(rs), lastApplyAt: o.clock.now(), policyVersion: null, reason: reasonBaseline };
+        this.#steady = { state: 'baseline', reason: reasonBaseline };
       } catch (e) {
         return this.#fail(`${reason}; the baseline could not be applied either: ${(e as Error).message}`);
       }

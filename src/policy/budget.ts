@@ -13,7 +13,7 @@
  *    ancestors do not allow: each range of an ancestor can split one of its ranges in two,
  *    hence Σ over prefixes a of (ranges of a × prefixes nested inside a);
  *  - rules from `any` cost their port ranges, icmp rules one element per source prefix,
- *    the mesh set one per address of another node.
+ *    the mesh set one per address of another node, and the fixed `origin` set one.
  * The policy figure is the largest over the policy's nodes (what one node would hold), not
  * the sum over the fleet, so an honest 10,000-node policy fits.
  */
@@ -31,6 +31,9 @@ export interface CompiledSize {
   /** Compiled rules (one per rule and source selector, plus mesh and failsafe). */
   rules: number;
 }
+
+/** Sets of a fixed size in every lowered table (`origin`: one element naming what is in force). */
+const FIXED_ELEMENTS = 1;
 
 /** Work (node visits) spent finding the largest node before settling for the fleet-wide sum. */
 const NODE_WORK = 4_000_000;
@@ -155,7 +158,7 @@ export function compiledSize(policy: Policy): CompiledSize {
     }
   }
   return {
-    elements: totalAddrs + anyCost + maxCost + splitTerm(cidrRanges, candidates),
+    elements: FIXED_ELEMENTS + totalAddrs + anyCost + maxCost + splitTerm(cidrRanges, candidates),
     rules: 2 + anyRules + maxRules,
   };
 }
@@ -167,7 +170,7 @@ export function compiledSize(policy: Policy): CompiledSize {
 export function rulesetSize(rs: NodeRuleset): CompiledSize {
   const sets = new Map(rs.sets.map((s) => [s.name, s]));
   const mesh = sets.get('mesh');
-  let elements = mesh ? mesh.v4.length + mesh.v6.length : 0;
+  let elements = FIXED_ELEMENTS + (mesh ? mesh.v4.length + mesh.v6.length : 0);
   // Keyed by object: sets are shared between rules, so one prefix is one object (a copy
   // elsewhere is counted apart, which only makes the bound larger).
   const ranges = new Map<Prefix, { prefix: Prefix; ranges: number }>();
