@@ -25,7 +25,7 @@ const ESC = ['\x1b[2J', '\r', '\x1b[1A', '\x1b]0;pwned\x07', '\x9b2J', '\u202e',
 const key = await generateKeyPair('Ed25519');
 const me = peerIdFromPrivateKey(key).toString();
 const status = (over: Partial<NodeStatus> = {}): NodeStatus => ({
-  meshId: 'prod', peerId: me, policyVersion: 7, digest: 'ab'.repeat(32), rulesetHash: 'cd'.repeat(32), enforcement: 'ok', lastApplyAt: 1, alerts: [], seq: 5, time: 2, findings: [], ...over,
+  meshId: 'prod', peerId: me, policyVersion: 7, digest: 'ab'.repeat(32), rulesetHash: 'cd'.repeat(32), enforcement: 'ok', lastApplyAt: 0, alerts: [], seq: 5, time: Date.parse('2026-11-26T12:00:00Z'), findings: [], ...over,
 });
 const finding = { kind: 'exposed-port' as const, target: me, address: '10.0.0.1', port: 22, proto: 'tcp', detail: 'ssh answered' };
 
@@ -131,6 +131,8 @@ describe('a listed peer spoofing the operator view', () => {
     }, byzSpec.key);
     await byz.node.services.pubsub.publish(statusTopic('test'), lie);
     await until(() => victim.agent!.mesh.admission.strikes(byzSpec.peerId) >= 1, 10_000);
+    // The honest peers' own statuses (sent 1–3 s after a change) are in before we look.
+    await until(() => victim.agent!.meshView().nodes.filter((n) => !n.silent).length >= 2, 20_000);
 
     // The agent runs in this process: the CLI must run without blocking its event loop.
     const r = await new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
