@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { NodeRuleset } from '../policy/compile.js';
 import type { Backend, ReadBack } from './backend.js';
-import { run, withTempFile, type Runner } from './exec.js';
+import { run, type Runner } from './exec.js';
 import { IPT_CHAIN, renderIptables } from './render-iptables.js';
 
 const tools = { 4: { restore: 'iptables-restore', save: 'iptables-save', cmd: 'iptables' }, 6: { restore: 'ip6tables-restore', save: 'ip6tables-save', cmd: 'ip6tables' } } as const;
@@ -20,10 +20,9 @@ export class IptablesBackend implements Backend {
   async apply(rs: NodeRuleset): Promise<void> {
     for (const fam of [4, 6] as const) {
       const t = tools[fam];
-      await withTempFile(renderIptables(rs, fam), async (p) => {
-        await run(this.o, [t.restore, '--noflush', '--test', p]);
-        await run(this.o, [t.restore, '--noflush', p]);
-      });
+      // One restore commit per family, fed over a pipe: a bad line anywhere aborts the
+      // commit and leaves the family's previous chain in force (no separate --test pass).
+      await run(this.o, [t.restore, '--noflush'], { input: renderIptables(rs, fam) });
       const hooked = await run(this.o, [t.cmd, '-C', 'INPUT', '-j', IPT_CHAIN]).then(() => true, () => false);
       if (!hooked) await run(this.o, [t.cmd, '-I', 'INPUT', '1', '-j', IPT_CHAIN]);
     }

@@ -1,19 +1,19 @@
 /**
- * The nftables backend. Full applies replace `table inet picket` in one transaction from a
- * temp file after `nft -c` accepts it; changes that only move addresses apply as set-element
- * operations (also one transaction). Read-back lists the table as JSON, normalises it
+ * The nftables backend. Every apply is one `nft -f -` transaction fed over a pipe (nothing
+ * written to disk): full applies replace the contents of `table inet picket`; changes that
+ * only move addresses or ports are set-element operations. nft commits a script as one
+ * netlink batch, so an error anywhere in it — the last line included — leaves the previous
+ * ruleset in force; a separate `nft -c` pass would only parse the script a second time
+ * (docs/enforcement.md, decisions.md). Read-back lists the table as JSON, normalises it
  * (handles dropped, elements sorted) and hashes it.
  */
 import { createHash } from 'node:crypto';
 import type { NodeRuleset } from '../policy/compile.js';
 import { ApplyError, type Backend, type ReadBack } from './backend.js';
-import { run, withTempFile, type Runner } from './exec.js';
+import { run, type Runner } from './exec.js';
 import { NFT_FAMILY, NFT_TABLE, nftSetNames, renderNft, renderNftDelta, renderNftInPlace, sameShape } from './render-nft.js';
 
-export interface NftOptions extends Runner {
-  /** Check full scripts with `nft -c` before applying (default true). */
-  check?: boolean;
-}
+export type NftOptions = Runner;
 
 type Json = Record<string, unknown>;
 
@@ -60,7 +60,7 @@ export class NftBackend implements Backend {
         return;
       }
       try {
-        await withTempFile(delta, (p) => run(this.o, ['nft', '-f', p]));
+        await this.#transaction(delta);
         this.applies.incremental++;
         this.#last = rs;
         return;
@@ -76,10 +76,7 @@ export class NftBackend implements Backend {
     for (const [i, script] of scripts.entries()) {
       if (i === scripts.length - 1 && existing) this.applies.recreated++;
       try {
-        await withTempFile(script, async (p) => {
-          if (this.o.check !== false) await run(this.o, ['nft', '-c', '-f', p]);
-          await run(this.o, ['nft', '-f', p]);
-        });
+        await this.#transaction(script);
         this.applies.full++;
         this.#last = rs;
         return;
@@ -88,6 +85,11 @@ export class NftBackend implements Backend {
       }
     }
     throw lastError;
+  }
+
+  /** One script, one kernel transaction: all of it is in force afterwards, or none of it. */
+  #transaction(script: string): Promise<string> {
+    return run(this.o, ['nft', '-f', '-'], { input: script });
   }
 
   /** Sets and chains the picket table holds now, or null when there is no table. */
