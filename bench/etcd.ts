@@ -9,33 +9,38 @@
  */
 import '../src/runtime/polyfill.js';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Cluster, until } from '../test/helpers/cluster.js';
 import { trustPinnedRoot, verifyPolicy } from '../src/trust/verify.js';
 import { compile } from '../src/policy/compile.js';
-import { argValue, median, percentile, round, saveRows, type Row } from './stats.js';
+import { argValue, median, percentile, round, saveRows, spread, type Row } from './stats.js';
+import { findEtcd, ETCD_INSTALL } from './machine.js';
 
 const quick = process.argv.includes('--quick');
-const N = Number(argValue('--nodes', quick ? '20' : '30'));
+const N = Number(argValue('--nodes', '30'));
 const UPDATES = quick ? 5 : 10;
-const out = argValue('--out', 'bench-out');
+const out = resolve(argValue('--out', 'bench-out'));
 const rows: Row[] = [];
 
-if (spawnSync('etcd', ['--version']).status !== 0) {
-  console.log('etcd not installed (apt-get install etcd-server): skipping the central-store baseline');
-  process.exit(0);
+const etcdBin = findEtcd();
+if (!etcdBin || spawnSync(etcdBin, ['--version']).status !== 0) {
+  // run.ts installs it when it can; run alone, say the one command and fail: a run without
+  // its baseline must not look complete.
+  console.error(`etcd not found: install it with \`${ETCD_INSTALL}\` (or set PICKET_BENCH_ETCD to its path)`);
+  process.exit(1);
 }
 
 const freePort = () => new Promise<number>((res) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); });
 const b64 = (s: string | Uint8Array) => Buffer.from(s).toString('base64');
 
-const dir = mkdtempSync(join(tmpdir(), 'picket-etcd-'));
+// Its data dir lives under --out, like everything else this benchmark writes.
+const dir = join(out, `etcd-${process.pid}`);
+mkdirSync(dir, { recursive: true });
 const [client, peer] = [await freePort(), await freePort()];
-const etcd = spawn('etcd', ['--data-dir', join(dir, 'data'), '--name', 'bench',
+const etcd = spawn(etcdBin, ['--data-dir', join(dir, 'data'), '--name', 'bench',
   '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
   '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
   '--initial-cluster', `bench=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
@@ -87,12 +92,14 @@ try {
   const applied = new Map<number, Map<number, number>>(); // version → node → time
   const watchers = c.nodes.map((_, i) => watcher(i, c, (node, v) => { const m = applied.get(v) ?? new Map(); if (!m.has(node)) m.set(node, performance.now()); applied.set(v, m); }));
   await new Promise((r) => setTimeout(r, 1000));
-  const etcdLat: number[] = [];
+  const etcdLat: number[] = [], etcdUpd: number[] = [];
   for (let v = 1; v <= UPDATES; v++) {
     const t = performance.now();
     await fetch(`${base}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(KEY), value: b64(c.signed(c.policy(v))) }) });
     await until(() => (applied.get(v)?.size ?? 0) === N, 20_000);
-    etcdLat.push(...[...applied.get(v)!.values()].map((x) => x - t));
+    const lat = [...applied.get(v)!.values()].map((x) => x - t);
+    etcdLat.push(...lat);
+    etcdUpd.push(median(lat));
   }
   // Half the watchers lose the store: they get nothing.
   for (let i = 0; i < N / 2; i++) watchers[i]!.abort();
@@ -107,7 +114,7 @@ try {
   await c.publish(c.nodes[0]!, c.policy(1));
   await c.converged(1, 60_000);
   await new Promise((r) => setTimeout(r, 3000));
-  const meshLat: number[] = [];
+  const meshLat: number[] = [], meshUpd: number[] = [];
   for (let v = 2; v <= UPDATES + 1; v++) {
     const times = new Map<string, number>();
     const offs = c.nodes.map((x) => { const fn = (s: { policyVersion: number | null }) => { if (s.policyVersion === v && !times.has(x.name)) times.set(x.name, performance.now()); }; x.agent!.engine.on('enforced', fn); return () => x.agent!.engine.off('enforced', fn); });
@@ -115,7 +122,9 @@ try {
     await c.publish(c.nodes[v % N]!, c.policy(v));
     await until(() => times.size === N, 30_000);
     offs.forEach((f) => f());
-    meshLat.push(...[...times.values()].map((x) => x - t));
+    const lat = [...times.values()].map((x) => x - t);
+    meshLat.push(...lat);
+    meshUpd.push(median(lat));
   }
   // Half the nodes lose the publishing node (not each other).
   const origin = c.nodes[0]!, cutOff = new Set(c.nodes.slice(N / 2).map((n) => n.peerId));
@@ -127,7 +136,11 @@ try {
   const meshFraction = c.nodes.filter((n) => c.versionOf(n) === meshCutV).length / N;
   await c.destroy();
 
-  rows.push({ scenario: 'convergence', metric: 'publish → applied per node (median): mesh vs central store', unit: 'ms', nodes: N, value: round(median(meshLat)), baseline: { name: 'etcd-watch', value: round(median(etcdLat)) } });
+  const m = spread(meshUpd), e = spread(etcdUpd);
+  rows.push({ scenario: 'convergence', metric: 'publish → applied per node (median): mesh vs central store', unit: 'ms', nodes: N, value: round(median(meshLat)), min: m.min, max: m.max, runs: meshUpd.length, baseline: { name: 'etcd-watch', value: round(median(etcdLat)), min: e.min, max: e.max } });
+  // The ratio per repetition (update i on the mesh against update i on etcd, same run).
+  const ratios = spread(meshUpd.map((x, i) => x / etcdUpd[i]!));
+  rows.push({ scenario: 'convergence', metric: 'mesh ÷ etcd-watch, per-node median per update, same run', unit: '×', nodes: N, value: ratios.median, min: ratios.min, max: ratios.max, runs: meshUpd.length });
   rows.push({ scenario: 'convergence', metric: 'publish → applied per node (p99): mesh vs central store', unit: 'ms', nodes: N, value: round(percentile(meshLat, 99)), baseline: { name: 'etcd-watch', value: round(percentile(etcdLat, 99)) } });
   rows.push({ scenario: 'partial-cut', metric: 'fraction of nodes updated when half are cut from the store / the publisher', unit: 'fraction', nodes: N, value: round(meshFraction, 3), baseline: { name: 'etcd-watch', value: round(etcdFraction, 3) } });
   for (const r of rows) console.log(`${r.metric.padEnd(76)} mesh ${r.value} vs etcd ${r.baseline!.value} ${r.unit}`);

@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { Cluster, until } from '../test/helpers/cluster.js';
 import { call } from '../src/cli/client.js';
 import { DEPLOYED_NODE_OPTIONS } from './deployed.js';
-import { argValue, median, percentile, round, saveRows, type Row } from './stats.js';
+import { argValue, median, percentile, round, saveRows, spread, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 const out = argValue('--out', 'bench-out');
@@ -79,6 +79,8 @@ try {
   await new Promise((r) => setTimeout(r, 5000));
   const idleCpu = cpu().map((x, i) => ((x - c0[i]!) * 10) / (Date.now() - w0)); // clock ticks (10 ms) → fraction of one core
   const perNode: number[] = [], all: number[] = [];
+  // Each update is one repetition: its per-node median and p99, for min/median/max across updates.
+  const updMedian: number[] = [], updP99: number[] = [];
   for (let v = 2; v < 2 + UPDATES; v++) {
     const t0 = Date.now();
     await publish((v * 7) % N, v);
@@ -87,13 +89,17 @@ try {
     if (process.env.PROCS_TRACE) console.log(`v${v}: ${[...lat].sort((a, b) => a - b).join(' ')}`);
     perNode.push(...lat);
     all.push(Math.max(...lat));
+    updMedian.push(median(lat));
+    updP99.push(percentile(lat, 99));
     await new Promise((r) => setTimeout(r, 4000));
   }
   const rss = procs.map((p) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
   const tag = `${N} agent processes`;
-  rows.push({ scenario: 'convergence', metric: `publish → applied, per node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(perNode)) });
-  rows.push({ scenario: 'convergence', metric: `publish → applied, per node (p99), ${tag}`, unit: 'ms', nodes: N, value: round(percentile(perNode, 99)) });
-  rows.push({ scenario: 'convergence', metric: `publish → applied on every node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(all)) });
+  // value: over every node and update; min/max: the same figure's range across the updates.
+  const range = (v: number[]) => { const s = spread(v); return { min: s.min, max: s.max, runs: v.length }; };
+  rows.push({ scenario: 'convergence', metric: `publish → applied, per node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(perNode)), ...range(updMedian) });
+  rows.push({ scenario: 'convergence', metric: `publish → applied, per node (p99), ${tag}`, unit: 'ms', nodes: N, value: round(percentile(perNode, 99)), ...range(updP99) });
+  rows.push({ scenario: 'convergence', metric: `publish → applied on every node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(all)), ...range(all) });
   rows.push({ scenario: 'memory', metric: `RSS per agent (median), ${tag} with minPeers 6`, unit: 'MB', nodes: N, value: round(median(rss), 1) });
   rows.push({ scenario: 'memory', metric: `idle CPU per agent (median), ${tag}`, unit: '% of a core', nodes: N, value: round(median(idleCpu) * 100, 1) });
 } finally {
@@ -102,7 +108,7 @@ try {
   for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
   await c.destroy();
 }
-for (const r of rows) console.log(`${r.scenario.padEnd(12)} ${String(r.nodes ?? '').padStart(4)}  ${r.metric.padEnd(60)} ${String(r.value).padStart(9)} ${r.unit}`);
+for (const r of rows) console.log(`${r.scenario.padEnd(12)} ${String(r.nodes ?? '').padStart(4)}  ${r.metric.padEnd(60)} ${String(r.value).padStart(9)} ${r.unit}${r.min !== undefined ? ` [${r.min}–${r.max} over ${r.runs} updates]` : ''}`);
 saveRows(`${out}/procs.json`, rows);
 console.log(`saved ${out}/procs.json`);
 process.exit(0);

@@ -11,6 +11,11 @@ export function percentile(values: number[], p: number): number {
 
 export const median = (v: number[]) => percentile(v, 50);
 
+/** Min, median and max of repeated measurements, rounded for reporting. */
+export function spread(v: number[], d = 2): { min: number; median: number; max: number } {
+  return { min: round(Math.min(...v), d), median: round(median(v), d), max: round(Math.max(...v), d) };
+}
+
 export interface Row {
   scenario: string;
   metric: string;
@@ -18,7 +23,11 @@ export interface Row {
   value: number;
   nodes?: number;
   rules?: number;
-  baseline?: { name: string; value: number };
+  baseline?: { name: string; value: number; min?: number; max?: number };
+  /** For a figure measured repeatedly: `value` is the median of `runs` repetitions. */
+  min?: number;
+  max?: number;
+  runs?: number;
 }
 
 export function saveRows(path: string, rows: Row[]): void {

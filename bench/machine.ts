@@ -1,0 +1,73 @@
+/**
+ * What a benchmark result is worth depends on where it ran: the machine (cores, CPU, memory,
+ * kernel, Node, nft) and how busy it was (load average before and after). Also where the
+ * central-store baseline's etcd is, and how it gets installed.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+
+export const ETCD_INSTALL = 'apt-get install -y etcd-server';
+
+export interface Machine {
+  cores: number;
+  cpu: string;
+  memoryGiB: number;
+  kernel: string;
+  node: string;
+  nft: string | null;
+  etcd: string | null;
+  /** 1-minute load average when the run started (other work competing for the cores). */
+  loadAtStart: number;
+}
+
+const version = (cmd: string, args: string[]) => {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return r.status === 0 ? (r.stdout || r.stderr).trim().split('\n')[0]! : null;
+};
+
+/** etcd from PICKET_BENCH_ETCD, PATH, or Debian's location. */
+export function findEtcd(): string | null {
+  const candidates = [process.env.PICKET_BENCH_ETCD, 'etcd', '/usr/bin/etcd', '/usr/local/bin/etcd'].filter((x): x is string => !!x);
+  for (const c of candidates) if ((c.includes('/') ? existsSync(c) : true) && spawnSync(c, ['--version']).status === 0) return c;
+  return null;
+}
+
+/**
+ * Makes sure etcd is there the way .ci/run makes sure nft is: installs Debian's etcd-server
+ * when running as root, otherwise says the one command that does. Returns its path or null.
+ */
+export function ensureEtcd(log: (s: string) => void): string | null {
+  const found = findEtcd();
+  if (found) return found;
+  if (process.getuid?.() !== 0) {
+    log(`etcd is missing: run \`sudo ${ETCD_INSTALL}\` (the central-store baseline needs it)`);
+    return null;
+  }
+  log(`etcd is missing: ${ETCD_INSTALL}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', '-qq', 'etcd-server'], { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    r = spawnSync('apt-get', ['install', '-y', '-qq', 'etcd-server'], { stdio: 'inherit', env });
+  }
+  // Debian's package starts a system etcd on the default ports; the benchmark runs its own
+  // on free loopback ports, so that one is left alone.
+  return findEtcd();
+}
+
+export function machine(): Machine {
+  const etcd = findEtcd();
+  let cpu = cpus()[0]?.model ?? 'unknown';
+  try { cpu = execFileSync('sh', ['-c', 'grep -m1 "model name" /proc/cpuinfo | cut -d: -f2'], { encoding: 'utf8' }).trim() || cpu; } catch { /* keep os.cpus() */ }
+  return {
+    cores: cpus().length,
+    cpu,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    nft: version('nft', ['--version']),
+    etcd: etcd ? version(etcd, ['--version']) : null,
+    loadAtStart: Math.round(loadavg()[0]! * 100) / 100,
+  };
+}
