@@ -23,6 +23,7 @@ import { NftBackend } from '../src/enforce/nft.js';
 import { IptablesBackend } from '../src/enforce/iptables.js';
 import { run } from '../src/enforce/exec.js';
 import { nftSetNames, renderNftDelta, renderNftInPlace } from '../src/enforce/render-nft.js';
+import { buildNftTables } from '../src/enforce/nft-tables.js';
 import { compile, type NodeRuleset } from '../src/policy/compile.js';
 import type { Policy } from '../src/policy/model.js';
 import { argValue, round, saveRows, spread, type Row } from './stats.js';
@@ -82,8 +83,12 @@ async function alternate(runs: number, one: () => Promise<unknown>, other: () =>
 
 const wrap = ['ip', 'netns', 'exec', inNs];
 const nftFile = (path: string, check = false) => run({ wrap }, ['nft', ...(check ? ['-c'] : []), '-f', path]);
-/** The previous version's path: a fresh temp file per apply, `nft -c` first for full applies. */
-async function before(script: string, full: boolean): Promise<void> {
+/**
+ * The previous version's path: render the script (as its backend did on every apply), a fresh
+ * temp file, `nft -c` first for full applies, every nft through `ip netns exec`.
+ */
+async function before(render: () => string, full: boolean): Promise<void> {
+  const script = render();
   const dir = join(tmp, `before-${performance.now().toString(36)}`);
   mkdirSync(dir);
   try {
@@ -126,8 +131,21 @@ try {
     const floorFull = await alternate(runs, () => run({}, ['nft', '-f', join(tmp, 'ac.nft')]), () => run({}, ['nft', '-f', join(tmp, 'ca.nft')]));
     const floorInc = await alternate(runs, () => run({}, ['nft', '-f', join(tmp, 'ab.nft')]), () => run({}, ['nft', '-f', join(tmp, 'ba.nft')]));
     // The previous version's path on the same scripts.
-    const beforeFull = await alternate(runs, () => before(scripts.ac, true), () => before(scripts.ca, true));
-    const beforeInc = await alternate(runs, () => before(scripts.ab, false), () => before(scripts.ba, false));
+    // The previous version's path on the same applies. Its element difference was computed by
+    // hashing every element of both rulesets; the product's is a merge of sorted sets.
+    const hashedDelta = (from: NodeRuleset, to: NodeRuleset) => {
+      const old = new Map(buildNftTables(from).sets.map((s) => [s.name, new Set(s.elements)]));
+      const lines: string[] = [];
+      for (const s of buildNftTables(to).sets) {
+        const o = old.get(s.name) ?? new Set<string>(), n = new Set(s.elements);
+        const removed = [...o].filter((x) => !n.has(x)), added = s.elements.filter((x) => !o.has(x));
+        if (removed.length) lines.unshift(`delete element inet picket ${s.name} { ${removed.join(', ')} }`);
+        if (added.length) lines.push(`add element inet picket ${s.name} { ${added.join(', ')} }`);
+      }
+      return lines.join('\n') + '\n';
+    };
+    const beforeFull = await alternate(runs, () => before(() => inPlace(c, a), true), () => before(() => inPlace(a, c), true));
+    const beforeInc = await alternate(runs, () => before(() => hashedDelta(a, b), false), () => before(() => hashedDelta(b, a), false));
     const iptables = new IptablesBackend();
     const ipt = await alternate(runs, () => iptables.apply(a), () => iptables.apply(b));
     await iptables.remove();
@@ -136,8 +154,8 @@ try {
     const i = add('nft one-address incremental apply (median)', n, inc, { name: 'iptables-restore', value: iptMedian });
     const ff = add('floor: nft -f FILE by hand, same full-replace script (median)', n, floorFull);
     const fi = add('floor: nft -f FILE by hand, same one-address script (median)', n, floorInc);
-    const bf = add('before: temp file + nft -c + nft -f via ip netns exec, full replace (median)', n, beforeFull);
-    const bi = add('before: temp file + nft -f via ip netns exec, one-address change (median)', n, beforeInc);
+    const bf = add('before: render, temp file, nft -c + nft -f via ip netns exec, full replace (median)', n, beforeFull);
+    const bi = add('before: hashed diff, temp file, nft -f via ip netns exec, one-address change (median)', n, beforeInc);
     add('iptables-restore full apply, rule by rule (median)', n, ipt);
     console.log(`${n} rules (${a.rules.length} compiled): full ${f.median} ms [floor ${ff.median}, before ${bf.median}]; one address ${i.median} ms [floor ${fi.median}, before ${bi.median}]; iptables-restore ${iptMedian} ms`);
     if (n === 10000) {

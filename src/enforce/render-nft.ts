@@ -10,6 +10,7 @@
  */
 import type { NodeRuleset } from '../policy/compile.js';
 import { buildNftTables, TABLE_COMMENT, type NftTables } from './nft-tables.js';
+import { diffElements } from './element-diff.js';
 
 export const NFT_TABLE = 'picket';
 export const NFT_FAMILY = 'inet';
@@ -84,13 +85,10 @@ const elementKey = (e: string) => e.replace(/ comment ".*"$/, '');
  * Empty string when nothing differs.
  */
 export function renderNftDelta(from: NodeRuleset, to: NodeRuleset): string {
-  const before = new Map(buildNftTables(from).sets.map((s) => [s.name, new Set(s.elements)]));
+  const before = new Map(buildNftTables(from).sets.map((s) => [s.name, s.elements]));
   const dels: string[] = [], adds: string[] = [];
   for (const s of buildNftTables(to).sets) {
-    const old = before.get(s.name) ?? new Set<string>();
-    const now = new Set(s.elements);
-    const removed = [...old].filter((x) => !now.has(x));
-    const added = s.elements.filter((x) => !old.has(x));
+    const { removed, added } = diffElements(before.get(s.name) ?? [], s.elements);
     // An element is deleted by its key alone (the origin element carries a comment).
     if (removed.length) dels.push(`delete element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${removed.map(elementKey).join(', ')} }`);
     if (added.length) adds.push(`add element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${added.join(', ')} }`);
