@@ -47,13 +47,25 @@ export function run(runner: Runner, cmd: string[], opts: RunOptions = {}): Promi
     // failure to report, the exit status and stderr are.
     child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
-    child.on('close', (code, signal) => {
+    let done = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
       if (code === 0 && !overflow) { resolve(Buffer.concat(out).toString('utf8')); return; }
       const why = spawnError ? spawnError.message
         : overflow ? `output exceeds ${MAX_OUTPUT} bytes`
         : signal ? `killed by ${signal}${signal === 'SIGKILL' ? ` (timeout ${timeoutMs} ms?)` : ''}`
         : `exit code ${code}`;
       reject(new ApplyError(describeFailure(cmd, spawnError || overflow ? '' : stderr, why)));
+    };
+    // 'close' waits for every holder of the pipes: normally the tool itself, so its output
+    // is complete. A killed tool may have left a child holding them; do not wait for it.
+    child.on('close', finish);
+    child.on('exit', (code, signal) => {
+      if (signal === null) return;
+      child.stdout.destroy();
+      child.stderr.destroy();
+      finish(code, signal);
     });
   });
 }
