@@ -115,13 +115,15 @@ try {
   await c.converged(1, 60_000);
   await new Promise((r) => setTimeout(r, 3000));
   const meshLat: number[] = [], meshUpd: number[] = [];
+  let missed = 0;
   for (let v = 2; v <= UPDATES + 1; v++) {
     const times = new Map<string, number>();
     const offs = c.nodes.map((x) => { const fn = (s: { policyVersion: number | null }) => { if (s.policyVersion === v && !times.has(x.name)) times.set(x.name, performance.now()); }; x.agent!.engine.on('enforced', fn); return () => x.agent!.engine.off('enforced', fn); });
     const t = performance.now();
     await c.publish(c.nodes[v % N]!, c.policy(v));
     // Generous: on a shared CPU the slowest of 30 in-process agents can take tens of seconds.
-    await until(() => times.size === N, 120_000, () => `v${v} on ${times.size}/${N} mesh nodes`);
+    // A node still without the update then is a result (the tail), not a reason to lose the run.
+    await until(() => times.size === N, 120_000).catch(() => { missed += N - times.size; console.log(`v${v}: ${N - times.size}/${N} mesh nodes still without it after 120 s`); });
     offs.forEach((f) => f());
     const lat = [...times.values()].map((x) => x - t);
     meshLat.push(...lat);
@@ -143,6 +145,7 @@ try {
   const ratios = spread(meshUpd.map((x, i) => x / etcdUpd[i]!));
   rows.push({ scenario: 'convergence', metric: 'mesh ÷ etcd-watch, per-node median per update, same run', unit: '×', nodes: N, value: ratios.median, min: ratios.min, max: ratios.max, runs: meshUpd.length });
   rows.push({ scenario: 'convergence', metric: 'publish → applied per node (p99): mesh vs central store', unit: 'ms', nodes: N, value: round(percentile(meshLat, 99)), baseline: { name: 'etcd-watch', value: round(percentile(etcdLat, 99)) } });
+  rows.push({ scenario: 'convergence', metric: 'mesh nodes still without an update 120 s after it was published (all updates)', unit: 'node-updates', nodes: N, value: missed });
   rows.push({ scenario: 'partial-cut', metric: 'fraction of nodes updated when half are cut from the store / the publisher', unit: 'fraction', nodes: N, value: round(meshFraction, 3), baseline: { name: 'etcd-watch', value: round(etcdFraction, 3) } });
   for (const r of rows) console.log(`${r.metric.padEnd(76)} mesh ${r.value} vs etcd ${r.baseline!.value} ${r.unit}`);
   saveRows(`${out}/etcd.json`, rows);
