@@ -147,7 +147,7 @@ try {
   rows.push({ scenario: 'convergence', metric: 'publish → applied per node (p99): mesh vs central store', unit: 'ms', nodes: N, value: round(percentile(meshLat, 99)), baseline: { name: 'etcd-watch', value: round(percentile(etcdLat, 99)) } });
   rows.push({ scenario: 'convergence', metric: 'mesh nodes still without an update 120 s after it was published (all updates)', unit: 'node-updates', nodes: N, value: missed });
   rows.push({ scenario: 'partial-cut', metric: 'fraction of nodes updated when half are cut from the store / the publisher', unit: 'fraction', nodes: N, value: round(meshFraction, 3), baseline: { name: 'etcd-watch', value: round(etcdFraction, 3) } });
-  for (const r of rows) console.log(`${r.metric.padEnd(76)} mesh ${r.value} vs etcd ${r.baseline!.value} ${r.unit}`);
+  for (const r of rows) console.log(`${r.metric.padEnd(76)} ${r.baseline ? `mesh ${r.value} vs etcd ${r.baseline.value}` : r.value} ${r.unit}${r.min !== undefined ? ` [${r.min}–${r.max}]` : ""}`);
   saveRows(`${out}/etcd.json`, rows);
 } finally {
   etcd.kill('SIGTERM');
