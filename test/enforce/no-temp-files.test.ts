@@ -85,7 +85,7 @@ rules:
     }
     expect(lab!.probe(out, '10.90.0.1', 5432)).toBe('open');
     expect(agent.output()).not.toMatch(/EROFS|enforcement failed/);
-  });
+  }, 120_000); // a real agent and a dozen CLI runs: slow on a shared CPU, not a bound
 
   it('the iptables backend applies with a read-only temp dir too', async () => {
     const roDir = join(t.dir, 'ro-tmp-ipt');
