@@ -83,11 +83,17 @@ try {
   const perNode: number[] = [], all: number[] = [];
   // Each update is one repetition: its per-node median and p99, for min/median/max across updates.
   const updMedian: number[] = [], updP99: number[] = [];
+  let missed = 0;
   for (let v = 2; v < 2 + UPDATES; v++) {
     const t0 = Date.now();
     await publish((v * 7) % N, v);
-    await until(() => procs.every((p) => p.applied.has(v)), 60_000, () => `v${v} on ${procs.filter((p) => p.applied.has(v)).length}/${N}`);
-    const lat = procs.map((p) => p.applied.get(v)! - t0);
+    // An agent still without the update after 60 s is a result (the tail), not a reason to lose the run.
+    await until(() => procs.every((p) => p.applied.has(v)), 60_000).catch(() => {
+      const late = procs.filter((p) => !p.applied.has(v)).length;
+      missed += late;
+      console.log(`v${v}: ${late}/${N} agents still without it after 60 s`);
+    });
+    const lat = procs.filter((p) => p.applied.has(v)).map((p) => p.applied.get(v)! - t0);
     if (process.env.PROCS_TRACE) console.log(`v${v}: ${[...lat].sort((a, b) => a - b).join(' ')}`);
     perNode.push(...lat);
     all.push(Math.max(...lat));
@@ -102,6 +108,7 @@ try {
   rows.push({ scenario: 'convergence', metric: `publish → applied, per node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(perNode)), ...range(updMedian) });
   rows.push({ scenario: 'convergence', metric: `publish → applied, per node (p99), ${tag}`, unit: 'ms', nodes: N, value: round(percentile(perNode, 99)), ...range(updP99) });
   rows.push({ scenario: 'convergence', metric: `publish → applied on every node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(all)), ...range(all) });
+  rows.push({ scenario: 'convergence', metric: `agents still without an update 60 s after it was published (all updates), ${tag}`, unit: 'agent-updates', nodes: N, value: missed });
   rows.push({ scenario: 'memory', metric: `RSS per agent (median), ${tag} with minPeers 6`, unit: 'MB', nodes: N, value: round(median(rss), 1) });
   rows.push({ scenario: 'memory', metric: `idle CPU per agent (median), ${tag}`, unit: '% of a core', nodes: N, value: round(median(idleCpu) * 100, 1) });
 } finally {
