@@ -10,7 +10,7 @@ import type { Stream, Connection } from '@libp2p/interface';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { Logger } from '../runtime/logger.js';
-import type { NodePort } from '../node/engine.js';
+import type { NodePort, OfferResult } from '../node/engine.js';
 import type { Admission, Penalise } from './admission.js';
 import type { Dialer } from './dialer.js';
 import { shuffle } from './dialer.js';
@@ -46,7 +46,7 @@ export interface AntiEntropyInit {
 
 export class AntiEntropy {
   /** Bodies on their way: pulls and exchanges with peers that are ahead. */
-  readonly inflight = new InFlight();
+  readonly inflight: InFlight;
   #o: AntiEntropyInit;
   #node!: MeshNode;
   #timers: Timer[] = [];
@@ -57,6 +57,8 @@ export class AntiEntropy {
 
   constructor(o: AntiEntropyInit) {
     this.#o = o;
+    // A body held back for another peer's claim is asked for again once the claim's grace is over.
+    this.inflight = new InFlight(o.clock, (peer, version) => { if (this.holdings().policyVersion < version) void this.syncWith(peer); });
   }
 
   /** Registers the sync protocol handler (before the node starts). */
@@ -82,6 +84,7 @@ export class AntiEntropy {
 
   stop(): void {
     this.#stopped = true;
+    this.inflight.stop();
     for (const t of this.#timers) t.cancel();
   }
 
@@ -169,7 +172,7 @@ export class AntiEntropy {
   pull(from: string, key: string, a: Announcement): Promise<void> {
     const running = this.inflight.pulls.get(key);
     if (running) return running.done;
-    const pull: Pull = { from, version: a.policyVersion, done: Promise.resolve() };
+    const pull: Pull = { from, version: a.policyVersion, digest: a.policyDigest, since: this.#o.clock.now(), done: Promise.resolve() };
     pull.done = (async () => {
       this.#o.metrics.pulls.inc();
       // Exchanges already running (a new connection's sync, one with `from` that started before
@@ -192,15 +195,18 @@ export class AntiEntropy {
     const o = this.#o;
     const e = o.engine;
     return {
-      holdings: () => ({ ...this.holdings(), fetchingVersion: this.inflight.fetchingExcept(peer) }),
+      holdings: () => this.holdings(),
       claim: (theirs) => this.inflight.claim(peer, this.holdings(), theirs),
+      strike: (why) => o.penalise(peer, 'sync-violation', why),
       rootsAfter: (v) => e.rootsAfter(v),
       policyEnvelope: () => e.current?.bytes,
       peers: () => this.#peerSample(peer),
       receive: async (push) => {
         if (push.policy) o.metrics.syncPoliciesIn.inc();
+        let policy: OfferResult | undefined;
         for (const bytes of [...push.roots, ...(push.policy ? [push.policy] : [])]) {
           const r = await e.offer(bytes, { kind: 'sync', peer });
+          if (bytes === push.policy) policy = r;
           if (gossipVerdict(r.outcome) === TopicValidatorResult.Reject) o.penalise(peer, 'sync-violation', `sync ${r.outcome}`);
         }
         // Learn peers only once verified state says who belongs (admission filters them).
@@ -209,6 +215,7 @@ export class AntiEntropy {
           const addrs = info.addrs.flatMap((a) => { try { return [multiaddr(a)]; } catch { return []; } });
           if (addrs.length) o.dialer.learn(info.peerId, addrs, false);
         }
+        return policy ? { policy: { outcome: policy.outcome, ...(policy.version !== undefined ? { version: policy.version } : {}) } } : {};
       },
     };
   }
@@ -245,7 +252,7 @@ export class AntiEntropy {
   #failed(peer: string, e: unknown, stream?: Stream): void {
     this.#o.metrics.syncFailures.inc();
     stream?.abort(e instanceof Error ? e : new Error(String(e)));
-    if (e instanceof SyncError) this.#o.penalise(peer, 'sync-violation', e.message);
+    if (e instanceof SyncError && e.strike) this.#o.penalise(peer, 'sync-violation', `sync ${e.strike}: ${e.message}`);
     this.#o.log.debug({ peer, err: (e as Error).message }, 'sync failed');
   }
 }

@@ -1,15 +1,24 @@
 /**
  * The anti-entropy decision (pure): given what I hold and what a peer says it holds,
- * what do I send it? Shared by the libp2p sync protocol and the simulator.
+ * what do I send it, and what may it send me? Shared by the libp2p sync protocol and the
+ * simulator. What a peer says it holds is a claim, never a fact: it decides only how much
+ * this node is willing to read, and whether the peer owes a body.
  */
+import { LIMITS } from '../wire/limits.js';
+
 export interface Holdings {
   meshId: string;
   rootVersion: number;
   policyVersion: number;
   /** Empty when no policy is held. */
   policyDigest: string;
-  /** A version already on its way to the node from elsewhere: a pull or another exchange (0 or absent: none). */
+  /**
+   * A body already on its way to the node from elsewhere (0 / '' or absent: none). A peer
+   * skips sending only this exact body: a version alone would let a liar's "v10^15 is on
+   * its way" silence every honest peer.
+   */
   fetchingVersion?: number;
+  fetchingDigest?: string;
 }
 
 export interface PushPlan {
@@ -19,15 +28,41 @@ export interface PushPlan {
   policy: boolean;
 }
 
+export const MAX_SYNC_ROOTS = 64;
+export const MAX_SYNC_PEERS = 32;
+export const MAX_PEER_ADDRS = 8;
+/** A Hello is a few short fields: this is what the first read of every exchange may hold. */
+export const MAX_HELLO_BYTES = 1024;
+const MAX_ROOT_BYTES = 16 * 1024;
+/** A Push without bodies: peer exchange entries and a few small fields. */
+export const MAX_PEERS_BYTES = MAX_SYNC_PEERS * (LIMITS.maxStringLength + 8 + MAX_PEER_ADDRS * (LIMITS.maxStringLength + 4)) + 256;
+
 export function planPush(mine: Holdings, theirs: Holdings): PushPlan {
   if (mine.meshId !== theirs.meshId) return { policy: false };
   const plan: PushPlan = { policy: false };
   if (theirs.rootVersion < mine.rootVersion) plan.rootsAfter = theirs.rootVersion;
   if (mine.policyDigest !== '') {
-    // Behind: send, unless that body is already on its way from elsewhere (a pull after an
-    // announcement, or another sync exchange). Same version, other content: send too, so the peer sees the equivocation.
-    const behind = theirs.policyVersion < mine.policyVersion && (theirs.fetchingVersion ?? 0) < mine.policyVersion;
+    // Behind: send, unless exactly this body is already on its way from elsewhere (a pull after
+    // an announcement, or another sync exchange). Same version, other content: send too, so the peer sees the equivocation.
+    const onItsWay = theirs.fetchingVersion === mine.policyVersion && theirs.fetchingDigest === mine.policyDigest;
+    const behind = theirs.policyVersion < mine.policyVersion && !onItsWay;
     plan.policy = behind || (theirs.policyVersion === mine.policyVersion && theirs.policyDigest !== mine.policyDigest);
   }
   return plan;
+}
+
+/** The peer says it holds a policy body this node lacks: newer, or the same version with other content. */
+export function claimsBody(mine: Holdings, theirs: Holdings): boolean {
+  if (theirs.policyDigest === '' || mine.meshId !== theirs.meshId) return false;
+  return theirs.policyVersion > mine.policyVersion || (theirs.policyVersion === mine.policyVersion && theirs.policyDigest !== mine.policyDigest);
+}
+
+/**
+ * The largest Push this node reads from a peer, decided from the peer's Hello before a byte
+ * of the Push is buffered: bodies only if the peer claims one and this exchange asked for it,
+ * roots only as many as the peer claims to be ahead.
+ */
+export function pushLimit(mine: Holdings, theirs: Holdings, bodyWanted: boolean): number {
+  const roots = theirs.rootVersion > mine.rootVersion ? Math.min(MAX_SYNC_ROOTS, theirs.rootVersion - mine.rootVersion) : 0;
+  return MAX_PEERS_BYTES + roots * MAX_ROOT_BYTES + (bodyWanted ? LIMITS.maxEnvelopeBytes + 64 : 0);
 }

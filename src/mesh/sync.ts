@@ -1,21 +1,37 @@
 /**
  * /picket/sync/1.0.0: length-prefixed protobuf over one libp2p stream.
  *   initiator → Hello, responder → Hello, initiator → Push, responder → Push.
- * Each side sends what the other lacks (planPush). Every read is bounded in size and time;
- * whatever arrives is offered to the engine, which verifies it like any other input.
+ * Each side sends what the other lacks (planPush). Every read is bounded in size (by the
+ * message expected next, before it is buffered: frames.ts) and in time; whatever arrives is
+ * offered to the engine, which verifies it like any other input.
+ *
+ * A Hello is a claim. It decides how much this side will read, never what it believes:
+ * a peer that claimed a body this exchange asked for and did not deliver it (nothing, or
+ * something older) is struck through `local.strike`, and so is a peer that stalls, sends a
+ * broken or oversize frame (thrown as SyncError with its `strike` reason).
  */
 import type { Stream } from '@libp2p/interface';
-import { lpStream } from '@libp2p/utils';
 import { LIMITS } from '../wire/limits.js';
 import { pb } from '../wire/proto.js';
-import { planPush, type Holdings } from './sync-plan.js';
+import { FrameError, step } from './frames.js';
+import { MAX_HELLO_BYTES, MAX_PEER_ADDRS, MAX_SYNC_PEERS, MAX_SYNC_ROOTS, planPush, pushLimit, type Holdings } from './sync-plan.js';
 
+export { MAX_SYNC_PEERS, MAX_SYNC_ROOTS } from './sync-plan.js';
 export const SYNC_PROTOCOL = '/picket/sync/1.0.0';
-export const MAX_SYNC_ROOTS = 64;
-export const MAX_SYNC_PEERS = 32;
-const MAX_PEER_ADDRS = 8;
-const MAX_HELLO_BYTES = 1024;
-const MAX_PUSH_BYTES = LIMITS.maxEnvelopeBytes + MAX_SYNC_ROOTS * 16 * 1024 + 1024;
+
+/** What an exchange's claim bookkeeping (inflight.ts) answers once the peer's Hello is read. */
+export interface ExchangeClaim {
+  fetchingVersion: number;
+  fetchingDigest: string;
+  /** This exchange asks for the peer's body: it may be body-sized, and the peer owes it. */
+  bodyWanted: boolean;
+  release(): void;
+}
+
+/** What became of a pushed policy body (the engine's verdict), for judging the peer's claim. */
+export interface Received {
+  policy?: { outcome: string; version?: number };
+}
 
 export interface SyncLocal {
   holdings(): Holdings;
@@ -24,14 +40,14 @@ export interface SyncLocal {
   /** Peers to tell the other side about (peer exchange). */
   peers(): PeerInfo[];
   /** Receives what the peer pushed: roots first (ascending), then the policy, then peers. */
-  receive(push: Pushed): Promise<void>;
+  receive(push: Pushed): Promise<Received | void>;
   /**
-   * Called once the peer's Hello is read, right before this side says what it still wants:
-   * returns the policy version already on its way through other exchanges or pulls (the peer
-   * then does not send that body), and registers this exchange as bringing the peer's newer
-   * body when nothing else is. `release` runs when the exchange ends.
+   * Called once the peer's Hello is read, before this side says what it still wants. Without
+   * it, every body the peer claims is asked for.
    */
-  claim?(theirs: Holdings): { fetchingVersion: number; release(): void };
+  claim?(theirs: Holdings): ExchangeClaim;
+  /** A misbehaviour that did not end the exchange (a claim that did not materialise). */
+  strike?(reason: string): void;
 }
 
 export interface PeerInfo {
@@ -44,11 +60,18 @@ export interface Pushed {
   policy?: Uint8Array;
   peers: PeerInfo[];
   fetchingVersion?: number;
+  fetchingDigest?: string;
 }
+
+export type SyncStrike = 'malformed' | 'wrong-mesh' | 'oversize' | 'framing' | 'stall';
 
 export class SyncError extends Error {
   override readonly name = 'SyncError';
   readonly code = 'ERR_SYNC';
+  /** The strike this costs the peer; undefined: not the peer's fault (the stream closed). */
+  constructor(message: string, readonly strike: SyncStrike | undefined = 'malformed') {
+    super(message);
+  }
 }
 
 export interface SyncStats {
@@ -59,8 +82,9 @@ export interface SyncStats {
   peer: Holdings;
 }
 
+const hexDigest = /^[0-9a-f]{0,64}$/;
+
 function decodeHello(bytes: Uint8Array): Holdings {
-  if (bytes.length > MAX_HELLO_BYTES) throw new SyncError(`hello of ${bytes.length} bytes`);
   let h: pb.sync.v1.Hello;
   try {
     h = pb.sync.v1.Hello.decode(bytes);
@@ -68,18 +92,18 @@ function decodeHello(bytes: Uint8Array): Holdings {
     throw new SyncError(`malformed hello: ${(e as Error).message}`);
   }
   const rootVersion = Number(h.rootVersion), policyVersion = Number(h.policyVersion), fetchingVersion = Number(h.fetchingVersion);
-  if (![rootVersion, policyVersion, fetchingVersion].every(Number.isSafeInteger) || h.meshId.length > LIMITS.maxStringLength || !/^[0-9a-f]{0,64}$/.test(h.policyDigest)) {
+  if (![rootVersion, policyVersion, fetchingVersion].every(Number.isSafeInteger) || h.meshId.length > LIMITS.maxStringLength || !hexDigest.test(h.policyDigest) || !hexDigest.test(h.fetchingDigest)) {
     throw new SyncError('malformed hello');
   }
-  return { meshId: h.meshId, rootVersion, policyVersion, policyDigest: h.policyDigest, fetchingVersion };
+  return { meshId: h.meshId, rootVersion, policyVersion, policyDigest: h.policyDigest, fetchingVersion, fetchingDigest: h.fetchingDigest };
 }
 
-function encodePush(local: SyncLocal, theirs: Holdings, fetchingVersion = 0): Uint8Array {
+function encodePush(local: SyncLocal, theirs: Holdings, fetching: { fetchingVersion: number; fetchingDigest: string }): Uint8Array {
   const plan = planPush(local.holdings(), theirs);
   const roots = plan.rootsAfter !== undefined ? local.rootsAfter(plan.rootsAfter).slice(0, MAX_SYNC_ROOTS) : [];
   const policy = plan.policy ? local.policyEnvelope() : undefined;
   const peers = local.peers().slice(0, MAX_SYNC_PEERS).map((p) => ({ peerId: p.peerId, addrs: p.addrs.slice(0, MAX_PEER_ADDRS) }));
-  return pb.sync.v1.Push.encode({ roots, ...(policy ? { policy } : {}), peers, fetchingVersion }).finish();
+  return pb.sync.v1.Push.encode({ roots, ...(policy ? { policy } : {}), peers, ...fetching }).finish();
 }
 
 function decodePush(bytes: Uint8Array): Pushed {
@@ -99,55 +123,73 @@ function decodePush(bytes: Uint8Array): Pushed {
     peers.push({ peerId, addrs });
   }
   const fetchingVersion = Number(p.fetchingVersion);
-  if (!Number.isSafeInteger(fetchingVersion)) throw new SyncError('malformed push');
-  return { roots: p.roots.map((r) => new Uint8Array(r)), ...(p.policy.length ? { policy: new Uint8Array(p.policy) } : {}), peers, fetchingVersion };
+  if (!Number.isSafeInteger(fetchingVersion) || !hexDigest.test(p.fetchingDigest)) throw new SyncError('malformed push');
+  return {
+    roots: p.roots.map((r) => new Uint8Array(r)), ...(p.policy.length ? { policy: new Uint8Array(p.policy) } : {}), peers,
+    fetchingVersion, fetchingDigest: p.fetchingDigest,
+  };
+}
+
+/**
+ * Did the peer deliver what this exchange asked for? Returns the lie, or undefined.
+ * A body that the engine rejected as forged is penalised where it is offered, not here.
+ */
+export function judgeDelivery(theirs: Holdings, mine: Holdings, push: Pushed, received: Received | void, bodyWanted: boolean): string | undefined {
+  if (theirs.rootVersion > mine.rootVersion && push.roots.length === 0) return `claimed root v${theirs.rootVersion} but sent no root`;
+  if (!bodyWanted) return undefined;
+  if (!push.policy) return `claimed policy v${theirs.policyVersion} but sent no body`;
+  const v = received?.policy?.version;
+  if (v !== undefined && v < theirs.policyVersion) return `claimed policy v${theirs.policyVersion} but sent v${v}`;
+  return undefined;
 }
 
 /** Runs one side of a sync exchange. Throws SyncError on a misbehaving peer. */
 export async function runSync(stream: Stream, role: 'initiator' | 'responder', local: SyncLocal, timeoutMs: number): Promise<SyncStats> {
-  const lp = lpStream(stream, { maxDataLength: MAX_PUSH_BYTES });
   const signal = AbortSignal.timeout(timeoutMs);
-  const helloOf = (mine: Holdings) => pb.sync.v1.Hello.encode({
-    meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest,
-    fetchingVersion: mine.fetchingVersion ?? 0,
+  const helloOf = (mine: Holdings, f: { fetchingVersion: number; fetchingDigest: string }) => pb.sync.v1.Hello.encode({
+    meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest, ...f,
   }).finish();
   let sentBytes = 0, receivedBytes = 0;
-  const read = async () => {
-    const b = (await lp.read({ signal })).subarray();
-    receivedBytes += b.length;
-    return b;
+  const io = async (out: Uint8Array | undefined, limit: number) => {
+    sentBytes += out?.length ?? 0;
+    try {
+      const b = await step(stream, signal, out, limit);
+      receivedBytes += b?.length ?? 0;
+      return b;
+    } catch (e) {
+      if (e instanceof FrameError) throw new SyncError(e.message, e.fault === 'closed' ? undefined : e.fault);
+      throw e;
+    }
   };
-  const write = async (b: Uint8Array) => {
-    sentBytes += b.length;
-    await lp.write(b, { signal });
-  };
-  const meshId = local.holdings().meshId;
-  let theirs: Holdings;
-  let claim: { fetchingVersion: number; release(): void } | undefined;
+  const nothing = { fetchingVersion: 0, fetchingDigest: '' };
+  const mineAtStart = local.holdings();
+  const meshId = mineAtStart.meshId;
+  let claim: ExchangeClaim | undefined;
   try {
+    let theirs: Holdings, push: Pushed;
+    const ask = (t: Holdings) => {
+      if (t.meshId !== meshId) throw new SyncError(`peer is in mesh ${t.meshId.slice(0, 64)}`, 'wrong-mesh');
+      claim = local.claim?.(t) ?? { ...nothing, bodyWanted: true, release: () => undefined };
+      return claim;
+    };
     if (role === 'initiator') {
-      await write(helloOf(local.holdings()));
-      theirs = decodeHello(await read());
+      theirs = decodeHello((await io(helloOf(mineAtStart, nothing), MAX_HELLO_BYTES))!);
+      const c = ask(theirs);
+      push = decodePush((await io(encodePush(local, theirs, c), pushLimit(mineAtStart, theirs, c.bodyWanted)))!);
     } else {
-      theirs = decodeHello(await read());
-      // Holdings (with what is on its way from elsewhere) before this exchange claims the body.
-      const mine = local.holdings();
-      if (theirs.meshId === meshId) claim = local.claim?.(theirs);
-      await write(helloOf(mine));
+      theirs = decodeHello((await io(undefined, MAX_HELLO_BYTES))!);
+      const c = ask(theirs);
+      push = decodePush((await io(helloOf(mineAtStart, c), pushLimit(mineAtStart, theirs, c.bodyWanted)))!);
+      const told = push.fetchingDigest ? { fetchingVersion: push.fetchingVersion ?? 0, fetchingDigest: push.fetchingDigest } : { fetchingVersion: theirs.fetchingVersion ?? 0, fetchingDigest: theirs.fetchingDigest ?? '' };
+      await io(encodePush(local, { ...theirs, ...told }, nothing), 0);
     }
-    if (theirs.meshId !== meshId) throw new SyncError(`peer is in mesh ${theirs.meshId.slice(0, 64)}`);
-    let push: Pushed;
-    if (role === 'initiator') {
-      claim = local.claim?.(theirs);
-      await write(encodePush(local, theirs, claim?.fetchingVersion));
-      push = decodePush(await read());
-    } else {
-      push = decodePush(await read());
-      await write(encodePush(local, { ...theirs, fetchingVersion: Math.max(theirs.fetchingVersion ?? 0, push.fetchingVersion ?? 0) }));
-    }
-    await local.receive(push);
+    const received = await local.receive(push);
+    const lie = judgeDelivery(theirs, mineAtStart, push, received, claim!.bodyWanted);
+    if (lie) local.strike?.(lie);
     return { sentBytes, receivedBytes, receivedRoots: push.roots.length, receivedPolicy: Boolean(push.policy), peer: theirs };
   } finally {
+    // A claimed body that never came because the peer stalled or broke the stream: the stall
+    // or broken frame is the strike (thrown as SyncError); the claim ends here either way.
     claim?.release();
   }
 }

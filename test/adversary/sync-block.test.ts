@@ -45,4 +45,29 @@ describe('sync block', () => {
     await until(() => victim.mesh.admission.isBanned(evilSpec.peerId), 20_000, () => `strikes ${victim.mesh.admission.strikes(evilSpec.peerId)}`);
     stall.stop();
   });
+
+  it('a peer claiming exactly the honest v2 (version and digest) and stalling delays it by the claim grace only', async () => {
+    cluster = await Cluster.create(1, { syncInterval: '200ms' });
+    const honestSpec = await cluster.addNode();
+    const evilSpec = await cluster.addNode();
+    const [victimSpec] = cluster.nodes;
+    // The liar's stalls outlive the test: only the claim grace can let v2 through.
+    cluster.deps = () => ({ syncTimeout: 60_000 });
+    const victim = await cluster.start(victimSpec!, []);
+    await cluster.publish(victimSpec!, cluster.policy(1));
+    const honest = await cluster.start(honestSpec, []);
+    await cluster.publish(honestSpec, cluster.policy(1));
+    await cluster.publish(honestSpec, cluster.policy(2));
+    const digest = honest.engine.current!.digest;
+
+    evil = await EvilPeer.start(evilSpec.key, evilSpec.listen, 'test');
+    await evil.dial(victim.mesh.listenAddrs()[0]!);
+    const stall = evil.stallSyncs(victim.mesh.peerId, 4, { meshId: 'test', rootVersion: 1, policyVersion: 2, policyDigest: digest });
+    await until(() => stall.opened() >= 4, 10_000);
+    await honest.mesh.libp2p.dial(victim.mesh.libp2p.getMultiaddrs()[0]!);
+    await until(() => cluster!.versionOf(victimSpec!) === 2, 20_000, () => `victim on v${cluster!.versionOf(victimSpec!)}`);
+    // None of the liar's stalled streams had ended: v2 came while its claim was still open.
+    expect(stall.opened()).toBe(4);
+    stall.stop();
+  });
 });

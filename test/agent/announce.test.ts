@@ -58,12 +58,17 @@ describe('announcements (pure)', async () => {
     expect(judgeAnnouncement(mine, { policyVersion: 7, policyDigest: 'cd'.repeat(32) })).toBe('pull');
   });
 
-  it('sync does not push a body the peer is already pulling elsewhere, but does push a newer one', () => {
+  it('sync does not push the exact body the peer is already pulling elsewhere, but pushes anything else', () => {
     const mine = { meshId: 'test', rootVersion: 1, policyVersion: 7, policyDigest: DIGEST };
     const theirs = { meshId: 'test', rootVersion: 1, policyVersion: 5, policyDigest: 'cd'.repeat(32) };
     expect(planPush(mine, theirs).policy).toBe(true);
-    expect(planPush(mine, { ...theirs, fetchingVersion: 7 }).policy).toBe(false);
-    expect(planPush(mine, { ...theirs, fetchingVersion: 6 }).policy).toBe(true);
+    expect(planPush(mine, { ...theirs, fetchingVersion: 7, fetchingDigest: DIGEST }).policy).toBe(false);
+    expect(planPush(mine, { ...theirs, fetchingVersion: 6, fetchingDigest: 'ef'.repeat(32) }).policy).toBe(true);
+    // A claimed newer version (or the same version with other content) does not hold ours back:
+    // a liar's "v10^15 is on its way" must not silence honest peers.
+    expect(planPush(mine, { ...theirs, fetchingVersion: 1e15, fetchingDigest: 'ef'.repeat(32) }).policy).toBe(true);
+    expect(planPush(mine, { ...theirs, fetchingVersion: 7, fetchingDigest: 'ef'.repeat(32) }).policy).toBe(true);
+    expect(planPush(mine, { ...theirs, fetchingVersion: 7 }).policy).toBe(true);
     // An equivocation is still shown, whatever is being fetched.
     expect(planPush(mine, { ...theirs, policyVersion: 7, fetchingVersion: 9 }).policy).toBe(true);
   });
@@ -143,7 +148,7 @@ describe('announce-then-pull between real agents', () => {
     await node.handle(SYNC_PROTOCOL, (stream: Stream) => {
       void runSync(stream, 'responder', {
         holdings: () => ({ meshId: 'test', rootVersion: 1, policyVersion: 1, policyDigest: honest[0]!.agent!.engine.current!.digest }),
-        rootsAfter: () => [], policyEnvelope: () => undefined, peers: () => [], receive: async () => undefined,
+        rootsAfter: () => [], policyEnvelope: () => undefined, peers: () => [], receive: async () => ({}),
       }, 5000).catch(() => undefined);
     });
     const target = honest[1]!;
@@ -186,7 +191,7 @@ describe('announce-then-pull between real agents', () => {
       if (connection.remotePeer.toString() === honest[1]!.peerId) served++;
       void runSync(stream, 'responder', {
         holdings: () => ({ meshId: 'test', rootVersion: 1, policyVersion: 2, policyDigest: otherDigest }),
-        rootsAfter: () => [], policyEnvelope: () => otherBytes, peers: () => [], receive: async () => undefined,
+        rootsAfter: () => [], policyEnvelope: () => otherBytes, peers: () => [], receive: async () => ({}),
       }, 5000).catch(() => undefined);
     });
     const target = honest[1]!;

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { streamPair } from '@libp2p/utils';
 import { runSync, type SyncLocal } from '../../src/mesh/sync.js';
 import { InFlight } from '../../src/mesh/inflight.js';
+import { systemClock } from '../../src/runtime/clock.js';
 import type { Holdings } from '../../src/mesh/sync-plan.js';
 
 const BODY = new Uint8Array(50_000).fill(9);
@@ -19,9 +20,9 @@ const peerSide = (): SyncLocal => ({ holdings: () => ahead, rootsAfter: () => []
 /** The node that is behind, with the mesh's in-flight bookkeeping. */
 function nodeSide(inflight: InFlight, peer: string, got: string[]): SyncLocal {
   return {
-    holdings: () => ({ ...behind, fetchingVersion: inflight.fetchingExcept(peer) }),
+    holdings: () => behind,
     rootsAfter: () => [], policyEnvelope: () => undefined, peers: () => [],
-    receive: async (p) => { if (p.policy) got.push(peer); },
+    receive: async (p) => { if (p.policy) got.push(peer); return {}; },
     claim: (theirs) => inflight.claim(peer, behind, theirs),
   };
 }
@@ -29,7 +30,7 @@ function nodeSide(inflight: InFlight, peer: string, got: string[]): SyncLocal {
 describe('sync exchanges running at once', () => {
   for (const role of ['initiator', 'responder'] as const) {
     it(`bring a body once when this node is the ${role} of both`, async () => {
-      const inflight = new InFlight();
+      const inflight = new InFlight(systemClock);
       const got: string[] = [];
       const other = role === 'initiator' ? 'responder' : 'initiator';
       const [a1, b1] = await streamPair({ delay: 5 });
@@ -40,7 +41,7 @@ describe('sync exchanges running at once', () => {
       ]);
       expect(got).toHaveLength(1);
       // Nothing is left claimed: the next exchange asks for the body again (if still behind).
-      expect(inflight.fetchingExcept('C')).toBe(0);
+      expect(inflight.outstanding()).toBe(0);
       const [a3, b3] = await streamPair();
       await Promise.all([runSync(a3, role, nodeSide(inflight, 'C', got), 5000), runSync(b3, other, peerSide(), 5000)]);
       expect(got).toHaveLength(2);
@@ -48,7 +49,7 @@ describe('sync exchanges running at once', () => {
   }
 
   it('bring a body once over two connections to the same peer (both ends dialled at once)', async () => {
-    const inflight = new InFlight();
+    const inflight = new InFlight(systemClock);
     const got: string[] = [];
     const [a1, b1] = await streamPair({ delay: 5 });
     const [a2, b2] = await streamPair({ delay: 5 });
@@ -59,9 +60,9 @@ describe('sync exchanges running at once', () => {
     expect(got).toEqual(['A']);
   });
 
-  it('a pull running elsewhere keeps a sync peer from sending the same body, not a newer one', async () => {
-    const inflight = new InFlight();
-    inflight.pulls.set('2:x', { from: 'P', version: 2, done: Promise.resolve() });
+  it('a pull running elsewhere keeps a sync peer from sending the same body', async () => {
+    const inflight = new InFlight(systemClock);
+    inflight.pulls.set(`2:${ahead.policyDigest}`, { from: 'P', version: 2, digest: ahead.policyDigest, since: Date.now(), done: Promise.resolve() });
     const got: string[] = [];
     const [a, b] = await streamPair();
     await Promise.all([runSync(a, 'initiator', nodeSide(inflight, 'Q', got), 5000), runSync(b, 'responder', peerSide(), 5000)]);
