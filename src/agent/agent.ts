@@ -167,7 +167,7 @@ export class Agent {
         meshId: config.meshId, privateKey, listen: [...config.listen], bootstrap: [...config.bootstrap],
         engine, store, clock, random, log, syncInterval: config.syncInterval,
         minPeers: config.mesh.minPeers, redialMin: config.mesh.redialMin, redialMax: config.mesh.redialMax,
-        penaltyThreshold: config.mesh.penaltyThreshold, banFor: config.mesh.banFor, announceAbove: config.mesh.announceAbove,
+        penaltyThreshold: config.mesh.penaltyThreshold, banFor: config.mesh.banFor, announceAbove: config.mesh.announceAbove, peerAddressCidrs: config.mesh.peerAddressCidrs,
         ...(deps.memoryLatency !== undefined ? { memoryLatency: deps.memoryLatency } : {}),
         ...(deps.noIdontwant ? { noIdontwant: true } : {}),
         ...(deps.syncTimeout !== undefined ? { syncTimeout: deps.syncTimeout } : {}),

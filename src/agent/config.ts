@@ -54,6 +54,7 @@ export const AgentConfigSchema = z.strictObject({
     redialMax: duration('30s').describe('Largest backoff between dials of one peer: bounds how long a healed partition stays apart.'),
     penaltyThreshold: z.number().int().min(1).default(5).describe('Rejected messages from one peer before it is disconnected and banned for a while.'),
     banFor: duration('10m').describe('How long a penalised peer is refused.'),
+    peerAddressCidrs: z.array(cidr).max(64).default([]).describe('Where peer exchange and identify may place a listed node besides its policy addresses (e.g. the fleet subnets, for nodes whose mesh address is not in the policy). Empty: only the policy addresses. Anything outside is never dialled: no peer can point this node at arbitrary hosts.'),
     announceAbove: z.number().int().min(0).max(LIMITS.maxEnvelopeBytes).nullable().default(16 * 1024).describe('Policy envelopes larger than this (bytes) are announced and pulled once per node through sync instead of pushed whole to every gossip peer; null always pushes.'),
   }).prefault({}),
   enforcement: z.strictObject({

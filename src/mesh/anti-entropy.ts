@@ -213,7 +213,7 @@ export class AntiEntropy {
         for (const info of push.peers) {
           if (info.peerId === o.self || !o.admission.isAllowed(info.peerId)) continue;
           const addrs = info.addrs.flatMap((a) => { try { return [multiaddr(a)]; } catch { return []; } });
-          if (addrs.length) o.dialer.learn(info.peerId, addrs, false);
+          if (addrs.length) o.dialer.learn(info.peerId, addrs, 'exchange');
         }
         return policy ? { policy: { outcome: policy.outcome, ...(policy.version !== undefined ? { version: policy.version } : {}) } } : {};
       },
@@ -226,7 +226,8 @@ export class AntiEntropy {
     const connected = this.#connectedPeers().filter((p) => p !== exclude);
     shuffle(connected, this.#o.random);
     for (const p of connected.slice(0, MAX_SYNC_PEERS)) {
-      const addrs = this.#o.dialer.addrsOf(p);
+      // Only what is known first-hand: never relay what another peer said.
+      const addrs = this.#o.dialer.firstHandAddrsOf(p);
       if (addrs.length) out.push({ peerId: p, addrs: addrs.map(String) });
     }
     return out;

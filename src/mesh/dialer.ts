@@ -13,6 +13,7 @@ import type { Store, PeerRecord } from '../store/store.js';
 import type { NodePort } from '../node/engine.js';
 import type { Admission } from './admission.js';
 import type { MeshNode } from './node.js';
+import { dialStages, inScope, mergeAddrs, pruneFailed, rescope, scopeOf, type AddressScope, type AddrSource, type PeerAddr } from './peer-book.js';
 
 export interface DialerInit {
   self: string;
@@ -27,10 +28,13 @@ export interface DialerInit {
   minPeers: number;
   redialMin: number;
   redialMax: number;
+  /** mesh.peerAddressCidrs: where listed nodes may be besides their policy addresses. */
+  peerAddressCidrs: readonly string[];
 }
 
 interface Known {
-  addrs: Multiaddr[];
+  /** In dial order (peer-book.ts). */
+  addrs: PeerAddr[];
   failures: number;
   nextAt: number;
   bootstrap: boolean;
@@ -43,9 +47,17 @@ export class Dialer {
   #dirtyPeers = new Map<string, PeerRecord>();
   #timers: Timer[] = [];
   #stopped = false;
+  #scope: AddressScope;
 
   constructor(o: DialerInit) {
     this.#o = o;
+    this.#scope = scopeOf(undefined, o.peerAddressCidrs, o.listen.some((a) => a.startsWith('/memory/')));
+  }
+
+  /** The held policy changed: addresses are accepted against its nodes; what is out of scope goes. */
+  rescope(): void {
+    this.#scope = scopeOf(this.#o.engine.current?.policy.nodes, this.#o.peerAddressCidrs, this.#scope.memory);
+    for (const [peer, k] of this.#known) k.addrs = rescope(this.#scope, peer, k.addrs);
   }
 
   /** Loads the peer cache and the bootstrap list; call before the node starts. */
@@ -55,12 +67,12 @@ export class Dialer {
     // Peer cache first (a restart with every bootstrap peer down still rejoins), then bootstrap.
     for (const [peer, rec] of await o.store.peers()) {
       const ma = rec.addrs.flatMap((a) => { try { return [multiaddr(a)]; } catch { return []; } });
-      if (ma.length) this.learn(peer, ma, false);
+      if (ma.length) this.learn(peer, ma, 'identify');
     }
     for (const b of o.bootstrap) {
       const ma = multiaddr(b);
       const peer = ma.getComponents().find((c) => c.name === 'p2p')?.value;
-      if (peer) this.learn(peer, [ma], true);
+      if (peer) this.learn(peer, [ma], 'bootstrap');
       else o.log.warn({ addr: b }, 'bootstrap address has no /p2p/<PeerId>; ignored');
     }
   }
@@ -74,7 +86,12 @@ export class Dialer {
   }
 
   addrsOf(peer: string): Multiaddr[] {
-    return this.#known.get(peer)?.addrs ?? [];
+    return (this.#known.get(peer)?.addrs ?? []).map((a) => a.ma);
+  }
+
+  /** Addresses known first-hand (policy, bootstrap, the peer itself): what peer exchange may relay. */
+  firstHandAddrsOf(peer: string): Multiaddr[] {
+    return (this.#known.get(peer)?.addrs ?? []).filter((a) => a.source !== 'exchange').map((a) => a.ma);
   }
 
   /** True when the peer may be dialled now (its backoff has passed). */
@@ -82,28 +99,27 @@ export class Dialer {
     return (this.#known.get(peer)?.nextAt ?? 0) <= this.#o.clock.now();
   }
 
-  learn(peer: string, raw: Multiaddr[], bootstrap: boolean): void {
+  learn(peer: string, raw: Multiaddr[], source: AddrSource): void {
     if (peer === this.#o.self) return;
     // libp2p dials a list only if every address names the same peer (or none does): name it everywhere.
     const addrs = raw.flatMap((a) => {
       const named = a.getComponents().find((c) => c.name === 'p2p')?.value;
       if (named && named !== peer) return [];
-      return [named ? a : a.encapsulate(`/p2p/${peer}`)];
+      return inScope(this.#scope, peer, a, source) ? [named ? a : a.encapsulate(`/p2p/${peer}`)] : [];
     });
     if (!addrs.length) return;
     const k = this.#known.get(peer);
     if (k) {
-      const have = new Set(k.addrs.map(String));
-      for (const a of addrs) if (!have.has(String(a))) k.addrs.push(a);
-      k.bootstrap ||= bootstrap;
+      k.addrs = mergeAddrs(k.addrs, addrs, source);
+      k.bootstrap ||= source === 'bootstrap';
     } else {
-      this.#known.set(peer, { addrs: [...addrs], failures: 0, nextAt: 0, bootstrap });
+      this.#known.set(peer, { addrs: mergeAddrs([], addrs, source), failures: 0, nextAt: 0, bootstrap: source === 'bootstrap' });
     }
   }
 
   /** A peer told us (identify) where it listens: remembered, and persisted in the peer cache. */
   identified(peer: string, listenAddrs: Multiaddr[]): void {
-    this.learn(peer, listenAddrs, false);
+    this.learn(peer, listenAddrs, 'identify');
     this.#dirtyPeers.set(peer, { addrs: listenAddrs.map(String), lastSeen: this.#o.clock.now() });
   }
 
@@ -129,9 +145,9 @@ export class Dialer {
     const ports = [...new Set(o.listen.flatMap((a) => { const m = /\/tcp\/(\d+)/.exec(a); return m && m[1] !== '0' ? [m[1]!] : []; }))];
     if (!ports.length) return;
     for (const n of cur.policy.nodes) {
-      if (n.peerId === o.self || this.#known.has(n.peerId)) continue;
+      if (n.peerId === o.self) continue;
       const addrs = n.addresses.flatMap((a) => ports.map((p) => multiaddr(`/${a.includes(':') ? 'ip6' : 'ip4'}/${a}/tcp/${p}/p2p/${n.peerId}`)));
-      if (addrs.length) this.learn(n.peerId, addrs, false);
+      if (addrs.length) this.learn(n.peerId, addrs, 'policy');
     }
   }
 
@@ -182,7 +198,18 @@ export class Dialer {
     const k = this.#known.get(peer);
     if (!k) return undefined;
     try {
-      const conn = await this.#node.dial(k.addrs, { signal: AbortSignal.timeout(5000) });
+      // First-hand addresses first; what other peers pushed only if those fail.
+      let conn: Connection | undefined, last: unknown = new Error('no address');
+      for (const stage of dialStages(k.addrs)) {
+        try {
+          conn = await this.#node.dial(stage, { signal: AbortSignal.timeout(5000) });
+          break;
+        } catch (e) { last = e; }
+      }
+      if (!conn) {
+        k.addrs = pruneFailed(k.addrs);
+        throw last;
+      }
       k.failures = 0;
       k.nextAt = 0;
       return conn;

@@ -57,6 +57,8 @@ export interface MeshOptions {
   /** Benchmarks only: never send IDONTWANT (gossipsub v1.1 behaviour), to measure duplicates. */
   noIdontwant?: boolean;
   syncTimeout?: number;
+  /** Where listed nodes may be besides their policy addresses (peer exchange, identify): peer-book.ts. */
+  peerAddressCidrs?: readonly string[];
   /**
    * Tests only: wraps the production gater (simulated partitions cut links in a wrapper the
    * test owns; the production gater carries no test hook).
@@ -102,6 +104,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#dialer = new Dialer({
       self, listen: o.listen, bootstrap: o.bootstrap, engine: o.engine, store: o.store, admission: this.admission,
       clock: o.clock, random: o.random, log: o.log, minPeers: o.minPeers, redialMin: o.redialMin, redialMax: o.redialMax,
+      peerAddressCidrs: o.peerAddressCidrs ?? [],
     });
     this.#sync = new AntiEntropy({
       meshId: o.meshId, self, engine: o.engine, admission: this.admission, dialer: this.#dialer, clock: o.clock, random: o.random,
@@ -137,6 +140,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   listenAddrs(): string[] {
     return this.#node.getMultiaddrs().map(String);
+  }
+
+  /** The addresses this node would dial `peer` at, in dial order. */
+  knownAddrs(peer: string): string[] {
+    return this.#dialer.addrsOf(peer).map(String);
   }
 
   async start(): Promise<void> {
@@ -204,6 +212,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #applyAdmission(): void {
     const cur = this.#o.engine.current;
     this.admission.setAllowed(cur ? cur.policy.nodes.map((n) => n.peerId) : null);
+    this.#dialer.rescope();
     this.#dialer.learnFromPolicy();
     if (!this.#node) return;
     for (const c of this.#node.getConnections()) {

@@ -97,7 +97,11 @@ export class Cluster {
       listen: [spec.listen],
       bootstrap,
       syncInterval: this.opts.syncInterval,
-      mesh: { minPeers: this.opts.minPeers, redialMin: '100ms', redialMax: '1s', penaltyThreshold: 3, banFor: '1m', announceAbove: this.opts.announceAbove },
+      mesh: {
+        minPeers: this.opts.minPeers, redialMin: '100ms', redialMax: '1s', penaltyThreshold: 3, banFor: '1m', announceAbove: this.opts.announceAbove,
+        // Every node of a loopback cluster listens on 127.0.0.1, not on its policy address.
+        ...(this.opts.transport === 'tcp' ? { peerAddressCidrs: ['127.0.0.0/8'] } : {}),
+      },
       enforcement: { backend: 'memory' },
       audit: { probeInterval: 0 },
       alerts: [],

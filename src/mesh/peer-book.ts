@@ -1,0 +1,102 @@
+/**
+ * Where a peer may be dialled (pure): which addresses this node accepts for a PeerId, from
+ * whom, and in which order it dials them. Peer exchange is a claim like any other
+ * (issue 13, "eclipse by peer exchange"), so:
+ *  - addresses from peer exchange are taken only for PeerIds the held policy lists, and only
+ *    inside that node's policy addresses or the configured `mesh.peerAddressCidrs`;
+ *    what a peer says about itself (identify, the peer cache) is held to the same ranges
+ *    once a policy exists;
+ *  - at most MAX_EXCHANGE_ADDRS exchange addresses per peer (the newest), dropped after a
+ *    failed dial; at most MAX_IDENTIFY_ADDRS of what a peer says about itself;
+ *  - dial order is by trust: policy-derived, bootstrap (operator config), identify, and only
+ *    then exchange addresses, in a second attempt. No one can push the policy address out.
+ */
+import type { Multiaddr } from '@multiformats/multiaddr';
+import { containsIp, parseIp, parsePrefix, type Prefix } from '../policy/ip.js';
+
+export type AddrSource = 'policy' | 'bootstrap' | 'identify' | 'exchange';
+
+export interface PeerAddr {
+  ma: Multiaddr;
+  source: AddrSource;
+}
+
+export const MAX_EXCHANGE_ADDRS = 4;
+export const MAX_IDENTIFY_ADDRS = 8;
+const RANK: Record<AddrSource, number> = { policy: 0, bootstrap: 1, identify: 2, exchange: 3 };
+
+export interface AddressScope {
+  /** Policy addresses ("family:bigint") per listed PeerId; null: no policy held yet. */
+  nodes: Map<string, Set<string>> | null;
+  cidrs: Prefix[];
+  /** In-process memory transport (tests, simulations): /memory/ addresses reach no host. */
+  memory: boolean;
+}
+
+const ipKey = (ip: { family: number; addr: bigint }) => `${ip.family}:${ip.addr}`;
+
+export function scopeOf(nodes: { peerId: string; addresses: string[] }[] | undefined, cidrs: readonly string[], memory: boolean): AddressScope {
+  const prefixes = cidrs.flatMap((c) => { const r = parsePrefix(c); return r.ok ? [r.prefix] : []; });
+  if (!nodes) return { nodes: null, cidrs: prefixes, memory };
+  const map = new Map<string, Set<string>>();
+  for (const n of nodes) map.set(n.peerId, new Set(n.addresses.flatMap((a) => { const ip = parseIp(a); return ip ? [ipKey(ip)] : []; })));
+  return { nodes: map, cidrs: prefixes, memory };
+}
+
+/** May this node dial `peer` at `ma`, learned from `source`? */
+export function inScope(scope: AddressScope, peer: string, ma: Multiaddr, source: AddrSource): boolean {
+  if (source === 'policy' || source === 'bootstrap') return true;
+  if (scope.nodes === null) return source === 'identify';
+  const listed = scope.nodes.get(peer);
+  if (!listed) return false;
+  const [first, second] = ma.getComponents();
+  if (first?.name === 'memory') return scope.memory;
+  // Plain IP + TCP only: no DNS names (a name can point anywhere), no relays.
+  if ((first?.name !== 'ip4' && first?.name !== 'ip6') || second?.name !== 'tcp' || first.value === undefined) return false;
+  const ip = parseIp(first.value);
+  if (!ip) return false;
+  return listed.has(ipKey(ip)) || scope.cidrs.some((p) => containsIp(p, ip.family, ip.addr));
+}
+
+/** Adds `incoming` (already in scope) to a peer's list: deduplicated, capped per source, in dial order. */
+export function mergeAddrs(list: readonly PeerAddr[], incoming: readonly Multiaddr[], source: AddrSource): PeerAddr[] {
+  const byAddr = new Map(list.map((a) => [String(a.ma), { ...a }]));
+  for (const ma of incoming) {
+    const key = String(ma);
+    const had = byAddr.get(key);
+    if (had) {
+      if (RANK[source] < RANK[had.source]) had.source = source;
+      // Refreshed: move to the end of its source's queue (the newest are kept).
+      byAddr.delete(key);
+      byAddr.set(key, had);
+    } else {
+      byAddr.set(key, { ma, source });
+    }
+  }
+  const all = [...byAddr.values()];
+  const keepNewest = (s: AddrSource, n: number) => {
+    const of = all.filter((a) => a.source === s);
+    return new Set(of.slice(Math.max(0, of.length - n)));
+  };
+  const exchange = keepNewest('exchange', MAX_EXCHANGE_ADDRS), identify = keepNewest('identify', MAX_IDENTIFY_ADDRS);
+  return all
+    .filter((a) => (a.source === 'exchange' ? exchange.has(a) : a.source === 'identify' ? identify.has(a) : true))
+    .sort((a, b) => RANK[a.source] - RANK[b.source]);
+}
+
+/** Dial attempts in order: what the policy, the operator and the peer itself said; then what others said. */
+export function dialStages(list: readonly PeerAddr[]): Multiaddr[][] {
+  const trusted = list.filter((a) => a.source !== 'exchange').map((a) => a.ma);
+  const exchange = list.filter((a) => a.source === 'exchange').map((a) => a.ma);
+  return [trusted, exchange].filter((s) => s.length > 0);
+}
+
+/** After a failed dial: exchange addresses go (they were tried, or never helped). */
+export function pruneFailed(list: readonly PeerAddr[]): PeerAddr[] {
+  return list.filter((a) => a.source !== 'exchange');
+}
+
+/** After the policy changed: what is no longer in scope goes. */
+export function rescope(scope: AddressScope, peer: string, list: readonly PeerAddr[]): PeerAddr[] {
+  return list.filter((a) => inScope(scope, peer, a.ma, a.source));
+}
