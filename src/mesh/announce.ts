@@ -5,6 +5,7 @@
  * authority: the body it leads to is verified against the root like any other envelope.
  */
 import type { PrivateKey } from '@libp2p/interface';
+import type { Clock } from '../runtime/clock.js';
 import { isBoundedTime, LIMITS } from '../wire/limits.js';
 import { signAsNode, verifyAsNode } from '../trust/node-sign.js';
 import { pb } from '../wire/proto.js';
@@ -67,4 +68,43 @@ export function judgeAnnouncement(mine: Holdings, a: Pick<Announcement, 'policyV
   if (a.policyVersion < mine.policyVersion) return 'ignore';
   if (a.policyVersion === mine.policyVersion && a.policyDigest === mine.policyDigest) return 'forward';
   return 'pull';
+}
+
+/**
+ * Pulls one forwarding peer can make this node run (issue 13, "fake announcements"): an
+ * announcement is a claim, and every pull it triggers is a sync exchange. At most one
+ * outstanding pull per peer and `perMinute` a minute (a token bucket holding up to `burst`);
+ * announcements beyond that are ignored, not pulled (sync still brings any real body).
+ */
+export const PULL_BURST = 3;
+export const PULLS_PER_MINUTE = 3;
+
+export class PullBudget {
+  #outstanding = new Set<string>();
+  #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(private readonly clock: Clock, private readonly burst = PULL_BURST, private readonly perMinute = PULLS_PER_MINUTE) {}
+
+  /** True (and counted) when `peer` may be pulled from now; call done() when the pull ends. */
+  take(peer: string): boolean {
+    if (this.#outstanding.has(peer)) return false;
+    const now = this.clock.now();
+    const b = this.#buckets.get(peer) ?? { tokens: this.burst, at: now };
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 60_000) * this.perMinute);
+    b.at = now;
+    this.#buckets.set(peer, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    this.#outstanding.add(peer);
+    return true;
+  }
+
+  done(peer: string): void {
+    this.#outstanding.delete(peer);
+  }
+
+  /** Forget peers no longer listed (bounds the map by the policy's node count). */
+  retain(listed: (peer: string) => boolean): void {
+    for (const p of this.#buckets.keys()) if (!listed(p)) this.#buckets.delete(p);
+  }
 }

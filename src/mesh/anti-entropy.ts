@@ -21,7 +21,7 @@ import type { Overrun } from './gossip.js';
 import { gossipVerdict, TopicValidatorResult } from './gossip.js';
 import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal, type SyncStats } from './sync.js';
 import type { Holdings } from './sync-plan.js';
-import { judgeAnnouncement, type Announcement } from './announce.js';
+import { judgeAnnouncement, PullBudget, type Announcement } from './announce.js';
 import { InFlight, type Pull } from './inflight.js';
 
 export interface AntiEntropyInit {
@@ -47,6 +47,8 @@ export interface AntiEntropyInit {
 export class AntiEntropy {
   /** Bodies on their way: pulls and exchanges with peers that are ahead. */
   readonly inflight: InFlight;
+  /** One outstanding pull per forwarding peer, a few a minute: announcements are claims. */
+  readonly #pullBudget: PullBudget;
   #o: AntiEntropyInit;
   #node!: MeshNode;
   #timers: Timer[] = [];
@@ -58,6 +60,7 @@ export class AntiEntropy {
   constructor(o: AntiEntropyInit) {
     this.#o = o;
     // A body held back for another peer's claim is asked for again once the claim's grace is over.
+    this.#pullBudget = new PullBudget(o.clock);
     this.inflight = new InFlight(o.clock, (peer, version) => { if (this.holdings().policyVersion < version) void this.syncWith(peer); });
   }
 
@@ -80,6 +83,11 @@ export class AntiEntropy {
   /** Starts the periodic schedule (the node must be started). */
   start(): void {
     this.#schedule();
+  }
+
+  /** The policy changed: pull budgets of peers no longer listed are forgotten. */
+  retainListed(listed: (peer: string) => boolean): void {
+    this.#pullBudget.retain(listed);
   }
 
   stop(): void {
@@ -172,6 +180,7 @@ export class AntiEntropy {
   pull(from: string, key: string, a: Announcement): Promise<void> {
     const running = this.inflight.pulls.get(key);
     if (running) return running.done;
+    if (!this.#pullBudget.take(from)) return Promise.resolve();
     const pull: Pull = { from, version: a.policyVersion, digest: a.policyDigest, since: this.#o.clock.now(), done: Promise.resolve() };
     pull.done = (async () => {
       this.#o.metrics.pulls.inc();
@@ -184,8 +193,14 @@ export class AntiEntropy {
       if (stats && stats.peer.policyVersion < a.policyVersion) {
         // It forwarded an announcement for a body it does not hold: honest peers never do.
         this.#o.penalise(from, 'announced-not-held', `announced v${a.policyVersion}, holds v${stats.peer.policyVersion}`);
+      } else if (!stats && judgeAnnouncement(this.holdings(), a) === 'pull') {
+        // It announced a body and then could not serve it.
+        this.#o.penalise(from, 'announced-not-held', `announced v${a.policyVersion}, did not serve it`);
       }
-    })().finally(() => this.inflight.pulls.delete(key));
+    })().finally(() => {
+      this.inflight.pulls.delete(key);
+      this.#pullBudget.done(from);
+    });
     this.inflight.pulls.set(key, pull);
     return pull.done;
   }

@@ -212,6 +212,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #applyAdmission(): void {
     const cur = this.#o.engine.current;
     this.admission.setAllowed(cur ? cur.policy.nodes.map((n) => n.peerId) : null);
+    this.#sync.retainListed((p) => this.admission.isAllowed(p));
     this.#dialer.rescope();
     this.#dialer.learnFromPolicy();
     if (!this.#node) return;
