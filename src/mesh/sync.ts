@@ -98,10 +98,14 @@ function decodeHello(bytes: Uint8Array): Holdings {
   return { meshId: h.meshId, rootVersion, policyVersion, policyDigest: h.policyDigest, fetchingVersion, fetchingDigest: h.fetchingDigest };
 }
 
-function encodePush(local: SyncLocal, theirs: Holdings, fetching: { fetchingVersion: number; fetchingDigest: string }): Uint8Array {
-  const plan = planPush(local.holdings(), theirs);
-  const roots = plan.rootsAfter !== undefined ? local.rootsAfter(plan.rootsAfter).slice(0, MAX_SYNC_ROOTS) : [];
-  const policy = plan.policy ? local.policyEnvelope() : undefined;
+/**
+ * Sends only what this side's Hello claimed (`said`): the peer sized its read from that
+ * claim, so a body or root accepted meanwhile waits for the next exchange or gossip.
+ */
+function encodePush(local: SyncLocal, said: Holdings, theirs: Holdings, fetching: { fetchingVersion: number; fetchingDigest: string }): Uint8Array {
+  const plan = planPush(said, theirs);
+  const roots = plan.rootsAfter !== undefined ? local.rootsAfter(plan.rootsAfter).slice(0, Math.min(MAX_SYNC_ROOTS, said.rootVersion - plan.rootsAfter)) : [];
+  const policy = plan.policy && local.holdings().policyDigest === said.policyDigest ? local.policyEnvelope() : undefined;
   const peers = local.peers().slice(0, MAX_SYNC_PEERS).map((p) => ({ peerId: p.peerId, addrs: p.addrs.slice(0, MAX_PEER_ADDRS) }));
   return pb.sync.v1.Push.encode({ roots, ...(policy ? { policy } : {}), peers, ...fetching }).finish();
 }
@@ -175,13 +179,13 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
     if (role === 'initiator') {
       theirs = decodeHello((await io(helloOf(mineAtStart, nothing), MAX_HELLO_BYTES))!);
       const c = ask(theirs);
-      push = decodePush((await io(encodePush(local, theirs, c), pushLimit(mineAtStart, theirs, c.bodyWanted)))!);
+      push = decodePush((await io(encodePush(local, mineAtStart, theirs, c), pushLimit(mineAtStart, theirs, c.bodyWanted)))!);
     } else {
       theirs = decodeHello((await io(undefined, MAX_HELLO_BYTES))!);
       const c = ask(theirs);
       push = decodePush((await io(helloOf(mineAtStart, c), pushLimit(mineAtStart, theirs, c.bodyWanted)))!);
       const told = push.fetchingDigest ? { fetchingVersion: push.fetchingVersion ?? 0, fetchingDigest: push.fetchingDigest } : { fetchingVersion: theirs.fetchingVersion ?? 0, fetchingDigest: theirs.fetchingDigest ?? '' };
-      await io(encodePush(local, { ...theirs, ...told }, nothing), 0);
+      await io(encodePush(local, mineAtStart, { ...theirs, ...told }, nothing), 0);
     }
     const received = await local.receive(push);
     const lie = judgeDelivery(theirs, mineAtStart, push, received, claim!.bodyWanted);
