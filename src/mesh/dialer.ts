@@ -13,7 +13,7 @@ import type { Store, PeerRecord } from '../store/store.js';
 import type { NodePort } from '../node/engine.js';
 import type { Admission } from './admission.js';
 import type { MeshNode } from './node.js';
-import { dialStages, inScope, mergeAddrs, pruneFailed, rescope, scopeOf, type AddressScope, type AddrSource, type PeerAddr } from './peer-book.js';
+import { dialStages, exchangeFailed, inScope, mergeAddrs, reachedFirstHand, rescope, scopeOf, type AddressScope, type AddrSource, type PeerAddr } from './peer-book.js';
 
 export interface DialerInit {
   self: string;
@@ -202,14 +202,15 @@ export class Dialer {
       let conn: Connection | undefined, last: unknown = new Error('no address');
       for (const stage of dialStages(k.addrs)) {
         try {
-          conn = await this.#node.dial(stage, { signal: AbortSignal.timeout(5000) });
+          conn = await this.#node.dial(stage.addrs, { signal: AbortSignal.timeout(5000) });
+          k.addrs = stage.exchange ? k.addrs : reachedFirstHand(k.addrs);
           break;
-        } catch (e) { last = e; }
+        } catch (e) {
+          last = e;
+          if (stage.exchange) k.addrs = exchangeFailed(k.addrs);
+        }
       }
-      if (!conn) {
-        k.addrs = pruneFailed(k.addrs);
-        throw last;
-      }
+      if (!conn) throw last;
       k.failures = 0;
       k.nextAt = 0;
       return conn;

@@ -6,8 +6,9 @@
  *    inside that node's policy addresses or the configured `mesh.peerAddressCidrs`;
  *    what a peer says about itself (identify, the peer cache) is held to the same ranges
  *    once a policy exists;
- *  - at most MAX_EXCHANGE_ADDRS exchange addresses per peer (the newest), dropped after a
- *    failed dial; at most MAX_IDENTIFY_ADDRS of what a peer says about itself;
+ *  - at most MAX_EXCHANGE_ADDRS exchange addresses per peer (the newest), dropped after
+ *    MAX_EXCHANGE_FAILURES failed dials in a row, or at once when the peer is reached at a
+ *    first-hand address; at most MAX_IDENTIFY_ADDRS of what a peer says about itself;
  *  - dial order is by trust: policy-derived, bootstrap (operator config), identify, and only
  *    then exchange addresses, in a second attempt. No one can push the policy address out.
  */
@@ -19,10 +20,18 @@ export type AddrSource = 'policy' | 'bootstrap' | 'identify' | 'exchange';
 export interface PeerAddr {
   ma: Multiaddr;
   source: AddrSource;
+  /** Failed dials in a row (exchange addresses only). */
+  failures?: number;
 }
 
 export const MAX_EXCHANGE_ADDRS = 4;
 export const MAX_IDENTIFY_ADDRS = 8;
+/**
+ * A pushed address is tried this many times before it goes: enough to outlast an honest
+ * peer's restart (its first-hand addresses may be unknown here), few enough that bogus ones
+ * do not linger. With the cap and the dial order they can never crowd out a real address.
+ */
+export const MAX_EXCHANGE_FAILURES = 8;
 const RANK: Record<AddrSource, number> = { policy: 0, bootstrap: 1, identify: 2, exchange: 3 };
 
 export interface AddressScope {
@@ -85,15 +94,22 @@ export function mergeAddrs(list: readonly PeerAddr[], incoming: readonly Multiad
 }
 
 /** Dial attempts in order: what the policy, the operator and the peer itself said; then what others said. */
-export function dialStages(list: readonly PeerAddr[]): Multiaddr[][] {
+export function dialStages(list: readonly PeerAddr[]): { addrs: Multiaddr[]; exchange: boolean }[] {
   const trusted = list.filter((a) => a.source !== 'exchange').map((a) => a.ma);
   const exchange = list.filter((a) => a.source === 'exchange').map((a) => a.ma);
-  return [trusted, exchange].filter((s) => s.length > 0);
+  return [{ addrs: trusted, exchange: false }, { addrs: exchange, exchange: true }].filter((s) => s.addrs.length > 0);
 }
 
-/** After a failed dial: exchange addresses go (they were tried, or never helped). */
-export function pruneFailed(list: readonly PeerAddr[]): PeerAddr[] {
-  return list.filter((a) => a.source !== 'exchange');
+/** After a dial in which the exchange addresses were tried and all failed. */
+export function exchangeFailed(list: readonly PeerAddr[]): PeerAddr[] {
+  return list
+    .map((a) => (a.source === 'exchange' ? { ...a, failures: (a.failures ?? 0) + 1 } : a))
+    .filter((a) => (a.failures ?? 0) < MAX_EXCHANGE_FAILURES);
+}
+
+/** After the peer was reached at a first-hand address: pushed addresses that failed go. */
+export function reachedFirstHand(list: readonly PeerAddr[]): PeerAddr[] {
+  return list.filter((a) => a.source !== 'exchange' || !a.failures);
 }
 
 /** After the policy changed: what is no longer in scope goes. */
