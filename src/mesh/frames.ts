@@ -31,8 +31,10 @@ function classify(e: unknown, signal: AbortSignal): FrameError {
     case 'StreamBufferError':
       return new FrameError(`oversize frame: ${err.message}`, 'oversize');
     case 'InvalidMessageLengthError':
-    case 'UnexpectedEOFError':
       return new FrameError(`broken frame: ${err.message}`, 'framing');
+    // A stream that ends, even mid-frame, cost this node nothing beyond what the limits allow,
+    // and honest peers' streams end that way when a connection closes (duplicate dials, trims):
+    // not a strike. A peer that ends a stream instead of delivering a claimed body is struck for the claim.
     default:
       return new FrameError(err?.message ?? String(e), 'closed');
   }

@@ -7,8 +7,8 @@
  *
  * A Hello is a claim. It decides how much this side will read, never what it believes:
  * a peer that claimed a body this exchange asked for and did not deliver it (nothing, or
- * something older) is struck through `local.strike`, and so is a peer that stalls, sends a
- * broken or oversize frame (thrown as SyncError with its `strike` reason).
+ * something older) is struck through `local.strike`; so is a peer that stalls while it owes
+ * such a body, or sends a broken or oversize frame (thrown as SyncError with its `strike`).
  */
 import type { Stream } from '@libp2p/interface';
 import { LIMITS } from '../wire/limits.js';
@@ -68,8 +68,8 @@ export type SyncStrike = 'malformed' | 'wrong-mesh' | 'oversize' | 'framing' | '
 export class SyncError extends Error {
   override readonly name = 'SyncError';
   readonly code = 'ERR_SYNC';
-  /** The strike this costs the peer; undefined: not the peer's fault (the stream closed). */
-  constructor(message: string, readonly strike: SyncStrike | undefined = 'malformed') {
+  /** The strike this costs the peer; null: not the peer's fault (the stream closed). */
+  constructor(message: string, readonly strike: SyncStrike | null = 'malformed') {
     super(message);
   }
 }
@@ -154,14 +154,14 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
     meshId: mine.meshId, rootVersion: mine.rootVersion, policyVersion: mine.policyVersion, policyDigest: mine.policyDigest, ...f,
   }).finish();
   let sentBytes = 0, receivedBytes = 0;
-  const io = async (out: Uint8Array | undefined, limit: number) => {
+  const io = async (out: Uint8Array | undefined, limit: number, awaiting: string) => {
     sentBytes += out?.length ?? 0;
     try {
       const b = await step(stream, signal, out, limit);
       receivedBytes += b?.length ?? 0;
       return b;
     } catch (e) {
-      if (e instanceof FrameError) throw new SyncError(e.message, e.fault === 'closed' ? undefined : e.fault);
+      if (e instanceof FrameError) throw new SyncError(`${e.message} (${role}, ${awaiting})`, e.fault === 'closed' ? null : e.fault);
       throw e;
     }
   };
@@ -177,23 +177,28 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
       return claim;
     };
     if (role === 'initiator') {
-      theirs = decodeHello((await io(helloOf(mineAtStart, nothing), MAX_HELLO_BYTES))!);
+      theirs = decodeHello((await io(helloOf(mineAtStart, nothing), MAX_HELLO_BYTES, 'awaiting hello'))!);
       const c = ask(theirs);
-      push = decodePush((await io(encodePush(local, mineAtStart, theirs, c), pushLimit(mineAtStart, theirs, c.bodyWanted)))!);
+      push = decodePush((await io(encodePush(local, mineAtStart, theirs, c), pushLimit(mineAtStart, theirs, c.bodyWanted), 'awaiting push'))!);
     } else {
-      theirs = decodeHello((await io(undefined, MAX_HELLO_BYTES))!);
+      theirs = decodeHello((await io(undefined, MAX_HELLO_BYTES, 'awaiting hello'))!);
       const c = ask(theirs);
-      push = decodePush((await io(helloOf(mineAtStart, c), pushLimit(mineAtStart, theirs, c.bodyWanted)))!);
+      push = decodePush((await io(helloOf(mineAtStart, c), pushLimit(mineAtStart, theirs, c.bodyWanted), 'awaiting push'))!);
       const told = push.fetchingDigest ? { fetchingVersion: push.fetchingVersion ?? 0, fetchingDigest: push.fetchingDigest } : { fetchingVersion: theirs.fetchingVersion ?? 0, fetchingDigest: theirs.fetchingDigest ?? '' };
-      await io(encodePush(local, mineAtStart, { ...theirs, ...told }, nothing), 0);
+      await io(encodePush(local, mineAtStart, { ...theirs, ...told }, nothing), 0, 'sending push');
     }
     const received = await local.receive(push);
     const lie = judgeDelivery(theirs, mineAtStart, push, received, claim!.bodyWanted);
     if (lie) local.strike?.(lie);
     return { sentBytes, receivedBytes, receivedRoots: push.roots.length, receivedPolicy: Boolean(push.policy), peer: theirs };
+  } catch (e) {
+    // A stall is a strike when the peer owed this exchange a body it claimed (the sync-block
+    // attack). Any other timeout is what an overloaded honest peer also produces (measured:
+    // ~100 timeouts between honest in-process agents at load 15 on 2 cores): not a strike;
+    // what such a stream costs is bounded by the per-connection stream limit.
+    if (e instanceof SyncError && e.strike === 'stall' && !claim?.bodyWanted) throw new SyncError(e.message, null);
+    throw e;
   } finally {
-    // A claimed body that never came because the peer stalled or broke the stream: the stall
-    // or broken frame is the strike (thrown as SyncError); the claim ends here either way.
     claim?.release();
   }
 }
