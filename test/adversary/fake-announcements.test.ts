@@ -43,11 +43,12 @@ describe('fake announcements', () => {
       const a = await evil.announcement(evilSpec.key, { policyVersion: 100 + i, policyDigest: randomBytes(32).toString('hex'), size: 100_000, time: Date.now() + i });
       await evil.publish(announceTopicOf('test'), a);
     }
-    const seen = () => Object.values(victim.mesh.counters.announcementsIn).reduce((s, n) => s + n, 0);
-    await until(() => seen() >= 100 || victim.mesh.admission.isBanned(evilSpec.peerId), 20_000, () => `seen ${seen()}`);
+    const victimSpec = cluster.nodes[0]!;
+    const seen = async () => Object.values((await Cluster.counters(victimSpec)).announcementsIn).reduce((s, n) => s + n, 0);
+    await until(async () => (await seen()) >= 100 || victim.mesh.admission.isBanned(evilSpec.peerId), 20_000, async () => `seen ${await seen()}`);
     // Its claim did not materialise when pulled: struck.
     await until(() => victim.mesh.admission.strikes(evilSpec.peerId) >= 1 || victim.mesh.admission.isBanned(evilSpec.peerId), 10_000);
-    expect(victim.mesh.counters.pulls).toBeLessThanOrEqual(5);
+    expect((await Cluster.counters(victimSpec)).pulls).toBeLessThanOrEqual(5);
     expect(served).toBeLessThanOrEqual(5);
     expect(victim.engine.current!.policy.version).toBe(1);
   });
