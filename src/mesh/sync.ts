@@ -195,7 +195,7 @@ export async function runSync(stream: Stream, role: 'initiator' | 'responder', l
     // A stall is a strike when the peer owed this exchange a body it claimed (the sync-block
     // attack). Any other timeout is what an overloaded honest peer also produces (measured:
     // ~100 timeouts between honest in-process agents at load 15 on 2 cores): not a strike;
-    // what such a stream costs is bounded by the per-connection stream limit.
+    // what such a stream costs is bounded by the per-peer sync stream budget (budgets.ts).
     if (e instanceof SyncError && e.strike === 'stall' && !claim?.bodyWanted) throw new SyncError(e.message, null);
     throw e;
   } finally {
