@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { PolicyAuthoringSchema } from '../src/policy/authoring.js';
-import { AgentConfigSchema } from '../src/agent/config.js';
+import { AgentConfigSchema, RESTART_FIELDS } from '../src/agent/config.js';
 import { LIMITS } from '../src/wire/limits.js';
 
 type Json = Record<string, unknown>;
@@ -78,9 +78,10 @@ ${table(policy)}
 
 \`picket agent --config agent.yaml\`. Durations are written \`500ms\`, \`2s\`, \`5m\`, \`1h\`, \`7d\`.
 Relative paths are resolved against the config file's directory. \`picket agent --check
---config agent.yaml\` validates without starting. SIGHUP reloads: log level, failsafe sources,
-alert sinks, policy file; \`meshId\`, \`dataDir\`, \`identityKey\`, \`trustedRoot\` and \`listen\` need a
-restart. JSON Schema: [schema/agent-config.schema.json](schema/agent-config.schema.json).
+--config agent.yaml\` checks files, directories, addresses and backend tools without starting.
+SIGHUP reloads every field except ${RESTART_FIELDS.map((f) => `\`${f}\``).join(', ')}, which need a restart
+(the reload says which ones changed; see [operations.md](operations.md#reload-sighup)).
+JSON Schema: [schema/agent-config.schema.json](schema/agent-config.schema.json).
 
 ${table(config)}
 `,

@@ -4,13 +4,16 @@
  * state is loaded and the last good ruleset (or the baseline) enforced before the network
  * opens. Order on stop: stop accepting, drain in-flight work, close the network, close the store.
  */
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { PrivateKey } from '@libp2p/interface';
 import { formatInstant, systemClock, type Clock, type Timer } from '../runtime/clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { InputError } from '../errors.js';
 import { Store } from '../store/store.js';
 import { loadEnvelope } from '../trust/files.js';
-import { loadNodeKey } from '../trust/node-key.js';
+import { generateNodeKey, loadNodeKey } from '../trust/node-key.js';
 import { envelopeToJson, parseEnvelopeAny } from '../trust/envelope.js';
 import { trustPinnedRoot } from '../trust/verify.js';
 import { findNode } from '../policy/model.js';
@@ -29,8 +32,11 @@ import { AlertManager } from '../alerts/alerts.js';
 import type { Auditor } from '../audit/auditor.js';
 import type { Listener } from '../audit/listeners.js';
 import type { FleetNode } from '../audit/status.js';
-import type { AgentConfig } from './config.js';
+import { changedFields, reloadable, RESTART_FIELDS, type AgentConfig } from './config.js';
 import { PolicyFileWatcher } from './policy-file.js';
+import { writeNew } from '../runtime/files.js';
+import { bindTest, dirProblem, identityProblem, reasonOf, rootProblem, StartError, tcpAddr } from './preflight.js';
+import { baselineMeshFrom } from './baseline.js';
 
 export interface AgentDeps {
   clock?: Clock;
@@ -75,7 +81,7 @@ export function enforcerOptions(config: AgentConfig, parts: { backend: Backend; 
   return {
     ...parts,
     meshPorts: meshPorts(config.listen),
-    bootstrapAddrs: bootstrapIps(config.bootstrap),
+    bootstrapAddrs: baselineMeshFrom(config),
     sshFrom: [...config.enforcement.failsafe.sshFrom],
     sshPort: config.enforcement.failsafe.sshPort,
     confirmWindow: config.enforcement.confirmWindow,
@@ -96,8 +102,39 @@ function meshPorts(listen: readonly string[]): number[] {
   return [...new Set(listen.flatMap((a) => { const m = /\/tcp\/(\d+)/.exec(a); return m && m[1] !== '0' ? [Number(m[1])] : []; }))];
 }
 
-function bootstrapIps(bootstrap: readonly string[]): string[] {
-  return bootstrap.flatMap((a) => { const m = /^\/ip[46]\/([^/]+)/.exec(a); return m && parseIp(m[1]!) ? [m[1]!] : []; });
+/** Names the listen address that could not be bound (bind-tested one by one after the mesh let go of its own). */
+async function listenFailure(listen: readonly string[], e: unknown): Promise<string> {
+  for (const l of listen) {
+    const t = tcpAddr(l);
+    if (!t) continue;
+    const why = await bindTest(t.host, t.port);
+    if (why) return `listen ${l}: ${why}`;
+  }
+  return `listen ${listen.join(', ')}: ${reasonOf(e)}`;
+}
+
+/** The node key, created on first start when identity.generate allows it (0600, never overwritten). */
+async function loadIdentity(config: AgentConfig): Promise<{ privateKey: PrivateKey; generated: boolean }> {
+  if (config.identity.generate && !existsSync(config.identityKey)) {
+    const { text } = await generateNodeKey();
+    try {
+      mkdirSync(dirname(config.identityKey), { recursive: true, mode: 0o700 });
+      writeNew(config.identityKey, text, 0o600, false);
+    } catch (e) {
+      throw new StartError(`identityKey ${config.identityKey}: cannot create (${e instanceof InputError ? e.message.replace(/^.*?: /, '') : reasonOf(e)})`);
+    }
+    return { privateKey: loadNodeKey(config.identityKey), generated: true };
+  }
+  const why = identityProblem(config);
+  if (why) throw new StartError(why);
+  return { privateKey: loadNodeKey(config.identityKey), generated: false };
+}
+
+/** What a reload did: fields applied, fields that need a restart, fields it could not apply. */
+export interface ReloadReport {
+  applied: string[];
+  restart: string[];
+  failed: { field: string; reason: string }[];
 }
 
 export interface MeshJson {
@@ -121,6 +158,8 @@ export class Agent {
   #policyFile: PolicyFileWatcher | null = null;
   #driftTimer: Timer | null = null;
   #stopped = false;
+  /** False when a test injected the backend: reload then leaves enforcement.backend alone. */
+  #backendFromConfig = true;
 
   private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor; metrics: Metrics }) {
     this.#config = config;
@@ -142,27 +181,59 @@ export class Agent {
   static async start(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
     const clock = deps.clock ?? systemClock;
     const random = deps.random ?? systemRandom;
-    const privateKey = loadNodeKey(config.identityKey);
+    // Files before anything opens: a bad directory, key or root fails here with its name.
+    const dirWhy = dirProblem(config.dataDir, true);
+    if (dirWhy) throw new StartError(`dataDir ${config.dataDir}: ${dirWhy}`);
+    const identity = await loadIdentity(config);
+    const privateKey = identity.privateKey;
     const peerId = peerIdFromPrivateKey(privateKey).toString();
     const log = (deps.log ?? createLogger({ level: config.log.level, ...(config.log.pretty !== undefined ? { pretty: config.log.pretty } : {}) })).child({ meshId: config.meshId, peerId });
-    const pinnedEnv = loadEnvelope(config.trustedRoot);
-    const pinned = trustPinnedRoot(pinnedEnv);
-    if (!('ok' in pinned)) throw new InputError(`${config.trustedRoot}: ${pinned.outcome}: ${pinned.reason}`);
+    if (identity.generated) log.warn({ peerId, file: config.identityKey }, 'generated a new node identity; enrol this PeerId in the policy (nodes[].peerId)');
+    const rootWhy = rootProblem(config);
+    if (rootWhy) throw new StartError(rootWhy);
+    const pinned = trustPinnedRoot(loadEnvelope(config.trustedRoot));
+    if (!('ok' in pinned)) throw new StartError(`trustedRoot: ${config.trustedRoot}: ${pinned.outcome}: ${pinned.reason}`);
     const backend = deps.backend ?? makeBackend(config);
-    // A store that cannot be opened is moved aside and rebuilt: the node must come up and
-    // enforce (fail closed), and the trust floor survives in the mirror file.
-    const store = await Store.open(config.dataDir, 10, { stamp: formatInstant(clock.now()).replace(/[:.]/g, '-') });
-    if (store.recovered) log.error({ movedTo: store.recovered.movedTo, err: store.recovered.error }, 'store could not be opened: moved aside, starting from the trust-state mirror');
+    // Everything opened is closed again, newest first, if a later step fails: a daemon that
+    // cannot start must exit and free its ports, not linger half-alive (Restart= relies on it).
+    const opened: (() => Promise<unknown>)[] = [];
+    const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (e) {
+        throw e instanceof StartError ? e : new StartError(`${what}: ${reasonOf(e)}`, { cause: e });
+      }
+    };
     try {
+      // A store that cannot be opened is moved aside and rebuilt: the node must come up and
+      // enforce (fail closed), and the trust floor survives in the mirror file.
+      const store = await step(`dataDir ${config.dataDir}: cannot open the state store`, () => Store.open(config.dataDir, 10, { stamp: formatInstant(clock.now()).replace(/[:.]/g, '-') }));
+      opened.push(() => store.close());
+      if (store.recovered) log.error({ movedTo: store.recovered.movedTo, err: store.recovered.error }, 'store could not be opened: moved aside, starting from the trust-state mirror');
       const enforcer = new Enforcer(enforcerOptions(config, { backend, clock, log, peerId }));
       // The blocked set is part of the trusted state the engine persists and restores.
       const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer, mirrorPath: trustMirrorPath(config.dataDir) });
       // Enforce the last good policy (or the baseline) before the network opens. The network
       // stack is loaded only after that: the first ruleset does not wait for libp2p to load.
-      await engine.start();
+      opened.push(() => engine.stop());
+      await step('loading state', () => engine.start());
+      // Listen addresses are bind-tested before the network stack loads: a taken port fails
+      // fast (the mesh start below names it too if it is taken in between).
+      for (const l of config.listen) {
+        const t = tcpAddr(l);
+        const why = t && t.port !== 0 ? await bindTest(t.host, t.port) : null;
+        if (why) throw new StartError(`listen ${l}: ${why}`);
+      }
+      // Metrics (loopback) bind before the network stack loads: a taken port fails fast.
+      const metrics = new Metrics();
+      let metricsAddr: string | null = null;
+      if (config.control.metrics) {
+        const addr = config.control.metrics;
+        opened.push(() => metrics.close());
+        metricsAddr = await step(`control.metrics ${addr}`, () => metrics.listen(addr));
+      }
       const [{ Mesh }, { Auditor }] = await Promise.all([import('../mesh/mesh.js'), import('../audit/auditor.js')]);
       // One registry per agent (in-process clusters must not collide); the mesh registers its own counters in it.
-      const metrics = new Metrics();
       const mesh = new Mesh({
         meshId: config.meshId, privateKey, listen: [...config.listen], bootstrap: [...config.bootstrap],
         engine, store, clock, random, log, syncInterval: config.syncInterval,
@@ -175,8 +246,16 @@ export class Agent {
         registry: metrics.registry,
       });
       const alerts = new AlertManager({ store, clock, log, source: peerId, sinks: [...config.alerts] });
-      await alerts.start();
-      await mesh.start();
+      opened.push(() => alerts.stop());
+      await step('alerts', () => alerts.start());
+      try {
+        await mesh.start();
+      } catch (e) {
+        // Free what the mesh did bind, then find which address it could not have.
+        await mesh.stop().catch(() => undefined);
+        throw new StartError(await listenFailure(config.listen, e), { cause: e });
+      }
+      opened.push(() => mesh.stop());
       const a = config.audit;
       const auditor = new Auditor({
         meshId: config.meshId, privateKey, peerId, store, clock, random, log, engine, enforcer, mesh, alerts,
@@ -185,14 +264,19 @@ export class Agent {
         ...(deps.listeners ? { listeners: deps.listeners } : {}),
       });
       const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor, metrics });
+      agent.#metricsAddr = metricsAddr;
+      agent.#backendFromConfig = !deps.backend;
       agent.#wireMetrics();
-      await auditor.start();
-      if (config.control.metrics) agent.#metricsAddr = await agent.metrics.listen(config.control.metrics);
+      opened.push(() => auditor.stop());
+      await step('audit', () => auditor.start());
       if (!deps.noControl) {
-        agent.#control = new ControlServer(config.control.socket, agent.#handlers());
-        await agent.#control.listen();
+        const control = new ControlServer(config.control.socket, agent.#handlers());
+        agent.#control = control;
+        await step(`control.socket ${config.control.socket}`, () => control.listen());
+        opened.push(() => control.close());
         log.info({ socket: config.control.socket }, 'control API listening');
       }
+      opened.push(async () => { agent.#stopped = true; agent.#policyFile?.stop(); agent.#driftTimer?.cancel(); });
       await agent.#watchPolicyFile(config.policyFile);
       agent.#scheduleDrift();
       mesh.libp2p.addEventListener('connection:close', () => {
@@ -202,8 +286,14 @@ export class Agent {
       mesh.libp2p.addEventListener('connection:open', () => enforcer.peerConnected());
       return agent;
     } catch (e) {
-      await store.close().catch(() => undefined);
-      throw e;
+      // Each close is bounded: a close that hangs must not keep a failed start alive.
+      for (const close of opened.reverse()) {
+        await new Promise<void>((resolve) => {
+          const t = clock.setTimeout(resolve, 2000);
+          void close().catch(() => undefined).finally(() => { t.cancel(); resolve(); });
+        });
+      }
+      throw e instanceof StartError || e instanceof InputError ? e : new StartError(reasonOf(e), { cause: e });
     }
   }
 
@@ -318,18 +408,65 @@ export class Agent {
     }, this.#config.enforcement.driftInterval);
   }
 
-  /** SIGHUP: apply what can change without a restart; say what needs one. */
-  async reload(next: AgentConfig): Promise<void> {
-    const fixed = ['meshId', 'dataDir', 'identityKey', 'trustedRoot'] as const;
-    for (const k of fixed) if (next[k] !== this.#config[k]) this.log.warn({ field: k }, 'changing this field needs a restart; ignored');
-    if (JSON.stringify(next.listen) !== JSON.stringify(this.#config.listen)) this.log.warn({ field: 'listen' }, 'changing this field needs a restart; ignored');
+  /**
+   * SIGHUP: applies every field that can change at run time and names the ones that need a
+   * restart (their running values are kept). One enforce at the end puts the new backend,
+   * failsafe and baseline sources in force; a backend that cannot apply is switched back.
+   */
+  async reload(nextRaw: AgentConfig): Promise<ReloadReport> {
+    const prev = this.#config;
+    const changed = changedFields(prev, nextRaw);
+    const restart = changed.filter((f) => (RESTART_FIELDS as readonly string[]).includes(f));
+    const applied = changed.filter((f) => !restart.includes(f));
+    const failed: { field: string; reason: string }[] = [];
+    const next = reloadable(prev, nextRaw);
+    const has = (prefix: string) => applied.some((f) => f === prefix || f.startsWith(`${prefix}.`));
+    this.#config = next;
+
     this.log.level = next.log.level;
-    this.enforcer.setFailsafe([...next.enforcement.failsafe.sshFrom], next.enforcement.failsafe.sshPort);
     this.alerts.setSinks([...next.alerts]);
-    this.#config = { ...next, meshId: this.#config.meshId, dataDir: this.#config.dataDir, identityKey: this.#config.identityKey, trustedRoot: this.#config.trustedRoot, listen: this.#config.listen };
-    await this.#watchPolicyFile(next.policyFile);
+    this.enforcer.setFailsafe([...next.enforcement.failsafe.sshFrom], next.enforcement.failsafe.sshPort);
+    this.enforcer.reconfigure({ bootstrapAddrs: baselineMeshFrom(next), confirmWindow: next.enforcement.confirmWindow, lostGrace: next.enforcement.lockoutGrace });
+    const m = next.mesh;
+    this.mesh.reconfigure({
+      bootstrap: [...next.bootstrap], syncInterval: next.syncInterval, minPeers: m.minPeers, redialMin: m.redialMin, redialMax: m.redialMax,
+      penaltyThreshold: m.penaltyThreshold, banFor: m.banFor, announceAbove: m.announceAbove,
+    });
+    const a = next.audit;
+    if (has('audit')) {
+      this.auditor.reconfigure({
+        statusInterval: a.statusInterval, auditInterval: a.interval, silentAfter: a.silentAfter, probeInterval: a.probeInterval,
+        probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning, rootExpiryWarning: a.rootExpiryWarning, lagAfter: a.lagAfter,
+      });
+    }
+    if (has('enforcement.driftInterval')) {
+      this.#driftTimer?.cancel();
+      this.#scheduleDrift();
+    }
+    if (has('policyFile')) {
+      // A new, changed or removed drop-in: restart the watcher (it may not have been running).
+      await this.#watchPolicyFile(next.policyFile);
+    }
+
+    const oldBackend = this.enforcer.backend;
+    const switching = this.#backendFromConfig && (has('enforcement.backend') || (next.enforcement.backend === 'file' && has('enforcement.file')));
+    if (switching) this.enforcer.reconfigure({ backend: makeBackend(next) });
     await this.engine.enforceNow();
-    this.log.info('configuration reloaded');
+    if (switching) {
+      const st = this.enforcer.status;
+      if (st.state === 'failed') {
+        failed.push({ field: 'enforcement.backend', reason: st.reason ?? 'apply failed' });
+        this.enforcer.reconfigure({ backend: oldBackend });
+        this.#config = { ...this.#config, enforcement: prev.enforcement };
+        await this.engine.enforceNow();
+      } else {
+        await oldBackend.remove?.().catch((e: unknown) => this.log.warn({ err: (e as Error).message, backend: oldBackend.name }, 'could not remove the previous backend\'s ruleset'));
+      }
+    }
+    if (restart.length) this.log.warn({ fields: restart }, `configuration fields need a restart to change (running values kept): ${restart.join(', ')}`);
+    for (const f of failed) this.log.error({ field: f.field, reason: f.reason }, 'reload could not apply a field; previous value kept');
+    this.log.info({ applied: applied.filter((f) => !failed.some((x) => x.field === f)) }, 'configuration reloaded');
+    return { applied: applied.filter((f) => !failed.some((x) => x.field === f)), restart, failed };
   }
 
   async stop(): Promise<void> {

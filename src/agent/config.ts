@@ -26,6 +26,11 @@ const duration = (def: string) =>
 
 const cidr = z.string().refine((s) => parsePrefix(s).ok, { message: 'is not an address or CIDR without host bits' });
 
+const loopbackHostPort = z.string().superRefine((v, ctx) => {
+  const m = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) > 65535) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a loopback host:port (metrics are never exposed beyond loopback)` });
+});
+
 const multiaddr = z.string().regex(/^\/(ip4|ip6|dns|dns4|dns6|memory)\//, 'is not a multiaddr (/ip4/10.0.0.5/tcp/7946/p2p/12D3KooW…)');
 
 const alertSink = z.discriminatedUnion('type', [
@@ -42,7 +47,10 @@ const alertSink = z.discriminatedUnion('type', [
 export const AgentConfigSchema = z.strictObject({
   meshId: z.string().refine(isValidMeshId, 'is not a valid mesh id').describe('The mesh this agent belongs to; policies for other meshes are rejected.'),
   dataDir: z.string().describe('LevelDB state: roots, policies, peer cache, applied state. Must survive reboots.'),
-  identityKey: z.string().describe('Node identity from `picket keygen --node`; its PeerId must be listed in the policy.'),
+  identityKey: z.string().optional().describe('Node identity from `picket keygen --node`; its PeerId must be listed in the policy. Default: <dataDir>/node.key.'),
+  identity: z.strictObject({
+    generate: z.boolean().default(false).describe('Create identityKey (0600) on first start when it does not exist, and log its PeerId for enrolment. Off: a missing key is a start-up failure (pre-provisioned fleets).'),
+  }).prefault({}),
   trustedRoot: z.string().describe('The pinned root of trust (root.json), provisioned out of band.'),
   listen: z.array(multiaddr).default(['/ip4/0.0.0.0/tcp/7946']).describe('Mesh listen addresses. The TCP ports are opened to mesh peers only.'),
   bootstrap: z.array(multiaddr).default([]).describe('Peers dialled at start (with /p2p/<PeerId>). Their addresses may reach the mesh port before any policy exists.'),
@@ -55,6 +63,7 @@ export const AgentConfigSchema = z.strictObject({
     penaltyThreshold: z.number().int().min(1).default(5).describe('Rejected messages from one peer before it is disconnected and banned for a while.'),
     banFor: duration('10m').describe('How long a penalised peer is refused.'),
     peerAddressCidrs: z.array(cidr).max(64).default([]).describe('Where peer exchange and identify may place a listed node besides its policy addresses (e.g. the fleet subnets, for nodes whose mesh address is not in the policy). Empty: only the policy addresses. Anything outside is never dialled: no peer can point this node at arbitrary hosts.'),
+    allowFrom: z.array(cidr).optional().describe("Sources that may reach the mesh port while this node holds no policy (the baseline). Default: the bootstrap peers' addresses and the subnets of this host's interfaces (not loopback or link-local), read at start and on reload. Once a policy is held, its nodes' addresses replace this list."),
     announceAbove: z.number().int().min(0).max(LIMITS.maxEnvelopeBytes).nullable().default(16 * 1024).describe('Policy envelopes larger than this (bytes) are announced and pulled once per node through sync instead of pushed whole to every gossip peer; null always pushes.'),
   }).prefault({}),
   enforcement: z.strictObject({
@@ -82,7 +91,7 @@ export const AgentConfigSchema = z.strictObject({
   }).prefault({}),
   control: z.strictObject({
     socket: z.string().optional().describe('Operator API (HTTP over a Unix socket, mode 0600). Default: <dataDir>/control.sock. The picket command finds it by reading this same file (--config, $PICKET_CONFIG, /etc/picket/agent.yaml).'),
-    metrics: z.string().nullable().default(null).describe('Prometheus metrics on a loopback host:port, e.g. 127.0.0.1:9464; null disables.'),
+    metrics: loopbackHostPort.nullable().default(null).describe('Prometheus metrics on a loopback host:port, e.g. 127.0.0.1:9464; null disables.'),
   }).prefault({}),
   alerts: z.array(alertSink).default([{ type: 'log' }]).describe('Alert sinks: log, webhook, pagerduty (Events API v2).'),
   log: z.strictObject({
@@ -92,7 +101,8 @@ export const AgentConfigSchema = z.strictObject({
 });
 
 type Parsed = z.infer<typeof AgentConfigSchema>;
-export type AgentConfig = Readonly<Omit<Parsed, 'enforcement' | 'control'> & {
+export type AgentConfig = Readonly<Omit<Parsed, 'enforcement' | 'control' | 'identityKey'> & {
+  identityKey: string;
   enforcement: Parsed['enforcement'] & { file: string };
   control: Parsed['control'] & { socket: string };
   configPath?: string;
@@ -123,7 +133,7 @@ export function buildConfig(raw: unknown, baseDir: string, configPath?: string, 
   const cfg: AgentConfig = {
     ...c,
     dataDir,
-    identityKey: abs(c.identityKey),
+    identityKey: abs(c.identityKey ?? resolve(dataDir, 'node.key')),
     trustedRoot: abs(c.trustedRoot),
     ...(c.policyFile ? { policyFile: abs(c.policyFile) } : {}),
     enforcement: { ...c.enforcement, file: abs(c.enforcement.file ?? resolve(dataDir, 'ruleset.nft')) },
@@ -166,4 +176,59 @@ function deepFreeze<T>(o: T): T {
     Object.freeze(o);
   }
   return o;
+}
+
+/**
+ * Fields SIGHUP cannot change: identity, trust anchor, state location and what is bound at
+ * start. A reload keeps their running values and says which ones differ. Everything else
+ * takes effect on reload (see Agent.reload and docs/operations.md).
+ */
+export const RESTART_FIELDS = [
+  'meshId', 'dataDir', 'identityKey', 'identity.generate', 'trustedRoot', 'listen',
+  'control.socket', 'control.metrics', 'log.pretty',
+] as const;
+
+/**
+ * Fields SIGHUP applies (Agent.reload). Every field of the schema is in exactly one of the
+ * two lists (a test checks it), so a new field cannot silently be "reloaded" without wiring.
+ */
+export const RELOAD_FIELDS = [
+  'bootstrap', 'policyFile', 'syncInterval', 'alerts',
+  'mesh.minPeers', 'mesh.redialMin', 'mesh.redialMax', 'mesh.penaltyThreshold', 'mesh.banFor', 'mesh.allowFrom', 'mesh.announceAbove',
+  'enforcement.backend', 'enforcement.file', 'enforcement.failsafe', 'enforcement.driftInterval', 'enforcement.confirmWindow', 'enforcement.lockoutGrace',
+  'audit.interval', 'audit.statusInterval', 'audit.silentAfter', 'audit.probeInterval', 'audit.probePeers', 'audit.probePorts', 'audit.probeTimeout',
+  'audit.expiryWarning', 'audit.rootExpiryWarning', 'audit.lagAfter',
+  'log.level',
+] as const;
+
+const GROUPS = ['identity', 'mesh', 'enforcement', 'audit', 'control', 'log'] as const;
+
+/** Top-level fields and the fields of each settings group that differ between two configs. */
+export function changedFields(a: AgentConfig, b: AgentConfig): string[] {
+  const out: string[] = [];
+  const same = (x: unknown, y: unknown) => JSON.stringify(x) === JSON.stringify(y);
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)].filter((k) => k !== 'configPath'));
+  for (const k of [...keys].sort()) {
+    const x = (a as Record<string, unknown>)[k], y = (b as Record<string, unknown>)[k];
+    if ((GROUPS as readonly string[]).includes(k)) {
+      const xs = (x ?? {}) as Record<string, unknown>, ys = (y ?? {}) as Record<string, unknown>;
+      for (const f of [...new Set([...Object.keys(xs), ...Object.keys(ys)])].sort()) if (!same(xs[f], ys[f])) out.push(`${k}.${f}`);
+    } else if (!same(x, y)) {
+      out.push(k);
+    }
+  }
+  return out;
+}
+
+/** `next` with the restart-only fields of `running` kept: what a reload actually runs with. */
+export function reloadable(running: AgentConfig, next: AgentConfig): AgentConfig {
+  const merged = structuredClone(next) as unknown as Record<string, Record<string, unknown>>;
+  const from = running as unknown as Record<string, Record<string, unknown>>;
+  for (const f of RESTART_FIELDS) {
+    const [k, sub] = f.split('.') as [string, string | undefined];
+    if (sub) merged[k] = { ...merged[k], [sub]: from[k]?.[sub] };
+    else merged[k] = from[k]!;
+    if (sub && from[k]?.[sub] === undefined) delete merged[k]![sub];
+  }
+  return deepFreeze(merged as unknown as AgentConfig);
 }

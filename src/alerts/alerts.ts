@@ -17,7 +17,7 @@ export const ALERT_CLASSES = [
   'lockout-revert', 'unexpected-listener', 'exposed-port', 'node-silent', 'peer-penalised',
   'store-corrupt', 'trust-state-damaged', 'policy-lost', 'root-chain-short', 'stale-root-signature', 'root-expired', 'root-expiring',
   'node-revoked', 'policy-stale', 'node-lagging', 'policy-file-rejected',
-  'unadmitted-peers',
+  'unadmitted-peers', 'duplicate-identity',
 ] as const;
 export type AlertClass = (typeof ALERT_CLASSES)[number];
 export type Severity = 'critical' | 'error' | 'warning' | 'info';

@@ -12,10 +12,12 @@ import type { NodePort } from '../node/engine.js';
 import type { Enforcer, EnforcementStatus } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
+import { createHash } from 'node:crypto';
 import { staleAt } from '../policy/model.js';
-import { fleetView, newerClaim, statusFieldProblem, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
+import { fleetView, judgeOwnStatus, newerClaim, statusFieldProblem, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
+import { TwinWatch } from './twins.js';
 
 export interface AuditOptions {
   meshId: string;
@@ -54,6 +56,12 @@ export class Auditor {
   #statuses = new Map<string, { status: NodeStatus; receivedAt: number }>();
   #seq = 0;
   #timers: Timer[] = [];
+  #generation = 0;
+  /** Digests of the statuses this process published, by seq (bounded): tells echoes from twins. */
+  #published = new Map<number, string>();
+  /** duplicate-identity alert key → when its condition was last seen (resolved after a quiet window). */
+  #twinSeenAt = new Map<string, number>();
+  #twins = new TwinWatch();
   #findings: Finding[] = [];
   #startedAt: number;
   #stopped = false;
@@ -76,6 +84,13 @@ export class Auditor {
       if (v?.status && !statusFieldProblem(v.status)) this.#statuses.set(k.slice('status/'.length), v);
     }
     o.mesh.subscribeStatus((bytes, from, withinBudget) => this.#receive(bytes, from, withinBudget));
+    // Alerts open from before a restart stay open at least one quiet window.
+    for (const a of o.alerts.openAlerts()) if (a.class === 'duplicate-identity') this.#twinSeenAt.set(a.key, this.#startedAt);
+    o.mesh.libp2p.addEventListener('peer:identify', (e) => {
+      const seen = this.#twins.identified(e.detail.connection.id, e.detail.peerId.toString(), e.detail.listenAddrs.map(String));
+      if (seen) void this.#twinSeen(seen.peer, `two connections claim PeerId ${seen.peer} with different listen addresses (${seen.claims[0].join(' ')} and ${seen.claims[1].join(' ')})`, { peer: seen.peer, listenAddrs: seen.claims });
+    });
+    o.mesh.libp2p.addEventListener('connection:close', (e) => this.#twins.closed(e.detail.id));
     this.#wireAlerts();
     // The first apply ran before alerts were wired: report its failure now.
     const st = o.enforcer.status;
@@ -89,19 +104,44 @@ export class Auditor {
     o.engine.on('enforced', () => this.#soon());
     o.enforcer.on('recovered', () => this.#soon());
     o.alerts.on('event', () => this.#soon());
+    this.#schedule();
+    await this.publishStatus();
+  }
+
+  #schedule(): void {
+    const o = this.#o;
     this.#every(o.statusInterval, () => this.publishStatus(true));
     this.#every(5000, () => this.#flushStatuses());
     this.#every(o.auditInterval, () => this.audit());
     if (o.probeInterval > 0) this.#every(o.probeInterval, () => this.probe());
-    await this.publishStatus();
+  }
+
+  /**
+   * Settings an operator may change at run time (the agent's SIGHUP): intervals take effect
+   * at once (every periodic task is rescheduled), the rest at their next use.
+   */
+  reconfigure(c: Partial<Pick<AuditOptions, 'statusInterval' | 'auditInterval' | 'silentAfter' | 'probeInterval' | 'probePeers' | 'probePorts' | 'probeTimeout' | 'expiryWarning' | 'rootExpiryWarning' | 'lagAfter'>>): void {
+    this.#o = { ...this.#o, ...c };
+    if (this.#stopped) return;
+    this.#generation++;
+    for (const t of this.#timers) t.cancel();
+    this.#timers = [];
+    this.#schedule();
+  }
+
+  /** The settings in force. */
+  get options(): Readonly<AuditOptions> {
+    return this.#o;
   }
 
   #every(ms: number, fn: () => Promise<unknown>): void {
     if (!ms || this.#stopped) return;
+    const gen = this.#generation;
     const t = this.#o.clock.setTimeout(() => {
       void fn().catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'audit task failed')).finally(() => {
         this.#timers = this.#timers.filter((x) => x !== t);
-        this.#every(ms, fn);
+        // A reconfigure() since this task started has armed its own schedule.
+        if (gen === this.#generation) this.#every(ms, fn);
       });
     }, ms * (0.9 + this.#o.random.next() * 0.2));
     this.#timers.push(t);
@@ -228,15 +268,41 @@ export class Auditor {
     if (drift === null) await this.#o.alerts.resolve('drift-repaired', 'no drift at the last read-back');
   }
 
+  /** A status signed with our own key that we did not publish: another agent has our identity. */
+  #twin(s: NodeStatus, from: string): Promise<void> {
+    return this.#twinSeen(this.#o.peerId, `a status signed with this node's key that this agent did not publish arrived via ${from}`,
+      { peer: this.#o.peerId, via: from, seq: s.seq, time: s.time, policyVersion: s.policyVersion, enforcement: s.enforcement });
+  }
+
+  async #twinSeen(peer: string, how: string, details: Record<string, unknown>): Promise<void> {
+    const o = this.#o;
+    const key = peer === o.peerId ? 'duplicate-identity' : `duplicate-identity/${peer}`;
+    this.#twinSeenAt.set(key, o.clock.now());
+    if (o.alerts.isOpen(key)) return;
+    const name = o.engine.current?.policy.nodes.find((n) => n.peerId === peer)?.name;
+    const who = peer === o.peerId ? `this node's identity (PeerId ${peer})` : `the identity of ${name ? `node ${name}, ` : ''}PeerId ${peer}`;
+    o.log.error({ peer, how }, 'two agents present one identity');
+    await o.alerts.raise(key, 'duplicate-identity', 'critical',
+      `Two agents present ${who}: ${how}. Give every node its own key (identity.generate, or picket keygen --node).`, details);
+  }
+
   #isMember(peerId: string): boolean {
     return this.#o.engine.current?.policy.nodes.some((n) => n.peerId === peerId) ?? false;
   }
 
   async #receive(bytes: Uint8Array, from: string, withinBudget: (origin: string) => boolean): Promise<'accept' | 'ignore' | 'reject'> {
-    const v = await verifyStatus(bytes, this.#o.meshId, (p) => this.#isMember(p), (p) => this.#statuses.get(p)?.status.seq ?? -1);
+    const self = this.#o.peerId;
+    // Our own PeerId is judged apart (never stored, and before any policy too): it is how two
+    // agents sharing one identity find out.
+    const v = await verifyStatus(bytes, this.#o.meshId, (p) => p === self || this.#isMember(p), (p) => (p === self ? -1 : this.#statuses.get(p)?.status.seq ?? -1));
     if (!v.ok) {
       this.#o.log.debug({ from, reason: v.reason }, 'status not accepted');
       return v.reject ? 'reject' : 'ignore';
+    }
+    if (v.status.peerId === self) {
+      const digest = createHash('sha256').update(bytes).digest('hex');
+      if (judgeOwnStatus(v.status, digest, { startedAt: this.#startedAt, lastSeq: this.#seq, published: this.#published }) === 'twin') await this.#twin(v.status, from);
+      return 'ignore';
     }
     // Newer than what is held (verifyStatus checked seq); within its node's budget, or dropped unstored.
     if (!withinBudget(v.status.peerId)) return 'ignore';
@@ -298,7 +364,10 @@ export class Auditor {
       await o.store.putJson('status-seq', this.#seq);
       const s = { ...this.statusNow(), seq: this.#seq };
       this.#statuses.set(o.peerId, { status: s, receivedAt: o.clock.now() });
-      await o.mesh.publishStatus(await signStatus(s, o.privateKey));
+      const bytes = await signStatus(s, o.privateKey);
+      this.#published.set(s.seq, createHash('sha256').update(bytes).digest('hex'));
+      if (this.#published.size > 256) this.#published.delete(this.#published.keys().next().value!);
+      await o.mesh.publishStatus(bytes);
     }).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'status publish failed'));
     return this.#publishing;
   }
@@ -356,6 +425,13 @@ export class Auditor {
         await o.alerts.raise(key, 'node-silent', 'warning', `Node ${n.name} has not been heard from ${n.lastSeen ? `since ${n.lastSeen}` : 'since this agent started'}`, { peerId: n.peerId, name: n.name, lastSeen: n.lastSeen });
       }
       await o.alerts.resolveClassExcept('node-silent', keep);
+    }
+    // A twin still running signs a status every statusInterval; silence for silentAfter means it is gone.
+    for (const t of this.#twins.current()) this.#twinSeenAt.set(`duplicate-identity/${t.peer}`, now);
+    for (const [key, at] of this.#twinSeenAt) {
+      if (now - at <= Math.max(o.silentAfter, 3 * o.statusInterval)) continue;
+      this.#twinSeenAt.delete(key);
+      await o.alerts.resolve(key, 'no sign of a second agent with this identity lately');
     }
     for (const a of o.alerts.openAlerts()) {
       if ((a.class === 'forged-policy' || a.class === 'peer-penalised' || a.class === 'unadmitted-peers') && now - a.since > EVENT_ALERT_TTL) await o.alerts.resolve(a.key, 'quiet for an hour');

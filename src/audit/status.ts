@@ -169,3 +169,20 @@ export function newerClaim(applied: number, statuses: Map<string, { status: Node
   }
   return best;
 }
+
+/**
+ * A verified status signed with this node's own key, which gossip never hands back to its
+ * publisher: either our own status still travelling (an earlier run's, cached by peers
+ * across our restart) — an `echo` — or one that another agent holding our key signed: a
+ * `twin` (a copied key, a shared Secret, a cloned image). A twin is what we did not sign: a
+ * sequence number we never reached, one we used for other bytes, or one signed after this
+ * process started that is not among those it published.
+ */
+export function judgeOwnStatus(s: Pick<NodeStatus, 'seq' | 'time'>, digest: string, mine: { startedAt: number; lastSeq: number; published: ReadonlyMap<number, string> }): 'echo' | 'twin' {
+  const ours = mine.published.get(s.seq);
+  if (ours !== undefined) return ours === digest ? 'echo' : 'twin';
+  if (s.seq > mine.lastSeq) return 'twin';
+  const oldest = Math.min(...mine.published.keys());
+  if (s.time >= mine.startedAt && s.seq > oldest) return 'twin';
+  return 'echo';
+}

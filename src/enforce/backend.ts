@@ -28,6 +28,8 @@ export interface Backend {
   readBack(): Promise<ReadBack | null>;
   /** Forget incremental state so the next apply replaces everything (after drift). */
   invalidate?(): void;
+  /** Removes what this backend put in place (a backend switched away from on reload). */
+  remove?(): Promise<void>;
 }
 
 /** Says, in a line, how two read-backs differ: which sets and chains gained or lost what. */

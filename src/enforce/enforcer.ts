@@ -34,7 +34,11 @@ export interface EnforcerOptions {
   log: Logger;
   peerId: string;
   meshPorts: number[];
-  /** IP addresses of the configured bootstrap peers (baseline mesh sources). */
+  /**
+   * Addresses or CIDRs that may reach the mesh port under the baseline (no policy yet, or
+   * onExpiry: baseline): the agent's mesh.allowFrom, by default the bootstrap peers and the
+   * host's own subnets. A held policy replaces them with its nodes' addresses.
+   */
   bootstrapAddrs: string[];
   sshFrom: string[];
   sshPort: number;
@@ -119,6 +123,21 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
   /** Failsafe sources can change on SIGHUP; takes effect at the next enforce(). */
   setFailsafe(sshFrom: string[], sshPort: number): void {
     this.#opts = { ...this.#opts, sshFrom, sshPort };
+  }
+
+  /**
+   * What SIGHUP may change besides the failsafe; takes effect at the next enforce(). A new
+   * backend starts from nothing known about what is in force (no read-back to compare yet).
+   */
+  reconfigure(o: Partial<Pick<EnforcerOptions, 'backend' | 'bootstrapAddrs' | 'confirmWindow' | 'lostGrace'>>): void {
+    if (o.backend && o.backend !== this.#opts.backend) this.#applied = null;
+    this.#opts = { ...this.#opts, ...o };
+  }
+
+  /** The run-time settings in force (what reconfigure() and setFailsafe() change). */
+  get settings(): Readonly<Pick<EnforcerOptions, 'bootstrapAddrs' | 'confirmWindow' | 'lostGrace' | 'sshFrom' | 'sshPort'>> {
+    const o = this.#opts;
+    return { bootstrapAddrs: o.bootstrapAddrs, confirmWindow: o.confirmWindow, lostGrace: o.lostGrace, sshFrom: o.sshFrom, sshPort: o.sshPort };
   }
 
   /** Compiles what this node should enforce under `policy` at `now`. */

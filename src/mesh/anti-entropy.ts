@@ -52,6 +52,7 @@ export class AntiEntropy {
   #o: AntiEntropyInit;
   #node!: MeshNode;
   #timers: Timer[] = [];
+  #started = false;
   #stopped = false;
   #syncing = new Map<string, Promise<SyncStats | undefined>>();
   /** Every sync exchange in progress, initiated or served. */
@@ -62,6 +63,16 @@ export class AntiEntropy {
     // A body held back for another peer's claim is asked for again once the claim's grace is over.
     this.#pullBudget = new PullBudget(o.clock);
     this.inflight = new InFlight(o.clock, (peer, version) => { if (this.holdings().policyVersion < version) void this.syncWith(peer); });
+  }
+  /** A new sync interval (the agent's SIGHUP): the next round is rescheduled at once. */
+  reconfigure(c: Partial<Pick<AntiEntropyInit, 'syncInterval' | 'minPeers'>>): void {
+    const changed = c.syncInterval !== undefined && c.syncInterval !== this.#o.syncInterval;
+    this.#o = { ...this.#o, ...c };
+    if (changed && this.#started && !this.#stopped) {
+      for (const t of this.#timers) t.cancel();
+      this.#timers = [];
+      this.#schedule();
+    }
   }
 
   /** Registers the sync protocol handler (before the node starts). */
@@ -82,6 +93,7 @@ export class AntiEntropy {
 
   /** Starts the periodic schedule (the node must be started). */
   start(): void {
+    this.#started = true;
     this.#schedule();
   }
 

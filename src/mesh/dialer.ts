@@ -59,6 +59,11 @@ export class Dialer {
     this.#scope = scopeOf(this.#o.engine.current?.policy.nodes, this.#o.peerAddressCidrs, this.#scope.memory);
     for (const [peer, k] of this.#known) k.addrs = rescope(this.#scope, peer, k.addrs);
   }
+  /** Run-time settings (the agent's SIGHUP): read at their next use. */
+  reconfigure(c: Partial<Pick<DialerInit, 'minPeers' | 'redialMin' | 'redialMax'>>): void {
+    this.#o = { ...this.#o, ...c };
+  }
+
 
   /** Loads the peer cache and the bootstrap list; call before the node starts. */
   async load(node: MeshNode): Promise<void> {

@@ -84,6 +84,11 @@ export class Gossip {
   constructor(o: GossipInit) {
     this.#o = o;
   }
+  /** Run-time settings (the agent's SIGHUP): read at their next use. */
+  reconfigure(c: Partial<Pick<GossipInit, 'announceAbove'>>): void {
+    this.#o = { ...this.#o, ...c };
+  }
+
 
   /** Subscribes to the policy and announcement topics with their validators. */
   install(node: MeshNode): void {

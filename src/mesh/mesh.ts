@@ -7,6 +7,7 @@
  *   budgets.ts      what one peer may cost (audit it in one sitting)    metrics.ts  prom-client counters
  * Knows nothing of nftables.
  */
+import { multiaddr } from '@multiformats/multiaddr';
 import { EventEmitter } from 'node:events';
 import type { Libp2p } from 'libp2p';
 import type { GossipSub } from '@libp2p/gossipsub';
@@ -115,6 +116,33 @@ export class Mesh extends EventEmitter<MeshEvents> {
       meshId: o.meshId, self, privateKey: o.privateKey, engine: o.engine, admission: this.admission, antiEntropy: this.#sync,
       clock: o.clock, log: o.log, metrics: this.metrics, penalise, budgets: this.budgets, overrun, announceAbove: o.announceAbove,
     });
+  }
+
+  /**
+   * Settings an operator may change at run time (the agent's SIGHUP). A new sync interval
+   * reschedules the next round at once; new bootstrap peers are admitted before any policy,
+   * learned and dialled on the next tick.
+   */
+  reconfigure(c: Partial<Pick<MeshOptions, 'bootstrap' | 'syncInterval' | 'minPeers' | 'redialMin' | 'redialMax' | 'penaltyThreshold' | 'banFor' | 'announceAbove'>>): void {
+    this.#o = { ...this.#o, ...c };
+    const o = this.#o;
+    if (c.bootstrap) {
+      this.admission.setBootstrap(c.bootstrap.flatMap((b) => { const m = /\/p2p\/([^/]+)$/.exec(b); return m ? [m[1]!] : []; }));
+      for (const b of c.bootstrap) {
+        const ma = multiaddr(b);
+        const peer = ma.getComponents().find((x) => x.name === 'p2p')?.value;
+        if (peer) this.#dialer.learn(peer, [ma], 'bootstrap');
+        else o.log.warn({ addr: b }, 'bootstrap address has no /p2p/<PeerId>; ignored');
+      }
+    }
+    this.#dialer.reconfigure({ minPeers: o.minPeers, redialMin: o.redialMin, redialMax: o.redialMax });
+    this.#sync.reconfigure({ syncInterval: o.syncInterval, minPeers: o.minPeers });
+    this.#gossip.reconfigure({ announceAbove: o.announceAbove });
+  }
+
+  /** The settings in force (reconfigure() changes some of them). */
+  get options(): Readonly<MeshOptions> {
+    return this.#o;
   }
 
   get libp2p(): Libp2p<{ pubsub: GossipSub }> {

@@ -34,6 +34,7 @@ trustedRoot: ./root.json
 listen: [/ip4/${ip}/tcp/7946]
 bootstrap: [/ip4/${otherIp}/tcp/7946/p2p/${peers[other]}]
 syncInterval: 1s
+mesh: { allowFrom: [10.89.0.0/24] }
 enforcement: { backend: nft, failsafe: { sshFrom: [10.89.1.0/24] } }
 log: { level: info, pretty: false }
 `);
@@ -53,11 +54,12 @@ rules:
   });
   afterAll(() => { lab?.destroy(); t.cleanup(); });
 
-  it('enforces the baseline before any policy: mesh port from bootstrap peers only, everything else dropped', async () => {
+  // mesh.allowFrom is set: b's default would also admit 10.89.1.0/24, its other attached subnet.
+  it('enforces the baseline before any policy: mesh port from mesh.allowFrom only, everything else dropped', async () => {
     const agentB = lab!.spawn(b, [process.execPath, BIN, 'agent', '--config', join(t.dir, 'b.yaml')]);
     await agentB.line(/control API listening/);
     expect(status('b')).toMatchObject({ policy: null, enforcement: { backend: 'nft', state: 'baseline' } });
-    expect(lab!.probe(a, '10.89.0.2', 7946)).toBe('open');     // bootstrap peer's address
+    expect(lab!.probe(a, '10.89.0.2', 7946)).toBe('open');     // inside mesh.allowFrom
     expect(lab!.probe(out, '10.89.1.2', 7946)).toBe('closed'); // anyone else
     expect(lab!.probe(a, '10.89.0.2', 5432)).toBe('closed');
     expect(lab!.probe(out, '10.89.1.2', 22)).toBe('open');     // failsafe
