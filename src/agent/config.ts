@@ -185,7 +185,7 @@ function deepFreeze<T>(o: T): T {
  */
 export const RESTART_FIELDS = [
   'meshId', 'dataDir', 'identityKey', 'identity.generate', 'trustedRoot', 'listen',
-  'control.socket', 'control.metrics', 'log.pretty',
+  'control.socket', 'control.metrics', 'log.pretty', 'mesh.peerAddressCidrs',
 ] as const;
 
 /**
