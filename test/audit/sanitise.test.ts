@@ -131,8 +131,8 @@ describe('a listed peer spoofing the operator view', () => {
     }, byzSpec.key);
     await byz.node.services.pubsub.publish(statusTopic('test'), lie);
     await until(() => victim.agent!.mesh.admission.strikes(byzSpec.peerId) >= 1, 10_000);
-    // The honest peers' own statuses (sent 1–3 s after a change) are in before we look.
-    await until(() => victim.agent!.meshView().nodes.filter((n) => !n.silent).length >= 2, 20_000);
+    // The honest peers' own statuses saying v2 (sent 1–3 s after a change) are in before we look.
+    await until(() => victim.agent!.meshView().nodes.filter((n) => !n.silent && n.policyVersion === 2).length >= 2, 20_000);
 
     // The agent runs in this process: the CLI must run without blocking its event loop.
     const r = await new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
