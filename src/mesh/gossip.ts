@@ -4,49 +4,26 @@
  * accept / ignore / reject, and a reject is a strike against the forwarding peer — and
  * publishing: a policy is pushed whole, or announced and pulled through anti-entropy when large.
  */
-import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { PrivateKey } from '@libp2p/interface';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import type { CurrentPolicy, NodePort, OfferResult } from '../node/engine.js';
+import type { CurrentPolicy, NodePort } from '../node/engine.js';
 import type { Admission, Penalise } from './admission.js';
 import type { AntiEntropy } from './anti-entropy.js';
 import type { MeshMetrics } from './metrics.js';
-import type { Budgets, Charge } from './budgets.js';
+import type { Budgets } from './budgets.js';
 import type { MeshNode } from './node.js';
 import { judgeAnnouncement, signAnnouncement, verifyAnnouncement } from './announce.js';
 
-export { TopicValidatorResult };
+import { gossipVerdict, TopicValidatorResult, type Overrun } from './verdicts.js';
+
+export { gossipVerdict, TopicValidatorResult, type Overrun };
 
 export const policyTopic = (meshId: string) => `/picket/${meshId}/policy/1`;
 export const statusTopic = (meshId: string) => `/picket/${meshId}/status/1`;
 export const announceTopic = (meshId: string) => `/picket/${meshId}/announce/1`;
 
-/** Maps a verification outcome to what gossipsub does with the message. */
-export function gossipVerdict(outcome: OfferResult['outcome']): TopicValidatorResult {
-  switch (outcome) {
-    case 'accepted':
-      return TopicValidatorResult.Accept;
-    // Honest peers can send these: a lagging relay, a race, a peer that saw the other side of an equivocation.
-    case 'duplicate':
-    case 'stale':
-    case 'equivocation':
-    case 'expired':
-    case 'gap':
-    // An honest peer that has not yet seen a root rotation, or whose root expired, sends these.
-    case 'stale-root-signature':
-    case 'root-expired':
-      return TopicValidatorResult.Ignore;
-    // Only a forger or a broken peer sends these: gossipsub penalises the sender.
-    default:
-      return TopicValidatorResult.Reject;
-  }
-}
-
 export type StatusVerdict = 'accept' | 'ignore' | 'reject';
-
-/** Reports a budget overrun by `peer` (counted; struck or aggregated by the mesh). */
-export type Overrun = (peer: string, charge: Extract<Charge, { ok: false }>) => void;
 
 /**
  * Validates one signed status forwarded by `from`. `withinBudget(origin)` must be asked once
