@@ -4,9 +4,7 @@
  * that lingers holding its ports; `--check` lists every problem it can find without starting.
  */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-import { InputError } from '../errors.js';
-import { parseConfigText, type AgentConfig } from '../agent/config.js';
+import { loadConfigFile as loadConfig, type AgentConfig } from '../agent/config.js';
 import { systemClock } from '../runtime/clock.js';
 
 /**
@@ -17,16 +15,6 @@ import { systemClock } from '../runtime/clock.js';
 const FAILED_START_EXIT_MS = 500;
 /** A stop drains and flushes first; past this bound the process exits anyway. */
 const STOP_EXIT_MS = 15_000;
-
-function loadConfig(path: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new InputError(`${path}: cannot read config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return parseConfigText(text, path);
-}
 
 /** Once the work is done, exit even if a library left a handle open (the timer itself does not hold the process). */
 function exitWithin(code: number, ms: number): void {
