@@ -127,20 +127,46 @@ export class AntiEntropy {
     return [...new Set(this.#node.getConnections().map((c) => c.remotePeer.toString()))];
   }
 
-  async #round(): Promise<void> {
+  /**
+   * A policy was accepted: it may name nodes this one has no address for (before the first
+   * policy no pushed address is taken at all). While below the connection target, one
+   * exchange with a random connected peer, a jittered moment later, brings their addresses;
+   * each dial it leads to brings more (#reach after every exchange that taught us some).
+   */
+  policyAccepted(): void {
     const o = this.#o;
     const connected = this.#connectedPeers();
+    if (this.#stopped || !connected.length || connected.length >= 3 * o.minPeers) return;
+    this.#timers.push(o.clock.setTimeout(() => {
+      const now = this.#connectedPeers();
+      if (!this.#stopped && now.length) void this.syncWith(now[o.random.int(now.length)]!);
+    }, 200 + o.random.next() * 1000));
+  }
+
+  async #round(): Promise<void> {
+    const o = this.#o;
+    if (await this.#reach()) return; // the new connection triggers a sync by itself
+    const connected = this.#connectedPeers();
+    if (connected.length) await this.syncWith(connected[o.random.int(connected.length)]!);
+  }
+
+  /**
+   * Dials one random policy node this node knows an address for and is not connected to —
+   * reaching beyond current connections is what rejoins the halves of a healed partition and
+   * keeps the mesh's diameter small — but only while the connection count is modest: every
+   * dial is a connection that stays, and a node with hundreds spends its CPU on keep-alives.
+   * Runs every round and after an exchange that taught us addresses (so a fresh fleet mixes
+   * within seconds of its first policy, not one dial per sync interval).
+   */
+  async #reach(): Promise<boolean> {
+    const o = this.#o;
+    const connected = this.#connectedPeers();
+    if (connected.length >= 3 * o.minPeers) return false;
     const cur = o.engine.current;
     const policyPeers = cur ? cur.policy.nodes.map((n) => n.peerId).filter((p) => p !== o.self && o.dialer.knows(p)) : [];
     const unconnected = policyPeers.filter((p) => !connected.includes(p) && o.admission.isAllowed(p) && o.dialer.due(p));
-    // Reach beyond current connections (this is what rejoins the halves of a healed
-    // partition), but only while the connection count is modest: every dial is a connection
-    // that stays, and a node with hundreds of them spends its CPU on keep-alives.
-    if (unconnected.length && connected.length < 3 * o.minPeers) {
-      const p = unconnected[o.random.int(unconnected.length)]!;
-      if (await o.dialer.dial(p)) return; // the new connection triggers a sync by itself
-    }
-    if (connected.length) await this.syncWith(connected[o.random.int(connected.length)]!);
+    if (!unconnected.length) return false;
+    return (await o.dialer.dial(unconnected[o.random.int(unconnected.length)]!)) !== undefined;
   }
 
   /**
@@ -236,11 +262,16 @@ export class AntiEntropy {
           if (gossipVerdict(r.outcome) === TopicValidatorResult.Reject) o.penalise(peer, 'sync-violation', `sync ${r.outcome}`);
         }
         // Learn peers only once verified state says who belongs (admission filters them).
+        let learned = false;
         for (const info of push.peers) {
           if (info.peerId === o.self || !o.admission.isAllowed(info.peerId)) continue;
           const addrs = info.addrs.flatMap((a) => { try { return [multiaddr(a)]; } catch { return []; } });
-          if (addrs.length) o.dialer.learn(info.peerId, addrs, 'exchange');
+          if (!addrs.length) continue;
+          // Only a peer this node had no address for leads to a dial: churn stays bounded.
+          if (!o.dialer.knows(info.peerId)) learned = true;
+          o.dialer.learn(info.peerId, addrs, 'exchange');
         }
+        if (learned && !this.#stopped) void this.#reach().catch(() => false);
         return policy ? { policy: { outcome: policy.outcome, ...(policy.version !== undefined ? { version: policy.version } : {}) } } : {};
       },
     };

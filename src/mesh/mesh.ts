@@ -216,6 +216,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     o.engine.setSteps({
       announce: (cur, source) => {
         this.#applyAdmission();
+        this.#sync.policyAccepted();
         // What arrived by gossip is forwarded by gossipsub itself, and so is the announcement
         // of a body pulled after one; anything else we push (or announce, when large).
         if (source.kind === 'gossip' || this.#sync.inflight.pulling(cur.policy.version)) return;

@@ -10,6 +10,19 @@ afterEach(async () => {
 const monotonic = (h: number[]) => h.every((v, i) => i === 0 || v > h[i - 1]!);
 
 describe('mesh convergence', () => {
+  it('a fleet bootstrapped as a line mixes within seconds of its first policy (peer addresses are only taken once a policy says who belongs)', async () => {
+    // Each node knows only the one started before it; the sync interval is far beyond the test.
+    cluster = await Cluster.create(8, { transport: 'tcp', minPeers: 2, bootstrapCount: 1, bootstrapMode: 'previous', syncInterval: '1h' });
+    await cluster.startAll();
+    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= 1), 20_000);
+    const far = () => cluster!.nodes.filter((n, i) => n.agent!.mesh.connectedPeers().some((p) => Math.abs(cluster!.nodes.findIndex((m) => m.peerId === p) - i) > 1)).length;
+    expect(far()).toBe(0);
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+    await cluster.converged(1, 30_000);
+    // Addresses learned in the exchanges the policy starts lead to dials beyond the line.
+    await until(() => far() >= cluster!.nodes.length / 2, 20_000);
+  });
+
   it('10 nodes on the memory transport with latency converge on a published policy', async () => {
     cluster = await Cluster.create(10, { latency: 5 });
     await cluster.startAll();
