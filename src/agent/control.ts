@@ -5,7 +5,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, existsSync, unlinkSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { connect } from 'node:net';
 import { LIMITS } from '../wire/limits.js';
+import { InputError } from '../errors.js';
+
+/** True if something accepts a connection on the unix socket at `path`. */
+export function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
 
 export interface ControlHandlers {
   status(): unknown;
@@ -70,7 +81,11 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    if (existsSync(this.path)) unlinkSync(this.path); // a stale socket from a crash
+    if (existsSync(this.path)) {
+      // A socket file with a live process behind it is another agent's handle: never steal it.
+      if (await answers(this.path)) throw new InputError(`control.socket ${this.path}: another process already answers there (is another agent running with this socket?)`);
+      unlinkSync(this.path); // a stale socket from a crash
+    }
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(this.path, () => resolve());

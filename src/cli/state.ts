@@ -4,20 +4,9 @@
  */
 import type { Command } from 'commander';
 import { appendFileSync, existsSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { InputError } from '../errors.js';
 import { loadConfigFile } from '../agent/config.js';
 import { systemClock, formatInstant } from '../runtime/clock.js';
-
-/** True if something answers on the control socket: an agent is running. */
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (!existsSync(path)) return resolve(false);
-    const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 export function registerState(program: Command): void {
   program
@@ -40,7 +29,8 @@ export function registerState(program: Command): void {
     .requiredOption('--yes', 'confirm: older policies become acceptable again until a new one arrives')
     .action(async (opts: { config: string }) => {
       const config = loadConfigFile(opts.config);
-      if (await socketAnswers(config.control.socket)) throw new InputError(`the agent is running (${config.control.socket} answers): stop it first`);
+      const { answers } = await import('../agent/control.js');
+      if (existsSync(config.control.socket) && await answers(config.control.socket)) throw new InputError(`the agent is running (${config.control.socket} answers): stop it first`);
       const { Store } = await import('../store/store.js');
       const { trustMirrorPath } = await import('../agent/agent.js');
       const store = await Store.open(config.dataDir); // throws StoreLockedError while the agent runs
