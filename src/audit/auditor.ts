@@ -158,8 +158,9 @@ export class Auditor {
       await store.delJson('store-recovered');
     }
     const r = engine.startReport;
-    const hadState = engine.floor !== null || engine.root.root.version > 1;
-    if (hadState && r.lostCopies.length) {
+    // Both copies missing is a fresh node (or one upgraded from before the record existed);
+    // one missing, or any present but undecodable, is damage.
+    if (r.damagedCopies.length || r.lostCopies.length === 1) {
       await alerts.raise('trust-state-damaged', 'trust-state-damaged', 'error', `A copy of the trusted state was missing or damaged (${r.lostCopies.join(', ')}); restored from the other`, { lost: r.lostCopies });
     }
     if (r.policyLost) await alerts.raise('policy-lost', 'policy-lost', 'critical', `The stored policy could not be used (${r.policyLost}); enforcing the baseline until v${engine.floor?.version ?? '?'} or newer arrives`, { floor: engine.floor?.version ?? null });

@@ -17,7 +17,7 @@ import { crashpoint } from '../runtime/faults.js';
 import { writeDurable } from '../runtime/files.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
-import type { Policy } from '../policy/model.js';
+import { decodePolicy, type Policy } from '../policy/model.js';
 import { decodeEnvelope, encodeEnvelope, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
 import { decodeRoot, type RootDoc } from '../trust/root.js';
 import { rootExpired, verifyPolicy, verifyRoot, type Outcome, type Rejection, type TrustedRoot } from '../trust/verify.js';
@@ -68,6 +68,8 @@ export interface EngineOptions {
 export interface StartReport {
   /** Copies of the trusted state that were missing or unreadable. */
   lostCopies: string[];
+  /** Of those, the ones that were present but did not decode (damage, not a fresh node). */
+  damagedCopies: string[];
   /** The stored policy could not be used; the baseline is enforced until the floor's version returns. */
   policyLost?: string;
   /** Roots in a surviving copy that no longer verify from the pinned root. */
@@ -103,7 +105,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   #enforceChain: Promise<unknown> = Promise.resolve();
   #timer: Timer | null = null;
   #stopped = false;
-  #report: StartReport = { lostCopies: [] };
+  #report: StartReport = { lostCopies: [], damagedCopies: [] };
 
   constructor(o: EngineOptions) {
     super();
@@ -217,6 +219,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const d = decodeTrust(text);
     if (d.ok) return d.record;
     this.#report.lostCopies.push(name);
+    this.#report.damagedCopies.push(name);
     this.#o.log.error({ copy: name, reason: d.reason }, 'trusted-state copy is damaged; using the others');
     return undefined;
   }
@@ -244,17 +247,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.#roots.slice(0, -1).reverse().slice(0, SUPERSEDED_KEPT).map((r) => r.doc);
   }
 
+  /**
+   * The body of a stored envelope whose signatures start() has just checked (accepted, or
+   * valid but expired / under an expired or superseded root): decoded, not verified again.
+   */
   #bodyOf(bytes: Uint8Array): { policy: Policy; envelope: Envelope } | null {
     const env = decodeEnvelope(bytes);
     if (!env.ok) return null;
-    const v = verifyPolicy(env.value, { root: this.#root, superseded: this.#superseded() }, -Infinity);
-    if ('policy' in v) return { policy: v.policy, envelope: env.value };
-    // Under a superseded root the verdict carries no body; decode it (the signature was checked).
-    for (const r of this.#superseded()) {
-      const w = verifyPolicy(env.value, { root: { root: r, digest: '' } }, -Infinity);
-      if ('policy' in w) return { policy: w.policy, envelope: env.value };
-    }
-    return null;
+    const p = decodePolicy(env.value.payload);
+    return p.ok ? { policy: p.policy, envelope: env.value } : null;
   }
 
   #record(): TrustRecord {

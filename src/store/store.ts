@@ -123,7 +123,17 @@ export class Store {
   /** A JSON record, or undefined when absent or damaged (damage is remembered in `damaged`). */
   async #getJson<T>(key: string): Promise<T | undefined> {
     const v = await this.#get(key);
-    if (!v) return undefined;
+    return v ? this.#parse<T>(key, v) : undefined;
+  }
+
+  async #range(prefix: string): Promise<[string, Uint8Array][]> {
+    const out: [string, Uint8Array][] = [];
+    for await (const [k, v] of this.#db.iterator({ gte: prefix, lt: `${prefix}\xff` })) out.push([k, v]);
+    return out;
+  }
+
+  /** Parses a value already read; a damaged one reads as absent and is remembered. */
+  #parse<T>(key: string, v: Uint8Array): T | undefined {
     try {
       return unjson<T>(v);
     } catch (e) {
@@ -133,18 +143,12 @@ export class Store {
     }
   }
 
-  async #range(prefix: string): Promise<[string, Uint8Array][]> {
-    const out: [string, Uint8Array][] = [];
-    for await (const [k, v] of this.#db.iterator({ gte: prefix, lt: `${prefix}\xff` })) out.push([k, v]);
-    return out;
-  }
-
   /** Roots in ascending version order (the pinned root is not necessarily among them). */
   async roots(): Promise<StoredRoot[]> {
     const metas = await this.#range('root/meta/');
     const out: StoredRoot[] = [];
-    for (const [k] of metas) {
-      const meta = await this.#getJson<{ version: number; digest: string }>(k);
+    for (const [k, v] of metas) {
+      const meta = this.#parse<{ version: number; digest: string }>(k, v);
       const envelope = await this.#get(`root/env/${k.slice('root/meta/'.length)}`);
       if (meta && envelope) out.push({ envelope, ...meta });
     }
@@ -207,8 +211,8 @@ export class Store {
 
   async peers(): Promise<Map<string, PeerRecord>> {
     const out = new Map<string, PeerRecord>();
-    for (const [k] of await this.#range('peer/')) {
-      const rec = await this.#getJson<PeerRecord>(k);
+    for (const [k, v] of await this.#range('peer/')) {
+      const rec = this.#parse<PeerRecord>(k, v);
       if (rec && Array.isArray(rec.addrs)) out.set(k.slice(5), rec);
     }
     return out;
@@ -248,8 +252,8 @@ export class Store {
 
   async listJson<T>(prefix: string): Promise<[string, T][]> {
     const out: [string, T][] = [];
-    for (const [k] of await this.#range(`kv/${prefix}`)) {
-      const v = await this.#getJson<T>(k);
+    for (const [k, raw] of await this.#range(`kv/${prefix}`)) {
+      const v = this.#parse<T>(k, raw);
       if (v !== undefined) out.push([k.slice(3), v]);
     }
     return out;
