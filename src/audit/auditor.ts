@@ -373,9 +373,18 @@ export class Auditor {
     return this.#publishing;
   }
 
+  /**
+   * The fleet from signed statuses; this node's own row is its live state, not the status it
+   * last gossiped (that one waits a jittered moment after an apply, and an operator who just
+   * saw `status` say v2 must not read v0 for the same node in `status --mesh`).
+   */
   fleet(): ReturnType<typeof fleetView> {
-    const nodes = this.#o.engine.current?.policy.nodes ?? [];
-    return fleetView(nodes.map((n) => ({ peerId: n.peerId, name: n.name })), this.#statuses, this.#o.clock.now(), this.#o.silentAfter);
+    const o = this.#o;
+    const nodes = o.engine.current?.policy.nodes ?? [];
+    const now = o.clock.now();
+    const statuses = new Map(this.#statuses);
+    statuses.set(o.peerId, { status: { ...this.statusNow(), seq: this.#seq }, receivedAt: now });
+    return fleetView(nodes.map((n) => ({ peerId: n.peerId, name: n.name })), statuses, now, o.silentAfter);
   }
 
   /** One audit round: listeners, expiry, silent nodes, stale event alerts. */

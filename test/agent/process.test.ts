@@ -1,5 +1,5 @@
 /** The agent as a real process: control API, CLI, signals, crash recovery. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { picket, picketWith, tempDir } from '../helpers/cli.js';
@@ -43,10 +43,14 @@ audit: { statusInterval: 1s }
 log: { level: info, pretty: false }
 `);
 });
-afterAll(async () => {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  t.cleanup();
+// A failed assertion must not leave its agent answering on the shared socket: the next test's
+// agent would be refused (one agent per socket) and every later test would talk to the old one.
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    if (p.child.exitCode === null && p.child.signalCode === null) { p.child.kill('SIGKILL'); await p.exited; }
+  }
 });
+afterAll(() => t.cleanup());
 
 async function start(env: Record<string, string> = {}): Promise<AgentProcess> {
   const p = spawnAgent(join(t.dir, 'agent.yaml'), env, t.dir);
