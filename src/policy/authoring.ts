@@ -33,7 +33,7 @@ export function typeError(iss: z.core.$ZodRawIssue): string | undefined {
   return `must be ${KINDS[expected] ?? expected}, got ${shown(iss.input)}`;
 }
 
-const DATE_HELP = 'Written as a date (2027-01-31, midnight UTC) or a date and time (2027-01-31T00:00:00Z)';
+const DATE_HELP = 'Written as a date (2027-01-31, midnight UTC) or a date and time (2027-01-31T00:00:00Z; without a zone it is UTC, never the host local time)';
 
 const instant = z.unknown().transform((v, ctx) => {
   const ms = v instanceof Date ? v.getTime() : typeof v === 'string' ? parseInstant(v) : undefined;

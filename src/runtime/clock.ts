@@ -72,13 +72,22 @@ export class ManualClock implements Clock {
   }
 }
 
-/** Parses an ISO date or date-time ("2027-12-31", "2027-01-31T00:00:00Z") to unix ms. */
 /** What parseInstant accepts: a date, or a date and time (exported for the JSON Schemas). */
 export const INSTANT_PATTERN = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
+/**
+ * Parses an ISO date or date-time ("2027-12-31", "2027-01-31T10:00", "2027-01-31T00:00:00+02:00")
+ * to unix ms. Without a zone it is UTC, never the host's local time: a policy's `expires` must
+ * mean the same instant on the signer's laptop and on every node. A calendar date that does not
+ * exist (2027-02-30) is refused, not rolled over into the next month.
+ */
 export function parseInstant(text: string): number | undefined {
   if (!INSTANT_PATTERN.test(text)) return undefined;
-  const iso = /^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text;
+  const [, y, mo, d] = /^(\d{4})-(\d{2})-(\d{2})/.exec(text)!.map(Number) as [number, number, number, number];
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return undefined;
+  let iso = text.length === 10 ? `${text}T00:00:00Z` : text.replace(' ', 'T');
+  if (!/(Z|[+-]\d{2}:?\d{2})$/.test(iso)) iso += 'Z';
   const ms = Date.parse(iso);
   return Number.isFinite(ms) ? ms : undefined;
 }
