@@ -110,6 +110,9 @@ export class AlertManager extends EventEmitter<AlertEvents> {
   #timer: Timer | null = null;
   #seq = 0;
   #stopped = false;
+  /** Aborts a delivery in flight when the manager stops; the pass it belongs to. */
+  #abort = new AbortController();
+  #pass: Promise<void> = Promise.resolve();
   #delivering = false;
   #ignoreBackoff = false;
   #again = false;
@@ -184,7 +187,9 @@ export class AlertManager extends EventEmitter<AlertEvents> {
   #schedule(ms: number): void {
     if (this.#stopped) return;
     this.#timer?.cancel();
-    this.#timer = this.o.clock.setTimeout(() => void this.deliver(), ms);
+    this.#timer = this.o.clock.setTimeout(() => {
+      this.deliver().catch((e: unknown) => this.o.log.warn({ err: (e as Error).message }, 'alert delivery pass failed; queued alerts stay queued'));
+    }, ms);
   }
 
   /**
@@ -192,12 +197,17 @@ export class AlertManager extends EventEmitter<AlertEvents> {
    * holds per sink and dedup key: while an event waits, later events for the same condition
    * wait behind it (a resolve sent before its trigger would leave the incident open).
    */
-  async deliver(): Promise<void> {
-    if (this.#stopped) return;
+  deliver(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
     if (this.#delivering) {
       this.#again = true; // enqueued during a pass: run another pass right after
-      return;
+      return Promise.resolve();
     }
+    this.#pass = this.#deliverPass();
+    return this.#pass;
+  }
+
+  async #deliverPass(): Promise<void> {
     this.#delivering = true;
     this.#again = false;
     let next = Infinity;
@@ -211,6 +221,7 @@ export class AlertManager extends EventEmitter<AlertEvents> {
         const sink = byId.get(item.sink);
         if (!sink) { await this.o.store.delJson(key); continue; } // its sink was removed from config
         const lane = `${item.sink}\0${item.event.dedupKey}`;
+        if (this.#stopped) break; // the queue is durable: the next start delivers the rest
         if (waiting.has(lane)) continue; // the earlier event's backoff decides when this lane moves
         if (item.nextAt > now && !ignoreBackoff) {
           waiting.add(lane);
@@ -222,6 +233,7 @@ export class AlertManager extends EventEmitter<AlertEvents> {
           await this.o.store.delJson(key);
           this.emit('delivered', sink.type, item.event);
         } catch (e) {
+          if (this.#stopped) break; // aborted by stop(): the item stays queued as it was
           item.attempts++;
           if (e instanceof DeliveryError && e.refused) item.refused = (item.refused ?? 0) + 1;
           if ((item.refused ?? 0) >= MAX_REFUSALS) {
@@ -256,14 +268,21 @@ export class AlertManager extends EventEmitter<AlertEvents> {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(sink.type === 'webhook' ? sink.headers : {}) },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
+      signal: AbortSignal.any([AbortSignal.timeout(this.o.timeoutMs ?? 10_000), this.#abort.signal]),
     });
     if (res.status < 200 || res.status >= 300) throw new DeliveryError(res.status);
   }
 
+  /**
+   * Stops delivery: a request in flight is aborted and the pass it belongs to has finished when
+   * this returns, so the owner may close the store right after. What was not delivered stays
+   * in the durable queue for the next start.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#timer?.cancel();
+    this.#abort.abort();
+    await this.#pass.catch(() => {});
   }
 }
 

@@ -55,6 +55,36 @@ describe('alert delivery', () => {
     await store.close();
   });
 
+  it('stopping while a receiver hangs mid-delivery waits for nothing, never touches the closed store, and keeps the event', async () => {
+    const rx = await new EventsReceiver().start();
+    receivers.push(rx);
+    rx.hang = true;
+    const clock = new ManualClock(Date.now());
+    const { store, m } = await manager('hang', rx.url, clock);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await m.raise('a', 'drift-repaired', 'warning', 'A');
+      const pass = m.deliver();
+      await until(() => rx.attempts > 0, 5000);
+      await m.stop(); // returns once the pass in flight has given up
+      await store.close();
+      await pass;
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    // The event was not lost: a restarted manager delivers it.
+    rx.hang = false;
+    const again = await manager('hang', rx.url, clock);
+    await again.m.deliver();
+    await until(() => rx.events.length === 1, 5000);
+    await again.m.stop();
+    await again.store.close();
+  });
+
   it('alerts still queued when the agent stops are delivered after it restarts', async () => {
     const rx = await new EventsReceiver().start();
     receivers.push(rx);

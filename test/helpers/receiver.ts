@@ -10,6 +10,8 @@ export class EventsReceiver {
   /** When set, every event is refused with this status (PagerDuty answers 400 to a bad routing key). */
   refuseWith: number | null = null;
   attempts = 0;
+  /** While true, requests are read and never answered (a receiver that hangs). */
+  hang = false;
   #server: Server;
   url = '';
 
@@ -19,6 +21,7 @@ export class EventsReceiver {
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
         this.attempts++;
+        if (this.hang) return;
         if (this.down) { res.writeHead(503).end(); return; }
         const event = JSON.parse(body) as Record<string, unknown>;
         if (this.refuseWith !== null) {
