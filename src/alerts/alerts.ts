@@ -149,7 +149,9 @@ export class AlertManager extends EventEmitter<AlertEvents> {
 
   /** Raises a condition; a condition already open is not sent again. */
   async raise(key: string, cls: AlertClass, severity: Severity, summary: string, details: Record<string, unknown> = {}): Promise<void> {
-    if (this.#open.has(key)) return;
+    // After stop() the store may be closed: a condition seen while shutting down is seen again
+    // by the checks of the next start.
+    if (this.#stopped || this.#open.has(key)) return;
     const now = this.o.clock.now();
     const alert = { class: cls, severity, summary: escapeText(summary), since: now };
     this.#open.set(key, alert);
@@ -160,7 +162,7 @@ export class AlertManager extends EventEmitter<AlertEvents> {
   /** Clears a condition: sends `resolve` for it (nothing if it was not open). */
   async resolve(key: string, summary = 'condition cleared'): Promise<void> {
     const a = this.#open.get(key);
-    if (!a) return;
+    if (!a || this.#stopped) return;
     this.#open.delete(key);
     await this.o.store.delJson(`alert-open/${key}`);
     await this.#enqueue({ action: 'resolve', dedupKey: key, class: a.class, severity: a.severity, summary, source: this.o.source, details: {}, time: this.o.clock.now() });

@@ -71,6 +71,9 @@ describe('alert delivery', () => {
       await m.stop(); // returns once the pass in flight has given up
       await store.close();
       await pass;
+      // Late callers (a check finishing while the agent shuts down) do not reach the closed store.
+      await m.raise('b', 'apply-failed', 'critical', 'B');
+      await m.resolve('a');
       await new Promise((r) => setTimeout(r, 50));
       expect(unhandled).toEqual([]);
     } finally {
