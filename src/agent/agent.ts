@@ -404,7 +404,9 @@ export class Agent {
   #scheduleDrift(): void {
     if (this.#stopped || !this.#config.enforcement.driftInterval) return;
     this.#driftTimer = this.#clock.setTimeout(() => {
-      void this.engine.checkDrift().then((d) => this.auditor.driftChecked(d)).finally(() => this.#scheduleDrift());
+      void this.engine.checkDrift().then((d) => this.auditor.driftChecked(d))
+        .catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'drift check failed'))
+        .finally(() => this.#scheduleDrift());
     }, this.#config.enforcement.driftInterval);
   }
 

@@ -418,7 +418,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         const times = [p && p.expires > now ? p.expires : undefined, this.#o.enforcer.nextChangeAt].filter((t): t is number => t !== undefined && t > now);
     if (!times.length) return;
     const delay = Math.min(Math.min(...times) - now, 2 ** 31 - 1);
-    this.#timer = this.#o.clock.setTimeout(() => void this.enforceNow(), delay);
+    this.#timer = this.#o.clock.setTimeout(() => void this.enforceNow().catch((e: unknown) => this.#o.log.error({ err: (e as Error).message }, 'scheduled enforcement failed')), delay);
   }
 
   /** Waits for in-flight offers and applies (graceful shutdown). */
