@@ -7,6 +7,9 @@ import '../runtime/polyfill.js';
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { PicketError, UsageError } from '../errors.js';
+import { escapeText } from '../wire/text.js';
+
+const escapeLines = (s: string) => s.split('\n').map(escapeText).join('\n');
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -46,7 +49,8 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     .description('a fleet firewall from one signed policy: gossip mesh, nftables on every host, no central server')
     .version(version, '-V, --version')
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(str.startsWith('error:') ? str : `error: ${str}`) })
+    // Commander quotes the offending argument: a flag value holding ESC must not reach the terminal raw.
+    .configureOutput({ outputError: (str, write) => write(escapeLines(str.startsWith('error:') ? str : `error: ${str}`)) })
     .showHelpAfterError('(add --help for usage)');
   const only = groupOf(argv);
   const versionOnly = only === null && argv.slice(2).length === 1 && ['-V', '--version'].includes(argv[2]!);
@@ -67,11 +71,11 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof UsageError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(`error: ${escapeLines(e.message)}\n`);
       return 2;
     }
     if (e instanceof PicketError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(`error: ${escapeLines(e.message)}\n`);
       return 1;
     }
     // A bug, not bad input: still one line for the user, the stack only when asked for.

@@ -9,9 +9,11 @@ import { formatPrefix, parseIp, parsePrefix } from '../policy/ip.js';
 import { encodePolicy, findNode, type Policy } from '../policy/model.js';
 import { renderIptables } from '../enforce/render-iptables.js';
 import { renderNft } from '../enforce/render-nft.js';
-import { addSignatures, digestOf, envelopeToText, PAYLOAD_TYPE, signEnvelope, type Envelope } from '../trust/envelope.js';
-import { loadEnvelope, loadPolicyUnverified, loadRootChain, loadSigningKey } from '../trust/files.js';
-import { countSignatures } from '../trust/root.js';
+import { digestOf, envelopeToText, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
+import { loadEnvelope, loadPolicyUnverified, loadRootChain } from '../trust/files.js';
+import { countSignatures, describeKey, validSigners } from '../trust/root.js';
+import { addSignaturesWith, signEnvelopeWith } from '../trust/signer.js';
+import { addSignerOptions, loadSigners, requireSomeSigner, type SigningOpts } from './signing.js';
 import { verifyPolicy } from '../trust/verify.js';
 import { printJson } from './print.js';
 import { readText, writeAtomic } from '../runtime/files.js';
@@ -64,37 +66,40 @@ const meshPortOption = () =>
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description('sign, verify and read fleet policies (offline)');
 
-  policy
+  const sign = policy
     .command('sign')
     .description('validate a policy YAML and sign it (or co-sign an existing signed policy)')
     .argument('<file>', 'policy YAML, or a .signed envelope to add signatures to')
     .requiredOption('--root <file>', 'the trusted root (repeat: pinned root, then rotations)', collect)
-    .requiredOption('--key <file>', 'policy signing key (repeat for several)', collect)
+    .option('--key <file>', 'policy signing key, plain or encrypted (repeat for several)', collect)
     .requiredOption('--out <file>', 'where to write the signed policy (JSON envelope)')
     .option('--previous <file>', 'the signed policy this one replaces: say which removed nodes stay reachable')
     .option('--ssh-from <cidr>', 'failsafe SSH source of the agents (repeat), as enforcement.failsafe.sshFrom; with --previous', collect)
-    .option('--json', 'print the result as JSON')
-    .action(async (file: string, opts: { root: string[]; key: string[]; out: string; previous?: string; sshFrom?: string[]; json?: boolean }) => {
+    .option('--json', 'print the result as JSON');
+  addSignerOptions(sign)
+    .action(async (file: string, opts: SigningOpts & { root: string[]; out: string; previous?: string; sshFrom?: string[]; json?: boolean }) => {
+      requireSomeSigner(opts);
       const { formatLocated, parsePolicyYaml } = await authoring();
       const now = systemClock.now();
       const { trusted } = loadRootChain(opts.root);
-      const keys = opts.key.map(loadSigningKey);
+      const keys = await loadSigners(opts);
       const policyRole = trusted.root.roles.policy;
-      for (const [i, k] of keys.entries()) {
-        if (!policyRole.keyIds.includes(k.keyId)) throw new InputError(`${opts.key[i]}: key ${k.keyId.slice(0, 16)}… is not a policy key of root v${trusted.root.version}`);
+      for (const k of keys) {
+        if (!policyRole.keyIds.includes(k.keyId)) throw new InputError(`${k.source}: key ${k.keyId.slice(0, 16)}… is not a policy key of root v${trusted.root.version}`);
       }
       const text = readText(file, 'policy file');
       let env: Envelope;
       let warnings: string[] = [];
       if (text.trimStart().startsWith('{')) {
-        env = addSignatures(loadEnvelope(file), keys);
-        if (env.payloadType !== PAYLOAD_TYPE.policy) throw new InputError(`${file}: not a signed policy`);
+        const existing = loadEnvelope(file);
+        if (existing.payloadType !== PAYLOAD_TYPE.policy) throw new InputError(`${file}: not a signed policy`);
+        env = await addSignaturesWith(existing, keys);
       } else {
         const parsed = parsePolicyYaml(text, now);
         if (!parsed.ok) throw new InputError(parsed.errors.map((e) => formatLocated(file, e)).join('\n'));
         warnings = parsed.warnings.map((w) => formatLocated(file, w));
         if (parsed.policy.expires <= now) throw new InputError(`${file}: expires ${iso(parsed.policy.expires)} is in the past`);
-        env = signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(parsed.policy), keys);
+        env = await signEnvelopeWith(PAYLOAD_TYPE.policy, encodePolicy(parsed.policy), keys);
         if (opts.previous) warnings.push(...revocationWarnings(loadPolicyUnverified(opts.previous).policy, parsed.policy, opts.sshFrom ?? []));
       }
       const verdict = verifyPolicy(env, { root: trusted }, now);
@@ -125,13 +130,17 @@ export function registerPolicy(program: Command): void {
       const { trusted } = loadRootChain(opts.root);
       const env = loadEnvelope(file);
       const v = verifyPolicy(env, { root: trusted, ...(opts.mesh ? { meshId: opts.mesh } : {}) }, now);
+      // Who signed, by label where the root gives one: "is this really alice's signature?"
+      // is the question a verifier asks after "is it valid?".
+      const signers = validSigners(env, trusted.root.roles.policy, trusted.root.keys);
+      const signerJson = signers.map((k) => ({ keyId: k.keyId, ...(k.label ? { label: k.label } : {}) }));
       if (v.outcome === 'accepted') {
         const p = v.policy;
-        if (opts.json) printJson({ valid: true, outcome: v.outcome, meshId: p.meshId, version: p.version, digest: v.digest, expires: iso(p.expires), rootVersion: trusted.root.version });
-        else process.stdout.write(`valid: policy v${p.version} for mesh ${p.meshId}, expires ${iso(p.expires)}, digest ${v.digest}\n`);
+        if (opts.json) printJson({ valid: true, outcome: v.outcome, meshId: p.meshId, version: p.version, digest: v.digest, expires: iso(p.expires), rootVersion: trusted.root.version, signers: signerJson });
+        else process.stdout.write(`valid: policy v${p.version} for mesh ${p.meshId}, expires ${iso(p.expires)}, digest ${v.digest}\nsigned by ${signers.map(describeKey).join(', ')}\n`);
         return;
       }
-      if (opts.json) printJson({ valid: false, outcome: v.outcome, reason: v.reason, ...(v.version !== undefined ? { version: v.version } : {}), ...(v.digest ? { digest: v.digest } : {}) });
+      if (opts.json) printJson({ valid: false, outcome: v.outcome, reason: v.reason, ...(v.version !== undefined ? { version: v.version } : {}), ...(v.digest ? { digest: v.digest } : {}), signers: signerJson });
       else process.stderr.write(`invalid: ${v.outcome}: ${v.reason}\n`);
       process.exitCode = 1;
     });

@@ -2,9 +2,12 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { systemClock } from '../runtime/clock.js';
-import { digestOf, envelopeToText, PAYLOAD_TYPE, signEnvelope, type Envelope } from '../trust/envelope.js';
-import { loadEnvelope, loadPublicKey, loadRootChain, loadSigningKey } from '../trust/files.js';
-import type { PublicKey, SigningKey } from '../trust/keys.js';
+import { digestOf, envelopeToText, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
+import { loadEnvelope, loadPublicKey, loadRootChain, readKeyFile } from '../trust/files.js';
+import { isEncryptedKeyFile, type PublicKey } from '../trust/keys.js';
+import { signEnvelopeWith, type Signer } from '../trust/signer.js';
+import { escapeText } from '../wire/text.js';
+import { addSignerOptions, loadSigners, requireSomeSigner, type SigningOpts } from './signing.js';
 import { checkRoot, countSignatures, decodeRoot, describeCount, encodeRoot, type RootDoc } from '../trust/root.js';
 import { trustPinnedRoot, verifyRoot, type TrustedRoot } from '../trust/verify.js';
 import { printJson } from './print.js';
@@ -16,8 +19,10 @@ function uniqueKeys<T extends PublicKey>(keys: T[]): T[] {
   return keys.filter((k) => (seen.has(k.keyId) ? false : (seen.add(k.keyId), true)));
 }
 
-function buildRoot(version: number, expires: number, rootKeys: SigningKey[], rootThreshold: number, policyKeys: PublicKey[], policyThreshold: number): RootDoc {
-  const keys = uniqueKeys<PublicKey>([...rootKeys, ...policyKeys].map((k) => ({ keyId: k.keyId, publicKey: k.publicKey })));
+const publicPart = (k: PublicKey): PublicKey => ({ keyId: k.keyId, publicKey: k.publicKey, ...(k.label !== undefined ? { label: k.label } : {}) });
+
+function buildRoot(version: number, expires: number, rootKeys: PublicKey[], rootThreshold: number, policyKeys: PublicKey[], policyThreshold: number): RootDoc {
+  const keys = uniqueKeys<PublicKey>([...rootKeys, ...policyKeys].map(publicPart));
   const doc: RootDoc = {
     version,
     expires,
@@ -53,27 +58,29 @@ function report(doc: RootDoc, out: string, json: boolean | undefined, digest: st
 export function registerRoot(program: Command): void {
   const root = program.command('root').description('create and rotate the root of trust (offline)');
 
-  root
+  const create = root
     .command('create')
     .description('create root v1, self-signed by its root keys')
-    .requiredOption('--key <file>', 'root signing key (repeat for several)', collect)
+    .option('--key <file>', 'root signing key, plain or encrypted (repeat for several)', collect)
     .option('--threshold <n>', 'root keys needed to sign a rotation', intOption(1, 64), 1)
     .option('--policy-key <file>', 'policy signing key, public or private (repeat); default: the root keys', collect)
     .option('--policy-threshold <n>', 'policy keys needed to sign a policy', intOption(1, 64), 1)
     .option('--expires <date>', 'expiry (default: one year from now)', instantOption)
     .requiredOption('--out <file>', 'where to write the signed root (JSON)')
     .option('--force', 'overwrite an existing --out file')
-    .option('--json', 'print the result as JSON')
-    .action((opts: CommonOpts & { key: string[] }) => {
+    .option('--json', 'print the result as JSON');
+  addSignerOptions(create)
+    .action(async (opts: CommonOpts & SigningOpts) => {
+      requireSomeSigner(opts);
       // A root is provisioned to every node: overwriting one by a slip must be deliberate.
       assertAbsent(opts.out, opts.force ?? false);
       const now = systemClock.now();
-      const rootKeys = opts.key.map(loadSigningKey);
+      const rootKeys = await loadSigners(opts);
       const policyKeys = opts.policyKey?.length ? opts.policyKey.map(loadPublicKey) : rootKeys;
       const expires = opts.expires ?? now + YEAR_MS;
       if (expires <= now) throw new InputError(`--expires ${new Date(expires).toISOString()} is in the past`);
       const doc = buildRoot(1, expires, rootKeys, opts.threshold ?? 1, policyKeys, opts.policyThreshold ?? 1);
-      const env = signEnvelope(PAYLOAD_TYPE.root, encodeRoot(doc), rootKeys);
+      const env = await signEnvelopeWith(PAYLOAD_TYPE.root, encodeRoot(doc), rootKeys);
       // Self-check: what we write must be accepted as a pinned root (threshold reachable).
       const check = trustPinnedRoot(env);
       if (check.outcome !== 'accepted') throw new InputError(`root: ${check.reason}`);
@@ -81,34 +88,39 @@ export function registerRoot(program: Command): void {
       report(doc, opts.out, opts.json, check.trusted.digest);
     });
 
-  root
+  const rotate = root
     .command('rotate')
     .description('create root N+1, signed by a threshold of root N\'s root keys and of its own')
     .requiredOption('--root <file>', 'the current root, or the pinned root followed by later ones (repeat)', collect)
-    .requiredOption('--key <file>', 'a current root key (repeat until the threshold)', collect)
-    .option('--new-key <file>', 'a root key of the new root (repeat); default: the current keys given', collect)
+    .option('--key <file>', 'a current root key, plain or encrypted (repeat until the threshold)', collect)
+    .option('--new-key <file>', 'a root key of the new root (repeat): its private key, or the public key of a --signer given; default: the current keys and signers given', collect)
     .option('--threshold <n>', 'root threshold of the new root (default: unchanged)', intOption(1, 64))
     .option('--policy-key <file>', 'policy key of the new root (repeat); default: unchanged', collect)
     .option('--policy-threshold <n>', 'policy threshold of the new root (default: unchanged)', intOption(1, 64))
     .option('--expires <date>', 'expiry (default: one year from now)', instantOption)
     .requiredOption('--out <file>', 'where to write the new signed root (JSON)')
     .option('--force', 'overwrite an existing --out file')
-    .option('--json', 'print the result as JSON')
-    .action((opts: CommonOpts & { root: string[]; key: string[]; newKey?: string[] }) => {
+    .option('--json', 'print the result as JSON');
+  addSignerOptions(rotate)
+    .action(async (opts: CommonOpts & SigningOpts & { root: string[]; newKey?: string[] }) => {
+      requireSomeSigner(opts);
       assertAbsent(opts.out, opts.force ?? false);
       const now = systemClock.now();
       const { trusted } = loadRootChain(opts.root);
       const old = trusted.root;
-      const oldKeys = opts.key.map(loadSigningKey);
-      const newKeys = opts.newKey?.length ? opts.newKey.map(loadSigningKey) : oldKeys;
-      const policyKeys = opts.policyKey?.length
+      const given = await loadSigners(opts);
+      const newKeys = opts.newKey?.length ? await newRootKeys(opts.newKey, given, opts) : given;
+      // A key keeps the label the current root gave it unless its file names one.
+      const oldLabel = new Map(old.keys.filter((k) => k.label !== undefined).map((k) => [k.keyId, k.label!]));
+      const labelled = <T extends PublicKey>(k: T): T => (k.label === undefined && oldLabel.has(k.keyId) ? { ...k, label: oldLabel.get(k.keyId)! } : k);
+      const policyKeys = (opts.policyKey?.length
         ? opts.policyKey.map(loadPublicKey)
-        : old.keys.filter((k) => old.roles.policy.keyIds.includes(k.keyId));
+        : old.keys.filter((k) => old.roles.policy.keyIds.includes(k.keyId))).map(labelled);
       const expires = opts.expires ?? now + YEAR_MS;
       if (expires <= now) throw new InputError(`--expires ${new Date(expires).toISOString()} is in the past`);
-      const doc = buildRoot(old.version + 1, expires, newKeys, opts.threshold ?? Math.min(old.roles.root.threshold, newKeys.length),
+      const doc = buildRoot(old.version + 1, expires, newKeys.map(labelled), opts.threshold ?? Math.min(old.roles.root.threshold, newKeys.length),
         policyKeys, opts.policyThreshold ?? old.roles.policy.threshold);
-      const env = signEnvelope(PAYLOAD_TYPE.root, encodeRoot(doc), [...oldKeys, ...newKeys]);
+      const env = await signEnvelopeWith(PAYLOAD_TYPE.root, encodeRoot(doc), [...given, ...newKeys]);
       const v = verifyRoot(env, trusted);
       if (v.outcome !== 'accepted') throw new InputError(`root v${doc.version} would be rejected: ${v.outcome}: ${v.reason}`);
       writeAtomic(opts.out, envelopeToText(env));
@@ -138,6 +150,26 @@ export function registerRoot(program: Command): void {
     });
 }
 
+/**
+ * The new root's root keys: each --new-key file is a private key (read and signed with), or
+ * a public key whose private half is one of the --signer given (it signs through that).
+ */
+async function newRootKeys(paths: string[], given: Signer[], opts: SigningOpts): Promise<Signer[]> {
+  const out: Signer[] = [];
+  for (const path of paths) {
+    const text = readKeyFile(path);
+    if (isEncryptedKeyFile(text) || text.includes('PRIVATE KEY')) {
+      out.push(...(await loadSigners({ ...opts, signer: [], signerPub: [] }, [path])));
+      continue;
+    }
+    const pub = loadPublicKey(path);
+    const signer = given.find((g) => g.keyId === pub.keyId);
+    if (!signer) throw new InputError(`${path}: a public key: give its private key, or a --signer with this key (${pub.keyId.slice(0, 16)}…) as --signer-pub`);
+    out.push(pub.label !== undefined && signer.label === undefined ? { ...signer, label: pub.label } : signer);
+  }
+  return out;
+}
+
 type ChainCheck = { ok: true; from: number; note: string } | { ok: false; from: number; outcome: string; reason: string };
 
 /**
@@ -160,7 +192,7 @@ function rootView(r: RootDoc, env: Envelope, now: number, chain: ChainCheck | un
     expires: new Date(r.expires).toISOString(),
     expired: r.expires <= now,
     digest: digestOf(env),
-    keys: r.keys.map((k) => ({ keyId: k.keyId, roles: roles(k.keyId) })),
+    keys: r.keys.map((k) => ({ keyId: k.keyId, roles: roles(k.keyId), ...(k.label !== undefined ? { label: k.label } : {}) })),
     roles: {
       root: { threshold: r.roles.root.threshold, keyIds: r.roles.root.keyIds },
       policy: { threshold: r.roles.policy.threshold, keyIds: r.roles.policy.keyIds },
@@ -177,7 +209,7 @@ function formatRootView(v: ReturnType<typeof rootView>): string {
     `root      ${v.roles.root.threshold} of ${v.roles.root.keyIds.length} keys sign a rotation`,
     `policy    ${v.roles.policy.threshold} of ${v.roles.policy.keyIds.length} keys sign a policy`,
     `keys      ${v.keys.length}`,
-    ...v.keys.map((k) => `  ${k.keyId}  ${k.roles.join(', ') || '(no role)'}`),
+    ...v.keys.map((k) => `  ${k.keyId}  ${(k.roles.join(', ') || '(no role)').padEnd(12)}${k.label !== undefined ? `  ${escapeText(k.label)}` : ''}`),
     `signed    ${v.selfSigned.detail} of its own${v.selfSigned.ok ? '' : '  NOT SELF-SIGNED'}`,
   ];
   if (v.chain) lines.push(v.chain.ok ? `chain     ok from trusted root v${v.chain.from}: ${v.chain.note}` : `chain     NOT VALID from trusted root v${v.chain.from}: ${v.chain.outcome}: ${v.chain.reason}`);

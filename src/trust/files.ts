@@ -7,15 +7,22 @@ import { InputError } from '../errors.js';
 import { readInput, readText } from '../runtime/files.js';
 import { decodePolicy, type Policy } from '../policy/model.js';
 import { digestOf, parseEnvelopeAny, PAYLOAD_TYPE, type Envelope } from './envelope.js';
-import { parsePublicKey, parseSigningKey, type PublicKey, type SigningKey } from './keys.js';
+import { parsePublicKeyBytes, parseSigningKey, type PublicKey, type SigningKey } from './keys.js';
 import { trustPinnedRoot, verifyRootChain, type TrustedRoot } from './verify.js';
 
-export function loadSigningKey(path: string): SigningKey {
-  return parseSigningKey(readText(path, 'key file', 64 * 1024), path);
+/** The text of a key file, bounded (a key file is a few hundred bytes). */
+export function readKeyFile(path: string): string {
+  return readText(path, 'key file', 64 * 1024);
 }
 
+/** A private key file, plain or encrypted (then `passphrase` is needed: cli/signing.ts asks for it). */
+export function loadSigningKey(path: string, passphrase?: string): SigningKey {
+  return parseSigningKey(readKeyFile(path), path, passphrase);
+}
+
+/** A public key in any form parsePublicKeyBytes reads (PEM, ssh-ed25519 line, raw/hex/base64), or a plain private key. */
 export function loadPublicKey(path: string): PublicKey {
-  return parsePublicKey(readText(path, 'key file', 64 * 1024), path);
+  return parsePublicKeyBytes(readInput(path, 'key file', 64 * 1024), path);
 }
 
 export function loadEnvelope(path: string): Envelope {

@@ -4,16 +4,37 @@
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { InputError } from '../errors.js';
+import { LIMITS } from '../wire/limits.js';
 
 export interface SigningKey {
   keyId: string;
   publicKey: Uint8Array; // raw 32 bytes
   privateKey: KeyObject;
+  /** From the key file's `picket-label:` line, if it has one. */
+  label?: string;
 }
 
 export interface PublicKey {
   keyId: string;
   publicKey: Uint8Array;
+  /** Who holds the key ("alice@ops"), carried into the root; absent on keys made without one. */
+  label?: string;
+}
+
+// ---------------------------------------------------------------------------------------
+// Key labels. A label is text anyone who reads a root sees printed (root show, policy
+// verify): a label holding ESC or a bidi override could rewrite an operator's terminal, and
+// one in look-alike Unicode could pass for another admin's. So a label is short plain ASCII
+// and a decoder refuses anything else (printers escape it as well).
+
+const LABEL = /^[A-Za-z0-9][A-Za-z0-9._@+:-]*$/;
+
+/** Why `label` is not an acceptable key label, or undefined. */
+export function keyLabelProblem(label: string): string | undefined {
+  if (label.length === 0) return 'key label is empty';
+  if (label.length > LIMITS.maxKeyLabelLength) return `key label is ${label.length} characters (limit ${LIMITS.maxKeyLabelLength})`;
+  if (!LABEL.test(label)) return 'key label may hold only letters, digits and . _ @ + : - (starting with a letter or digit)';
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -129,34 +150,68 @@ export function generateSigningKey(): SigningKey {
   return { keyId: keyIdOf(raw), publicKey: raw, privateKey };
 }
 
-export function privateKeyPem(key: SigningKey): string {
-  return key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+/**
+ * PKCS#8 PEM of the private key; with a passphrase, standard encrypted PKCS#8 (PBES2,
+ * AES-256-CBC, scrypt-free so any OpenSSL reads it: `openssl pkey -in admin.key`).
+ * A label goes before the PEM block as a `picket-label:` line: PEM readers (OpenSSL, node)
+ * skip text outside the block (RFC 7468 §2), so the file stays a standard key file.
+ */
+export function privateKeyPem(key: SigningKey, passphrase?: string, label?: string): string {
+  const pem = passphrase !== undefined
+    ? key.privateKey.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }).toString()
+    : key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  return labelLine(label) + pem;
 }
 
-export function publicKeyPem(raw: Uint8Array): string {
-  return publicKeyObject(raw).export({ format: 'pem', type: 'spki' }).toString();
+export function publicKeyPem(raw: Uint8Array, label?: string): string {
+  return labelLine(label) + publicKeyObject(raw).export({ format: 'pem', type: 'spki' }).toString();
+}
+
+const labelLine = (label: string | undefined) => (label === undefined ? '' : `picket-label: ${label}\n`);
+
+/** The `picket-label:` line before a key file's PEM block, checked; undefined when there is none. */
+export function labelOfKeyFile(text: string, what: string): string | undefined {
+  const begin = text.indexOf('-----BEGIN');
+  const m = /^picket-label: ?(.*)$/m.exec(begin >= 0 ? text.slice(0, begin) : text);
+  if (!m) return undefined;
+  const label = m[1]!.trim();
+  const bad = keyLabelProblem(label);
+  if (bad) throw new InputError(`${what}: ${bad}`);
+  return label;
 }
 
 function publicKeyObject(raw: Uint8Array): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
 }
 
-/** Parses a PEM private key (PKCS#8). `what` names the source in errors. */
-export function parseSigningKey(pem: string, what: string): SigningKey {
+/** True for an encrypted PKCS#8 PEM (it needs a passphrase before anything can be read from it). */
+export function isEncryptedKeyFile(text: string): boolean {
+  return text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----');
+}
+
+/**
+ * Parses a PEM private key (PKCS#8, plain or encrypted). `what` names the source in errors.
+ * A passphrase given for a plain key is ignored, so one PICKET_PASSPHRASE can serve a mix.
+ */
+export function parseSigningKey(pem: string, what: string, passphrase?: string): SigningKey {
+  const encrypted = isEncryptedKeyFile(pem);
+  if (encrypted && passphrase === undefined) throw new InputError(`${what}: encrypted key and no passphrase (--passphrase-file, PICKET_PASSPHRASE or a terminal)`);
   let privateKey: KeyObject;
   try {
-    privateKey = createPrivateKey({ key: pem, format: 'pem' });
+    privateKey = createPrivateKey({ key: pem, format: 'pem', ...(encrypted ? { passphrase } : {}) });
   } catch {
-    throw new InputError(`${what}: not a PEM private key`);
+    throw new InputError(encrypted ? `${what}: wrong passphrase (or a damaged key file)` : `${what}: not a PEM private key`);
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') throw new InputError(`${what}: not an Ed25519 private key`);
   const raw = rawPublic(createPublicKey(privateKey));
   assertStrongKey(raw, what);
-  return { keyId: keyIdOf(raw), publicKey: raw, privateKey };
+  const label = labelOfKeyFile(pem, what);
+  return { keyId: keyIdOf(raw), publicKey: raw, privateKey, ...(label !== undefined ? { label } : {}) };
 }
 
-/** Parses a PEM public key (SPKI) or, for convenience, a private key (its public half). */
+/** Parses a PEM public key (SPKI) or, for convenience, a plain private key (its public half). */
 export function parsePublicKey(pem: string, what: string): PublicKey {
+  if (isEncryptedKeyFile(pem)) throw new InputError(`${what}: encrypted private key: give its public key instead (the .pub file keygen wrote beside it)`);
   let key: KeyObject;
   try {
     key = pem.includes('PRIVATE KEY') ? createPublicKey(createPrivateKey(pem)) : createPublicKey({ key: pem, format: 'pem' });
@@ -166,7 +221,34 @@ export function parsePublicKey(pem: string, what: string): PublicKey {
   if (key.asymmetricKeyType !== 'ed25519') throw new InputError(`${what}: not an Ed25519 key`);
   const raw = rawPublic(key);
   assertStrongKey(raw, what);
+  const label = labelOfKeyFile(pem, what);
+  return { keyId: keyIdOf(raw), publicKey: raw, ...(label !== undefined ? { label } : {}) };
+}
+
+/**
+ * A public key in any form an external signer's tooling hands out: PEM (SPKI), an OpenSSH
+ * line (`ssh-ed25519 AAAA… comment`, what `ssh-add -L` prints), or the raw 32 bytes as they
+ * are, in hex (64 digits) or in base64.
+ */
+export function parsePublicKeyBytes(bytes: Uint8Array, what: string): PublicKey {
+  const text = Buffer.from(bytes).toString('latin1');
+  if (text.includes('-----BEGIN')) return parsePublicKey(Buffer.from(bytes).toString('utf8'), what);
+  let raw: Uint8Array | undefined;
+  const t = text.trim();
+  const ssh = /^ssh-ed25519\s+([A-Za-z0-9+/]+={0,2})(\s.*)?$/.exec(t);
+  if (bytes.length === 32) raw = new Uint8Array(bytes);
+  else if (ssh) raw = sshEd25519Blob(Buffer.from(ssh[1]!, 'base64'));
+  else if (/^[0-9a-fA-F]{64}$/.test(t)) raw = new Uint8Array(Buffer.from(t, 'hex'));
+  else if (/^[A-Za-z0-9+/]{43}=?$/.test(t)) raw = new Uint8Array(Buffer.from(t, 'base64'));
+  if (raw?.length !== 32) throw new InputError(`${what}: not an Ed25519 public key (PEM, ssh-ed25519 line, or 32 bytes raw, hex or base64)`);
+  assertStrongKey(raw, what);
   return { keyId: keyIdOf(raw), publicKey: raw };
+}
+
+/** The 32-byte key inside an OpenSSH ed25519 public key blob: string "ssh-ed25519", string key. */
+function sshEd25519Blob(blob: Buffer): Uint8Array | undefined {
+  if (blob.length !== 4 + 11 + 4 + 32 || blob.readUInt32BE(0) !== 11 || blob.toString('latin1', 4, 15) !== 'ssh-ed25519' || blob.readUInt32BE(15) !== 32) return undefined;
+  return new Uint8Array(blob.subarray(19));
 }
 
 export function signBytes(key: SigningKey, message: Uint8Array): Uint8Array {

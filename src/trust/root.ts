@@ -5,7 +5,8 @@
 import { LIMITS, timeProblem } from '../wire/limits.js';
 import { decoded, malformed, tooLarge, type Decoded } from '../wire/verdict.js';
 import { pb } from '../wire/proto.js';
-import { keyIdOf, publicKeyProblem, verifyBytes, type PublicKey } from './keys.js';
+import { escapeText } from '../wire/text.js';
+import { keyIdOf, keyLabelProblem, publicKeyProblem, verifyBytes, type PublicKey } from './keys.js';
 import { pae, type Envelope } from './envelope.js';
 
 export interface Role {
@@ -24,7 +25,8 @@ export function encodeRoot(r: RootDoc): Uint8Array {
   return pb.root.v1.Root.encode({
     version: r.version,
     expiresMs: r.expires,
-    keys: r.keys.map((k) => ({ keyId: k.keyId, publicKey: k.publicKey })),
+    // A key without a label leaves field 3 out entirely, so old roots re-encode to the same bytes.
+    keys: r.keys.map((k) => ({ keyId: k.keyId, publicKey: k.publicKey, ...(k.label !== undefined ? { label: k.label } : {}) })),
     root: { keyIds: r.roles.root.keyIds, threshold: r.roles.root.threshold },
     policy: { keyIds: r.roles.policy.keyIds, threshold: r.roles.policy.threshold },
   }).finish();
@@ -54,6 +56,10 @@ export function checkRoot(r: RootDoc): string | undefined {
     const weak = publicKeyProblem(k.publicKey);
     if (weak) return `key ${k.keyId.slice(0, 16)}… is a weak Ed25519 public key: ${weak}`;
     if (keyIdOf(k.publicKey) !== k.keyId) return `key id ${k.keyId.slice(0, 16)}… does not match its public key`;
+    if (k.label !== undefined) {
+      const bad = keyLabelProblem(k.label);
+      if (bad) return `key ${k.keyId.slice(0, 16)}…: ${bad}`;
+    }
     if (ids.has(k.keyId)) return `key ${k.keyId.slice(0, 16)}… listed twice`;
     ids.add(k.keyId);
   }
@@ -72,7 +78,7 @@ export function decodeRoot(bytes: Uint8Array): RootDecode {
   const root: RootDoc = {
     version: Number(m.version),
     expires: Number(m.expiresMs),
-    keys: m.keys.map((k) => ({ keyId: k.keyId ?? '', publicKey: k.publicKey ?? new Uint8Array() })),
+    keys: m.keys.map((k) => ({ keyId: k.keyId ?? '', publicKey: k.publicKey ?? new Uint8Array(), ...(k.label ? { label: k.label } : {}) })),
     roles: { root: role(m.root), policy: role(m.policy) },
   };
   const problem = checkRoot(root);
@@ -139,4 +145,25 @@ export function describeCount(c: ThresholdCount, roleName: string): string {
   // Too few role keys signed to ever reach the threshold: nothing was verified, say how many signed.
   const have = c.present < c.threshold ? c.present : c.valid;
   return `${have} of ${c.threshold} required ${roleName} signatures${extra ? ` (${extra})` : ''}`;
+}
+
+/**
+ * The role keys whose signature on `env` verifies, in the root's key order, for reports that
+ * name who signed (`policy verify`). Offline tools only: it verifies every distinct role key.
+ */
+export function validSigners(env: Envelope, role: Role, keys: PublicKey[]): PublicKey[] {
+  const allowed = new Set(role.keyIds);
+  const first = new Map<string, Uint8Array>();
+  for (const s of env.signatures) if (allowed.has(s.keyId) && !first.has(s.keyId)) first.set(s.keyId, s.sig);
+  if (first.size === 0) return [];
+  const message = pae(env.payloadType, env.payload);
+  return keys.filter((k) => {
+    const sig = first.get(k.keyId);
+    return sig !== undefined && verifyBytes(k.publicKey, message, sig);
+  });
+}
+
+/** "alice@ops (3f2a9c01…)" or, for a key without a label, its short id. Labels are checked at decode; escaped anyway. */
+export function describeKey(k: PublicKey): string {
+  return k.label ? `${escapeText(k.label)} (${k.keyId.slice(0, 8)}…)` : `${k.keyId.slice(0, 16)}…`;
 }

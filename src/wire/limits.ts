@@ -13,6 +13,8 @@ export const LIMITS = {
   maxKeyIdLength: 64,
   maxSignatureBytes: 64,
   maxRootKeys: 64,
+  /** A root key's label ("alice@ops"): printed to operators, so short and plain (trust/keys.ts keyLabelProblem). */
+  maxKeyLabelLength: 64,
   maxNodes: 10_000,
   maxRules: 20_000,
   maxExceptions: 1_000,
