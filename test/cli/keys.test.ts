@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { expectOneLineError, picketWith, tempDir, type Run } from '../helpers/cli.js';
 import { keyIdOf } from '../../src/trust/keys.js';
 import { decodeRoot, encodeRoot, type RootDoc } from '../../src/trust/root.js';
@@ -177,6 +178,13 @@ describe('key labels', () => {
     expect(existsSync(p('esc.key'))).toBe(false);
   });
 
+  it('does not echo a flag value\'s terminal escapes raw (any command: commander quotes bad arguments)', () => {
+    const r = run('root', 'create', '--key', 'x.key', '--out', 'x.json', '--threshold', '\x1b[2J1');
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain('\x1b');
+    expect(r.stderr).toContain('\\x1b[2J1');
+  });
+
   it('refuses a key file whose label line was edited to hold escapes', () => {
     ok(run('keygen', '--out', 'edit.key', '--no-encrypt', '--label', 'eve'));
     writeFileSync(p('edit.key'), readFileSync(p('edit.key'), 'utf8').replace('picket-label: eve', 'picket-label: eve\x1b]0;pwned\x07'));
@@ -301,6 +309,22 @@ describe('external signer (--signer CMD --signer-pub FILE)', () => {
     expectOneLineError(noSigner);
     expect(noSigner.stderr).toMatch(/a public key: give its private key, or a --signer/);
   });
+});
+
+describe('recipes in docs/operations.md, run as written', () => {
+  const doc = readFileSync(resolve(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+  const recipe = (heading: string) => {
+    const at = doc.indexOf(heading);
+    expect(at, heading).toBeGreaterThan(0);
+    return /`--signer '([^`]*)'`/.exec(doc.slice(at, at + 600))![1]!;
+  };
+  for (const heading of ['**A key OpenSSL reads**', '**A node one-liner**']) {
+    it(`the ${heading.replaceAll('*', '')} signer signs a policy that verifies`, () => {
+      const r = runEnv({ KEY: 'hsm1.key' }, 'policy', 'sign', 'policy.yaml', '--root', 'ext-root.json', '--signer', recipe(heading), '--signer-pub', 'hsm1.pub', '--out', 'recipe.signed');
+      ok(r);
+      expect(run('policy', 'verify', 'recipe.signed', '--root', 'ext-root.json').stdout).toMatch(/signed by hsm-1/);
+    });
+  }
 });
 
 describe('signer output forms', () => {
