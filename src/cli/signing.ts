@@ -67,8 +67,10 @@ export function passphraseAvailable(opts: { passphraseFile?: string }): boolean 
 /** Reads one line from the terminal without echo. Ctrl-C and Ctrl-D abort with one line. */
 export function readHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(prompt);
+  // Echo goes off before the prompt shows: whatever is typed (or pasted) once the prompt is
+  // visible must never appear on the screen.
   stdin.setRawMode(true);
+  process.stderr.write(prompt);
   stdin.setEncoding('utf8');
   stdin.resume();
   return new Promise((resolve, reject) => {

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { expectOneLineError, picketWith, tempDir, type Run } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { BIN, expectOneLineError, picketWith, tempDir, type Run } from '../helpers/cli.js';
 import { keyIdOf } from '../../src/trust/keys.js';
 import { decodeRoot, encodeRoot, type RootDoc } from '../../src/trust/root.js';
 import { envelopeToText, pae, parseEnvelopeJson, PAYLOAD_TYPE, signEnvelope } from '../../src/trust/envelope.js';
@@ -49,6 +50,35 @@ else {
 }
 `;
 const signer = (mode: string, key: string, record?: string) => `node signer.mjs ${mode} ${key}${record ? ` ${record}` : ''}`;
+
+/** Runs a command on a pseudo-terminal, answering each prompt once it appears (so nothing is typed ahead into an echoing tty). */
+const PTY = [
+  "import os, pty, sys, json, select",
+  "args = json.loads(sys.argv[1]); answers = json.loads(sys.argv[2])",
+  "pid, fd = pty.fork()",
+  "if pid == 0:",
+  "    os.execvp(args[0], args)",
+  "out = b''",
+  "def read_until(marker, timeout=30):",
+  "    global out",
+  "    while marker.encode() not in out:",
+  "        r, _, _ = select.select([fd], [], [], timeout)",
+  "        if not r: raise SystemExit('timeout waiting for %r, got %r' % (marker, out))",
+  "        try: chunk = os.read(fd, 1024)",
+  "        except OSError: raise SystemExit('eof waiting for %r, got %r' % (marker, out))",
+  "        if not chunk: raise SystemExit('eof')",
+  "        out += chunk",
+  "for prompt, answer in answers:",
+  "    read_until(prompt)",
+  "    os.write(fd, answer.encode() + b'\\r')",
+  "while True:",
+  "    try: chunk = os.read(fd, 1024)",
+  "    except OSError: break",
+  "    if not chunk: break",
+  "    out += chunk",
+  "_, status = os.waitpid(pid, 0)",
+  "sys.stdout.write(json.dumps({'code': os.waitstatus_to_exitcode(status), 'out': out.decode('utf8', 'replace')}))",
+].join('\n') + '\n';
 
 const policyYaml = 'meshId: m\nversion: 1\nexpires: 2099-01-01\n';
 
@@ -134,6 +164,37 @@ describe('encrypted admin keys', () => {
     const r = run('root', 'create', '--key', 'plain.key', '--policy-key', 'enc.key', '--out', 'pk-root.json');
     expectOneLineError(r);
     expect(r.stderr).toMatch(/give its public key instead/);
+  });
+});
+
+describe('passphrase prompt on a terminal', () => {
+  const onTty = (args: string[], answers: [string, string][]) => {
+    const r = spawnSync('python3', [p('ptyrun.py'), JSON.stringify([process.execPath, BIN, ...args]), JSON.stringify(answers)], { cwd: t.dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, PICKET_PASSPHRASE: '' } });
+    if (r.status !== 0) throw new Error(`pty helper: ${r.stderr}${r.stdout}`);
+    return JSON.parse(r.stdout) as { code: number; out: string };
+  };
+  it('keygen on a terminal asks twice without echo and encrypts; root create asks once', (ctx) => {
+    if (spawnSync('python3', ['-c', 'import pty'], { encoding: 'utf8' }).status !== 0) {
+      console.warn('skipping the terminal prompt test: python3 with the pty module is not installed');
+      ctx.skip();
+      return;
+    }
+    writeFileSync(p('ptyrun.py'), PTY);
+    const secret = 'typed at the prompt 1';
+    const k = onTty(['keygen', '--out', 'tty.key', '--label', 'tty'], [['passphrase for tty.key: ', secret], ['again: ', secret]]);
+    expect(k.code, k.out).toBe(0);
+    expect(k.out).not.toContain(secret);
+    expect(readFileSync(p('tty.key'), 'utf8')).toContain('ENCRYPTED PRIVATE KEY');
+    const c = onTty(['root', 'create', '--key', 'tty.key', '--out', 'tty-root.json'], [['passphrase for tty.key: ', secret]]);
+    expect(c.code, c.out).toBe(0);
+    expect(c.out).not.toContain(secret);
+    const w = onTty(['root', 'create', '--key', 'tty.key', '--out', 'tty-root2.json'], [['passphrase for tty.key: ', 'not it at all']]);
+    expect(w.code).toBe(1);
+    expect(w.out).toMatch(/tty\.key: wrong passphrase/);
+    const m = onTty(['keygen', '--out', 'tty2.key'], [['passphrase for tty2.key: ', secret], ['again: ', `${secret}x`]]);
+    expect(m.code).toBe(1);
+    expect(m.out).toMatch(/do not match/);
+    expect(existsSync(p('tty2.key'))).toBe(false);
   });
 });
 
