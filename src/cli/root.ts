@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { systemClock } from '../runtime/clock.js';
 import { digestOf, envelopeToText, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
-import { loadEnvelope, loadPublicKey, loadRootChain, readKeyFile } from '../trust/files.js';
+import { loadEnvelope, loadPublicKey, loadRootChain } from '../trust/files.js';
 import { isEncryptedKeyFile, type PublicKey } from '../trust/keys.js';
 import { signEnvelopeWith, type Signer } from '../trust/signer.js';
 import { escapeText } from '../wire/text.js';
@@ -11,7 +11,7 @@ import { addSignerOptions, loadSigners, requireSomeSigner, type SigningOpts } fr
 import { checkRoot, countSignatures, decodeRoot, describeCount, encodeRoot, type RootDoc } from '../trust/root.js';
 import { trustPinnedRoot, verifyRoot, type TrustedRoot } from '../trust/verify.js';
 import { printJson } from './print.js';
-import { assertAbsent, writeAtomic } from '../runtime/files.js';
+import { assertAbsent, readInput, writeAtomic } from '../runtime/files.js';
 import { collect, instantOption, intOption, YEAR_MS } from './options.js';
 
 function uniqueKeys<T extends PublicKey>(keys: T[]): T[] {
@@ -157,8 +157,9 @@ export function registerRoot(program: Command): void {
 async function newRootKeys(paths: string[], given: Signer[], opts: SigningOpts): Promise<Signer[]> {
   const out: Signer[] = [];
   for (const path of paths) {
-    const text = readKeyFile(path);
-    if (isEncryptedKeyFile(text) || text.includes('PRIVATE KEY')) {
+    // latin1: a raw 32-byte public key need not be UTF-8.
+    const text = readInput(path, 'key file', 64 * 1024).toString('latin1');
+    if (isEncryptedKeyFile(text) || text.includes('PRIVATE KEY-----')) {
       out.push(...(await loadSigners({ ...opts, signer: [], signerPub: [] }, [path])));
       continue;
     }

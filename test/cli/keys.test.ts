@@ -289,12 +289,13 @@ describe('external signer (--signer CMD --signer-pub FILE)', () => {
     }
   });
 
-  it('takes the signer public key as hex or as an ssh-ed25519 line (what ssh-add -L prints)', () => {
+  it('takes the signer public key as hex, raw bytes or an ssh-ed25519 line (what ssh-add -L prints)', () => {
     const key = parseSigningKey(readFileSync(p('hsm1.key'), 'utf8'), 'hsm1');
     writeFileSync(p('hsm1.hex'), `${Buffer.from(key.publicKey).toString('hex')}\n`);
     const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), key.publicKey]);
     writeFileSync(p('hsm1.ssh'), `ssh-ed25519 ${blob.toString('base64')} card@yubikey\n`);
-    for (const pub of ['hsm1.hex', 'hsm1.ssh']) {
+    writeFileSync(p('hsm1.raw'), key.publicKey);
+    for (const pub of ['hsm1.hex', 'hsm1.ssh', 'hsm1.raw']) {
       ok(run('policy', 'sign', 'policy.yaml', '--root', 'ext-root.json', '--signer', signer('hex', 'hsm1.key'), '--signer-pub', pub, '--out', 'fmt.signed'));
       ok(run('policy', 'verify', 'fmt.signed', '--root', 'ext-root.json'));
     }
