@@ -95,6 +95,16 @@ describe('root limits', () => {
     const doc = rootDoc([k], 2, [k], 1);
     expect(decodeRoot(encodeRoot(doc))).toMatchObject({ ok: false, outcome: 'malformed' });
   });
+  it('rejects a key label longer than maxKeyLabelLength, or holding anything but [A-Za-z0-9._@+:-]; accepts one at the limit', () => {
+    const doc = rootDoc([k], 1, [k], 1);
+    const withLabel = (label: string) => decodeRoot(encodeRoot({ ...doc, keys: doc.keys.map((x) => ({ ...x, label })) }));
+    const atLimit = withLabel('a'.repeat(LIMITS.maxKeyLabelLength));
+    expect(atLimit.ok && atLimit.root.keys[0]!.label).toBe('a'.repeat(LIMITS.maxKeyLabelLength));
+    expect(withLabel('a'.repeat(LIMITS.maxKeyLabelLength + 1))).toMatchObject({ ok: false, outcome: 'malformed' });
+    for (const bad of ['\x1b[31mops', 'ops\u202e', 'оps' /* Cyrillic o */, ' ops', 'a b', 'ops\n', '-ops']) {
+      expect(withLabel(bad), JSON.stringify(bad)).toMatchObject({ ok: false, outcome: 'malformed' });
+    }
+  });
 });
 
 describe('time limits: every stated instant lies in years 2000–9999', () => {
