@@ -321,7 +321,8 @@ describe('external signer (--signer CMD --signer-pub FILE)', () => {
   }
 
   it('kills a signer that hangs after --signer-timeout, with its process group, and writes nothing', async () => {
-    const r = run('root', 'create', '--signer', signer('hang', 'hang.pid'), '--signer-pub', 'hsm1.pub', '--signer-timeout', '1', '--out', 'hang-root.json');
+    // A pipeline: the hung process is the shell's child, not picket's, and `cat` holds the pipe.
+    const r = run('root', 'create', '--signer', `${signer('hang', 'hang.pid')} | cat`, '--signer-pub', 'hsm1.pub', '--signer-timeout', '1', '--out', 'hang-root.json');
     expectOneLineError(r);
     expect(r.stderr).toMatch(/no signature after 1 s \(killed/);
     expect(existsSync(p('hang-root.json'))).toBe(false);
