@@ -12,7 +12,7 @@
  * src/policy/budget.ts bounds what this emits; keep the two in step.
  */
 import { bits, formatPrefix, normalizePrefixes, type Family, type Prefix } from '../policy/ip.js';
-import type { AddressSet, NodeRuleset } from '../policy/compile.js';
+import type { AddressSet, CompiledRule, NodeRuleset } from '../policy/compile.js';
 import type { PortRange, Proto } from '../policy/model.js';
 import { HOST_PORTS, portCount } from '../policy/budget.js';
 
@@ -27,7 +27,12 @@ export interface NftSet {
 
 export interface NftTables {
   sets: NftSet[];
+  /** Rules of the input chain (after the fixed preamble). */
   rules: string[];
+  /** Rules of the output chain (after its preamble), under settings.egress: deny only. */
+  output?: string[];
+  /** Rules of the forward chain, under settings.forward: filter only. */
+  forward?: string[];
   /** What is in force, for a reader of `nft list`: also the comment of the `origin` element. */
   origin: string;
 }
@@ -196,5 +201,94 @@ function lower(rs: NodeRuleset): NftTables {
   const name = (rs.node?.name ?? '?').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 63);
   const origin = `picket: ${rs.policy ? `policy v${rs.policy.version} for ${name}` : 'baseline (no policy)'}`;
   sets.push({ name: ORIGIN_SET, type: 'mark', elements: [originElement(origin)], interval: false });
-  return { sets, rules, origin };
+  const out = rs.output ? lowerOutput(rs.output.rules, byName) : undefined;
+  if (out) sets.push(...out.sets);
+  return { sets, rules, origin, ...(out ? { output: out.rules } : {}), ...(rs.forward ? { forward: forwardRules() } : {}) };
+}
+
+/**
+ * The output chain's rules (its preamble — loopback, established/related, neighbour
+ * discovery — is render-nft's): the mesh port to mesh peers and SSH replies to failsafe
+ * sources first, through the sets the input chain already declares, then the egress rules
+ * as elements of their own `out_*` sets keyed by destination. Destinations are always
+ * interval elements (egress rules are few; budget.ts counts them like input sources).
+ */
+function lowerOutput(list: CompiledRule[], byName: Map<string, AddressSet>): { sets: NftSet[]; rules: string[] } {
+  const rules: string[] = [];
+  const rects: Record<string, { prefix: Prefix; ports: Interval[] }[]> = {};
+  const open: Record<string, Interval[]> = {};
+  const icmp: Prefix[] = [];
+  let icmpAny = false;
+  for (const r of list) {
+    if (r.kind === 'mesh' || r.kind === 'failsafe') {
+      const s = byName.get(r.dest!)!;
+      const ports = mergeIntervals(portIntervals(r.ports)).map(fmtPorts);
+      const port = ports.length === 1 ? ports[0] : `{ ${ports.join(', ')} }`;
+      // Mesh: connections this node opens to its peers' mesh port. Failsafe: replies from
+      // the SSH port (established already passes them; this keeps them if conntrack lost the flow).
+      const field = r.kind === 'mesh' ? 'dport' : 'sport';
+      rules.push(`ip daddr @${s.name}_v4 tcp ${field} ${port} accept comment "${r.kind}"`, `ip6 daddr @${s.name}_v6 tcp ${field} ${port} accept comment "${r.kind}"`);
+      continue;
+    }
+    const dst = r.dest === undefined ? undefined : byName.get(r.dest);
+    if (r.proto === 'icmp') {
+      if (!dst) icmpAny = true;
+      else icmp.push(...dst.v4, ...dst.v6);
+      continue;
+    }
+    if (!dst) {
+      (open[r.proto] ??= []).push(...portIntervals(r.ports));
+      continue;
+    }
+    for (const p of [...dst.v4, ...dst.v6]) (rects[`${p.family}:${r.proto}`] ??= []).push({ prefix: p, ports: portIntervals(r.ports) });
+  }
+  const sets: NftSet[] = [{ name: 'out_open', type: 'inet_proto . inet_service', elements: (['tcp', 'udp'] as Proto[]).flatMap((proto) => mergeIntervals(open[proto] ?? []).map((i) => `${proto} . ${fmtPorts(i)}`)) }];
+  for (const fam of [4, 6] as const) {
+    const els: string[] = [];
+    for (const proto of ['tcp', 'udp'] as const) {
+      for (const c of disjointCover(rects[`${fam}:${proto}`] ?? [])) for (const i of c.ports) els.push(`${formatPrefix(c.prefix)} . ${proto} . ${fmtPorts(i)}`);
+    }
+    sets.push({ name: `out_allow_v${fam}`, type: `${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`, elements: els });
+  }
+  const icmpNorm = normalizePrefixes(icmp);
+  sets.push(addrSet('out_icmp', 4, icmpNorm.filter((p) => p.family === 4)), addrSet('out_icmp', 6, icmpNorm.filter((p) => p.family === 6)));
+  rules.push(
+    'meta l4proto . th dport @out_open accept comment "egress rules to any"',
+    'ip daddr . meta l4proto . th dport @out_allow_v4 accept comment "egress rules"',
+    'ip6 daddr . meta l4proto . th dport @out_allow_v6 accept comment "egress rules"',
+    'ip daddr @out_icmp_v4 meta l4proto icmp accept comment "egress icmp rules"',
+    'ip6 daddr @out_icmp_v6 meta l4proto ipv6-icmp accept comment "egress icmp rules"',
+  );
+  if (icmpAny) rules.push('meta l4proto { icmp, ipv6-icmp } accept comment "egress icmp to any"');
+  return { sets, rules };
+}
+
+/**
+ * The forward chain under settings.forward: filter. Only connections the host DNAT-ed (a
+ * container's published port: Docker, Podman) are filtered; other forwarded traffic passes
+ * untouched. The hook runs after DNAT, where the destination port is the container's: the
+ * input rules are matched on `ct original proto-dst`, the port the client connected to (the
+ * published host port), with the input chain's own sets. nft needs the layer-4 protocol
+ * fixed before it can type `ct original proto-dst`, hence one rule per protocol.
+ */
+function forwardRules(): string[] {
+  const rules = [
+    'ct status dnat ip saddr @blocked_v4 drop comment "removed nodes"',
+    'ct status dnat ip6 saddr @blocked_v6 drop comment "removed nodes"',
+    'ct status & dnat == 0 accept comment "not a published port"',
+    'ct state established,related accept',
+    'ct state invalid drop',
+  ];
+  for (const proto of ['tcp', 'udp'] as const) {
+    const port = `meta l4proto ${proto}`;
+    rules.push(
+      `${port} meta l4proto . ct original proto-dst @open accept comment "published: rules from any"`,
+      `${port} ip saddr . meta l4proto . ct original proto-dst @allow_v4 accept comment "published: rules"`,
+      `${port} ip6 saddr . meta l4proto . ct original proto-dst @allow_v6 accept comment "published: rules"`,
+      `${port} ip saddr . meta l4proto . ct original proto-dst @hosts_v4 accept comment "published: rules (hosts)"`,
+      `${port} ip6 saddr . meta l4proto . ct original proto-dst @hosts_v6 accept comment "published: rules (hosts)"`,
+    );
+  }
+  rules.push('drop comment "published port: no rule allows it"');
+  return rules;
 }

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { NodeRuleset } from '../policy/compile.js';
 import { ApplyError, type Backend, type ReadBack } from './backend.js';
 import { run, type Runner } from './exec.js';
-import { NFT_FAMILY, NFT_TABLE, nftSetNames, renderNft, renderNftDelta, renderNftInPlace, sameShape } from './render-nft.js';
+import { NFT_FAMILY, NFT_TABLE, nftChainNames, nftSetNames, renderNft, renderNftDelta, renderNftInPlace, sameShape } from './render-nft.js';
 
 export type NftOptions = Runner;
 
@@ -70,7 +70,7 @@ export class NftBackend implements Backend {
     }
     // Prefer replacing the contents in place (the hook never goes away); fall back to
     // recreating the table when it is missing or holds something we cannot redefine.
-    const existing = last ? { sets: nftSetNames(last), chains: ['input'] } : await this.#existing();
+    const existing = last ? { sets: nftSetNames(last), chains: nftChainNames(last) } : await this.#existing();
     const scripts = existing ? [renderNftInPlace(rs, existing), renderNft(rs)] : [renderNft(rs)];
     let lastError: unknown;
     for (const [i, script] of scripts.entries()) {

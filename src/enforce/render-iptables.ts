@@ -1,15 +1,20 @@
 /**
  * Renders a compiled ruleset for hosts without nftables: iptables-restore / ip6tables-restore
  * input for a dedicated PICKET-INPUT chain (sets expanded rule by rule), same semantics as
- * the nft rendering. The backend hooks the chain into INPUT with --noflush.
+ * the nft rendering. The backend hooks the chain into INPUT with --noflush. PICKET-OUTPUT
+ * (settings.egress: deny) and PICKET-FORWARD (settings.forward: filter) are always declared
+ * and flushed, filled only when the policy asks, and hooked by the backend only then: an
+ * empty chain nobody jumps to does nothing.
  */
 import { formatPrefix, type Prefix } from '../policy/ip.js';
 import type { CompiledRule, NodeRuleset } from '../policy/compile.js';
 
 export const IPT_CHAIN = 'PICKET-INPUT';
+export const IPT_OUTPUT_CHAIN = 'PICKET-OUTPUT';
+export const IPT_FORWARD_CHAIN = 'PICKET-FORWARD';
 const MULTIPORT_MAX = 15; // the kernel's multiport match takes at most 15 ports
 
-function portChunks(r: CompiledRule): string[] {
+function portChunks(r: Pick<CompiledRule, 'ports'>): string[] {
   const items = r.ports.map((p) => (p.first === p.last ? `${p.first}` : `${p.first}:${p.last}`));
   const chunks: string[] = [];
   let cur: string[] = [], weight = 0;
@@ -45,6 +50,61 @@ export function renderIptables(rs: NodeRuleset, family: 4 | 6): string {
     }
   }
   add('-j DROP');
+  out.push(...outputChain(rs, family, elems), ...forwardChain(rs, family, elems));
   out.push('COMMIT');
   return out.join('\n') + '\n';
+}
+
+type Elems = (list: { v4: Prefix[]; v6: Prefix[] } | undefined) => Prefix[];
+
+/** PICKET-OUTPUT: replies, loopback, neighbour discovery, mesh, failsafe replies, egress rules, then DROP. */
+function outputChain(rs: NodeRuleset, family: 4 | 6, elems: Elems): string[] {
+  const out = [`:${IPT_OUTPUT_CHAIN} - [0:0]`, `-F ${IPT_OUTPUT_CHAIN}`];
+  if (!rs.output) return out;
+  const sets = new Map(rs.sets.map((s) => [s.name, s]));
+  const add = (s: string) => out.push(`-A ${IPT_OUTPUT_CHAIN} ${s}`);
+  add('-o lo -j ACCEPT');
+  add('-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+  if (family === 6) for (const t of ['135', '136', '133', '143', '2']) add(`-p ipv6-icmp --icmpv6-type ${t} -j ACCEPT`);
+  for (const r of rs.output.rules) {
+    const comment = `-m comment --comment "egress ${r.kind}:${r.name}"`;
+    const dests = r.dest === undefined ? [undefined] : elems(sets.get(r.dest)).map(formatPrefix);
+    // The failsafe rule passes SSH replies: its port is the source port.
+    const ports = r.kind === 'failsafe' ? '--sports' : '--dports';
+    for (const dst of dests) {
+      const d = dst ? `-d ${dst} ` : '';
+      if (r.proto === 'icmp') add(`${d}-p ${family === 4 ? 'icmp' : 'ipv6-icmp'} ${comment} -j ACCEPT`);
+      else for (const chunk of portChunks(r)) add(`${d}-p ${r.proto} -m multiport ${ports} ${chunk} ${comment} -j ACCEPT`);
+    }
+  }
+  add('-j DROP');
+  return out;
+}
+
+/**
+ * PICKET-FORWARD: connections the host DNAT-ed (published container ports) must match an
+ * input rule on their original destination port (--ctorigdstport: the published host port;
+ * the packet's own port is already the container's). Allowed ones RETURN rather than ACCEPT,
+ * so Docker's own FORWARD chains still judge them: picket only ever adds drops here.
+ */
+function forwardChain(rs: NodeRuleset, family: 4 | 6, elems: Elems): string[] {
+  const out = [`:${IPT_FORWARD_CHAIN} - [0:0]`, `-F ${IPT_FORWARD_CHAIN}`];
+  if (!rs.forward) return out;
+  const sets = new Map(rs.sets.map((s) => [s.name, s]));
+  const add = (s: string) => out.push(`-A ${IPT_FORWARD_CHAIN} ${s}`);
+  add('-m conntrack ! --ctstate DNAT -j RETURN');
+  for (const p of elems(rs.blocked)) add(`-s ${formatPrefix(p)} -j DROP`);
+  add('-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN');
+  add('-m conntrack --ctstate INVALID -j DROP');
+  for (const r of rs.rules) {
+    if ((r.kind !== 'rule' && r.kind !== 'exception') || r.proto === 'icmp') continue;
+    const comment = `-m comment --comment "published ${r.kind}:${r.name}"`;
+    const sources = r.source === undefined ? [undefined] : elems(sets.get(r.source)).map(formatPrefix);
+    for (const src of sources) {
+      const s = src ? `-s ${src} ` : '';
+      for (const p of r.ports) add(`${s}-p ${r.proto} -m conntrack --ctorigdstport ${p.first === p.last ? p.first : `${p.first}:${p.last}`} ${comment} -j RETURN`);
+    }
+  }
+  add('-j DROP');
+  return out;
 }

@@ -25,6 +25,30 @@ const PREAMBLE = [
   'ct state invalid drop',
 ];
 const CHAIN_HEAD = 'type filter hook input priority filter; policy drop;';
+/** Under settings.egress: deny. Replies, loopback and neighbour discovery always pass. */
+const OUTPUT_HEAD = 'type filter hook output priority filter; policy drop;';
+const OUTPUT_PREAMBLE = [
+  'oif "lo" accept',
+  'ct state established,related accept',
+  'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, nd-router-solicit, mld2-listener-report, packet-too-big } accept',
+];
+/** Under settings.forward: filter. Policy accept: only DNAT-ed connections are judged (nft-tables.ts forwardRules). */
+const FORWARD_HEAD = 'type filter hook forward priority filter; policy accept;';
+
+interface Chain { name: string; head: string; rules: string[] }
+
+/** The base chains of a lowered table, in order: input always, output and forward when the policy asks. */
+export function nftChains(t: NftTables): Chain[] {
+  const chains: Chain[] = [{ name: 'input', head: CHAIN_HEAD, rules: [...PREAMBLE, ...t.rules] }];
+  if (t.output) chains.push({ name: 'output', head: OUTPUT_HEAD, rules: [...OUTPUT_PREAMBLE, ...t.output] });
+  if (t.forward) chains.push({ name: 'forward', head: FORWARD_HEAD, rules: t.forward });
+  return chains;
+}
+
+/** Chain names the table holds for a ruleset. */
+export function nftChainNames(rs: NodeRuleset): string[] {
+  return nftChains(buildNftTables(rs)).map((c) => c.name);
+}
 
 function setLine(s: NftTables['sets'][number], withElements: boolean): string {
   const els = withElements && s.elements.length ? ` elements = { ${s.elements.join(', ')} }` : '';
@@ -35,9 +59,12 @@ function setLine(s: NftTables['sets'][number], withElements: boolean): string {
 export function renderNftTable(rs: NodeRuleset, t: NftTables = buildNftTables(rs)): string {
   const lines = [`table ${NFT_FAMILY} ${NFT_TABLE} {`, `  comment "${TABLE_COMMENT}"`];
   for (const s of t.sets) lines.push(setLine(s, true));
-  lines.push('  chain input {', `    ${CHAIN_HEAD}`);
-  for (const r of [...PREAMBLE, ...t.rules]) lines.push(`    ${r}`);
-  lines.push('  }', '}');
+  for (const c of nftChains(t)) {
+    lines.push(`  chain ${c.name} {`, `    ${c.head}`);
+    for (const r of c.rules) lines.push(`    ${r}`);
+    lines.push('  }');
+  }
+  lines.push('}');
   return lines.join('\n') + '\n';
 }
 
@@ -56,13 +83,17 @@ export function renderNft(rs: NodeRuleset): string {
 export function renderNftInPlace(rs: NodeRuleset, existing: { sets: string[]; chains: string[] }): string {
   const t = buildNftTables(rs);
   const lines: string[] = [];
+  const chains = nftChains(t);
+  const keep = new Set(chains.map((c) => c.name));
   for (const c of existing.chains) lines.push(`flush chain ${NFT_FAMILY} ${NFT_TABLE} ${c}`);
-  for (const c of existing.chains) if (c !== 'input') lines.push(`delete chain ${NFT_FAMILY} ${NFT_TABLE} ${c}`);
+  // Base chains the new ruleset still has stay (their hooks never go away); others go.
+  for (const c of existing.chains) if (!keep.has(c)) lines.push(`delete chain ${NFT_FAMILY} ${NFT_TABLE} ${c}`);
   for (const name of existing.sets) lines.push(`delete set ${NFT_FAMILY} ${NFT_TABLE} ${name}`);
   lines.push(`table ${NFT_FAMILY} ${NFT_TABLE} {`);
   for (const s of t.sets) lines.push(setLine(s, true));
-  lines.push(`  chain input { ${CHAIN_HEAD} }`, '}');
-  for (const r of [...PREAMBLE, ...t.rules]) lines.push(`add rule ${NFT_FAMILY} ${NFT_TABLE} input ${r}`);
+  for (const c of chains) lines.push(`  chain ${c.name} { ${c.head} }`);
+  lines.push('}');
+  for (const c of chains) for (const r of c.rules) lines.push(`add rule ${NFT_FAMILY} ${NFT_TABLE} ${c.name} ${r}`);
   return lines.join('\n') + '\n';
 }
 
@@ -73,7 +104,7 @@ export function nftSetNames(rs: NodeRuleset): string[] {
 
 /** Same rules and set declarations: the change can be element operations only. */
 export function sameShape(a: NodeRuleset, b: NodeRuleset): boolean {
-  const shape = (t: NftTables) => JSON.stringify([t.rules, t.sets.map((s) => [s.name, s.type])]);
+  const shape = (t: NftTables) => JSON.stringify([t.rules, t.sets.map((s) => [s.name, s.type]), t.output ?? null, t.forward ?? null]);
   return shape(buildNftTables(a)) === shape(buildNftTables(b));
 }
 

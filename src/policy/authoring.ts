@@ -75,8 +75,9 @@ const PEER_RE = PATTERNS.peerId.replace(/^\^|\$$/g, '');
 const V4_OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const V4 = `${V4_OCTET}(\\.${V4_OCTET}){3}`;
 const CIDR = `(${V4}(/(3[0-2]|[12]?\\d))?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(/(12[0-8]|1[01]\\d|[1-9]?\\d))?)`;
-const TO_PATTERN = `^(any|role:${NAME_RE}|node:(${NAME_RE}|${PEER_RE}))$`;
-const FROM_PATTERN = `^(any|role:${NAME_RE}|node:(${NAME_RE}|${PEER_RE})|cidr:${CIDR})$`;
+// cidr:X is allowed on the side naming the other end: `from` of an ingress rule, `to` of an
+// egress rule (checkPolicy refuses it on the other side, with the line).
+const SELECTOR_PATTERN = `^(any|role:${NAME_RE}|node:(${NAME_RE}|${PEER_RE})|cidr:${CIDR})$`;
 
 const selectors = (pattern: string, help: string) => {
   const one = z.string().meta({ pattern });
@@ -86,10 +87,12 @@ const name = z.string().min(1).meta({ pattern: PATTERNS.name });
 
 const ruleShape = {
   name,
-  to: selectors(TO_PATTERN, 'Destination: any, role:NAME or node:NAME|PEERID (one or a list).'),
-  from: selectors(FROM_PATTERN, 'Source: any, role:NAME, node:NAME|PEERID or cidr:PREFIX (one or a list).'),
+  to: selectors(SELECTOR_PATTERN, 'Ingress: the nodes the rule applies to (any, role:NAME, node:NAME|PEERID). Egress: the destinations (also cidr:PREFIX). One or a list.'),
+  from: selectors(SELECTOR_PATTERN, 'Ingress: the sources (any, role:NAME, node:NAME|PEERID or cidr:PREFIX). Egress: the sending nodes the rule applies to (any, role:NAME, node:NAME|PEERID). One or a list.'),
   proto: z.enum(['tcp', 'udp', 'icmp'], { error: (i) => `${JSON.stringify(i.input)} is not tcp, udp or icmp` }),
   ports: z.array(port).optional().default([]),
+  direction: z.enum(['ingress', 'egress'], { error: (i) => `${JSON.stringify(i.input)} is not ingress or egress` }).optional()
+    .describe('ingress (default): connections this node accepts. egress: connections this node opens; they are filtered only under settings.egress: deny.'),
 };
 
 export const PolicyAuthoringSchema = z.strictObject({
@@ -118,7 +121,11 @@ export const PolicyAuthoringSchema = z.strictObject({
       if (ms <= 0) { ctx.addIssue({ code: 'custom', message: 'must be a positive duration' }); return z.NEVER; }
       return ms;
     }).describe('Optional. A policy older than issuedAt + maxAge is stale: nodes alert (policy-stale) and apply onExpiry. Bounds how long an unrefreshed policy runs, independently of expires.'),
-  }).default({ onExpiry: 'keep', maxAge: undefined }),
+    egress: z.enum(['allow', 'deny'], { error: (i) => `${JSON.stringify(i.input)} is not allow or deny` }).default('allow')
+      .describe('allow (default): outbound traffic is not filtered. deny: a node opens only connections an egress rule allows; replies, loopback, the mesh port to mesh peers and failsafe SSH replies always pass.'),
+    forward: z.enum(['filter', 'ignore'], { error: (i) => `${JSON.stringify(i.input)} is not filter or ignore` }).default('ignore')
+      .describe('ignore (default): forwarded traffic is not touched. filter: connections DNAT-ed to containers (Docker/Podman published ports) must be allowed by an ingress rule for the published (host) port; other forwarded traffic is untouched.'),
+  }).default({ onExpiry: 'keep', maxAge: undefined, egress: 'allow', forward: 'ignore' }),
 });
 
 export interface Located {
@@ -170,7 +177,7 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
   if (exceptionsWithoutExpiry.length) {
     return { ok: false, errors: exceptionsWithoutExpiry.map((i) => locate({ path: ['exceptions', i], message: 'an exception must carry expires: a temporary hole closes by itself' })) };
   }
-  const toRule = (r: (typeof d.rules)[number]): Rule => ({ name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports });
+  const toRule = (r: (typeof d.rules)[number]): Rule => ({ name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports, ...(r.direction === 'egress' ? { direction: 'egress' as const } : {}) });
   const policy: Policy = {
     meshId: d.meshId,
     version: d.version,
@@ -179,7 +186,12 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
     nodes: d.nodes,
     rules: d.rules.map(toRule),
     exceptions: d.exceptions.map((e) => ({ ...toRule(e), reason: e.reason, expires: e.expires ?? 0 })),
-    settings: { onExpiry: d.settings.onExpiry, ...(d.settings.maxAge !== undefined ? { maxAge: d.settings.maxAge } : {}) },
+    settings: {
+      onExpiry: d.settings.onExpiry,
+      ...(d.settings.maxAge !== undefined ? { maxAge: d.settings.maxAge } : {}),
+      ...(d.settings.egress === 'deny' ? { egress: 'deny' as const } : {}),
+      ...(d.settings.forward === 'filter' ? { forward: 'filter' as const } : {}),
+    },
   };
   const { errors, warnings } = checkPolicy(policy, { warnings: true });
   if (errors.length) return { ok: false, errors: errors.map(locate) };
@@ -208,7 +220,7 @@ export function unknownKeys(doc: Document, lc: LineCounter, path: Path, keys: st
 export function policyToAuthoring(p: Policy): Record<string, unknown> {
   const ports = (r: Rule) => r.ports.map((pr) => (pr.first === pr.last ? pr.first : `${pr.first}-${pr.last}`));
   const sel = (s: string[]) => (s.length === 1 ? s[0] : s);
-  const rule = (r: Rule) => ({ name: r.name, to: sel(r.to), from: sel(r.from), proto: r.proto, ...(r.proto === 'icmp' ? {} : { ports: ports(r) }) });
+  const rule = (r: Rule) => ({ name: r.name, ...(r.direction ? { direction: r.direction } : {}), to: sel(r.to), from: sel(r.from), proto: r.proto, ...(r.proto === 'icmp' ? {} : { ports: ports(r) }) });
   return {
     meshId: p.meshId,
     version: p.version,
@@ -217,7 +229,12 @@ export function policyToAuthoring(p: Policy): Record<string, unknown> {
     nodes: p.nodes,
     rules: p.rules.map(rule),
     exceptions: p.exceptions.map((e) => ({ ...rule(e), reason: e.reason, expires: new Date(e.expires).toISOString() })),
-    settings: { onExpiry: p.settings.onExpiry, ...(p.settings.maxAge ? { maxAge: exactDuration(p.settings.maxAge) } : {}) },
+    settings: {
+      onExpiry: p.settings.onExpiry,
+      ...(p.settings.maxAge ? { maxAge: exactDuration(p.settings.maxAge) } : {}),
+      ...(p.settings.egress ? { egress: p.settings.egress } : {}),
+      ...(p.settings.forward ? { forward: p.settings.forward } : {}),
+    },
   };
 }
 

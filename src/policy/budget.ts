@@ -13,7 +13,10 @@
  *    ancestors do not allow: each range of an ancestor can split one of its ranges in two,
  *    hence Σ over prefixes a of (ranges of a × prefixes nested inside a);
  *  - rules from `any` cost their port ranges, icmp rules one element per source prefix,
- *    the mesh set one per address of another node, and the fixed `origin` set one.
+ *    the mesh set one per address of another node, and the fixed `origin` set one;
+ *  - egress rules (counted only under settings.egress: deny, when they are compiled) cost
+ *    the same per *destination* prefix, and apply to the nodes their `from` names; the
+ *    output and forward chains reuse the mesh, failsafe and input sets (no new elements).
  * The policy figure is the largest over the policy's nodes (what one node would hold), not
  * the sum over the fleet, so an honest 10,000-node policy fits.
  */
@@ -101,8 +104,12 @@ export function compiledSize(policy: Policy): CompiledSize {
   const cidrRanges = new Map<string, { prefix: Prefix; ranges: number }>();
   let anyCost = 0, anyRules = 0, targetedCost = 0, targetedRules = 0;
   const targeted: { to: string[]; cost: number; rules: number }[] = [];
+  const egress = policy.settings.egress === 'deny';
   for (const r of [...policy.rules, ...policy.exceptions] as Rule[]) {
-    const froms = r.from.includes('any') ? ['any'] : r.from;
+    if (r.direction === 'egress' && !egress) continue; // not compiled under egress: allow
+    // The side naming addresses costs elements; the other side says which nodes hold them.
+    const [peers, targets] = r.direction === 'egress' ? [r.to, r.from] : [r.from, r.to];
+    const froms = peers.includes('any') ? ['any'] : peers;
     const per = perPrefix(r.proto, r.ports);
     let cost = 0;
     for (const s of froms) {
@@ -117,8 +124,8 @@ export function compiledSize(policy: Policy): CompiledSize {
         if (pr.ok) cidrRanges.set(s, { prefix: pr.prefix, ranges: r.ports.length });
       }
     }
-    if (r.to.includes('any')) { anyCost += cost; anyRules += froms.length; }
-    else { targeted.push({ to: r.to, cost, rules: froms.length }); targetedCost += cost; targetedRules += froms.length; }
+    if (targets.includes('any')) { anyCost += cost; anyRules += froms.length; }
+    else { targeted.push({ to: targets, cost, rules: froms.length }); targetedCost += cost; targetedRules += froms.length; }
   }
 
   // The largest node: each rule adds its cost once to every node it applies to.
@@ -159,7 +166,8 @@ export function compiledSize(policy: Policy): CompiledSize {
   }
   return {
     elements: FIXED_ELEMENTS + totalAddrs + anyCost + maxCost + splitTerm(cidrRanges, candidates),
-    rules: 2 + anyRules + maxRules,
+    // The output chain repeats the mesh and failsafe rules.
+    rules: 2 + (egress ? 2 : 0) + anyRules + maxRules,
   };
 }
 
@@ -175,7 +183,9 @@ export function rulesetSize(rs: NodeRuleset): CompiledSize {
   // elsewhere is counted apart, which only makes the bound larger).
   const ranges = new Map<Prefix, { prefix: Prefix; ranges: number }>();
   const candidates: Prefix[] = [];
-  for (const r of rs.rules) {
+  // Output rules lower like input ones, keyed by destination (nft-tables.ts lowerOutput).
+  const outRules = (rs.output?.rules ?? []).map((r) => ({ ...r, source: r.dest }));
+  for (const r of [...rs.rules, ...outRules]) {
     if (r.kind === 'mesh' || r.kind === 'failsafe') continue;
     const src = r.source === undefined ? undefined : sets.get(r.source);
     if (!src) { elements += r.proto === 'icmp' ? 0 : r.ports.length; continue; }
@@ -190,7 +200,7 @@ export function rulesetSize(rs: NodeRuleset): CompiledSize {
       else ranges.set(p, { prefix: p, ranges: r.ports.length });
     }
   }
-  return { elements: elements + splitTerm(ranges, candidates), rules: rs.rules.length };
+  return { elements: elements + splitTerm(ranges, candidates), rules: rs.rules.length + outRules.length };
 }
 
 /** Why a size is over the budget, with the figure; undefined when it fits. */

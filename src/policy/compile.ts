@@ -27,8 +27,13 @@ export interface CompiledRule {
   name: string;
   proto: Proto;
   ports: PortRange[];
-  /** Undefined = any source. */
+  /** Undefined = any source (input rules). */
   source?: string;
+  /**
+   * Output rules only: the destination set (undefined = any destination). An output
+   * `failsafe` rule matches replies *from* its port to the failsafe set.
+   */
+  dest?: string;
   /** Exceptions close by themselves at this time (unix ms). */
   expires?: number;
 }
@@ -43,6 +48,17 @@ export interface NodeRuleset {
   rules: CompiledRule[];
   /** Earliest time at which this ruleset changes by itself (an exception expiring). */
   nextChangeAt?: number;
+  /**
+   * Present only under settings.egress: deny. The output hook drops what these rules do not
+   * allow; loopback, established/related and IPv6 neighbour discovery pass before them, and
+   * the first rules are always the mesh (to mesh peers) and failsafe (SSH replies) ones.
+   */
+  output?: { rules: CompiledRule[] };
+  /**
+   * settings.forward: filter: connections DNAT-ed to this host's containers (published
+   * ports) are checked against the input rules by their original (published) port.
+   */
+  forward?: true;
 }
 
 export interface CompileOptions {
@@ -167,12 +183,31 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
       rules.push({ kind, name: r.name, proto: r.proto, ports: r.ports, ...(src ? { source: src } : {}), ...(expires ? { expires } : {}) });
     }
   };
-  for (const r of policy.rules) if (appliesTo(r.to, self)) emit('rule', r);
+  for (const r of policy.rules) if (r.direction !== 'egress' && appliesTo(r.to, self)) emit('rule', r);
   let nextChangeAt: number | undefined;
   for (const e of policy.exceptions) {
-    if (!appliesTo(e.to, self) || e.expires <= opts.now) continue;
+    if (e.direction === 'egress' || !appliesTo(e.to, self) || e.expires <= opts.now) continue;
     emit('exception', e, e.expires);
     nextChangeAt = Math.min(nextChangeAt ?? Infinity, e.expires);
+  }
+  // Egress rules apply to the sending node (`from`) and name destinations (`to`). They are
+  // compiled only when outbound traffic is filtered: under egress: allow they change nothing.
+  let output: NodeRuleset['output'];
+  if (policy.settings.egress === 'deny') {
+    const out: CompiledRule[] = rules.filter((r) => r.kind === 'mesh' || r.kind === 'failsafe').map(({ source, ...r }) => ({ ...r, dest: source! }));
+    const emitOut = (kind: RuleKind, r: { name: string; to: string[]; proto: Proto; ports: PortRange[] }, expires?: number) => {
+      for (const t of r.to.includes('any') ? ['any'] : r.to) {
+        const dst = source(t);
+        out.push({ kind, name: r.name, proto: r.proto, ports: r.ports, ...(dst ? { dest: dst } : {}), ...(expires ? { expires } : {}) });
+      }
+    };
+    for (const r of policy.rules) if (r.direction === 'egress' && appliesTo(r.from, self)) emitOut('rule', r);
+    for (const e of policy.exceptions) {
+      if (e.direction !== 'egress' || !appliesTo(e.from, self) || e.expires <= opts.now) continue;
+      emitOut('exception', e, e.expires);
+      nextChangeAt = Math.min(nextChangeAt ?? Infinity, e.expires);
+    }
+    output = { rules: out };
   }
   return {
     policy: { version: policy.version, meshId: policy.meshId },
@@ -181,6 +216,8 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
     blocked: fixedSet('blocked', 'blocked', revocable(opts.blocked ?? [], opts.sshFrom ?? [])),
     rules,
     ...(nextChangeAt !== undefined ? { nextChangeAt } : {}),
+    ...(output ? { output } : {}),
+    ...(policy.settings.forward === 'filter' ? { forward: true as const } : {}),
   };
 }
 
@@ -241,6 +278,12 @@ export function lockoutProblem(rs: NodeRuleset, opts: { meshPorts: number[]; ssh
     if (!allows('failsafe', opts.sshPort)) return `failsafe SSH (port ${opts.sshPort}) would be closed`;
     for (const f of prefixes(opts.sshFrom)) if (blockedHosts.has(formatPrefix(f)) || blockedNets.some((b) => contains(b, f))) return `failsafe source ${formatPrefix(f)} would be blocked`;
   }
+  if (rs.output) {
+    // Egress deny must never cut the mesh or the failsafe's replies.
+    const out = (kind: RuleKind, dest: string, port: number) => rs.output!.rules.some((r) => r.kind === kind && r.proto === 'tcp' && r.dest === dest && r.ports.some((p) => p.first <= port && port <= p.last));
+    for (const port of opts.meshPorts) if (!out('mesh', 'mesh', port)) return `egress deny would cut the mesh (port ${port} to mesh peers)`;
+    if (opts.sshFrom.length && !out('failsafe', 'failsafe', opts.sshPort)) return 'egress deny would cut failsafe SSH replies';
+  }
   return undefined;
 }
 
@@ -249,6 +292,9 @@ export function rulesetHash(rs: NodeRuleset): string {
   const canon = {
     sets: [...rs.sets, rs.blocked].map((s) => ({ n: s.name, e: [...s.v4, ...s.v6].map(formatPrefix) })),
     rules: rs.rules.map((r) => [r.kind, r.name, r.proto, r.ports.map((p) => [p.first, p.last]), r.source ?? '*']),
+    // Only when present: rulesets without egress or forward filtering hash as before.
+    ...(rs.output ? { output: rs.output.rules.map((r) => [r.kind, r.name, r.proto, r.ports.map((p) => [p.first, p.last]), r.dest ?? '*']) } : {}),
+    ...(rs.forward ? { forward: true } : {}),
   };
   return createHash('sha256').update(JSON.stringify(canon)).digest('hex');
 }

@@ -1,6 +1,8 @@
 /**
  * Explain (pure): walks the compiled ruleset in the order the kernel does and says which
- * rule (or the default) decides a new inbound connection. Same structure as render.
+ * rule (or the default) decides a new connection: inbound (`{ from, proto, port }`) or, with
+ * `direction: 'egress'`, outbound (`{ direction: 'egress', to, proto, port }`). Same
+ * structure as render.
  */
 import { containsIp, parseIp, type Prefix } from './ip.js';
 import type { AddressSet, CompiledRule, NodeRuleset } from './compile.js';
@@ -9,14 +11,26 @@ import type { Proto } from './model.js';
 export type Verdict =
   | { action: 'ALLOW'; reason: 'loopback' }
   | { action: 'ALLOW'; reason: 'rule'; rule: CompiledRule }
+  | { action: 'ALLOW'; reason: 'egress-allow' }
   | { action: 'DROP'; reason: 'blocked' }
   | { action: 'DROP'; reason: 'default' };
 
-export interface Probe {
+export interface IngressProbe {
+  direction?: 'ingress';
   from: string;
   port?: number;
   proto: Proto;
 }
+
+export interface EgressProbe {
+  direction: 'egress';
+  /** The destination address this node connects to. */
+  to: string;
+  port?: number;
+  proto: Proto;
+}
+
+export type Probe = IngressProbe | EgressProbe;
 
 function inSet(set: AddressSet | undefined, family: 4 | 6, addr: bigint): boolean {
   if (!set) return false;
@@ -24,7 +38,10 @@ function inSet(set: AddressSet | undefined, family: 4 | 6, addr: bigint): boolea
   return list.some((p) => containsIp(p, family, addr));
 }
 
+const portMatches = (r: CompiledRule, port: number | undefined) => r.proto === 'icmp' || r.ports.some((p) => port !== undefined && p.first <= port && port <= p.last);
+
 export function explain(rs: NodeRuleset, probe: Probe): Verdict {
+  if (probe.direction === 'egress') return explainEgress(rs, probe);
   const ip = parseIp(probe.from);
   if (!ip) throw new Error(`${probe.from} is not an IP address`);
   const loop = ip.family === 4 ? ip.addr >> 24n === 127n : ip.addr === 1n;
@@ -33,8 +50,25 @@ export function explain(rs: NodeRuleset, probe: Probe): Verdict {
   const sets = new Map(rs.sets.map((s) => [s.name, s]));
   for (const r of rs.rules) {
     if (r.proto !== probe.proto) continue;
-    if (r.proto !== 'icmp' && !r.ports.some((p) => probe.port !== undefined && p.first <= probe.port && probe.port <= p.last)) continue;
+    if (!portMatches(r, probe.port)) continue;
     if (r.source !== undefined && !inSet(sets.get(r.source), ip.family, ip.addr)) continue;
+    return { action: 'ALLOW', reason: 'rule', rule: r };
+  }
+  return { action: 'DROP', reason: 'default' };
+}
+
+/** A new outbound connection from this node to `probe.to` (what the output hook decides). */
+function explainEgress(rs: NodeRuleset, probe: EgressProbe): Verdict {
+  const ip = parseIp(probe.to);
+  if (!ip) throw new Error(`${probe.to} is not an IP address`);
+  const loop = ip.family === 4 ? ip.addr >> 24n === 127n : ip.addr === 1n;
+  if (loop) return { action: 'ALLOW', reason: 'loopback' };
+  if (!rs.output) return { action: 'ALLOW', reason: 'egress-allow' };
+  const sets = new Map(rs.sets.map((s) => [s.name, s]));
+  for (const r of rs.output.rules) {
+    // The failsafe output rule passes SSH replies (source port), never a new connection.
+    if (r.kind === 'failsafe' || r.proto !== probe.proto || !portMatches(r, probe.port)) continue;
+    if (r.dest !== undefined && !inSet(sets.get(r.dest), ip.family, ip.addr)) continue;
     return { action: 'ALLOW', reason: 'rule', rule: r };
   }
   return { action: 'DROP', reason: 'default' };
@@ -43,11 +77,12 @@ export function explain(rs: NodeRuleset, probe: Probe): Verdict {
 export function describeVerdict(v: Verdict): string {
   switch (v.reason) {
     case 'loopback': return 'ALLOW (loopback)';
+    case 'egress-allow': return 'ALLOW (settings.egress: allow: outbound traffic is not filtered)';
     case 'blocked': return 'DROP (source is a node removed from the policy: blocked)';
     case 'default': return 'DROP (default deny: no rule allows it)';
     case 'rule': {
       const r = v.rule;
-      const what = r.kind === 'exception' ? `exception ${r.name} (expires ${new Date(r.expires ?? 0).toISOString()})` : r.kind === 'rule' ? `rule ${r.name}` : r.kind === 'mesh' ? 'mesh port (mesh peers)' : 'failsafe SSH';
+      const what = r.kind === 'exception' ? `exception ${r.name} (expires ${new Date(r.expires ?? 0).toISOString()})` : r.kind === 'rule' ? `rule ${r.name}` : r.kind === 'mesh' ? (r.dest ? 'mesh port (to mesh peers)' : 'mesh port (mesh peers)') : 'failsafe SSH';
       return `ALLOW by ${what}`;
     }
   }

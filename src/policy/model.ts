@@ -23,14 +23,30 @@ export interface PolicyNode {
   roles: string[];
 }
 
+export type Direction = 'ingress' | 'egress';
+export const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
+
 export interface Rule {
   name: string;
-  /** Destinations: `any`, `role:X`, `node:X`. */
+  /**
+   * Ingress: the nodes the rule applies to (`any`, `role:X`, `node:X`).
+   * Egress: destinations (`any`, `role:X`, `node:X`, `cidr:X`).
+   */
   to: string[];
-  /** Sources: `any`, `role:X`, `node:X`, `cidr:X`. */
+  /**
+   * Ingress: sources (`any`, `role:X`, `node:X`, `cidr:X`).
+   * Egress: the sending nodes the rule applies to (`any`, `role:X`, `node:X`).
+   */
   from: string[];
   proto: Proto;
   ports: PortRange[];
+  /** Absent: ingress (older policies encode exactly as before). */
+  direction?: 'egress';
+}
+
+/** The side of a rule that names the other end (addresses), and the side naming this node. */
+export function peerSide(r: Rule): 'to' | 'from' {
+  return r.direction === 'egress' ? 'to' : 'from';
 }
 
 export interface PolicyException extends Rule {
@@ -48,6 +64,10 @@ export interface Settings {
    * policy nobody re-signed, whatever `expires` says.
    */
   maxAge?: number;
+  /** Outbound traffic: absent (allow) is not filtered; deny allows only egress rules, replies, mesh and failsafe. */
+  egress?: 'deny';
+  /** Absent (ignore): forwarded traffic is not touched; filter: DNAT'd (published) ports follow the inbound rules. */
+  forward?: 'filter';
 }
 
 /** When the policy turns stale (issuedAt + maxAge), if it ever does. */
@@ -112,6 +132,8 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
   if (issuedProblem) err(['issuedAt'], issuedProblem);
   if (!expiresProblem && !issuedProblem && p.expires <= p.issuedAt) err(['expires'], 'is not after issuedAt');
   if (p.settings.onExpiry !== 'keep' && p.settings.onExpiry !== 'baseline') err(['settings', 'onExpiry'], `${JSON.stringify(p.settings.onExpiry)} is not keep or baseline`);
+  if (p.settings.egress !== undefined && p.settings.egress !== 'deny') err(['settings', 'egress'], `${JSON.stringify(String(p.settings.egress).slice(0, 40))} is not allow or deny`);
+  if (p.settings.forward !== undefined && p.settings.forward !== 'filter') err(['settings', 'forward'], `${JSON.stringify(String(p.settings.forward).slice(0, 40))} is not filter or ignore`);
   if (p.settings.maxAge !== undefined && (!Number.isSafeInteger(p.settings.maxAge) || p.settings.maxAge <= 0)) err(['settings', 'maxAge'], 'is not a positive duration');
   else if (p.settings.maxAge !== undefined && p.settings.maxAge > p.expires - p.issuedAt) warnings.push({ path: ['settings', 'maxAge'], message: 'is longer than the policy lives (expires comes first)' });
   if (p.nodes.length > LIMITS.maxNodes) err(['nodes'], `${p.nodes.length} nodes (limit ${LIMITS.maxNodes})`);
@@ -150,6 +172,8 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
     else if (seen.has(r.name)) err(at('name'), `duplicate ${kind} name ${r.name} (also ${kind}s[${seen.get(r.name)}])`);
     seen.set(r.name, i);
     if (!PROTOS.includes(r.proto)) err(at('proto'), `${JSON.stringify(r.proto)} is not tcp, udp or icmp`);
+    if (r.direction !== undefined && r.direction !== 'egress') err(at('direction'), `${JSON.stringify(String(r.direction).slice(0, 40))} is not ingress or egress`);
+    const addressSide = peerSide(r);
     const selector = (field: 'to' | 'from') => {
       if (r[field].length === 0) err(at(field), 'is empty');
       if (r[field].length > LIMITS.maxSelectorsPerRule) err(at(field), `${r[field].length} selectors (limit ${LIMITS.maxSelectorsPerRule})`);
@@ -163,11 +187,12 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
           if (!roles.has(value)) err(path, `role ${value} is not held by any node`);
         } else if (kindOf === 'node') {
           if (!names.has(value) && !peerIds.has(value)) err(path, `node ${value} is not in nodes`);
-        } else if (kindOf === 'cidr' && field === 'from') {
+        } else if (kindOf === 'cidr' && field === addressSide) {
           const pr = parsePrefix(value);
           if (!pr.ok) err(path, pr.reason);
         } else {
-          err(path, `${JSON.stringify(s.slice(0, 80))} is not ${field === 'from' ? 'any, role:X, node:X or cidr:X' : 'any, role:X or node:X'}`);
+          const cidrNote = kindOf === 'cidr' ? ` (cidr:X names addresses: it belongs in ${addressSide} of ${r.direction === 'egress' ? 'an egress' : 'an ingress'} rule)` : '';
+          err(path, `${JSON.stringify(s.slice(0, 80))} is not ${field === addressSide ? 'any, role:X, node:X or cidr:X' : 'any, role:X or node:X'}${cidrNote}`);
         }
       });
     };
@@ -210,7 +235,7 @@ function shadowWarnings(rules: Rule[]): Issue[] {
   rules.forEach((r, i) => {
     for (let j = 0; j < i; j++) {
       const e = rules[j]!;
-      if (e.proto !== r.proto) continue;
+      if (e.proto !== r.proto || e.direction !== r.direction) continue;
       const toCovered = e.to.includes('any') || r.to.every((t) => e.to.includes(t));
       const fromCovered = e.from.includes('any') || r.from.every((f) => e.from.includes(f));
       if (toCovered && fromCovered && (r.proto === 'icmp' || covers(e.ports, r.ports))) {
@@ -223,7 +248,7 @@ function shadowWarnings(rules: Rule[]): Issue[] {
 }
 
 function ruleToPb(r: Rule): pb.policy.v1.IRule {
-  return { name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports.map((p) => ({ first: p.first, last: p.last })) };
+  return { name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports.map((p) => ({ first: p.first, last: p.last })), ...(r.direction ? { direction: r.direction } : {}) };
 }
 
 export function encodePolicy(p: Policy): Uint8Array {
@@ -235,7 +260,12 @@ export function encodePolicy(p: Policy): Uint8Array {
     nodes: p.nodes.map((n) => ({ name: n.name, peerId: n.peerId, addresses: n.addresses, roles: n.roles })),
     rules: p.rules.map(ruleToPb),
     exceptions: p.exceptions.map((e) => ({ rule: ruleToPb(e), reason: e.reason, expiresMs: e.expires })),
-    settings: { onExpiry: p.settings.onExpiry, ...(p.settings.maxAge ? { maxAgeMs: p.settings.maxAge } : {}) },
+    settings: {
+      onExpiry: p.settings.onExpiry,
+      ...(p.settings.maxAge ? { maxAgeMs: p.settings.maxAge } : {}),
+      ...(p.settings.egress ? { egress: p.settings.egress } : {}),
+      ...(p.settings.forward ? { forward: p.settings.forward } : {}),
+    },
   }).finish();
 }
 
@@ -254,6 +284,8 @@ function ruleFromPb(r: pb.policy.v1.IRule | null | undefined, path: string): Rul
     from: (r?.from ?? []).map((s, i) => str(s, `${path}.from[${i}]`)),
     proto: (r?.proto ?? '') as Proto,
     ports: (r?.ports ?? []).map((p) => ({ first: Number(p.first ?? 0), last: Number(p.last ?? 0) })),
+    // "ingress" spelled out means the default; anything else but egress is kept for checkPolicy to refuse.
+    ...(r?.direction && r.direction !== 'ingress' ? { direction: str(r.direction, `${path}.direction`) as 'egress' } : {}),
   };
 }
 
@@ -292,6 +324,9 @@ export function decodePolicy(bytes: Uint8Array): PolicyDecode {
       settings: {
         onExpiry: (m.settings?.onExpiry || 'keep') as Settings['onExpiry'],
         ...(Number(m.settings?.maxAgeMs ?? 0) > 0 ? { maxAge: Number(m.settings!.maxAgeMs) } : {}),
+        // Spelled-out defaults (allow, ignore) mean absent; other values are kept for checkPolicy to refuse.
+        ...(m.settings?.egress && m.settings.egress !== 'allow' ? { egress: str(m.settings.egress, 'settings.egress') as 'deny' } : {}),
+        ...(m.settings?.forward && m.settings.forward !== 'ignore' ? { forward: str(m.settings.forward, 'settings.forward') as 'filter' } : {}),
       },
     };
   } catch (e) {
