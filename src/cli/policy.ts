@@ -1,6 +1,6 @@
 /** `picket policy sign|verify|show|diff|render|explain`: the offline policy workflow. */
 import { Option, type Command } from 'commander';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { systemClock } from '../runtime/clock.js';
 import { compile, DEFAULT_MESH_PORT, exemptFromRevocation, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { diffPolicies, formatDiff } from '../policy/diff.js';
@@ -190,21 +190,25 @@ export function registerPolicy(program: Command): void {
 
   policy
     .command('explain')
-    .description('say whether a node accepts a new connection, and which rule decides')
+    .description('say whether a node accepts a new connection (--from) or may open one (--to), and which rule decides')
     .argument('<file>', 'signed policy')
-    .requiredOption('--node <name|peerId>', 'the receiving node')
-    .requiredOption('--from <ip>', 'source address')
+    .requiredOption('--node <name|peerId>', 'the receiving node (with --to: the sending node)')
+    .option('--from <ip>', 'source address of an inbound connection')
+    .option('--to <ip>', 'destination address of an outbound connection (egress)')
     .option('--port <n>', 'destination port', intOption(1, 65535))
     .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp', 'icmp']).default('tcp'))
     .addOption(meshPortOption())
     .option('--ssh-from <cidr>', 'failsafe SSH source (repeat)', collect)
     .option('--json', 'print as JSON')
-    .action((file: string, opts: RenderOpts & { from: string; port?: number; proto: 'tcp' | 'udp' | 'icmp'; json?: boolean }) => {
-      if (!parseIp(opts.from)) throw new InputError(`--from ${opts.from} is not an IP address`);
+    .action((file: string, opts: RenderOpts & { from?: string; to?: string; port?: number; proto: 'tcp' | 'udp' | 'icmp'; json?: boolean }) => {
+      if ((opts.from === undefined) === (opts.to === undefined)) throw new UsageError('give exactly one of --from (inbound) or --to (outbound)');
+      const addr = opts.from ?? opts.to!;
+      if (!parseIp(addr)) throw new InputError(`${opts.from !== undefined ? '--from' : '--to'} ${addr} is not an IP address`);
       if (opts.proto !== 'icmp' && opts.port === undefined) throw new InputError(`--port is required for ${opts.proto}`);
       const { policy: p } = loadPolicyUnverified(file);
       const rs = compileFor(p, opts);
-      const v = explain(rs, { from: opts.from, proto: opts.proto, ...(opts.port !== undefined ? { port: opts.port } : {}) });
+      const port = opts.port !== undefined ? { port: opts.port } : {};
+      const v = opts.to !== undefined ? explain(rs, { direction: 'egress', to: opts.to, proto: opts.proto, ...port }) : explain(rs, { from: addr, proto: opts.proto, ...port });
       if (opts.json) {
         printJson({ action: v.action, reason: v.reason, ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name } } : {}), node: rs.node?.name, version: p.version });
       } else {

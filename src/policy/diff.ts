@@ -47,7 +47,7 @@ export function isEmptyDiff(d: PolicyDiff): boolean {
 }
 
 const ports = (r: Rule) => (r.proto === 'icmp' ? 'icmp' : `${r.proto}/${r.ports.map((p) => (p.first === p.last ? p.first : `${p.first}-${p.last}`)).join(',')}`);
-const ruleText = (r: Rule) => `${r.name}: ${r.from.join(',')} -> ${r.to.join(',')} ${ports(r)}`;
+const ruleText = (r: Rule) => `${r.name}: ${r.direction === 'egress' ? 'egress ' : ''}${r.from.join(',')} -> ${r.to.join(',')} ${ports(r)}`;
 const nodeText = (n: PolicyNode) => `${n.name} ${n.peerId} [${n.addresses.join(', ')}] roles=${n.roles.join(',') || '-'}`;
 const excText = (e: PolicyException) => `${ruleText(e)} until ${new Date(e.expires).toISOString()} (${e.reason})`;
 

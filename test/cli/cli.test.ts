@@ -98,6 +98,18 @@ describe('picket CLI', () => {
     expect(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.1.5', '--port', '5432').stdout.trim()).toBe('ALLOW by rule app-db');
     expect(JSON.parse(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--from', '10.0.9.9', '--port', '5432', '--json').stdout)).toMatchObject({ action: 'DROP', reason: 'default' });
   });
+  it('explain --to answers for outbound connections under settings.egress: deny; --from and --to together is one line, exit 2', () => {
+    writeFileSync(p('policy9.yaml'), policyYaml().replace('version: 7', 'version: 9') + '  - { name: db-out, direction: egress, to: cidr:198.51.100.0/24, from: role:db, proto: tcp, ports: [443] }\nsettings:\n  egress: deny\n');
+    expect(run('policy', 'sign', 'policy9.yaml', '--root', 'root.json', '--key', 'a.key', '--key', 'b.key', '--out', 'p9.signed').code).toBe(0);
+    expect(run('policy', 'explain', 'p9.signed', '--node', 'db-1', '--to', '198.51.100.7', '--port', '443').stdout.trim()).toBe('ALLOW by rule db-out');
+    expect(JSON.parse(run('policy', 'explain', 'p9.signed', '--node', 'db-1', '--to', '203.0.113.1', '--port', '443', '--json').stdout)).toMatchObject({ action: 'DROP', reason: 'default' });
+    expect(JSON.parse(run('policy', 'explain', 'p8.signed', '--node', 'db-1', '--to', '203.0.113.1', '--port', '443', '--json').stdout)).toMatchObject({ action: 'ALLOW', reason: 'egress-allow' });
+    expect(run('policy', 'render', 'p9.signed', '--node', 'db-1').stdout).toMatch(/chain output \{\n\s+type filter hook output priority filter; policy drop;/);
+    expect(run('policy', 'diff', 'policy.signed', 'p9.signed').stdout).toContain('+ db-out: egress role:db -> cidr:198.51.100.0/24 tcp/443');
+    const both = run('policy', 'explain', 'p9.signed', '--node', 'db-1', '--to', '198.51.100.7', '--from', '10.0.1.5', '--port', '443');
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim().split('\n')).toHaveLength(1);
+  });
   it('every command has --help and usage errors exit 2', async () => {
     // Nineteen processes, at most three at a time: on two busy cores one after the other they
     // took longer than the default test timeout.
