@@ -71,6 +71,25 @@ addresses, invalid CIDRs; a rule shadowed by an earlier one is a warning. Also c
 largest node, at most ${LIMITS.maxCompiledElements.toLocaleString('en-US')} nft set elements and ${LIMITS.maxCompiledRules.toLocaleString('en-US')} rules
 (docs/enforcement.md, "The compile budget"); over it the policy is \`too-large\`.
 
+Outbound traffic: a rule with \`direction: egress\` allows connections a node *opens*. Its \`to\`
+names the destinations (\`any\`, \`role:NAME\`, \`node:NAME\`, \`cidr:PREFIX\`: the addresses of other
+nodes or networks) and its \`from\` the sending nodes it applies to (\`any\`, \`role:NAME\`,
+\`node:NAME\`; no \`cidr:\`). Egress rules take effect only under \`settings.egress: deny\`; replies
+to accepted connections, loopback, IPv6 neighbour discovery, the mesh port to mesh peers and
+failsafe SSH replies always pass. \`settings.forward: filter\` applies the ingress rules to
+connections DNAT-ed to containers (Docker/Podman published ports), by the published host port.
+Both settings default to the old behaviour, and a policy that leaves them out (or spells out
+the defaults) encodes exactly as before. Example:
+
+\`\`\`yaml
+rules:
+  - { name: app-db, direction: egress, to: role:db, from: role:app, proto: tcp, ports: [5432] }
+  - { name: dns, direction: egress, to: cidr:10.0.0.53/32, from: any, proto: udp, ports: [53] }
+settings:
+  egress: deny
+  forward: filter
+\`\`\`
+
 ${table(policy)}
 `,
     'docs/config-reference.md': `${banner}

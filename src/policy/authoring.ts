@@ -91,7 +91,7 @@ const ruleShape = {
   from: selectors(SELECTOR_PATTERN, 'Ingress: the sources (any, role:NAME, node:NAME|PEERID or cidr:PREFIX). Egress: the sending nodes the rule applies to (any, role:NAME, node:NAME|PEERID). One or a list.'),
   proto: z.enum(['tcp', 'udp', 'icmp'], { error: (i) => `${JSON.stringify(i.input)} is not tcp, udp or icmp` }),
   ports: z.array(port).optional().default([]),
-  direction: z.enum(['ingress', 'egress'], { error: (i) => `${JSON.stringify(i.input)} is not ingress or egress` }).optional()
+  direction: z.enum(['ingress', 'egress'], { error: (i) => `${JSON.stringify(i.input)} is not ingress or egress` }).default('ingress')
     .describe('ingress (default): connections this node accepts. egress: connections this node opens; they are filtered only under settings.egress: deny.'),
 };
 
