@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parsePolicyYaml, policyToAuthoring } from '../../src/policy/authoring.js';
-import { compiledSize, rulesetSize } from '../../src/policy/budget.js';
+import { compiledSize, overBudget, rulesetSize } from '../../src/policy/budget.js';
 import { compile, compileBaseline, lockoutProblem, rulesetHash } from '../../src/policy/compile.js';
 import { describeVerdict, explain } from '../../src/policy/explain.js';
 import { checkPolicy, decodePolicy, encodePolicy, type Policy, type Rule } from '../../src/policy/model.js';
@@ -16,7 +16,7 @@ import { renderIptables } from '../../src/enforce/render-iptables.js';
 import { pb } from '../../src/wire/proto.js';
 import { stringify } from 'yaml';
 import { DAY, NOW, PEER, policy } from '../helpers/trust.js';
-import { fakePeerId } from '../helpers/poison.js';
+import { fakePeerId, poisonPolicy } from '../helpers/poison.js';
 
 const MESH = { now: NOW, meshPorts: [7946], sshFrom: ['192.0.2.0/24'], sshPort: 22 };
 const guard = { meshPorts: [7946], sshFrom: ['192.0.2.0/24'], sshPort: 22 };
@@ -250,6 +250,14 @@ describe('egress: the compile budget counts it', () => {
       expect(bound.elements).toBeGreaterThanOrEqual(size.elements);
       expect(bound.rules).toBeGreaterThanOrEqual(size.rules);
     }
+  });
+
+  it('rejects a policy whose egress destinations lower to millions of elements as too large', () => {
+    const poison = poisonPolicy(2, { now: NOW });
+    // The same fan-out as the ingress poison, turned around: every node may reach every address on 64 ranges.
+    const out: Policy = { ...poison, rules: poison.rules.map((r) => ({ ...r, direction: 'egress' as const, to: r.from, from: r.to })), settings: { onExpiry: 'keep', egress: 'deny' } };
+    expect(checkPolicy(out).errors).toEqual([]);
+    expect(overBudget(compiledSize(out))).toMatch(/set elements on its largest node/);
   });
 
   it('counts egress rules only where they are compiled (egress: deny)', () => {
