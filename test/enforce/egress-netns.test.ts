@@ -108,4 +108,14 @@ describe.runIf(usable).each(backends)('egress and forward in the kernel: $name',
     expect(lab.probe(ext, '10.89.1.2', 8080)).toBe('open');
     expect(await enforcer.checkDrift()).toBeNull(); // read back: what was applied is what is in force
   });
+
+  it('revoking a node cuts its established connection to a published port under forward: filter', async () => {
+    await apply(closed(5));
+    const hold = lab.spawn(peer, [process.execPath, PROBE, 'hold', '10.89.0.2', '8080']);
+    await hold.line(/up/);
+    const without = policy(6, { nodes: [nodes[0]!], rules: rules.filter((r) => r.name !== 'published'), settings: { onExpiry: 'keep', egress: 'deny', forward: 'filter' } });
+    await apply(without);
+    await hold.line(/dead/, 5000);
+    expect(lab.probe(peer, '10.89.0.2', 8080)).toBe('closed');
+  });
 });
