@@ -11,7 +11,7 @@ import { compile, compileBaseline, lockoutProblem, rulesetHash } from '../../src
 import { describeVerdict, explain } from '../../src/policy/explain.js';
 import { checkPolicy, decodePolicy, encodePolicy, type Policy, type Rule } from '../../src/policy/model.js';
 import { buildNftTables } from '../../src/enforce/nft-tables.js';
-import { renderNft, renderNftInPlace } from '../../src/enforce/render-nft.js';
+import { renderNft, renderNftDelta, renderNftInPlace, sameShape } from '../../src/enforce/render-nft.js';
 import { renderIptables } from '../../src/enforce/render-iptables.js';
 import { pb } from '../../src/wire/proto.js';
 import { stringify } from 'yaml';
@@ -222,6 +222,18 @@ describe('egress and forward: compile, explain, render', () => {
     expect(toOn).not.toMatch(/delete chain/);
     expect(toOn).toMatch(/chain output \{ type filter hook output priority filter; policy drop; \}/);
     expect(toOn).toMatch(/add rule inet picket output ct state established,related accept/);
+  });
+});
+
+describe('egress: incremental applies', () => {
+  it('a changed egress destination is an element delta of the out_ sets, not a full replace', () => {
+    const before = compile(denyPolicy([egressRule({ to: ['cidr:198.51.100.0/24'] })]), 'web-1', MESH);
+    const after = compile(denyPolicy([egressRule({ to: ['cidr:203.0.113.0/24'] })]), 'web-1', MESH);
+    expect(sameShape(before, after)).toBe(true);
+    expect(renderNftDelta(before, after)).toBe('delete element inet picket out_allow_v4 { 198.51.100.0/24 . tcp . 5432 }\nadd element inet picket out_allow_v4 { 203.0.113.0/24 . tcp . 5432 }\n');
+    // Switching egress filtering on or off changes the chains: never a mere delta.
+    expect(sameShape(before, compile(policy(3), 'web-1', MESH))).toBe(false);
+    expect(sameShape(compile(denyPolicy([], { forward: 'filter' }), 'web-1', MESH), compile(denyPolicy([]), 'web-1', MESH))).toBe(false);
   });
 });
 
