@@ -19,8 +19,8 @@ import { PEER, policy } from '../helpers/trust.js';
 const usable = canUseNetns();
 
 const nodes = [
-  { name: 'app', peerId: PEER(1), addresses: ['10.89.0.2', '10.89.1.2'], roles: ['app'] },
-  { name: 'db', peerId: PEER(2), addresses: ['10.89.0.1'], roles: ['db'] },
+  { name: 'app', peerId: PEER(1), addresses: ['10.89.0.2', '10.89.1.2', 'fd89::2'], roles: ['app'] },
+  { name: 'db', peerId: PEER(2), addresses: ['10.89.0.1', 'fd89::1'], roles: ['db'] },
 ];
 const rules: Rule[] = [
   // The published (host) port of the container, for the mesh peer.
@@ -49,6 +49,8 @@ describe.runIf(usable).each(backends)('egress and forward in the kernel: $name',
     ext = lab.ns('ext');
     ctr = lab.ns('ctr');
     lab.link(peer, '10.89.0.1/24', srv, '10.89.0.2/24');
+    lab.exec(peer, ['ip', 'addr', 'add', 'fd89::1/64', 'dev', 'v1a', 'nodad']);
+    lab.exec(srv, ['ip', 'addr', 'add', 'fd89::2/64', 'dev', 'v1b', 'nodad']);
     lab.link(ext, '10.89.1.1/24', srv, '10.89.1.2/24');
     lab.link(ctr, '172.30.0.2/24', srv, '172.30.0.1/24');
     lab.exec(ctr, ['ip', 'route', 'add', 'default', 'via', '172.30.0.1']);
@@ -87,6 +89,11 @@ describe.runIf(usable).each(backends)('egress and forward in the kernel: $name',
     expect(lab.probe(srv, '10.89.0.1', 7946)).toBe('open'); // this node dials its peer's mesh port
     expect(lab.probe(peer, '10.89.0.2', 7946)).toBe('open'); // the peer dials in: replies pass
     expect(lab.probe(ext, '10.89.1.2', 22)).toBe('open'); // failsafe SSH: replies pass
+    // IPv6 needs neighbour discovery out of this node: with the caches empty, the mesh still works over v6.
+    lab.exec(srv, ['ip', '-6', 'neigh', 'flush', 'all']);
+    lab.exec(peer, ['ip', '-6', 'neigh', 'flush', 'all']);
+    expect(lab.probe(srv, 'fd89::1', 7946, 3000)).toBe('open');
+    expect(lab.probe(srv, 'fd89::1', 9999)).toBe('closed');
   });
 
   it('forward: filter drops a DNAT-published port no inbound rule allows, by its published port, not the container port', async () => {
