@@ -28,6 +28,9 @@ import type { Mesh, MeshOptions } from '../mesh/mesh.js';
 import { Engine } from '../node/engine.js';
 import { ControlServer } from './control.js';
 import { Metrics } from './metrics.js';
+import { DropReader } from './drops.js';
+import type { DropTotalsView } from '../enforce/drop-totals.js';
+import type { DropLogging } from '../policy/compile.js';
 import { AlertManager } from '../alerts/alerts.js';
 import type { Auditor } from '../audit/auditor.js';
 import type { Listener } from '../audit/listeners.js';
@@ -69,6 +72,13 @@ export interface StatusJson {
   listen: string[];
   alerts: { key: string; class: string; severity: string; summary: string; since: string }[];
   metrics: string | null;
+  /**
+   * Kernel drop counters since the agent started, by reason (default-deny, blocked, invalid,
+   * would-drop); null when the backend counts nothing (file, memory). Absent from status().
+   */
+  drops?: DropTotalsView | null;
+  /** What runs in monitor mode: the policy (settings.mode) and the rules in monitor mode. */
+  monitor?: { policy: boolean; rules: string[] };
 }
 
 /** The fsynced mirror of the trusted state, beside the store (see src/node/trusted-state.ts). */
@@ -86,7 +96,13 @@ export function enforcerOptions(config: AgentConfig, parts: { backend: Backend; 
     sshPort: config.enforcement.failsafe.sshPort,
     confirmWindow: config.enforcement.confirmWindow,
     lostGrace: config.enforcement.lockoutGrace,
+    ...(config.enforcement.logDrops ? { dropLog: dropLogging(config) } : {}),
   };
+}
+
+/** enforcement.logDrops as the compiler takes it (null: would-drops only, at the default rate). */
+function dropLogging(config: AgentConfig): DropLogging | undefined {
+  return config.enforcement.logDrops ? { drops: true, rate: config.enforcement.logDrops.rate } : undefined;
 }
 
 export function makeBackend(config: AgentConfig): Backend {
@@ -151,6 +167,8 @@ export class Agent {
   readonly alerts: AlertManager;
   readonly auditor: Auditor;
   readonly metrics: Metrics;
+  /** Kernel drop counters of whatever backend is in force, as totals that never go down. */
+  readonly drops: DropReader;
   #metricsAddr: string | null = null;
   #config: AgentConfig;
   #clock: Clock;
@@ -172,6 +190,7 @@ export class Agent {
     this.#clock = parts.clock;
     this.alerts = parts.alerts;
     this.auditor = parts.auditor;
+    this.drops = new DropReader(() => this.enforcer.backend, parts.clock);
   }
 
   get config(): AgentConfig {
@@ -334,6 +353,10 @@ export class Agent {
     this.enforcer.on('drift', () => m.driftRepairs.inc());
     this.alerts.on('event', (e) => m.alerts.inc({ class: e.class, action: e.action }));
     this.alerts.on('dropped', (sink, _e, reason) => m.alertsDropped.inc({ sink, reason }));
+    m.refreshAsync = async () => {
+      const totals = await this.drops.read();
+      if (totals) m.setDrops(totals);
+    };
     m.refresh = () => {
       m.policyVersion.set(this.engine.current?.policy.version ?? 0);
       m.rootVersion.set(this.engine.root.root.version);
@@ -344,6 +367,12 @@ export class Agent {
       m.enforcementState.reset();
       m.enforcementState.set({ state: this.enforcer.status.state }, 1);
     };
+  }
+
+  /** Monitor mode in the ruleset in force. */
+  monitorView(): { policy: boolean; rules: string[] } {
+    const rs = this.enforcer.ruleset;
+    return { policy: rs?.monitor === true, rules: [...new Set((rs?.rules ?? []).filter((r) => r.monitor).map((r) => r.name))] };
   }
 
   /** The fleet as this node sees it, from signed statuses: no central collector. */
@@ -358,7 +387,7 @@ export class Agent {
 
   #handlers() {
     return {
-      status: () => this.status(),
+      status: async () => ({ ...this.status(), drops: await this.drops.read(), monitor: this.monitorView() }),
       mesh: () => this.meshView(),
       policy: () => (this.engine.current ? envelopeToJson(this.engine.current.envelope) : null),
       publish: async (body: Uint8Array) => {
@@ -428,7 +457,7 @@ export class Agent {
     this.log.level = next.log.level;
     this.alerts.setSinks([...next.alerts]);
     this.enforcer.setFailsafe([...next.enforcement.failsafe.sshFrom], next.enforcement.failsafe.sshPort);
-    this.enforcer.reconfigure({ bootstrapAddrs: baselineMeshFrom(next), confirmWindow: next.enforcement.confirmWindow, lostGrace: next.enforcement.lockoutGrace });
+    this.enforcer.reconfigure({ bootstrapAddrs: baselineMeshFrom(next), confirmWindow: next.enforcement.confirmWindow, lostGrace: next.enforcement.lockoutGrace, dropLog: dropLogging(next) });
     const m = next.mesh;
     this.mesh.reconfigure({
       bootstrap: [...next.bootstrap], syncInterval: next.syncInterval, minPeers: m.minPeers, redialMin: m.redialMin, redialMax: m.redialMax,

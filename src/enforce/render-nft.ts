@@ -9,7 +9,7 @@
  * Other tables (Docker's, the distribution's) are never touched.
  */
 import type { NodeRuleset } from '../policy/compile.js';
-import { buildNftTables, TABLE_COMMENT, type NftTables } from './nft-tables.js';
+import { buildNftTables, NFT_COUNTERS, TABLE_COMMENT, WOULD_DROP_CHAIN, type NftTables } from './nft-tables.js';
 import { diffElements } from './element-diff.js';
 
 export const NFT_TABLE = 'picket';
@@ -17,13 +17,17 @@ export const NFT_FAMILY = 'inet';
 
 const PREAMBLE = [
   'iif "lo" accept',
-  'ip saddr @blocked_v4 drop comment "removed nodes"',
-  'ip6 saddr @blocked_v6 drop comment "removed nodes"',
+  // Removed nodes stay dropped in monitor mode too: revocation is not a policy on trial.
+  `ip saddr @blocked_v4 counter name "${NFT_COUNTERS.blocked}" drop comment "removed nodes"`,
+  `ip6 saddr @blocked_v6 counter name "${NFT_COUNTERS.blocked}" drop comment "removed nodes"`,
   'ct state established,related accept',
   // IPv6 needs neighbour discovery to work at all; it is link-local and untracked.
   'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, nd-router-solicit, packet-too-big } accept',
-  'ct state invalid drop',
+  `ct state invalid counter name "${NFT_COUNTERS.invalid}" drop`,
 ];
+/** The chains of the table: the input base chain, and the regular chain monitor mode jumps to. */
+export const NFT_CHAINS = ['input', WOULD_DROP_CHAIN];
+const COUNTER_LINES = Object.values(NFT_COUNTERS).map((c) => `  counter ${c} { }`);
 const CHAIN_HEAD = 'type filter hook input priority filter; policy drop;';
 
 function setLine(s: NftTables['sets'][number], withElements: boolean): string {
@@ -34,7 +38,9 @@ function setLine(s: NftTables['sets'][number], withElements: boolean): string {
 /** The table definition (sets with elements, chain with rules). */
 export function renderNftTable(rs: NodeRuleset, t: NftTables = buildNftTables(rs)): string {
   const lines = [`table ${NFT_FAMILY} ${NFT_TABLE} {`, `  comment "${TABLE_COMMENT}"`];
+  lines.push(...COUNTER_LINES);
   for (const s of t.sets) lines.push(setLine(s, true));
+  lines.push(`  chain ${WOULD_DROP_CHAIN} {`, ...t.wouldDrop.map((r) => `    ${r}`), '  }');
   lines.push('  chain input {', `    ${CHAIN_HEAD}`);
   for (const r of [...PREAMBLE, ...t.rules]) lines.push(`    ${r}`);
   lines.push('  }', '}');
@@ -60,8 +66,12 @@ export function renderNftInPlace(rs: NodeRuleset, existing: { sets: string[]; ch
   for (const c of existing.chains) if (c !== 'input') lines.push(`delete chain ${NFT_FAMILY} ${NFT_TABLE} ${c}`);
   for (const name of existing.sets) lines.push(`delete set ${NFT_FAMILY} ${NFT_TABLE} ${name}`);
   lines.push(`table ${NFT_FAMILY} ${NFT_TABLE} {`);
+  // Declaring a named counter that exists keeps its value: drop counts survive this replace.
+  lines.push(...COUNTER_LINES);
   for (const s of t.sets) lines.push(setLine(s, true));
+  lines.push(`  chain ${WOULD_DROP_CHAIN} { }`);
   lines.push(`  chain input { ${CHAIN_HEAD} }`, '}');
+  for (const r of t.wouldDrop) lines.push(`add rule ${NFT_FAMILY} ${NFT_TABLE} ${WOULD_DROP_CHAIN} ${r}`);
   for (const r of [...PREAMBLE, ...t.rules]) lines.push(`add rule ${NFT_FAMILY} ${NFT_TABLE} input ${r}`);
   return lines.join('\n') + '\n';
 }
@@ -73,7 +83,7 @@ export function nftSetNames(rs: NodeRuleset): string[] {
 
 /** Same rules and set declarations: the change can be element operations only. */
 export function sameShape(a: NodeRuleset, b: NodeRuleset): boolean {
-  const shape = (t: NftTables) => JSON.stringify([t.rules, t.sets.map((s) => [s.name, s.type])]);
+  const shape = (t: NftTables) => JSON.stringify([t.rules, t.wouldDrop, t.sets.map((s) => [s.name, s.type])]);
   return shape(buildNftTables(a)) === shape(buildNftTables(b));
 }
 

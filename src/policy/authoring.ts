@@ -103,7 +103,10 @@ export const PolicyAuthoringSchema = z.strictObject({
     addresses: z.array(z.string().meta({ anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }] })).default([]),
     roles: z.array(z.string().meta({ pattern: PATTERNS.name })).default([]),
   })).default([]),
-  rules: z.array(z.strictObject(ruleShape)).default([]),
+  rules: z.array(z.strictObject({
+    ...ruleShape,
+    mode: z.enum(['enforce', 'monitor']).default('enforce').describe('monitor: the rule is on trial for removal or narrowing; what only it admits is accepted but counted and logged as would-drop (docs/operations.md, "Roll out in monitor mode").'),
+  })).default([]),
   exceptions: z.array(z.strictObject({
     ...ruleShape,
     reason: z.string({ error: 'an exception must carry a reason' }).min(1, 'an exception must carry a reason'),
@@ -118,7 +121,8 @@ export const PolicyAuthoringSchema = z.strictObject({
       if (ms <= 0) { ctx.addIssue({ code: 'custom', message: 'must be a positive duration' }); return z.NEVER; }
       return ms;
     }).describe('Optional. A policy older than issuedAt + maxAge is stale: nodes alert (policy-stale) and apply onExpiry. Bounds how long an unrefreshed policy runs, independently of expires.'),
-  }).default({ onExpiry: 'keep', maxAge: undefined }),
+    mode: z.enum(['enforce', 'monitor']).default('enforce').describe('monitor: default-deny drops are counted and logged as would-drop, and accepted (roll a new policy out on trial). Removed nodes and invalid packets are still dropped.'),
+  }).default({ onExpiry: 'keep', maxAge: undefined, mode: 'enforce' }),
 });
 
 export interface Located {
@@ -170,16 +174,16 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
   if (exceptionsWithoutExpiry.length) {
     return { ok: false, errors: exceptionsWithoutExpiry.map((i) => locate({ path: ['exceptions', i], message: 'an exception must carry expires: a temporary hole closes by itself' })) };
   }
-  const toRule = (r: (typeof d.rules)[number]): Rule => ({ name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports });
+  const toRule = (r: Pick<Rule, 'name' | 'to' | 'from' | 'proto' | 'ports'>): Rule => ({ name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports });
   const policy: Policy = {
     meshId: d.meshId,
     version: d.version,
     issuedAt: d.issuedAt ?? now,
     expires: d.expires,
     nodes: d.nodes,
-    rules: d.rules.map(toRule),
+    rules: d.rules.map((r) => ({ ...toRule(r), ...(r.mode === 'monitor' ? { mode: 'monitor' as const } : {}) })),
     exceptions: d.exceptions.map((e) => ({ ...toRule(e), reason: e.reason, expires: e.expires ?? 0 })),
-    settings: { onExpiry: d.settings.onExpiry, ...(d.settings.maxAge !== undefined ? { maxAge: d.settings.maxAge } : {}) },
+    settings: { onExpiry: d.settings.onExpiry, ...(d.settings.maxAge !== undefined ? { maxAge: d.settings.maxAge } : {}), ...(d.settings.mode === 'monitor' ? { mode: 'monitor' as const } : {}) },
   };
   const { errors, warnings } = checkPolicy(policy, { warnings: true });
   if (errors.length) return { ok: false, errors: errors.map(locate) };
@@ -208,7 +212,7 @@ export function unknownKeys(doc: Document, lc: LineCounter, path: Path, keys: st
 export function policyToAuthoring(p: Policy): Record<string, unknown> {
   const ports = (r: Rule) => r.ports.map((pr) => (pr.first === pr.last ? pr.first : `${pr.first}-${pr.last}`));
   const sel = (s: string[]) => (s.length === 1 ? s[0] : s);
-  const rule = (r: Rule) => ({ name: r.name, to: sel(r.to), from: sel(r.from), proto: r.proto, ...(r.proto === 'icmp' ? {} : { ports: ports(r) }) });
+  const rule = (r: Rule) => ({ name: r.name, to: sel(r.to), from: sel(r.from), proto: r.proto, ...(r.proto === 'icmp' ? {} : { ports: ports(r) }), ...(r.mode ? { mode: r.mode } : {}) });
   return {
     meshId: p.meshId,
     version: p.version,
@@ -217,7 +221,7 @@ export function policyToAuthoring(p: Policy): Record<string, unknown> {
     nodes: p.nodes,
     rules: p.rules.map(rule),
     exceptions: p.exceptions.map((e) => ({ ...rule(e), reason: e.reason, expires: new Date(e.expires).toISOString() })),
-    settings: { onExpiry: p.settings.onExpiry, ...(p.settings.maxAge ? { maxAge: exactDuration(p.settings.maxAge) } : {}) },
+    settings: { onExpiry: p.settings.onExpiry, ...(p.settings.maxAge ? { maxAge: exactDuration(p.settings.maxAge) } : {}), ...(p.settings.mode ? { mode: p.settings.mode } : {}) },
   };
 }
 

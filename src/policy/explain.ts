@@ -9,6 +9,12 @@ import type { Proto } from './model.js';
 export type Verdict =
   | { action: 'ALLOW'; reason: 'loopback' }
   | { action: 'ALLOW'; reason: 'rule'; rule: CompiledRule }
+  /**
+   * Monitor mode: enforcement would drop it, the kernel accepts it and counts a would-drop.
+   * `rule` is the monitor rule that alone admits it; absent, the policy's settings.mode: monitor
+   * turned the default deny into a would-drop.
+   */
+  | { action: 'ALLOW'; reason: 'would-drop'; rule?: CompiledRule }
   | { action: 'DROP'; reason: 'blocked' }
   | { action: 'DROP'; reason: 'default' };
 
@@ -31,12 +37,15 @@ export function explain(rs: NodeRuleset, probe: Probe): Verdict {
   if (loop) return { action: 'ALLOW', reason: 'loopback' };
   if (inSet(rs.blocked, ip.family, ip.addr)) return { action: 'DROP', reason: 'blocked' };
   const sets = new Map(rs.sets.map((s) => [s.name, s]));
-  for (const r of rs.rules) {
-    if (r.proto !== probe.proto) continue;
-    if (r.proto !== 'icmp' && !r.ports.some((p) => probe.port !== undefined && p.first <= probe.port && probe.port <= p.last)) continue;
-    if (r.source !== undefined && !inSet(sets.get(r.source), ip.family, ip.addr)) continue;
-    return { action: 'ALLOW', reason: 'rule', rule: r };
-  }
+  const matches = (r: CompiledRule) => r.proto === probe.proto
+    && (r.proto === 'icmp' || r.ports.some((p) => probe.port !== undefined && p.first <= probe.port && probe.port <= p.last))
+    && (r.source === undefined || inSet(sets.get(r.source), ip.family, ip.addr));
+  // The kernel matches every enforced rule before any monitor rule (render-nft, render-iptables).
+  const enforced = rs.rules.find((r) => !r.monitor && matches(r));
+  if (enforced) return { action: 'ALLOW', reason: 'rule', rule: enforced };
+  const monitored = rs.rules.find((r) => r.monitor && matches(r));
+  if (monitored) return { action: 'ALLOW', reason: 'would-drop', rule: monitored };
+  if (rs.monitor) return { action: 'ALLOW', reason: 'would-drop' };
   return { action: 'DROP', reason: 'default' };
 }
 
@@ -45,6 +54,9 @@ export function describeVerdict(v: Verdict): string {
     case 'loopback': return 'ALLOW (loopback)';
     case 'blocked': return 'DROP (source is a node removed from the policy: blocked)';
     case 'default': return 'DROP (default deny: no rule allows it)';
+    case 'would-drop': return v.rule
+      ? `DROP (monitor: would drop, accepted): only rule ${v.rule.name} admits it, and that rule is in monitor mode`
+      : 'DROP (monitor: would drop, accepted): no rule allows it, and the policy is in monitor mode (settings.mode)';
     case 'rule': {
       const r = v.rule;
       const what = r.kind === 'exception' ? `exception ${r.name} (expires ${new Date(r.expires ?? 0).toISOString()})` : r.kind === 'rule' ? `rule ${r.name}` : r.kind === 'mesh' ? 'mesh port (mesh peers)' : 'failsafe SSH';

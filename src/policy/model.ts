@@ -31,7 +31,16 @@ export interface Rule {
   from: string[];
   proto: Proto;
   ports: PortRange[];
+  /**
+   * `monitor`: the rule is on trial for removal or narrowing. What only it admits (no
+   * enforced rule does) is accepted, but counted and logged as would-drop: exactly what
+   * enforcing the policy without it would drop. Absent: enforced. Never on exceptions.
+   */
+  mode?: 'monitor';
 }
+
+export type Mode = 'enforce' | 'monitor';
+export const MODES: readonly Mode[] = ['enforce', 'monitor'];
 
 export interface PolicyException extends Rule {
   reason: string;
@@ -48,6 +57,11 @@ export interface Settings {
    * policy nobody re-signed, whatever `expires` says.
    */
   maxAge?: number;
+  /**
+   * `monitor`: default-deny drops are counted and logged as would-drop and accepted (a new
+   * policy on trial). Removed nodes and invalid packets are still dropped. Absent: enforce.
+   */
+  mode?: 'monitor';
 }
 
 /** When the policy turns stale (issuedAt + maxAge), if it ever does. */
@@ -114,6 +128,7 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
   if (p.settings.onExpiry !== 'keep' && p.settings.onExpiry !== 'baseline') err(['settings', 'onExpiry'], `${JSON.stringify(p.settings.onExpiry)} is not keep or baseline`);
   if (p.settings.maxAge !== undefined && (!Number.isSafeInteger(p.settings.maxAge) || p.settings.maxAge <= 0)) err(['settings', 'maxAge'], 'is not a positive duration');
   else if (p.settings.maxAge !== undefined && p.settings.maxAge > p.expires - p.issuedAt) warnings.push({ path: ['settings', 'maxAge'], message: 'is longer than the policy lives (expires comes first)' });
+  if (p.settings.mode !== undefined && p.settings.mode !== 'monitor') err(['settings', 'mode'], `${JSON.stringify(String(p.settings.mode).slice(0, 40))} is not enforce or monitor`);
   if (p.nodes.length > LIMITS.maxNodes) err(['nodes'], `${p.nodes.length} nodes (limit ${LIMITS.maxNodes})`);
   if (p.rules.length > LIMITS.maxRules) err(['rules'], `${p.rules.length} rules (limit ${LIMITS.maxRules})`);
   if (p.exceptions.length > LIMITS.maxExceptions) err(['exceptions'], `${p.exceptions.length} exceptions (limit ${LIMITS.maxExceptions})`);
@@ -149,6 +164,9 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
     if (!NAME.test(r.name)) err(at('name'), `${JSON.stringify(r.name.slice(0, 80))} is not a valid name`);
     else if (seen.has(r.name)) err(at('name'), `duplicate ${kind} name ${r.name} (also ${kind}s[${seen.get(r.name)}])`);
     seen.set(r.name, i);
+    if (r.mode !== undefined && (kind === 'exception' || r.mode !== 'monitor')) {
+      err(at('mode'), kind === 'exception' ? 'an exception cannot be in monitor mode (it is a temporary allow; use a rule)' : `${JSON.stringify(String(r.mode).slice(0, 40))} is not enforce or monitor`);
+    }
     if (!PROTOS.includes(r.proto)) err(at('proto'), `${JSON.stringify(r.proto)} is not tcp, udp or icmp`);
     const selector = (field: 'to' | 'from') => {
       if (r[field].length === 0) err(at(field), 'is empty');
@@ -211,6 +229,8 @@ function shadowWarnings(rules: Rule[]): Issue[] {
     for (let j = 0; j < i; j++) {
       const e = rules[j]!;
       if (e.proto !== r.proto) continue;
+      // Enforced rules are matched before monitor rules, wherever they are written.
+      if (e.mode === 'monitor' && r.mode !== 'monitor') continue;
       const toCovered = e.to.includes('any') || r.to.every((t) => e.to.includes(t));
       const fromCovered = e.from.includes('any') || r.from.every((f) => e.from.includes(f));
       if (toCovered && fromCovered && (r.proto === 'icmp' || covers(e.ports, r.ports))) {
@@ -223,7 +243,7 @@ function shadowWarnings(rules: Rule[]): Issue[] {
 }
 
 function ruleToPb(r: Rule): pb.policy.v1.IRule {
-  return { name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports.map((p) => ({ first: p.first, last: p.last })) };
+  return { name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports.map((p) => ({ first: p.first, last: p.last })), ...(r.mode ? { mode: r.mode } : {}) };
 }
 
 export function encodePolicy(p: Policy): Uint8Array {
@@ -235,7 +255,7 @@ export function encodePolicy(p: Policy): Uint8Array {
     nodes: p.nodes.map((n) => ({ name: n.name, peerId: n.peerId, addresses: n.addresses, roles: n.roles })),
     rules: p.rules.map(ruleToPb),
     exceptions: p.exceptions.map((e) => ({ rule: ruleToPb(e), reason: e.reason, expiresMs: e.expires })),
-    settings: { onExpiry: p.settings.onExpiry, ...(p.settings.maxAge ? { maxAgeMs: p.settings.maxAge } : {}) },
+    settings: { onExpiry: p.settings.onExpiry, ...(p.settings.maxAge ? { maxAgeMs: p.settings.maxAge } : {}), ...(p.settings.mode ? { mode: p.settings.mode } : {}) },
   }).finish();
 }
 
@@ -254,6 +274,8 @@ function ruleFromPb(r: pb.policy.v1.IRule | null | undefined, path: string): Rul
     from: (r?.from ?? []).map((s, i) => str(s, `${path}.from[${i}]`)),
     proto: (r?.proto ?? '') as Proto,
     ports: (r?.ports ?? []).map((p) => ({ first: Number(p.first ?? 0), last: Number(p.last ?? 0) })),
+    // Empty is enforce; anything else is kept as sent so checkPolicy rejects it by name.
+    ...(r?.mode ? { mode: str(r.mode, `${path}.mode`) as 'monitor' } : {}),
   };
 }
 
@@ -292,6 +314,7 @@ export function decodePolicy(bytes: Uint8Array): PolicyDecode {
       settings: {
         onExpiry: (m.settings?.onExpiry || 'keep') as Settings['onExpiry'],
         ...(Number(m.settings?.maxAgeMs ?? 0) > 0 ? { maxAge: Number(m.settings!.maxAgeMs) } : {}),
+        ...(m.settings?.mode ? { mode: str(m.settings.mode, 'settings.mode') as 'monitor' } : {}),
       },
     };
   } catch (e) {
