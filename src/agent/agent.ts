@@ -175,11 +175,12 @@ export class Agent {
   #control: ControlServer | null = null;
   #policyFile: PolicyFileWatcher | null = null;
   #driftTimer: Timer | null = null;
+  #dropTimer: Timer | null = null;
   #stopped = false;
   /** False when a test injected the backend: reload then leaves enforcement.backend alone. */
   #backendFromConfig = true;
 
-  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor; metrics: Metrics }) {
+  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor; metrics: Metrics; drops: DropReader }) {
     this.#config = config;
     this.metrics = parts.metrics;
     this.engine = parts.engine;
@@ -190,7 +191,7 @@ export class Agent {
     this.#clock = parts.clock;
     this.alerts = parts.alerts;
     this.auditor = parts.auditor;
-    this.drops = new DropReader(() => this.enforcer.backend, parts.clock);
+    this.drops = parts.drops;
   }
 
   get config(): AgentConfig {
@@ -276,13 +277,18 @@ export class Agent {
       }
       opened.push(() => mesh.stop());
       const a = config.audit;
+      const dropReader = new DropReader(() => enforcer.backend, clock);
       const auditor = new Auditor({
         meshId: config.meshId, privateKey, peerId, store, clock, random, log, engine, enforcer, mesh, alerts,
         meshPorts: meshPorts(config.listen), statusInterval: a.statusInterval, auditInterval: a.interval, silentAfter: a.silentAfter,
         probeInterval: a.probeInterval, probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning, rootExpiryWarning: a.rootExpiryWarning, lagAfter: a.lagAfter,
         ...(deps.listeners ? { listeners: deps.listeners } : {}),
+        drops: () => {
+          const t = dropReader.totals;
+          return t ? { dropped: t['default-deny'].packets + t.blocked.packets + t.invalid.packets, wouldDrop: t['would-drop'].packets } : null;
+        },
       });
-      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor, metrics });
+      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor, metrics, drops: dropReader });
       agent.#metricsAddr = metricsAddr;
       agent.#backendFromConfig = !deps.backend;
       agent.#wireMetrics();
@@ -295,9 +301,10 @@ export class Agent {
         opened.push(() => control.close());
         log.info({ socket: config.control.socket }, 'control API listening');
       }
-      opened.push(async () => { agent.#stopped = true; agent.#policyFile?.stop(); agent.#driftTimer?.cancel(); });
+      opened.push(async () => { agent.#stopped = true; agent.#policyFile?.stop(); agent.#driftTimer?.cancel(); agent.#dropTimer?.cancel(); });
       await agent.#watchPolicyFile(config.policyFile);
       agent.#scheduleDrift();
+      agent.#scheduleDropRead();
       mesh.libp2p.addEventListener('connection:close', () => {
         if (mesh.connectedPeers().length === 0) void engine.allPeersLost();
       });
@@ -430,6 +437,18 @@ export class Agent {
     await w.start();
   }
 
+  /**
+   * Reads the drop counters every status interval, so the gossiped status carries fresh totals
+   * and a table recreated between scrapes loses at most one interval of counts. The read is one
+   * tool call off the enforcer's queue (DropReader): it never delays an apply.
+   */
+  #scheduleDropRead(): void {
+    if (this.#stopped) return;
+    this.#dropTimer = this.#clock.setTimeout(() => {
+      void this.drops.read().finally(() => this.#scheduleDropRead());
+    }, this.#config.audit.statusInterval);
+  }
+
   #scheduleDrift(): void {
     if (this.#stopped || !this.#config.enforcement.driftInterval) return;
     this.#driftTimer = this.#clock.setTimeout(() => {
@@ -505,6 +524,7 @@ export class Agent {
     this.#stopped = true;
     this.#policyFile?.stop();
     this.#driftTimer?.cancel();
+    this.#dropTimer?.cancel();
     await this.#control?.close();
     await this.metrics.close();
     await this.auditor.stop();

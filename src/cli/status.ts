@@ -39,13 +39,16 @@ export function formatMesh(m: MeshJson, now: number): string {
     if (!Number.isFinite(s)) return '?';
     return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
   };
-  const head = `${'NODE'.padEnd(16)} ${'VERSION'.padEnd(8)} ${'ENFORCEMENT'.padEnd(15)} ${'LAST SEEN'.padEnd(10)} ${'ALERTS'.padEnd(20)} PEER`;
+  const head = `${'NODE'.padEnd(16)} ${'VERSION'.padEnd(8)} ${'ENFORCEMENT'.padEnd(15)} ${'LAST SEEN'.padEnd(10)} ${'ALERTS'.padEnd(20)} ${'DROPPED'.padEnd(10)} ${'WOULD-DROP'.padEnd(10)} PEER`;
+  const count = (n: number | undefined) => (n === undefined ? '-' : String(Math.trunc(Number(n)) || 0)).padEnd(10);
   const rows = m.nodes.map((n) => [
     `${e(n.name)}${n.self ? ' *' : ''}`.padEnd(16),
     (n.policyVersion === null ? '-' : `v${n.policyVersion}`).padEnd(8),
     e(n.silent ? `${n.enforcement ?? '-'} (silent)` : n.enforcement ?? '-').padEnd(15),
     ago(n.lastSeen).padEnd(10),
     e(n.alerts.join(',') || '-').padEnd(20),
+    count(n.dropped),
+    count(n.wouldDrop),
     e(n.peerId),
   ].join(' '));
   return `${head}\n${rows.join('\n')}\n${e(m.summary)}\n`;

@@ -77,7 +77,7 @@ describe('compile and render', () => {
   it('renders iptables with the same rules, one source at a time', () => {
     const v4 = renderIptables(db, 4);
     expect(v4).toContain('-A PICKET-INPUT -s 10.0.1.5 -p tcp -m multiport --dports 5432 -m comment --comment "rule:app-db" -j ACCEPT');
-    expect(v4.trim().endsWith('-A PICKET-INPUT -j DROP\nCOMMIT')).toBe(true);
+    expect(v4.trim().endsWith('-A PICKET-INPUT -j PICKET-DROP\nCOMMIT')).toBe(true);
     expect(renderIptables(db, 6)).toContain('-s 2001:db8::5 -p tcp');
   });
   it('hashes equal rulesets equally and different ones differently', () => {
