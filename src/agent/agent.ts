@@ -18,7 +18,7 @@ import { envelopeToJson, parseEnvelopeAny } from '../trust/envelope.js';
 import { trustPinnedRoot } from '../trust/verify.js';
 import { findNode } from '../policy/model.js';
 import { parseIp } from '../policy/ip.js';
-import { explain } from '../policy/explain.js';
+import { explain, verdictJson } from '../policy/explain.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { FileBackend, MemoryBackend, type Backend } from '../enforce/backend.js';
 import { NftBackend } from '../enforce/nft.js';
@@ -414,7 +414,7 @@ export class Agent {
         if (!['tcp', 'udp', 'icmp'].includes(proto)) return { code: 400, body: { error: 'proto must be tcp, udp or icmp' } };
         if (proto !== 'icmp' && (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535)) return { code: 400, body: { error: 'port must be 1-65535' } };
         const v = explain(rs, { from, proto, ...(port !== undefined ? { port } : {}) });
-        return { code: 200, body: { action: v.action, reason: v.reason, ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name } } : {}) } };
+        return { code: 200, body: verdictJson(v) };
       },
     };
   }

@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import { systemClock } from '../runtime/clock.js';
 import { compile, DEFAULT_MESH_PORT, exemptFromRevocation, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { diffPolicies, formatDiff } from '../policy/diff.js';
-import { describeVerdict, explain } from '../policy/explain.js';
+import { describeVerdict, explain, verdictJson } from '../policy/explain.js';
 import { formatPrefix, parseIp, parsePrefix } from '../policy/ip.js';
 import { encodePolicy, findNode, type Policy } from '../policy/model.js';
 import { renderIptables } from '../enforce/render-iptables.js';
@@ -206,7 +206,7 @@ export function registerPolicy(program: Command): void {
       const rs = compileFor(p, opts);
       const v = explain(rs, { from: opts.from, proto: opts.proto, ...(opts.port !== undefined ? { port: opts.port } : {}) });
       if (opts.json) {
-        printJson({ action: v.action, reason: v.reason, ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name } } : {}), node: rs.node?.name, version: p.version });
+        printJson({ ...verdictJson(v), node: rs.node?.name, version: p.version });
       } else {
         process.stdout.write(`${describeVerdict(v)}\n`);
       }

@@ -49,6 +49,19 @@ export function explain(rs: NodeRuleset, probe: Probe): Verdict {
   return { action: 'DROP', reason: 'default' };
 }
 
+/**
+ * The JSON form (`policy explain --json`, GET /v1/explain). A would-drop says so in `monitor`:
+ * the kernel accepts it (`action: ALLOW`), enforcing the policy would not.
+ */
+export function verdictJson(v: Verdict): { action: Verdict['action']; reason: Verdict['reason']; rule?: { kind: string; name: string }; monitor?: { wouldDrop: true; by: 'rule' | 'policy' } } {
+  return {
+    action: v.action,
+    reason: v.reason,
+    ...((v.reason === 'rule' || v.reason === 'would-drop') && v.rule ? { rule: { kind: v.rule.kind, name: v.rule.name } } : {}),
+    ...(v.reason === 'would-drop' ? { monitor: { wouldDrop: true as const, by: v.rule ? 'rule' as const : 'policy' as const } } : {}),
+  };
+}
+
 export function describeVerdict(v: Verdict): string {
   switch (v.reason) {
     case 'loopback': return 'ALLOW (loopback)';
