@@ -18,7 +18,7 @@ import { envelopeToJson, parseEnvelopeAny } from '../trust/envelope.js';
 import { trustPinnedRoot } from '../trust/verify.js';
 import { findNode } from '../policy/model.js';
 import { parseIp } from '../policy/ip.js';
-import { explain } from '../policy/explain.js';
+import { explain, verdictJson } from '../policy/explain.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { FileBackend, MemoryBackend, type Backend } from '../enforce/backend.js';
 import { NftBackend } from '../enforce/nft.js';
@@ -28,6 +28,10 @@ import type { Mesh, MeshOptions } from '../mesh/mesh.js';
 import { Engine } from '../node/engine.js';
 import { ControlServer } from './control.js';
 import { Metrics } from './metrics.js';
+import { DropReader } from './drops.js';
+import type { DropTotalsView } from '../enforce/drop-totals.js';
+import { DROP_REASONS } from '../enforce/nft-tables.js';
+import type { DropLogging } from '../policy/compile.js';
 import { AlertManager } from '../alerts/alerts.js';
 import type { Auditor } from '../audit/auditor.js';
 import type { Listener } from '../audit/listeners.js';
@@ -69,6 +73,13 @@ export interface StatusJson {
   listen: string[];
   alerts: { key: string; class: string; severity: string; summary: string; since: string }[];
   metrics: string | null;
+  /**
+   * Kernel drop counters since the agent started, by reason (default-deny, blocked, invalid,
+   * would-drop); null when the backend counts nothing (file, memory). Absent from status().
+   */
+  drops?: DropTotalsView | null;
+  /** What runs in monitor mode: the policy (settings.mode) and the rules in monitor mode. */
+  monitor?: { policy: boolean; rules: string[] };
 }
 
 /** The fsynced mirror of the trusted state, beside the store (see src/node/trusted-state.ts). */
@@ -86,7 +97,13 @@ export function enforcerOptions(config: AgentConfig, parts: { backend: Backend; 
     sshPort: config.enforcement.failsafe.sshPort,
     confirmWindow: config.enforcement.confirmWindow,
     lostGrace: config.enforcement.lockoutGrace,
+    ...(config.enforcement.logDrops ? { dropLog: dropLogging(config) } : {}),
   };
+}
+
+/** enforcement.logDrops as the compiler takes it (null: would-drops only, at the default rate). */
+function dropLogging(config: AgentConfig): DropLogging | undefined {
+  return config.enforcement.logDrops ? { drops: true, rate: config.enforcement.logDrops.rate } : undefined;
 }
 
 export function makeBackend(config: AgentConfig): Backend {
@@ -151,17 +168,20 @@ export class Agent {
   readonly alerts: AlertManager;
   readonly auditor: Auditor;
   readonly metrics: Metrics;
+  /** Kernel drop counters of whatever backend is in force, as totals that never go down. */
+  readonly drops: DropReader;
   #metricsAddr: string | null = null;
   #config: AgentConfig;
   #clock: Clock;
   #control: ControlServer | null = null;
   #policyFile: PolicyFileWatcher | null = null;
   #driftTimer: Timer | null = null;
+  #dropTimer: Timer | null = null;
   #stopped = false;
   /** False when a test injected the backend: reload then leaves enforcement.backend alone. */
   #backendFromConfig = true;
 
-  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor; metrics: Metrics }) {
+  private constructor(config: AgentConfig, parts: { engine: Engine; mesh: Mesh; enforcer: Enforcer; store: Store; log: Logger; clock: Clock; alerts: AlertManager; auditor: Auditor; metrics: Metrics; drops: DropReader }) {
     this.#config = config;
     this.metrics = parts.metrics;
     this.engine = parts.engine;
@@ -172,6 +192,7 @@ export class Agent {
     this.#clock = parts.clock;
     this.alerts = parts.alerts;
     this.auditor = parts.auditor;
+    this.drops = parts.drops;
   }
 
   get config(): AgentConfig {
@@ -257,13 +278,18 @@ export class Agent {
       }
       opened.push(() => mesh.stop());
       const a = config.audit;
+      const dropReader = new DropReader(() => enforcer.backend, clock);
       const auditor = new Auditor({
         meshId: config.meshId, privateKey, peerId, store, clock, random, log, engine, enforcer, mesh, alerts,
         meshPorts: meshPorts(config.listen), statusInterval: a.statusInterval, auditInterval: a.interval, silentAfter: a.silentAfter,
         probeInterval: a.probeInterval, probePeers: a.probePeers, probePorts: a.probePorts, probeTimeout: a.probeTimeout, expiryWarning: a.expiryWarning, rootExpiryWarning: a.rootExpiryWarning, lagAfter: a.lagAfter,
         ...(deps.listeners ? { listeners: deps.listeners } : {}),
+        drops: () => {
+          const t = dropReader.totals;
+          return t ? { dropped: DROP_REASONS.filter((r) => r !== 'would-drop').reduce((n, r) => n + t[r].packets, 0), wouldDrop: t['would-drop'].packets } : null;
+        },
       });
-      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor, metrics });
+      const agent = new Agent(config, { engine, mesh, enforcer, store, log, clock, alerts, auditor, metrics, drops: dropReader });
       agent.#metricsAddr = metricsAddr;
       agent.#backendFromConfig = !deps.backend;
       agent.#wireMetrics();
@@ -276,9 +302,10 @@ export class Agent {
         opened.push(() => control.close());
         log.info({ socket: config.control.socket }, 'control API listening');
       }
-      opened.push(async () => { agent.#stopped = true; agent.#policyFile?.stop(); agent.#driftTimer?.cancel(); });
+      opened.push(async () => { agent.#stopped = true; agent.#policyFile?.stop(); agent.#driftTimer?.cancel(); agent.#dropTimer?.cancel(); });
       await agent.#watchPolicyFile(config.policyFile);
       agent.#scheduleDrift();
+      agent.#scheduleDropRead();
       mesh.libp2p.addEventListener('connection:close', () => {
         if (mesh.connectedPeers().length === 0) void engine.allPeersLost();
       });
@@ -334,6 +361,10 @@ export class Agent {
     this.enforcer.on('drift', () => m.driftRepairs.inc());
     this.alerts.on('event', (e) => m.alerts.inc({ class: e.class, action: e.action }));
     this.alerts.on('dropped', (sink, _e, reason) => m.alertsDropped.inc({ sink, reason }));
+    m.refreshAsync = async () => {
+      const totals = await this.drops.read();
+      if (totals) m.setDrops(totals);
+    };
     m.refresh = () => {
       m.policyVersion.set(this.engine.current?.policy.version ?? 0);
       m.rootVersion.set(this.engine.root.root.version);
@@ -344,6 +375,12 @@ export class Agent {
       m.enforcementState.reset();
       m.enforcementState.set({ state: this.enforcer.status.state }, 1);
     };
+  }
+
+  /** Monitor mode in the ruleset in force. */
+  monitorView(): { policy: boolean; rules: string[] } {
+    const rs = this.enforcer.ruleset;
+    return { policy: rs?.monitor === true, rules: [...new Set((rs?.rules ?? []).filter((r) => r.monitor).map((r) => r.name))] };
   }
 
   /** The fleet as this node sees it, from signed statuses: no central collector. */
@@ -358,7 +395,7 @@ export class Agent {
 
   #handlers() {
     return {
-      status: () => this.status(),
+      status: async () => ({ ...this.status(), drops: await this.drops.read(), monitor: this.monitorView() }),
       mesh: () => this.meshView(),
       policy: () => (this.engine.current ? envelopeToJson(this.engine.current.envelope) : null),
       publish: async (body: Uint8Array) => {
@@ -378,7 +415,7 @@ export class Agent {
         if (!['tcp', 'udp', 'icmp'].includes(proto)) return { code: 400, body: { error: 'proto must be tcp, udp or icmp' } };
         if (proto !== 'icmp' && (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535)) return { code: 400, body: { error: 'port must be 1-65535' } };
         const v = explain(rs, { from, proto, ...(port !== undefined ? { port } : {}) });
-        return { code: 200, body: { action: v.action, reason: v.reason, ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name } } : {}) } };
+        return { code: 200, body: verdictJson(v) };
       },
     };
   }
@@ -399,6 +436,18 @@ export class Agent {
     });
     this.#policyFile = w;
     await w.start();
+  }
+
+  /**
+   * Reads the drop counters every status interval, so the gossiped status carries fresh totals
+   * and a table recreated between scrapes loses at most one interval of counts. The read is one
+   * tool call off the enforcer's queue (DropReader): it never delays an apply.
+   */
+  #scheduleDropRead(): void {
+    if (this.#stopped) return;
+    this.#dropTimer = this.#clock.setTimeout(() => {
+      void this.drops.read().finally(() => this.#scheduleDropRead());
+    }, this.#config.audit.statusInterval);
   }
 
   #scheduleDrift(): void {
@@ -428,7 +477,7 @@ export class Agent {
     this.log.level = next.log.level;
     this.alerts.setSinks([...next.alerts]);
     this.enforcer.setFailsafe([...next.enforcement.failsafe.sshFrom], next.enforcement.failsafe.sshPort);
-    this.enforcer.reconfigure({ bootstrapAddrs: baselineMeshFrom(next), confirmWindow: next.enforcement.confirmWindow, lostGrace: next.enforcement.lockoutGrace });
+    this.enforcer.reconfigure({ bootstrapAddrs: baselineMeshFrom(next), confirmWindow: next.enforcement.confirmWindow, lostGrace: next.enforcement.lockoutGrace, dropLog: dropLogging(next) });
     const m = next.mesh;
     this.mesh.reconfigure({
       bootstrap: [...next.bootstrap], syncInterval: next.syncInterval, minPeers: m.minPeers, redialMin: m.redialMin, redialMax: m.redialMax,
@@ -476,6 +525,7 @@ export class Agent {
     this.#stopped = true;
     this.#policyFile?.stop();
     this.#driftTimer?.cancel();
+    this.#dropTimer?.cancel();
     await this.#control?.close();
     await this.metrics.close();
     await this.auditor.stop();

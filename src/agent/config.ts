@@ -76,6 +76,9 @@ export const AgentConfigSchema = z.strictObject({
     driftInterval: duration('30s').describe('How often the kernel ruleset is read back and compared.'),
     confirmWindow: duration('60s').describe('After an apply that narrowed mesh access, losing every peer within this window restores the previous mesh allowances.'),
     lockoutGrace: duration('30s').describe('After losing every peer inside the confirm window, how long the lock-out guard waits for a peer to come back before restoring mesh allowances (a restarting peer is not a lock-out). 0 acts at once.'),
+    logDrops: z.strictObject({
+      rate: z.string().regex(/^[1-9]\d{0,5}\/(second|minute|hour|day)$/, 'must be N/second, N/minute, N/hour or N/day (N from 1 to 999999)').default('10/second').describe('Kernel log lines per second (minute, hour, day) at most, for drops and for would-drops alike.'),
+    }).nullable().default(null).describe('Kernel log lines (prefix "picket-drop ") for default-deny drops, rate-limited; null (default): drops are counted, not logged. Would-drops of monitor mode are always logged (prefix "picket-would-drop "), at this rate or 10/second.'),
   }).prefault({}),
   audit: z.strictObject({
     interval: duration('60s').describe('Listening-socket self-audit period.'),
@@ -195,7 +198,7 @@ export const RESTART_FIELDS = [
 export const RELOAD_FIELDS = [
   'bootstrap', 'policyFile', 'syncInterval', 'alerts',
   'mesh.minPeers', 'mesh.redialMin', 'mesh.redialMax', 'mesh.penaltyThreshold', 'mesh.banFor', 'mesh.allowFrom', 'mesh.announceAbove',
-  'enforcement.backend', 'enforcement.file', 'enforcement.failsafe', 'enforcement.driftInterval', 'enforcement.confirmWindow', 'enforcement.lockoutGrace',
+  'enforcement.backend', 'enforcement.file', 'enforcement.failsafe', 'enforcement.driftInterval', 'enforcement.confirmWindow', 'enforcement.lockoutGrace', 'enforcement.logDrops',
   'audit.interval', 'audit.statusInterval', 'audit.silentAfter', 'audit.probeInterval', 'audit.probePeers', 'audit.probePorts', 'audit.probeTimeout',
   'audit.expiryWarning', 'audit.rootExpiryWarning', 'audit.lagAfter',
   'log.level',

@@ -19,7 +19,7 @@ export function answers(path: string): Promise<boolean> {
 }
 
 export interface ControlHandlers {
-  status(): unknown;
+  status(): unknown | Promise<unknown>;
   mesh(): unknown;
   policy(): unknown | null;
   publish(body: Uint8Array): Promise<{ code: number; body: unknown }>;
@@ -53,7 +53,7 @@ export class ControlServer {
         const route = `${req.method} ${url.pathname}`;
         try {
           switch (route) {
-            case 'GET /v1/status': return send(res, 200, h.status());
+            case 'GET /v1/status': return send(res, 200, await h.status());
             case 'GET /v1/mesh': return send(res, 200, h.mesh());
             case 'GET /v1/policy': {
               const p = h.policy();

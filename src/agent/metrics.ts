@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { InputError } from '../errors.js';
+import type { DropTotalsView } from '../enforce/drop-totals.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -19,9 +20,26 @@ export class Metrics {
   readonly alerts = new Counter({ name: 'picket_alerts_total', help: 'Alert events, by class and action', labelNames: ['class', 'action'], registers: [this.registry] });
   readonly alertsDropped = new Counter({ name: 'picket_alerts_dropped_total', help: 'Alert events given up on because the receiver refused them (HTTP 4xx), by sink and reason', labelNames: ['sink', 'reason'], registers: [this.registry] });
   readonly peers = new Gauge({ name: 'picket_peers_connected', help: 'Mesh peers connected', registers: [this.registry] });
+  readonly droppedPackets = new Counter({ name: 'picket_dropped_packets_total', help: 'Packets the kernel ruleset dropped, by reason (default-deny, blocked, invalid); would-drop: accepted only because of monitor mode', labelNames: ['reason'], registers: [this.registry] });
+  readonly droppedBytes = new Counter({ name: 'picket_dropped_bytes_total', help: 'Bytes of the packets in picket_dropped_packets_total, by reason', labelNames: ['reason'], registers: [this.registry] });
+  #exportedDrops = new Map<string, { packets: number; bytes: number }>();
   #server: Server | null = null;
   /** Called before each scrape to refresh gauges from live state. */
   refresh: () => void = () => undefined;
+  /** Awaited before each scrape (after refresh): live state that takes I/O, such as kernel counters. */
+  refreshAsync: () => Promise<void> = async () => undefined;
+
+  /** Moves the drop counters up to `totals` (which only grow: see DropTotals). */
+  setDrops(totals: DropTotalsView): void {
+    for (const [reason, t] of Object.entries(totals)) {
+      const was = this.#exportedDrops.get(reason) ?? { packets: 0, bytes: 0 };
+      if (t.packets > was.packets) this.droppedPackets.inc({ reason }, t.packets - was.packets);
+      else if (!this.#exportedDrops.has(reason)) this.droppedPackets.inc({ reason }, 0);
+      if (t.bytes > was.bytes) this.droppedBytes.inc({ reason }, t.bytes - was.bytes);
+      else if (!this.#exportedDrops.has(reason)) this.droppedBytes.inc({ reason }, 0);
+      this.#exportedDrops.set(reason, { packets: Math.max(t.packets, was.packets), bytes: Math.max(t.bytes, was.bytes) });
+    }
+  }
 
   /** Serves /metrics on a loopback address only (host:port). */
   async listen(hostPort: string): Promise<string> {
@@ -31,7 +49,7 @@ export class Metrics {
     this.#server = createServer((req, res) => {
       if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
       this.refresh();
-      void this.registry.metrics().then((text) => {
+      void this.refreshAsync().catch(() => undefined).then(() => this.registry.metrics()).then((text) => {
         res.writeHead(200, { 'content-type': this.registry.contentType });
         res.end(text);
       });

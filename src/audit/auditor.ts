@@ -45,6 +45,8 @@ export interface AuditOptions {
   lagAfter?: number;
   /** Test hook: where listening sockets come from. */
   listeners?: () => Listener[];
+  /** The node's drop totals as last read (the agent's DropReader); absent or null: not counted. */
+  drops?: () => { dropped: number; wouldDrop: number } | null;
 }
 
 const EVENT_ALERT_TTL = 3_600_000; // forged-policy and peer-penalised resolve after an hour of quiet
@@ -345,6 +347,7 @@ export class Auditor {
       seq: 0,
       time: clock.now(),
       findings: this.#findings,
+      ...this.#o.drops?.(),
     };
   }
 
@@ -358,7 +361,8 @@ export class Auditor {
       if (this.#stopped) return;
       const o = this.#o;
       const now = this.statusNow();
-      const fingerprint = JSON.stringify({ ...now, time: 0 });
+      // Drop counters move all the time: they ride along, they are not a reason to publish.
+      const fingerprint = JSON.stringify({ ...now, time: 0, dropped: 0, wouldDrop: 0 });
       if (!periodic && fingerprint === this.#lastPublished) return;
       this.#lastPublished = fingerprint;
       this.#seq = Math.max(this.#seq + 1, o.clock.now());

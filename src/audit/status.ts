@@ -37,12 +37,17 @@ export interface NodeStatus {
   seq: number;
   time: number;
   findings: Finding[];
+  /** Kernel drops since the node's agent started (every reason but would-drop); absent: not counted. */
+  dropped?: number;
+  /** Packets accepted only because of monitor mode: what enforcing would drop. */
+  wouldDrop?: number;
 }
 
 export async function signStatus(s: NodeStatus, key: PrivateKey): Promise<Uint8Array> {
   const status = pb.status.v1.Status.encode({
     meshId: s.meshId, peerId: s.peerId, policyVersion: s.policyVersion, digest: s.digest, rulesetHash: s.rulesetHash,
     enforcement: s.enforcement, lastApplyAtMs: s.lastApplyAt, alerts: s.alerts, seq: s.seq, timeMs: s.time, findings: s.findings,
+    ...(s.dropped ? { droppedPackets: s.dropped } : {}), ...(s.wouldDrop ? { wouldDropPackets: s.wouldDrop } : {}),
   }).finish();
   const signature = await signAsNode(key, DOMAIN, status);
   return pb.status.v1.SignedStatus.encode({ status, signature }).finish();
@@ -93,6 +98,9 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
   if (!isBoundedTime(Number(m.timeMs)) || (lastApplyAt !== 0 && !isBoundedTime(lastApplyAt))) {
     return { ok: false, reject: true, reason: 'malformed status: time outside years 2000–9999' };
   }
+  // Counters are shown and summed: a claim beyond 2^53 is not a count, it is an attack on the sum.
+  const dropped = Number(m.droppedPackets ?? 0), wouldDrop = Number(m.wouldDropPackets ?? 0);
+  if (!Number.isSafeInteger(dropped) || !Number.isSafeInteger(wouldDrop)) return { ok: false, reject: true, reason: 'malformed status: drop counter out of range' };
   if (m.meshId !== meshId) return { ok: false, reject: true, reason: 'status for another mesh' };
   const problem = statusFieldProblem(m);
   if (problem) return { ok: false, reject: true, reason: problem };
@@ -108,6 +116,7 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
       meshId: m.meshId, peerId: m.peerId, policyVersion: Number(m.policyVersion), digest: m.digest, rulesetHash: m.rulesetHash,
       enforcement: m.enforcement, lastApplyAt: Number(m.lastApplyAtMs), alerts: [...m.alerts], seq, time: Number(m.timeMs),
       findings: m.findings.map((f) => ({ kind: (f.kind ?? '') as Finding['kind'], target: f.target ?? '', address: f.address ?? '', port: f.port ?? 0, proto: f.proto ?? '', detail: f.detail ?? '' })),
+      ...(dropped ? { dropped } : {}), ...(wouldDrop ? { wouldDrop } : {}),
     },
   };
 }
@@ -123,6 +132,9 @@ export interface FleetNode {
   silent: boolean;
   alerts: string[];
   findings: Finding[];
+  /** Drop counters the node's last status carried (0 when it carried none). */
+  dropped?: number;
+  wouldDrop?: number;
 }
 
 /** The fleet view (pure): every policy node with its latest status, silent ones marked. */
@@ -139,6 +151,7 @@ export function fleetView(nodes: { peerId: string; name: string }[], statuses: M
       silent: !s || now - s.receivedAt > silentAfter,
       alerts: s?.status.alerts ?? [],
       findings: s?.status.findings ?? [],
+      ...(s ? { dropped: s.status.dropped ?? 0, wouldDrop: s.status.wouldDrop ?? 0 } : {}),
     };
   });
   const versions = out.filter((n) => n.policyVersion !== null).map((n) => n.policyVersion!);
@@ -151,6 +164,9 @@ export function fleetView(nodes: { peerId: string; name: string }[], statuses: M
   if (drifted) parts.push(`${drifted} drifted`);
   if (failed) parts.push(`${failed} failed`);
   if (silent) parts.push(`${silent} silent`);
+  // Monitor mode on trial: how much enforcing would drop, fleet-wide (from signed statuses).
+  const monitoring = out.filter((n) => (n.wouldDrop ?? 0) > 0);
+  if (monitoring.length) parts.push(`${monitoring.reduce((n, x) => n + x.wouldDrop!, 0)} would-drop packets on ${monitoring.length} node${monitoring.length === 1 ? '' : 's'}`);
   return { nodes: out, summary: parts.join(', ') };
 }
 

@@ -4,10 +4,10 @@ import { InputError, UsageError } from '../errors.js';
 import { systemClock } from '../runtime/clock.js';
 import { compile, DEFAULT_MESH_PORT, exemptFromRevocation, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { diffPolicies, formatDiff } from '../policy/diff.js';
-import { describeVerdict, explain } from '../policy/explain.js';
+import { describeVerdict, explain, verdictJson } from '../policy/explain.js';
 import { formatPrefix, parseIp, parsePrefix } from '../policy/ip.js';
 import { encodePolicy, findNode, type Policy } from '../policy/model.js';
-import { renderIptables } from '../enforce/render-iptables.js';
+import { renderIptables, renderIptablesDropChains } from '../enforce/render-iptables.js';
 import { renderNft } from '../enforce/render-nft.js';
 import { digestOf, envelopeToText, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
 import { loadEnvelope, loadPolicyUnverified, loadRootChain } from '../trust/files.js';
@@ -182,7 +182,8 @@ export function registerPolicy(program: Command): void {
       if (opts.json) {
         printJson({ hash: rulesetHash(rs), ...rs, sets: rs.sets.map(setJson), blocked: setJson(rs.blocked) });
       } else if (opts.backend === 'iptables') {
-        process.stdout.write(`# iptables-restore --noflush\n${renderIptables(rs, 4)}# ip6tables-restore --noflush\n${renderIptables(rs, 6)}`);
+        const drops = renderIptablesDropChains(rs);
+        process.stdout.write(`# drop chains, one per reason (iptables-restore --noflush and ip6tables-restore --noflush; only when they change)\n${drops}# iptables-restore --noflush\n${renderIptables(rs, 4)}# ip6tables-restore --noflush\n${renderIptables(rs, 6)}`);
       } else {
         process.stdout.write(renderNft(rs));
       }
@@ -210,7 +211,7 @@ export function registerPolicy(program: Command): void {
       const port = opts.port !== undefined ? { port: opts.port } : {};
       const v = opts.to !== undefined ? explain(rs, { direction: 'egress', to: opts.to, proto: opts.proto, ...port }) : explain(rs, { from: addr, proto: opts.proto, ...port });
       if (opts.json) {
-        printJson({ action: v.action, reason: v.reason, ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name } } : {}), node: rs.node?.name, version: p.version });
+        printJson({ ...verdictJson(v), node: rs.node?.name, version: p.version });
       } else {
         process.stdout.write(`${describeVerdict(v)}\n`);
       }

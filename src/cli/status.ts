@@ -19,9 +19,16 @@ export function formatStatus(s: StatusJson): string {
     `floor     ${s.floor ? `v${s.floor.version} (never lower)` : 'none'}`,
     `enforce   ${e(s.enforcement.backend)}: ${e(s.enforcement.state)}${s.enforcement.reason ? ` (${e(s.enforcement.reason)})` : ''}`,
     `ruleset   ${e(s.enforcement.rulesetHash?.slice(0, 16) ?? '-')}, applied ${e(s.enforcement.lastApplyAt ?? 'never')}`,
+    ...(s.monitor && (s.monitor.policy || s.monitor.rules.length) ? [`monitor   ${[s.monitor.policy ? 'policy (settings.mode: monitor)' : '', s.monitor.rules.length ? `rules ${s.monitor.rules.map(e).join(', ')}` : ''].filter(Boolean).join('; ')}: would-drops are accepted`] : []),
+    ...(s.drops ? [`drops     ${formatDrops(s.drops)}`] : []),
     `alerts    ${s.alerts.length ? s.alerts.map((a) => `${e(a.severity)} ${e(a.class)}: ${e(a.summary)}`).join('\n          ') : 'none'}`,
   ];
   return lines.join('\n') + '\n';
+}
+
+/** "default-deny 12 (720 B), blocked 0, invalid 3 (120 B), would-drop 0" */
+export function formatDrops(d: NonNullable<StatusJson['drops']>): string {
+  return Object.entries(d).map(([reason, c]) => `${e(reason)} ${c.packets}${c.packets ? ` (${c.bytes} B)` : ''}`).join(', ');
 }
 
 /** The fleet table and its one-line summary ("48/50 on v7, 1 drifted, 1 silent"). */
@@ -32,13 +39,16 @@ export function formatMesh(m: MeshJson, now: number): string {
     if (!Number.isFinite(s)) return '?';
     return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
   };
-  const head = `${'NODE'.padEnd(16)} ${'VERSION'.padEnd(8)} ${'ENFORCEMENT'.padEnd(15)} ${'LAST SEEN'.padEnd(10)} ${'ALERTS'.padEnd(20)} PEER`;
+  const head = `${'NODE'.padEnd(16)} ${'VERSION'.padEnd(8)} ${'ENFORCEMENT'.padEnd(15)} ${'LAST SEEN'.padEnd(10)} ${'ALERTS'.padEnd(20)} ${'DROPPED'.padEnd(10)} ${'WOULD-DROP'.padEnd(10)} PEER`;
+  const count = (n: number | undefined) => (n === undefined ? '-' : String(Math.trunc(Number(n)) || 0)).padEnd(10);
   const rows = m.nodes.map((n) => [
     `${e(n.name)}${n.self ? ' *' : ''}`.padEnd(16),
     (n.policyVersion === null ? '-' : `v${n.policyVersion}`).padEnd(8),
     e(n.silent ? `${n.enforcement ?? '-'} (silent)` : n.enforcement ?? '-').padEnd(15),
     ago(n.lastSeen).padEnd(10),
     e(n.alerts.join(',') || '-').padEnd(20),
+    count(n.dropped),
+    count(n.wouldDrop),
     e(n.peerId),
   ].join(' '));
   return `${head}\n${rows.join('\n')}\n${e(m.summary)}\n`;

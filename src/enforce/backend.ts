@@ -9,10 +9,27 @@ import { readFile } from 'node:fs/promises';
 import { writeAtomic } from '../runtime/files.js';
 import type { NodeRuleset } from '../policy/compile.js';
 import { renderNft } from './render-nft.js';
+import type { DropReason } from './nft-tables.js';
 
 export class ApplyError extends Error {
   override readonly name = 'ApplyError';
   readonly code = 'ERR_APPLY';
+}
+
+/** Packets and bytes one kernel counter has seen. */
+export interface DropCount {
+  packets: number;
+  bytes: number;
+}
+
+/**
+ * The kernel's drop counters as read now. `epoch` names the counters' lifetime: it changes
+ * whenever the backend did something that reset them (recreated the table, rewrote a drop
+ * chain), so a reader can accumulate across resets (src/enforce/drop-totals.ts).
+ */
+export interface DropReading {
+  epoch: string;
+  counts: Partial<Record<DropReason, DropCount>>;
 }
 
 /** What is in force, normalised: a hash to compare and a keyed view to describe differences. */
@@ -30,7 +47,16 @@ export interface Backend {
   invalidate?(): void;
   /** Removes what this backend put in place (a backend switched away from on reload). */
   remove?(): Promise<void>;
+  /**
+   * Reads the drop counters (one tool call; never waits for an apply). Null when nothing of
+   * ours is in force, or when an apply reset the counters while they were being read.
+   */
+  readDrops?(): Promise<DropReading | null>;
 }
+
+let instances = 0;
+/** A name unique to one backend instance in this process: the first half of an epoch. */
+export const backendInstance = (): string => `${++instances}`;
 
 /** Says, in a line, how two read-backs differ: which sets and chains gained or lost what. */
 export function describeDrift(expected: ReadBack | null, actual: ReadBack | null): string {

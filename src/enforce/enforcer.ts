@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Clock, Timer } from '../runtime/clock.js';
 import { crashpoint } from '../runtime/faults.js';
 import type { Logger } from '../runtime/logger.js';
-import { compile, compileBaseline, exemptFromRevocation, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
+import { compile, compileBaseline, exemptFromRevocation, type DropLogging, lockoutProblem, revokedAddresses, rulesetHash, type NodeRuleset } from '../policy/compile.js';
 import { formatPrefix, parsePrefix } from '../policy/ip.js';
 import { compiledSize, overBudget, rulesetSize } from '../policy/budget.js';
 import { findNode, staleAt, type Policy } from '../policy/model.js';
@@ -52,6 +52,8 @@ export interface EnforcerOptions {
   lostGrace?: number;
   /** Addresses still blocked from before a restart (persisted by the agent). */
   blocked?: string[];
+  /** Kernel logging of drops (agent config enforcement.logDrops); absent: would-drops only. */
+  dropLog?: DropLogging;
 }
 
 /** Long enough for a restarted agent to be dialled back (systemd restarts it after 2 s). */
@@ -129,7 +131,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
    * What SIGHUP may change besides the failsafe; takes effect at the next enforce(). A new
    * backend starts from nothing known about what is in force (no read-back to compare yet).
    */
-  reconfigure(o: Partial<Pick<EnforcerOptions, 'backend' | 'bootstrapAddrs' | 'confirmWindow' | 'lostGrace'>>): void {
+  reconfigure(o: Partial<Pick<EnforcerOptions, 'backend' | 'bootstrapAddrs' | 'confirmWindow' | 'lostGrace' | 'dropLog'>>): void {
     if (o.backend && o.backend !== this.#opts.backend) this.#applied = null;
     this.#opts = { ...this.#opts, ...o };
   }
@@ -143,7 +145,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
   /** Compiles what this node should enforce under `policy` at `now`. */
   plan(policy: Policy | null, now: number): { rs: NodeRuleset; state: EnforcementState; reason?: string; blocked?: string[] } {
     const o = this.#opts;
-    const base = { now, meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort };
+    const base = { now, meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort, ...(o.dropLog ? { log: o.dropLog } : {}) };
     if (!policy) return { rs: compileBaseline({ ...base, meshPeers: o.bootstrapAddrs }), state: 'baseline', reason: 'no policy yet' };
     if (policy.expires <= now && policy.settings.onExpiry === 'baseline') {
       return { rs: compileBaseline({ ...base, meshPeers: o.bootstrapAddrs }), state: 'baseline', reason: `policy v${policy.version} expired (onExpiry: baseline)` };
@@ -349,7 +351,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     const o = this.#opts;
     if (!this.#current) {
       const peers = [...o.bootstrapAddrs, ...(policy?.nodes.flatMap((n) => n.addresses) ?? [])];
-      const rs = compileBaseline({ now, meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort, meshPeers: peers });
+      const rs = compileBaseline({ now, meshPorts: o.meshPorts, sshFrom: o.sshFrom, sshPort: o.sshPort, meshPeers: peers, ...(o.dropLog ? { log: o.dropLog } : {}) });
       try {
         await o.backend.apply(rs);
         this.#current = rs;

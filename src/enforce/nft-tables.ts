@@ -12,7 +12,7 @@
  * src/policy/budget.ts bounds what this emits; keep the two in step.
  */
 import { bits, formatPrefix, normalizePrefixes, type Family, type Prefix } from '../policy/ip.js';
-import type { AddressSet, CompiledRule, NodeRuleset } from '../policy/compile.js';
+import { DEFAULT_LOG_RATE, type AddressSet, type CompiledRule, type NodeRuleset } from '../policy/compile.js';
 import type { PortRange, Proto } from '../policy/model.js';
 import { HOST_PORTS, portCount } from '../policy/budget.js';
 
@@ -33,6 +33,8 @@ export interface NftTables {
   output?: string[];
   /** Rules of the forward chain, under settings.forward: filter only. */
   forward?: string[];
+  /** The rules of the regular chain `would_drop` (monitor mode: log, count, accept). */
+  wouldDrop: string[];
   /** What is in force, for a reader of `nft list`: also the comment of the `origin` element. */
   origin: string;
 }
@@ -48,6 +50,36 @@ export interface NftTables {
 export const TABLE_COMMENT = 'picket: managed by the picket agent; what is in force: set origin';
 export const ORIGIN_SET = 'origin';
 const originElement = (origin: string) => `0 comment "${origin}"`;
+
+/**
+ * Every drop path has a named counter (nft named counters live outside the chains, so an
+ * in-place replace keeps their values; only recreating the table resets them). Keys are the
+ * `reason` label of picket_dropped_packets_total.
+ */
+export const NFT_COUNTERS = {
+  'default-deny': 'drop_default',
+  blocked: 'drop_blocked',
+  invalid: 'drop_invalid',
+  'would-drop': 'would_drop',
+  /** Outbound connections no egress rule allows (settings.egress: deny). */
+  'egress-deny': 'drop_egress',
+  /** Connections to a published (DNAT-ed) port no inbound rule allows (settings.forward: filter). */
+  'forward-deny': 'drop_forward',
+} as const;
+export type DropReason = keyof typeof NFT_COUNTERS;
+export const DROP_REASONS = Object.keys(NFT_COUNTERS) as DropReason[];
+
+/** The regular chain monitor mode jumps to (always present: a stable table shape). */
+export const WOULD_DROP_CHAIN = 'would_drop';
+export const LOG_PREFIX = { drop: 'picket-drop ', wouldDrop: 'picket-would-drop ' } as const;
+const RATE = /^[1-9]\d{0,5}\/(second|minute|hour|day)$/;
+
+/** The kernel log rate, checked again here: it is written into a script. */
+export function logRate(rs: NodeRuleset): string {
+  const rate = rs.log?.rate ?? DEFAULT_LOG_RATE;
+  if (!RATE.test(rate)) throw new Error(`log rate ${JSON.stringify(rate.slice(0, 40))} is not N/second|minute|hour|day`);
+  return rate;
+}
 
 type Interval = [number, number];
 
@@ -133,13 +165,9 @@ export function buildNftTables(rs: NodeRuleset): NftTables {
 
 function lower(rs: NodeRuleset): NftTables {
   const byName = new Map<string, AddressSet>(rs.sets.map((s) => [s.name, s]));
-  const rects: Record<string, { prefix: Prefix; ports: Interval[] }[]> = {};
-  const hosts: Partial<Record<Family, Set<string>>> = {};
-  const open: Record<string, Interval[]> = {};
-  const icmp: Prefix[] = [];
-  let icmpAny = false;
   const sets: NftSet[] = [addrSet('blocked', 4, rs.blocked.v4), addrSet('blocked', 6, rs.blocked.v6)];
   const rules: string[] = [];
+  const allows: CompiledRule[] = [], monitored: CompiledRule[] = [];
   for (const r of rs.rules) {
     if (r.kind === 'mesh' || r.kind === 'failsafe') {
       const s = byName.get(r.source!)!;
@@ -149,6 +177,53 @@ function lower(rs: NodeRuleset): NftTables {
       rules.push(`ip saddr @${s.name}_v4 tcp dport ${dport} accept comment "${r.kind}"`, `ip6 saddr @${s.name}_v6 tcp dport ${dport} accept comment "${r.kind}"`);
       continue;
     }
+    (r.monitor ? monitored : allows).push(r);
+  }
+  const enforced = lowerAllows(allows, byName, '', 'accept', '');
+  sets.push(...enforced.sets);
+  rules.push(...enforced.rules);
+  // Monitor rules come after every enforced rule, in sets of their own: a packet reaches them
+  // only when no enforced rule admits it, which is what "would drop" means. Only emitted when
+  // the policy has some, so tables of policies without monitor rules keep their shape.
+  if (monitored.length) {
+    const m = lowerAllows(monitored, byName, 'mon_', `jump ${WOULD_DROP_CHAIN}`, 'monitor ');
+    sets.push(...m.sets);
+    rules.push(...m.rules);
+  }
+  const rate = logRate(rs);
+  if (rs.monitor) {
+    rules.push(`jump ${WOULD_DROP_CHAIN} comment "monitor: default deny would drop"`);
+  } else {
+    if (rs.log?.drops) rules.push(`limit rate ${rate} log prefix "${LOG_PREFIX.drop}"`);
+    rules.push(`counter name "${NFT_COUNTERS['default-deny']}" drop comment "default deny"`);
+  }
+  const wouldDrop = [
+    `limit rate ${rate} log prefix "${LOG_PREFIX.wouldDrop}"`,
+    `counter name "${NFT_COUNTERS['would-drop']}" accept`,
+  ];
+  // Node names are validated ([A-Za-z0-9_.-]) before a policy is accepted; the comment is
+  // inside an nft script all the same, so anything else is replaced, never quoted.
+  const name = (rs.node?.name ?? '?').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 63);
+  const origin = `picket: ${rs.policy ? `policy v${rs.policy.version} for ${name}` : 'baseline (no policy)'}`;
+  sets.push({ name: ORIGIN_SET, type: 'mark', elements: [originElement(origin)], interval: false });
+  const out = rs.output ? lowerOutput(rs.output.rules, byName, rs.monitor === true) : undefined;
+  if (out) sets.push(...out.sets);
+  return { sets, rules, wouldDrop, origin, ...(out ? { output: out.rules } : {}), ...(rs.forward ? { forward: forwardRules() } : {}) };
+}
+
+/**
+ * Lowers allow rules (tcp/udp/icmp, any source) to lookup sets and the rules matching them.
+ * `prefix` names the sets (enforced rules: none, the historical names), `verdict` what a
+ * match does.
+ */
+function lowerAllows(list: CompiledRule[], byName: Map<string, AddressSet>, prefix: string, verdict: string, note: string): { sets: NftSet[]; rules: string[] } {
+  const rects: Record<string, { prefix: Prefix; ports: Interval[] }[]> = {};
+  const hosts: Partial<Record<Family, Set<string>>> = {};
+  const open: Record<string, Interval[]> = {};
+  const icmp: Prefix[] = [];
+  let icmpAny = false;
+  const sets: NftSet[] = [];
+  for (const r of list) {
     const src = r.source === undefined ? undefined : byName.get(r.source);
     if (r.proto === 'icmp') {
       if (!src) icmpAny = true;
@@ -172,7 +247,7 @@ function lower(rs: NodeRuleset): NftTables {
     }
   }
   const openEls = (['tcp', 'udp'] as Proto[]).flatMap((proto) => mergeIntervals(open[proto] ?? []).map((i) => `${proto} . ${fmtPorts(i)}`));
-  sets.push({ name: 'open', type: 'inet_proto . inet_service', elements: openEls });
+  sets.push({ name: `${prefix}open`, type: 'inet_proto . inet_service', elements: openEls });
   for (const fam of [4, 6] as const) {
     const els: string[] = [];
     for (const proto of ['tcp', 'udp'] as const) {
@@ -181,29 +256,22 @@ function lower(rs: NodeRuleset): NftTables {
       }
     }
     const type = `${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`;
-    sets.push({ name: `allow_v${fam}`, type, elements: els });
-    sets.push({ name: `hosts_v${fam}`, type, elements: [...(hosts[fam] ?? [])].sort(), interval: false });
+    sets.push({ name: `${prefix}allow_v${fam}`, type, elements: els });
+    sets.push({ name: `${prefix}hosts_v${fam}`, type, elements: [...(hosts[fam] ?? [])].sort(), interval: false });
   }
   const icmpNorm = normalizePrefixes(icmp);
-  sets.push(addrSet('icmp', 4, icmpNorm.filter((p) => p.family === 4)), addrSet('icmp', 6, icmpNorm.filter((p) => p.family === 6)));
-  rules.push(
-    'meta l4proto . th dport @open accept comment "rules from any"',
-    'ip saddr . meta l4proto . th dport @allow_v4 accept comment "rules"',
-    'ip6 saddr . meta l4proto . th dport @allow_v6 accept comment "rules"',
-    'ip saddr . meta l4proto . th dport @hosts_v4 accept comment "rules (hosts)"',
-    'ip6 saddr . meta l4proto . th dport @hosts_v6 accept comment "rules (hosts)"',
-    'ip saddr @icmp_v4 meta l4proto icmp accept comment "icmp rules"',
-    'ip6 saddr @icmp_v6 meta l4proto ipv6-icmp accept comment "icmp rules"',
-  );
-  if (icmpAny) rules.push('meta l4proto { icmp, ipv6-icmp } accept comment "icmp from any"');
-  // Node names are validated ([A-Za-z0-9_.-]) before a policy is accepted; the comment is
-  // inside an nft script all the same, so anything else is replaced, never quoted.
-  const name = (rs.node?.name ?? '?').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 63);
-  const origin = `picket: ${rs.policy ? `policy v${rs.policy.version} for ${name}` : 'baseline (no policy)'}`;
-  sets.push({ name: ORIGIN_SET, type: 'mark', elements: [originElement(origin)], interval: false });
-  const out = rs.output ? lowerOutput(rs.output.rules, byName) : undefined;
-  if (out) sets.push(...out.sets);
-  return { sets, rules, origin, ...(out ? { output: out.rules } : {}), ...(rs.forward ? { forward: forwardRules() } : {}) };
+  sets.push(addrSet(`${prefix}icmp`, 4, icmpNorm.filter((p) => p.family === 4)), addrSet(`${prefix}icmp`, 6, icmpNorm.filter((p) => p.family === 6)));
+  const rules = [
+    `meta l4proto . th dport @${prefix}open ${verdict} comment "${note}rules from any"`,
+    `ip saddr . meta l4proto . th dport @${prefix}allow_v4 ${verdict} comment "${note}rules"`,
+    `ip6 saddr . meta l4proto . th dport @${prefix}allow_v6 ${verdict} comment "${note}rules"`,
+    `ip saddr . meta l4proto . th dport @${prefix}hosts_v4 ${verdict} comment "${note}rules (hosts)"`,
+    `ip6 saddr . meta l4proto . th dport @${prefix}hosts_v6 ${verdict} comment "${note}rules (hosts)"`,
+    `ip saddr @${prefix}icmp_v4 meta l4proto icmp ${verdict} comment "${note}icmp rules"`,
+    `ip6 saddr @${prefix}icmp_v6 meta l4proto ipv6-icmp ${verdict} comment "${note}icmp rules"`,
+  ];
+  if (icmpAny) rules.push(`meta l4proto { icmp, ipv6-icmp } ${verdict} comment "${note}icmp from any"`);
+  return { sets, rules };
 }
 
 /**
@@ -213,7 +281,7 @@ function lower(rs: NodeRuleset): NftTables {
  * as elements of their own `out_*` sets keyed by destination. Destinations are always
  * interval elements (egress rules are few; budget.ts counts them like input sources).
  */
-function lowerOutput(list: CompiledRule[], byName: Map<string, AddressSet>): { sets: NftSet[]; rules: string[] } {
+function lowerOutput(list: CompiledRule[], byName: Map<string, AddressSet>, monitor: boolean): { sets: NftSet[]; rules: string[] } {
   const rules: string[] = [];
   const rects: Record<string, { prefix: Prefix; ports: Interval[] }[]> = {};
   const open: Record<string, Interval[]> = {};
@@ -260,6 +328,9 @@ function lowerOutput(list: CompiledRule[], byName: Map<string, AddressSet>): { s
     'ip6 daddr @out_icmp_v6 meta l4proto ipv6-icmp accept comment "egress icmp rules"',
   );
   if (icmpAny) rules.push('meta l4proto { icmp, ipv6-icmp } accept comment "egress icmp to any"');
+  // The chain's policy is drop as well; this rule is what counts it (or, in monitor mode, the
+  // would-drop chain accepts and counts it).
+  rules.push(monitor ? `jump ${WOULD_DROP_CHAIN} comment "monitor: egress default deny would drop"` : `counter name "${NFT_COUNTERS['egress-deny']}" drop comment "egress default deny"`);
   return { sets, rules };
 }
 
@@ -273,11 +344,11 @@ function lowerOutput(list: CompiledRule[], byName: Map<string, AddressSet>): { s
  */
 function forwardRules(): string[] {
   const rules = [
-    'ct status dnat ip saddr @blocked_v4 drop comment "removed nodes"',
-    'ct status dnat ip6 saddr @blocked_v6 drop comment "removed nodes"',
+    `ct status dnat ip saddr @blocked_v4 counter name "${NFT_COUNTERS.blocked}" drop comment "removed nodes"`,
+    `ct status dnat ip6 saddr @blocked_v6 counter name "${NFT_COUNTERS.blocked}" drop comment "removed nodes"`,
     'ct status & dnat == 0 accept comment "not a published port"',
     'ct state established,related accept',
-    'ct state invalid drop',
+    `ct state invalid counter name "${NFT_COUNTERS.invalid}" drop`,
   ];
   for (const proto of ['tcp', 'udp'] as const) {
     const port = `meta l4proto ${proto}`;
@@ -289,6 +360,6 @@ function forwardRules(): string[] {
       `${port} ip6 saddr . meta l4proto . ct original proto-dst @hosts_v6 accept comment "published: rules (hosts)"`,
     );
   }
-  rules.push('drop comment "published port: no rule allows it"');
+  rules.push(`counter name "${NFT_COUNTERS['forward-deny']}" drop comment "published port: no rule allows it"`);
   return rules;
 }

@@ -9,7 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { NodeRuleset } from '../policy/compile.js';
-import { ApplyError, type Backend, type ReadBack } from './backend.js';
+import { ApplyError, backendInstance, type Backend, type DropCount, type DropReading, type ReadBack } from './backend.js';
+import { NFT_COUNTERS, type DropReason } from './nft-tables.js';
 import { run, type Runner } from './exec.js';
 import { NFT_FAMILY, NFT_TABLE, nftChainNames, nftSetNames, renderNft, renderNftDelta, renderNftInPlace, sameShape } from './render-nft.js';
 
@@ -48,6 +49,10 @@ export class NftBackend implements Backend {
   /** Counts of apply kinds, for metrics and benchmarks. */
   readonly applies = { full: 0, incremental: 0, noop: 0, recreated: 0 };
 
+  readonly #instance = backendInstance();
+  /** Bumped whenever the table is recreated (its named counters start again from zero). */
+  #resets = 0;
+
   constructor(private readonly o: NftOptions = {}) {}
 
   async apply(rs: NodeRuleset): Promise<void> {
@@ -74,7 +79,10 @@ export class NftBackend implements Backend {
     const scripts = existing ? [renderNftInPlace(rs, existing), renderNft(rs)] : [renderNft(rs)];
     let lastError: unknown;
     for (const [i, script] of scripts.entries()) {
-      if (i === scripts.length - 1 && existing) this.applies.recreated++;
+      const recreate = i === scripts.length - 1;
+      if (recreate && existing) this.applies.recreated++;
+      // Counted before the transaction: a read racing it sees another epoch and is dropped.
+      if (recreate) this.#resets++;
       try {
         await this.#transaction(script);
         this.applies.full++;
@@ -120,8 +128,37 @@ export class NftBackend implements Backend {
     return { hash: hashNormalised(detail), detail };
   }
 
+  /** The table's named drop counters: one `nft -j list counters table …`. */
+  async readDrops(): Promise<DropReading | null> {
+    const epoch = `${this.#instance}:${this.#resets}`;
+    let text: string;
+    try {
+      text = await run(this.o, ['nft', '-j', 'list', 'counters', 'table', NFT_FAMILY, NFT_TABLE], { timeoutMs: 5000 });
+    } catch {
+      return null; // no table (yet): nothing counted
+    }
+    if (epoch !== `${this.#instance}:${this.#resets}`) return null;
+    return { epoch, counts: parseNftCounters(text) };
+  }
+
   /** Removes the picket table (uninstall, tests). */
   async remove(): Promise<void> {
     await run(this.o, ['nft', 'delete', 'table', NFT_FAMILY, NFT_TABLE]).catch(() => undefined);
   }
+}
+
+const REASON_OF = new Map<string, DropReason>(Object.entries(NFT_COUNTERS).map(([reason, name]) => [name, reason as DropReason]));
+
+/** `nft -j list counters` output → counts by drop reason (unknown counters ignored). */
+export function parseNftCounters(text: string): Partial<Record<DropReason, DropCount>> {
+  const doc = JSON.parse(text) as { nftables?: Json[] };
+  const out: Partial<Record<DropReason, DropCount>> = {};
+  for (const item of doc.nftables ?? []) {
+    const c = item.counter as Json | undefined;
+    if (!c || c.table !== NFT_TABLE) continue;
+    const reason = REASON_OF.get(String(c.name));
+    const packets = Number(c.packets), bytes = Number(c.bytes);
+    if (reason && Number.isSafeInteger(packets) && Number.isSafeInteger(bytes)) out[reason] = { packets, bytes };
+  }
+  return out;
 }

@@ -9,7 +9,7 @@
  * Other tables (Docker's, the distribution's) are never touched.
  */
 import type { NodeRuleset } from '../policy/compile.js';
-import { buildNftTables, TABLE_COMMENT, type NftTables } from './nft-tables.js';
+import { buildNftTables, NFT_COUNTERS, TABLE_COMMENT, WOULD_DROP_CHAIN, type NftTables } from './nft-tables.js';
 import { diffElements } from './element-diff.js';
 
 export const NFT_TABLE = 'picket';
@@ -17,13 +17,15 @@ export const NFT_FAMILY = 'inet';
 
 const PREAMBLE = [
   'iif "lo" accept',
-  'ip saddr @blocked_v4 drop comment "removed nodes"',
-  'ip6 saddr @blocked_v6 drop comment "removed nodes"',
+  // Removed nodes stay dropped in monitor mode too: revocation is not a policy on trial.
+  `ip saddr @blocked_v4 counter name "${NFT_COUNTERS.blocked}" drop comment "removed nodes"`,
+  `ip6 saddr @blocked_v6 counter name "${NFT_COUNTERS.blocked}" drop comment "removed nodes"`,
   'ct state established,related accept',
   // IPv6 needs neighbour discovery to work at all; it is link-local and untracked.
   'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, nd-router-solicit, packet-too-big } accept',
-  'ct state invalid drop',
+  `ct state invalid counter name "${NFT_COUNTERS.invalid}" drop`,
 ];
+const COUNTER_LINES = Object.values(NFT_COUNTERS).map((c) => `  counter ${c} { }`);
 const CHAIN_HEAD = 'type filter hook input priority filter; policy drop;';
 /** Under settings.egress: deny. Replies, loopback and neighbour discovery always pass. */
 const OUTPUT_HEAD = 'type filter hook output priority filter; policy drop;';
@@ -37,9 +39,15 @@ const FORWARD_HEAD = 'type filter hook forward priority filter; policy accept;';
 
 interface Chain { name: string; head: string; rules: string[] }
 
-/** The base chains of a lowered table, in order: input always, output and forward when the policy asks. */
+/**
+ * The chains of a lowered table, in order: the regular chain monitor mode jumps to (declared
+ * before the rules that jump to it), input always, output and forward when the policy asks.
+ */
 export function nftChains(t: NftTables): Chain[] {
-  const chains: Chain[] = [{ name: 'input', head: CHAIN_HEAD, rules: [...PREAMBLE, ...t.rules] }];
+  const chains: Chain[] = [
+    { name: WOULD_DROP_CHAIN, head: '', rules: t.wouldDrop },
+    { name: 'input', head: CHAIN_HEAD, rules: [...PREAMBLE, ...t.rules] },
+  ];
   if (t.output) chains.push({ name: 'output', head: OUTPUT_HEAD, rules: [...OUTPUT_PREAMBLE, ...t.output] });
   if (t.forward) chains.push({ name: 'forward', head: FORWARD_HEAD, rules: t.forward });
   return chains;
@@ -58,9 +66,11 @@ function setLine(s: NftTables['sets'][number], withElements: boolean): string {
 /** The table definition (sets with elements, chain with rules). */
 export function renderNftTable(rs: NodeRuleset, t: NftTables = buildNftTables(rs)): string {
   const lines = [`table ${NFT_FAMILY} ${NFT_TABLE} {`, `  comment "${TABLE_COMMENT}"`];
+  lines.push(...COUNTER_LINES);
   for (const s of t.sets) lines.push(setLine(s, true));
   for (const c of nftChains(t)) {
-    lines.push(`  chain ${c.name} {`, `    ${c.head}`);
+    lines.push(`  chain ${c.name} {`);
+    if (c.head) lines.push(`    ${c.head}`);
     for (const r of c.rules) lines.push(`    ${r}`);
     lines.push('  }');
   }
@@ -90,6 +100,8 @@ export function renderNftInPlace(rs: NodeRuleset, existing: { sets: string[]; ch
   for (const c of existing.chains) if (!keep.has(c)) lines.push(`delete chain ${NFT_FAMILY} ${NFT_TABLE} ${c}`);
   for (const name of existing.sets) lines.push(`delete set ${NFT_FAMILY} ${NFT_TABLE} ${name}`);
   lines.push(`table ${NFT_FAMILY} ${NFT_TABLE} {`);
+  // Declaring a named counter that exists keeps its value: drop counts survive this replace.
+  lines.push(...COUNTER_LINES);
   for (const s of t.sets) lines.push(setLine(s, true));
   for (const c of chains) lines.push(`  chain ${c.name} { ${c.head} }`);
   lines.push('}');
@@ -104,7 +116,7 @@ export function nftSetNames(rs: NodeRuleset): string[] {
 
 /** Same rules and set declarations: the change can be element operations only. */
 export function sameShape(a: NodeRuleset, b: NodeRuleset): boolean {
-  const shape = (t: NftTables) => JSON.stringify([t.rules, t.sets.map((s) => [s.name, s.type]), t.output ?? null, t.forward ?? null]);
+  const shape = (t: NftTables) => JSON.stringify([t.rules, t.wouldDrop, t.sets.map((s) => [s.name, s.type]), t.output ?? null, t.forward ?? null]);
   return shape(buildNftTables(a)) === shape(buildNftTables(b));
 }
 

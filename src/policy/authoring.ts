@@ -106,7 +106,10 @@ export const PolicyAuthoringSchema = z.strictObject({
     addresses: z.array(z.string().meta({ anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }] })).default([]),
     roles: z.array(z.string().meta({ pattern: PATTERNS.name })).default([]),
   })).default([]),
-  rules: z.array(z.strictObject(ruleShape)).default([]),
+  rules: z.array(z.strictObject({
+    ...ruleShape,
+    mode: z.enum(['enforce', 'monitor']).default('enforce').describe('monitor: the rule is on trial for removal or narrowing; what only it admits is accepted but counted and logged as would-drop (docs/operations.md, "Roll out in monitor mode").'),
+  })).default([]),
   exceptions: z.array(z.strictObject({
     ...ruleShape,
     reason: z.string({ error: 'an exception must carry a reason' }).min(1, 'an exception must carry a reason'),
@@ -125,7 +128,8 @@ export const PolicyAuthoringSchema = z.strictObject({
       .describe('allow (default): outbound traffic is not filtered. deny: a node opens only connections an egress rule allows; replies, loopback, the mesh port to mesh peers and failsafe SSH replies always pass.'),
     forward: z.enum(['filter', 'ignore'], { error: (i) => `${JSON.stringify(i.input)} is not filter or ignore` }).default('ignore')
       .describe('ignore (default): forwarded traffic is not touched. filter: connections DNAT-ed to containers (Docker/Podman published ports) must be allowed by an ingress rule for the published (host) port; other forwarded traffic is untouched.'),
-  }).default({ onExpiry: 'keep', maxAge: undefined, egress: 'allow', forward: 'ignore' }),
+    mode: z.enum(['enforce', 'monitor']).default('enforce').describe('monitor: default-deny drops are counted and logged as would-drop, and accepted (roll a new policy out on trial). Removed nodes and invalid packets are still dropped.'),
+  }).default({ onExpiry: 'keep', maxAge: undefined, egress: 'allow', forward: 'ignore', mode: 'enforce' }),
 });
 
 export interface Located {
@@ -177,20 +181,21 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
   if (exceptionsWithoutExpiry.length) {
     return { ok: false, errors: exceptionsWithoutExpiry.map((i) => locate({ path: ['exceptions', i], message: 'an exception must carry expires: a temporary hole closes by itself' })) };
   }
-  const toRule = (r: (typeof d.rules)[number]): Rule => ({ name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports, ...(r.direction === 'egress' ? { direction: 'egress' as const } : {}) });
+  const toRule = (r: Pick<(typeof d.rules)[number], 'name' | 'to' | 'from' | 'proto' | 'ports' | 'direction'>): Rule => ({ name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports, ...(r.direction === 'egress' ? { direction: 'egress' as const } : {}) });
   const policy: Policy = {
     meshId: d.meshId,
     version: d.version,
     issuedAt: d.issuedAt ?? now,
     expires: d.expires,
     nodes: d.nodes,
-    rules: d.rules.map(toRule),
+    rules: d.rules.map((r) => ({ ...toRule(r), ...(r.mode === 'monitor' ? { mode: 'monitor' as const } : {}) })),
     exceptions: d.exceptions.map((e) => ({ ...toRule(e), reason: e.reason, expires: e.expires ?? 0 })),
     settings: {
       onExpiry: d.settings.onExpiry,
       ...(d.settings.maxAge !== undefined ? { maxAge: d.settings.maxAge } : {}),
       ...(d.settings.egress === 'deny' ? { egress: 'deny' as const } : {}),
       ...(d.settings.forward === 'filter' ? { forward: 'filter' as const } : {}),
+      ...(d.settings.mode === 'monitor' ? { mode: 'monitor' as const } : {}),
     },
   };
   const { errors, warnings } = checkPolicy(policy, { warnings: true });
@@ -220,7 +225,7 @@ export function unknownKeys(doc: Document, lc: LineCounter, path: Path, keys: st
 export function policyToAuthoring(p: Policy): Record<string, unknown> {
   const ports = (r: Rule) => r.ports.map((pr) => (pr.first === pr.last ? pr.first : `${pr.first}-${pr.last}`));
   const sel = (s: string[]) => (s.length === 1 ? s[0] : s);
-  const rule = (r: Rule) => ({ name: r.name, ...(r.direction ? { direction: r.direction } : {}), to: sel(r.to), from: sel(r.from), proto: r.proto, ...(r.proto === 'icmp' ? {} : { ports: ports(r) }) });
+  const rule = (r: Rule) => ({ name: r.name, ...(r.direction ? { direction: r.direction } : {}), to: sel(r.to), from: sel(r.from), proto: r.proto, ...(r.proto === 'icmp' ? {} : { ports: ports(r) }), ...(r.mode ? { mode: r.mode } : {}) });
   return {
     meshId: p.meshId,
     version: p.version,
@@ -234,6 +239,7 @@ export function policyToAuthoring(p: Policy): Record<string, unknown> {
       ...(p.settings.maxAge ? { maxAge: exactDuration(p.settings.maxAge) } : {}),
       ...(p.settings.egress ? { egress: p.settings.egress } : {}),
       ...(p.settings.forward ? { forward: p.settings.forward } : {}),
+      ...(p.settings.mode ? { mode: p.settings.mode } : {}),
     },
   };
 }

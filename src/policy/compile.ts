@@ -36,7 +36,20 @@ export interface CompiledRule {
   dest?: string;
   /** Exceptions close by themselves at this time (unix ms). */
   expires?: number;
+  /** A rule in monitor mode: matched after every enforced rule; what it admits is a would-drop. */
+  monitor?: true;
 }
+
+/** Kernel log lines for drops, rate-limited (`N/second|minute|hour|day`). */
+export interface DropLogging {
+  /** Log default-deny drops (prefix "picket-drop "). */
+  drops: boolean;
+  /** The limit for each kind of line; would-drops are always logged at this rate. */
+  rate: string;
+}
+
+/** The default rate of kernel log lines for would-drops (and drops, when enabled). */
+export const DEFAULT_LOG_RATE = '10/second';
 
 export interface NodeRuleset {
   /** Null for the baseline (no policy yet, or expired with onExpiry: baseline). */
@@ -59,6 +72,10 @@ export interface NodeRuleset {
    * ports) are checked against the input rules by their original (published) port.
    */
   forward?: true;
+  /** settings.mode: monitor — the default deny counts, logs and accepts (would-drop). */
+  monitor?: true;
+  /** Kernel logging of drops; absent: would-drops logged at DEFAULT_LOG_RATE, drops not logged. */
+  log?: DropLogging;
 }
 
 export interface CompileOptions {
@@ -73,6 +90,8 @@ export interface CompileOptions {
   blocked?: string[];
   /** Extra mesh sources kept open (the lock-out guard's temporary restore). */
   meshExtra?: string[];
+  /** Kernel logging of drops (agent config enforcement.logDrops). */
+  log?: DropLogging;
 }
 
 export interface BaselineOptions extends Omit<CompileOptions, 'blocked'> {
@@ -138,7 +157,7 @@ function baseRules(sets: SetBuilder, opts: Omit<CompileOptions, 'now'>, meshPeer
 export function compileBaseline(opts: BaselineOptions): NodeRuleset {
   const sets = new SetBuilder();
   const rules = baseRules(sets, opts, opts.meshPeers);
-  return { policy: null, node: null, sets: sets.sets, blocked: fixedSet('blocked', 'blocked', []), rules };
+  return { policy: null, node: null, sets: sets.sets, blocked: fixedSet('blocked', 'blocked', []), rules, ...(opts.log ? { log: opts.log } : {}) };
 }
 
 function appliesTo(to: string[], self: PolicyNode): boolean {
@@ -175,12 +194,12 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
     throw new CompileError(`unknown selector ${sel}`);
   };
 
-  const emit = (kind: RuleKind, r: { name: string; from: string[]; proto: Proto; ports: PortRange[] }, expires?: number) => {
+  const emit = (kind: RuleKind, r: { name: string; from: string[]; proto: Proto; ports: PortRange[]; mode?: 'monitor' }, expires?: number) => {
     // `any` among the sources makes the others redundant.
     const froms = r.from.includes('any') ? ['any'] : r.from;
     for (const f of froms) {
       const src = source(f);
-      rules.push({ kind, name: r.name, proto: r.proto, ports: r.ports, ...(src ? { source: src } : {}), ...(expires ? { expires } : {}) });
+      rules.push({ kind, name: r.name, proto: r.proto, ports: r.ports, ...(src ? { source: src } : {}), ...(expires ? { expires } : {}), ...(kind === 'rule' && r.mode === 'monitor' ? { monitor: true as const } : {}) });
     }
   };
   for (const r of policy.rules) if (r.direction !== 'egress' && appliesTo(r.to, self)) emit('rule', r);
@@ -218,6 +237,8 @@ export function compile(policy: Policy, nodeRef: string, opts: CompileOptions): 
     ...(nextChangeAt !== undefined ? { nextChangeAt } : {}),
     ...(output ? { output } : {}),
     ...(policy.settings.forward === 'filter' ? { forward: true as const } : {}),
+    ...(policy.settings.mode === 'monitor' ? { monitor: true as const } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
   };
 }
 
@@ -291,10 +312,13 @@ export function lockoutProblem(rs: NodeRuleset, opts: { meshPorts: number[]; ssh
 export function rulesetHash(rs: NodeRuleset): string {
   const canon = {
     sets: [...rs.sets, rs.blocked].map((s) => ({ n: s.name, e: [...s.v4, ...s.v6].map(formatPrefix) })),
-    rules: rs.rules.map((r) => [r.kind, r.name, r.proto, r.ports.map((p) => [p.first, p.last]), r.source ?? '*']),
     // Only when present: rulesets without egress or forward filtering hash as before.
     ...(rs.output ? { output: rs.output.rules.map((r) => [r.kind, r.name, r.proto, r.ports.map((p) => [p.first, p.last]), r.dest ?? '*']) } : {}),
     ...(rs.forward ? { forward: true } : {}),
+    rules: rs.rules.map((r) => [r.kind, r.name, r.proto, r.ports.map((p) => [p.first, p.last]), r.source ?? '*', ...(r.monitor ? ['monitor'] : [])]),
+    // Only when set, so the hash of a ruleset without them is what it always was.
+    ...(rs.monitor ? { monitor: true } : {}),
+    ...(rs.log ? { log: rs.log } : {}),
   };
   return createHash('sha256').update(JSON.stringify(canon)).digest('hex');
 }

@@ -40,6 +40,12 @@ export interface Rule {
   from: string[];
   proto: Proto;
   ports: PortRange[];
+  /**
+   * `monitor`: the rule is on trial for removal or narrowing. What only it admits (no
+   * enforced rule does) is accepted, but counted and logged as would-drop: exactly what
+   * enforcing the policy without it would drop. Absent: enforced. Never on exceptions.
+   */
+  mode?: 'monitor';
   /** Absent: ingress (older policies encode exactly as before). */
   direction?: 'egress';
 }
@@ -48,6 +54,9 @@ export interface Rule {
 export function peerSide(r: Rule): 'to' | 'from' {
   return r.direction === 'egress' ? 'to' : 'from';
 }
+
+export type Mode = 'enforce' | 'monitor';
+export const MODES: readonly Mode[] = ['enforce', 'monitor'];
 
 export interface PolicyException extends Rule {
   reason: string;
@@ -68,6 +77,11 @@ export interface Settings {
   egress?: 'deny';
   /** Absent (ignore): forwarded traffic is not touched; filter: DNAT'd (published) ports follow the inbound rules. */
   forward?: 'filter';
+  /**
+   * `monitor`: default-deny drops are counted and logged as would-drop and accepted (a new
+   * policy on trial). Removed nodes and invalid packets are still dropped. Absent: enforce.
+   */
+  mode?: 'monitor';
 }
 
 /** When the policy turns stale (issuedAt + maxAge), if it ever does. */
@@ -136,6 +150,7 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
   if (p.settings.forward !== undefined && p.settings.forward !== 'filter') err(['settings', 'forward'], `${JSON.stringify(String(p.settings.forward).slice(0, 40))} is not filter or ignore`);
   if (p.settings.maxAge !== undefined && (!Number.isSafeInteger(p.settings.maxAge) || p.settings.maxAge <= 0)) err(['settings', 'maxAge'], 'is not a positive duration');
   else if (p.settings.maxAge !== undefined && p.settings.maxAge > p.expires - p.issuedAt) warnings.push({ path: ['settings', 'maxAge'], message: 'is longer than the policy lives (expires comes first)' });
+  if (p.settings.mode !== undefined && p.settings.mode !== 'monitor') err(['settings', 'mode'], `${JSON.stringify(String(p.settings.mode).slice(0, 40))} is not enforce or monitor`);
   if (p.nodes.length > LIMITS.maxNodes) err(['nodes'], `${p.nodes.length} nodes (limit ${LIMITS.maxNodes})`);
   if (p.rules.length > LIMITS.maxRules) err(['rules'], `${p.rules.length} rules (limit ${LIMITS.maxRules})`);
   if (p.exceptions.length > LIMITS.maxExceptions) err(['exceptions'], `${p.exceptions.length} exceptions (limit ${LIMITS.maxExceptions})`);
@@ -171,6 +186,10 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
     if (!NAME.test(r.name)) err(at('name'), `${JSON.stringify(r.name.slice(0, 80))} is not a valid name`);
     else if (seen.has(r.name)) err(at('name'), `duplicate ${kind} name ${r.name} (also ${kind}s[${seen.get(r.name)}])`);
     seen.set(r.name, i);
+    if (r.mode !== undefined && (kind === 'exception' || r.mode !== 'monitor')) {
+      err(at('mode'), kind === 'exception' ? 'an exception cannot be in monitor mode (it is a temporary allow; use a rule)' : `${JSON.stringify(String(r.mode).slice(0, 40))} is not enforce or monitor`);
+    }
+    else if (r.mode === 'monitor' && r.direction === 'egress') err(at('mode'), 'monitor mode is for inbound rules (an egress rule is enforced as written)');
     if (!PROTOS.includes(r.proto)) err(at('proto'), `${JSON.stringify(r.proto)} is not tcp, udp or icmp`);
     if (r.direction !== undefined && r.direction !== 'egress') err(at('direction'), `${JSON.stringify(String(r.direction).slice(0, 40))} is not ingress or egress`);
     const addressSide = peerSide(r);
@@ -236,6 +255,8 @@ function shadowWarnings(rules: Rule[]): Issue[] {
     for (let j = 0; j < i; j++) {
       const e = rules[j]!;
       if (e.proto !== r.proto || e.direction !== r.direction) continue;
+      // Enforced rules are matched before monitor rules, wherever they are written.
+      if (e.mode === 'monitor' && r.mode !== 'monitor') continue;
       const toCovered = e.to.includes('any') || r.to.every((t) => e.to.includes(t));
       const fromCovered = e.from.includes('any') || r.from.every((f) => e.from.includes(f));
       if (toCovered && fromCovered && (r.proto === 'icmp' || covers(e.ports, r.ports))) {
@@ -248,7 +269,7 @@ function shadowWarnings(rules: Rule[]): Issue[] {
 }
 
 function ruleToPb(r: Rule): pb.policy.v1.IRule {
-  return { name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports.map((p) => ({ first: p.first, last: p.last })), ...(r.direction ? { direction: r.direction } : {}) };
+  return { name: r.name, to: r.to, from: r.from, proto: r.proto, ports: r.ports.map((p) => ({ first: p.first, last: p.last })), ...(r.direction ? { direction: r.direction } : {}), ...(r.mode ? { mode: r.mode } : {}) };
 }
 
 export function encodePolicy(p: Policy): Uint8Array {
@@ -265,6 +286,7 @@ export function encodePolicy(p: Policy): Uint8Array {
       ...(p.settings.maxAge ? { maxAgeMs: p.settings.maxAge } : {}),
       ...(p.settings.egress ? { egress: p.settings.egress } : {}),
       ...(p.settings.forward ? { forward: p.settings.forward } : {}),
+      ...(p.settings.mode ? { mode: p.settings.mode } : {}),
     },
   }).finish();
 }
@@ -286,6 +308,8 @@ function ruleFromPb(r: pb.policy.v1.IRule | null | undefined, path: string): Rul
     ports: (r?.ports ?? []).map((p) => ({ first: Number(p.first ?? 0), last: Number(p.last ?? 0) })),
     // "ingress" spelled out means the default; anything else but egress is kept for checkPolicy to refuse.
     ...(r?.direction && r.direction !== 'ingress' ? { direction: str(r.direction, `${path}.direction`) as 'egress' } : {}),
+    // Empty is enforce; anything else is kept as sent so checkPolicy rejects it by name.
+    ...(r?.mode ? { mode: str(r.mode, `${path}.mode`) as 'monitor' } : {}),
   };
 }
 
@@ -327,6 +351,7 @@ export function decodePolicy(bytes: Uint8Array): PolicyDecode {
         // Spelled-out defaults (allow, ignore) mean absent; other values are kept for checkPolicy to refuse.
         ...(m.settings?.egress && m.settings.egress !== 'allow' ? { egress: str(m.settings.egress, 'settings.egress') as 'deny' } : {}),
         ...(m.settings?.forward && m.settings.forward !== 'ignore' ? { forward: str(m.settings.forward, 'settings.forward') as 'filter' } : {}),
+        ...(m.settings?.mode ? { mode: str(m.settings.mode, 'settings.mode') as 'monitor' } : {}),
       },
     };
   } catch (e) {

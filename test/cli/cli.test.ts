@@ -110,6 +110,21 @@ describe('picket CLI', () => {
     expect(both.code).toBe(2);
     expect(both.stderr.trim().split('\n')).toHaveLength(1);
   });
+  it('render and explain show monitor mode: a rule on trial and a policy on trial', () => {
+    writeFileSync(p('policy11.yaml'), policyYaml().replace('version: 7', 'version: 11') + '  - { name: app-db-old, to: role:db, from: any, proto: tcp, ports: [5432], mode: monitor }\n');
+    expect(run('policy', 'sign', 'policy11.yaml', '--root', 'root.json', '--key', 'a.key', '--key', 'b.key', '--out', 'p11.signed').code).toBe(0);
+    expect(run('policy', 'show', 'p11.signed').stdout).toMatch(/name: app-db-old[\s\S]*mode: monitor/);
+    const explainOld = run('policy', 'explain', 'p11.signed', '--node', 'db-1', '--from', '10.0.9.9', '--port', '5432');
+    expect(explainOld.stdout.trim()).toBe('DROP (monitor: would drop, accepted): only rule app-db-old admits it, and that rule is in monitor mode');
+    expect(JSON.parse(run('policy', 'explain', 'p11.signed', '--node', 'db-1', '--from', '10.0.9.9', '--port', '5432', '--json').stdout))
+      .toMatchObject({ action: 'ALLOW', reason: 'would-drop', rule: { name: 'app-db-old' }, monitor: { wouldDrop: true, by: 'rule' } });
+    expect(run('policy', 'explain', 'p11.signed', '--node', 'db-1', '--from', '10.0.1.5', '--port', '5432').stdout.trim()).toBe('ALLOW by rule app-db');
+    expect(run('policy', 'render', 'p11.signed', '--node', 'db-1').stdout).toContain('meta l4proto . th dport @mon_open jump would_drop');
+    expect(run('policy', 'render', 'p11.signed', '--node', 'db-1', '--backend', 'iptables').stdout).toMatch(/-A PICKET-WOULD-DROP -m limit[\s\S]*"rule:app-db-old \(monitor\)" -j PICKET-WOULD-DROP/);
+    writeFileSync(p('policy10.yaml'), policyYaml().replace('version: 7', 'version: 10') + 'settings: { mode: monitor }\n');
+    expect(run('policy', 'sign', 'policy10.yaml', '--root', 'root.json', '--key', 'a.key', '--key', 'b.key', '--out', 'p10.signed').code).toBe(0);
+    expect(run('policy', 'explain', 'p10.signed', '--node', 'db-1', '--from', '10.0.9.9', '--port', '9999').stdout.trim()).toMatch(/^DROP \(monitor: would drop, accepted\): no rule allows it/);
+  });
   it('every command has --help and usage errors exit 2', async () => {
     // Nineteen processes, at most three at a time: on two busy cores one after the other they
     // took longer than the default test timeout.

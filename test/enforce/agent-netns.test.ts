@@ -4,7 +4,7 @@
  * the real (namespaced) network and opens exactly what it says.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, NetLab, PROBE } from '../helpers/netns.js';
 import { BIN, picket, tempDir } from '../helpers/cli.js';
@@ -36,6 +36,8 @@ bootstrap: [/ip4/${otherIp}/tcp/7946/p2p/${peers[other]}]
 syncInterval: 1s
 mesh: { allowFrom: [10.89.0.0/24] }
 enforcement: { backend: nft, failsafe: { sshFrom: [10.89.1.0/24] } }
+audit: { statusInterval: 2s }
+control: { metrics: 127.0.0.1:9464 }
 log: { level: info, pretty: false }
 `);
     }
@@ -76,4 +78,28 @@ rules:
     expect(lab!.probe(out, '10.89.1.2', 5432)).toBe('closed');
     expect(lab!.probe(a, '10.89.0.2', 7946)).toBe('open');
   });
+
+  // Issue 15 #2/#3 through a real agent: the kernel counts, the agent reads and serves.
+  it('shows drop totals per reason in status and on the metrics endpoint, and would-drops under monitor mode', async () => {
+    type Drops = Record<'default-deny' | 'blocked' | 'invalid' | 'would-drop', { packets: number; bytes: number }>;
+    const drops = () => (JSON.parse(run('status', '--socket', join(t.dir, 'b', 'control.sock'), '--json').stdout) as { drops: Drops | null }).drops!;
+    const before = drops()['default-deny'].packets;
+    expect(lab!.probe(out, '10.89.1.2', 5432)).toBe('closed');
+    await until(() => drops()['default-deny'].packets > before, 10_000);
+    expect(run('status', '--socket', join(t.dir, 'b', 'control.sock')).stdout).toMatch(/^drops {5}default-deny [1-9]\d* \(\d+ B\), blocked 0, invalid \d+/m);
+    const scrape = () => lab!.exec(b, [process.execPath, '-e', 'fetch("http://127.0.0.1:9464/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))']);
+    expect(Number(/^picket_dropped_packets_total\{reason="default-deny"\} (\d+)$/m.exec(scrape())?.[1])).toBeGreaterThan(before);
+
+    // The same policy in monitor mode: the port it closes is accepted and counted as a would-drop.
+    writeFileSync(join(t.dir, 'policy2.yaml'), `${readFileSync(join(t.dir, 'policy.yaml'), 'utf8').replace('version: 1', 'version: 2')}settings: { mode: monitor }\n`);
+    expect(run('policy', 'sign', 'policy2.yaml', '--root', 'root.json', '--key', 'admin.key', '--out', 'policy2.signed').code).toBe(0);
+    expect(run('publish', 'policy2.signed', '--socket', join(t.dir, 'a', 'control.sock')).code).toBe(0);
+    await until(() => status('b').policy?.version === 2, 20_000);
+    const would = drops()['would-drop'].packets;
+    expect(lab!.probe(out, '10.89.1.2', 5432)).toBe('open');
+    await until(() => drops()['would-drop'].packets > would, 10_000);
+    expect(Number(/^picket_dropped_packets_total\{reason="would-drop"\} (\d+)$/m.exec(scrape())?.[1])).toBeGreaterThan(would);
+    // The fleet sees it from b's signed status, on a.
+    await until(() => /would-drop packets on 1 node/.test(run('status', '--socket', join(t.dir, 'a', 'control.sock'), '--mesh').stdout), 30_000);
+  }, 150_000);
 });

@@ -82,6 +82,9 @@ describe.runIf(usable).each(backends)('egress and forward in the kernel: $name',
     expect(lab.probe(srv, '10.89.1.1', 443)).toBe('open');
     expect(lab.probe(srv, '10.89.1.1', 9999)).toBe('closed');
     expect(lab.probe(srv, '10.89.0.1', 9999)).toBe('closed');
+    // The egress default deny has its own named counter.
+    const drops = await enforcer.backend.readDrops?.();
+    expect(drops?.counts['egress-deny']?.packets ?? 0).toBeGreaterThan(0);
   });
 
   it('egress deny cannot cut the mesh or failsafe', async () => {
@@ -100,6 +103,8 @@ describe.runIf(usable).each(backends)('egress and forward in the kernel: $name',
     await apply(closed(2));
     expect(lab.probe(peer, '10.89.0.2', 8080)).toBe('open'); // rule published (8080 from role:db)
     expect(lab.probe(ext, '10.89.1.2', 8080)).toBe('closed'); // ext may reach port 80, not the published 8080
+    const drops = await enforcer.backend.readDrops?.();
+    expect(drops?.counts['forward-deny']?.packets ?? 0).toBeGreaterThan(0);
   });
 
   it('forward: filter leaves forwarded traffic that was not DNAT-ed alone', async () => {

@@ -79,7 +79,7 @@ describe('compile and render', () => {
     expect(v4).toContain('-A PICKET-INPUT -s 10.0.1.5 -p tcp -m multiport --dports 5432 -m comment --comment "rule:app-db" -j ACCEPT');
     // The input chain ends in its default drop (the output and forward chains follow, empty unless the policy asks).
     const input = v4.split('\n').filter((l) => l.startsWith('-A PICKET-INPUT '));
-    expect(input.at(-1)).toBe('-A PICKET-INPUT -j DROP');
+    expect(input.at(-1)).toBe('-A PICKET-INPUT -j PICKET-DROP');
     expect(v4.trim().endsWith('COMMIT')).toBe(true);
     expect(v4).not.toMatch(/-A PICKET-(OUTPUT|FORWARD) /);
     expect(renderIptables(db, 6)).toContain('-s 2001:db8::5 -p tcp');

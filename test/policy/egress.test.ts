@@ -204,12 +204,12 @@ describe('egress and forward: compile, explain, render', () => {
     expect(fwd.indexOf('ct status & dnat == 0 accept')).toBeLessThan(fwd.indexOf('ct state established,related accept'));
     expect(fwd.indexOf('@blocked_v4 drop')).toBeLessThan(fwd.indexOf('ct state established,related accept'));
     expect(fwd).toMatch(/meta l4proto tcp ip saddr \. meta l4proto \. ct original proto-dst @allow_v4 accept/);
-    expect(t.forward!.at(-1)).toMatch(/^drop/);
+    expect(t.forward!.at(-1)).toMatch(/^counter name "drop_forward" drop/);
     expect(renderNft(rs)).toMatch(/chain forward \{\n\s+type filter hook forward priority filter; policy accept;/);
     const ipt = renderIptables(rs, 4);
     expect(ipt).toMatch(/-A PICKET-FORWARD -m conntrack ! --ctstate DNAT -j RETURN/);
     expect(ipt).toMatch(/-A PICKET-FORWARD -p tcp -m conntrack --ctorigdstport 443 .* -j RETURN/);
-    expect(ipt.trimEnd().split('\n').at(-2)).toBe('-A PICKET-FORWARD -j DROP');
+    expect(ipt.trimEnd().split('\n').at(-2)).toBe('-A PICKET-FORWARD -j PICKET-FORWARD-DROP');
   });
 
   it('an in-place replace keeps output and forward hooks the new ruleset still has and deletes the others', () => {
