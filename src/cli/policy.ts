@@ -74,12 +74,13 @@ export function registerPolicy(program: Command): void {
     .option('--key <file>', 'policy signing key, plain or encrypted (repeat for several)', collect)
     .requiredOption('--out <file>', 'where to write the signed policy (JSON envelope)')
     .option('--previous <file>', 'the signed policy this one replaces: say which removed nodes stay reachable')
-    .option('--ssh-from <cidr>', 'failsafe SSH source of the agents (repeat), as enforcement.failsafe.sshFrom; with --previous', collect)
+    .option('--ssh-from <cidr>', 'failsafe SSH source of the agents (repeat), as enforcement.failsafe.sshFrom; used by --previous and the tests block', collect)
+    .addOption(meshPortOption())
     .option('--json', 'print the result as JSON');
   addSignerOptions(sign)
-    .action(async (file: string, opts: SigningOpts & { root: string[]; out: string; previous?: string; sshFrom?: string[]; json?: boolean }) => {
+    .action(async (file: string, opts: SigningOpts & { root: string[]; out: string; previous?: string; sshFrom?: string[]; meshPort?: number[]; json?: boolean }) => {
       requireSomeSigner(opts);
-      const { formatLocated, parsePolicyYaml } = await authoring();
+      const [{ formatLocated }, { checkPolicyText }] = await Promise.all([authoring(), import('../policy/check.js')]);
       const now = systemClock.now();
       const { trusted } = loadRootChain(opts.root);
       const keys = await loadSigners(opts);
@@ -95,12 +96,12 @@ export function registerPolicy(program: Command): void {
         if (existing.payloadType !== PAYLOAD_TYPE.policy) throw new InputError(`${file}: not a signed policy`);
         env = await addSignaturesWith(existing, keys);
       } else {
-        const parsed = parsePolicyYaml(text, now);
-        if (!parsed.ok) throw new InputError(parsed.errors.map((e) => formatLocated(file, e)).join('\n'));
-        warnings = parsed.warnings.map((w) => formatLocated(file, w));
-        if (parsed.policy.expires <= now) throw new InputError(`${file}: expires ${iso(parsed.policy.expires)} is in the past`);
-        env = await signEnvelopeWith(PAYLOAD_TYPE.policy, encodePolicy(parsed.policy), keys);
-        if (opts.previous) warnings.push(...revocationWarnings(loadPolicyUnverified(opts.previous).policy, parsed.policy, opts.sshFrom ?? []));
+        // The keyless check (`policy check`): schema, model, expiry, budget and the tests block.
+        const report = checkPolicyText(text, { now, ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}), ...(opts.meshPort ? { meshPorts: opts.meshPort } : {}) });
+        if (report.errors.length || !report.policy) throw new InputError(report.errors.map((e) => formatLocated(file, e)).join('\n'));
+        warnings = report.warnings.map((w) => formatLocated(file, w));
+        env = await signEnvelopeWith(PAYLOAD_TYPE.policy, encodePolicy(report.policy), keys);
+        if (opts.previous) warnings.push(...revocationWarnings(loadPolicyUnverified(opts.previous).policy, report.policy, opts.sshFrom ?? []));
       }
       const verdict = verifyPolicy(env, { root: trusted }, now);
       const count = countSignatures(env, policyRole, trusted.root.keys, { exhaustive: true });
@@ -116,6 +117,31 @@ export function registerPolicy(program: Command): void {
       } else {
         process.stdout.write(`signed ${opts.out}: ${count.valid} of ${count.threshold} signatures, digest ${digestOf(env)}\n`);
       }
+    });
+
+  policy
+    .command('check')
+    .description('check a policy YAML without any key or root: schema, model checks, budget and its tests block (exit 0 clean, 1 any problem)')
+    .argument('<file>', 'policy YAML')
+    .addOption(meshPortOption())
+    .option('--ssh-from <cidr>', 'failsafe SSH source of the agents (repeat), as enforcement.failsafe.sshFrom: tests see it open', collect)
+    .option('--json', 'print the problems as JSON')
+    .action(async (file: string, opts: { meshPort?: number[]; sshFrom?: string[]; json?: boolean }) => {
+      const [{ formatLocated }, { checkPolicyText }] = await Promise.all([authoring(), import('../policy/check.js')]);
+      const report = checkPolicyText(readText(file, 'policy file'), { now: systemClock.now(), ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}), ...(opts.meshPort ? { meshPorts: opts.meshPort } : {}) });
+      const ok = report.errors.length === 0;
+      if (opts.json) {
+        const item = (severity: 'error' | 'warning') => (l: (typeof report.errors)[number]) => ({ file, line: l.line ?? null, path: l.path, severity, message: l.message });
+        printJson({ ok, file, ...(report.policy ? { version: report.policy.version } : {}), tests: report.tests, problems: [...report.errors.map(item('error')), ...report.warnings.map(item('warning'))] });
+      } else {
+        for (const e of report.errors) process.stdout.write(`${formatLocated(file, e)}\n`);
+        for (const w of report.warnings) process.stdout.write(`warning: ${formatLocated(file, w)}\n`);
+        const t = report.tests;
+        process.stderr.write(ok
+          ? `ok: ${file}: policy v${report.policy?.version}, ${t.passed} of ${t.total} tests pass${report.warnings.length ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}` : ''}\n`
+          : `failed: ${file}: ${report.errors.length} problem${report.errors.length === 1 ? '' : 's'}${report.policy ? `, ${t.passed} of ${t.total} tests pass` : ''}\n`);
+      }
+      if (!ok) process.exitCode = 1;
     });
 
   policy

@@ -1,0 +1,146 @@
+/**
+ * Policy tests (pure): the `tests:` block of the authoring YAML — "from this source to these
+ * nodes, this connection is allowed / dropped" — evaluated by the same compile() and explain()
+ * that enforcement and `picket explain` use, so a passing test says what the kernel will do.
+ *
+ * Tests are authoring-only: they are never encoded in the signed policy (a node has nothing to
+ * do with them, and they would cost every node bytes and verify time). `policy check` runs
+ * them without any key or root; `policy sign` refuses a policy whose tests fail.
+ *
+ * Extension point (egress): a test carries `direction`. Only `ingress` exists now — the
+ * schema accepts nothing else, so a test can never claim to check traffic this code does not
+ * evaluate. Egress adds `'egress'` to DIRECTIONS and a branch in evaluateOne() that probes the
+ * sending node's egress rules with the same explain code enforcement uses.
+ */
+import { z } from 'zod';
+import { compile, DEFAULT_MESH_PORT, type NodeRuleset } from './compile.js';
+import { describeVerdict, explain, type Verdict } from './explain.js';
+import { parseIp } from './ip.js';
+import { findNode, PROTOS, type Path, type Policy, type PolicyNode, type Proto } from './model.js';
+
+/** Directions a test can check today; see the module comment before adding one. */
+export const DIRECTIONS = ['ingress'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+
+/**
+ * Bounds what a tests block may cost: each test compiles at most every node of the policy
+ * (each node once, cached) and probes every address of its source node.
+ */
+export const MAX_TESTS = 1000;
+
+export interface PolicyTest {
+  /** An IP address, or `node:NAME|PEERID` (every address of that node is tried). */
+  from: string;
+  /** `node:NAME|PEERID` or `role:NAME`: every node it names must give the expected verdict. */
+  to: string;
+  proto: Proto;
+  port?: number;
+  expect: 'allow' | 'drop';
+  direction: Direction;
+}
+
+const shownText = (s: string) => JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s);
+
+export const PolicyTestSchema = z.strictObject({
+  from: z.string().min(1).describe('Source: an IP address, or node:NAME|PEERID (each of its addresses is tried).'),
+  to: z.string().min(1).describe('Destination: node:NAME|PEERID or role:NAME (every node holding the role must give the expected verdict).'),
+  proto: z.enum(PROTOS as [Proto, ...Proto[]], { error: (i) => `${JSON.stringify(i.input)} is not tcp, udp or icmp` }).default('tcp'),
+  port: z.int().min(1).max(65535).optional().describe('Destination port (required for tcp and udp, absent for icmp).'),
+  expect: z.enum(['allow', 'drop'], { error: (i) => `${JSON.stringify(i.input)} is not allow or drop` }).describe('The verdict the compiled ruleset must give.'),
+  direction: z.enum(DIRECTIONS, { error: (i) => `${JSON.stringify(i.input)} is not a direction tests can check (ingress)` }).default('ingress')
+    .describe('ingress: a new connection arriving at the `to` nodes (the only direction picket filters today).'),
+});
+
+export const PolicyTestsSchema = z.array(PolicyTestSchema).max(MAX_TESTS, `more than ${MAX_TESTS} tests`).default([])
+  .describe('Authoring-only assertions checked by `picket policy check` and `policy sign` (never part of the signed policy).');
+
+export interface TestProblem {
+  path: Path;
+  message: string;
+}
+
+export interface TestOptions {
+  /** Unix ms: exceptions that expired by now are left out, as the agents would. */
+  now: number;
+  /** The agents' mesh port(s) (default 7946): open to mesh peers, as enforcement does. */
+  meshPorts?: number[];
+  /** Failsafe SSH sources, as the agents' enforcement.failsafe.sshFrom (default none). */
+  sshFrom?: string[];
+}
+
+export interface TestsResult {
+  total: number;
+  passed: number;
+  /** One entry per failing or unusable test (a test fails once, at its first wrong verdict). */
+  problems: TestProblem[];
+}
+
+/** Runs every test; never throws on what a test says (each problem is one line). */
+export function runPolicyTests(policy: Policy, tests: readonly PolicyTest[], opts: TestOptions): TestsResult {
+  const compiled = new Map<string, NodeRuleset | string>();
+  const rulesetOf = (n: PolicyNode): NodeRuleset | string => {
+    let rs = compiled.get(n.peerId);
+    if (rs === undefined) {
+      try {
+        rs = compile(policy, n.peerId, { now: opts.now, meshPorts: opts.meshPorts ?? [DEFAULT_MESH_PORT], ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}) });
+      } catch (e) {
+        rs = `node ${n.name} does not compile: ${(e as Error).message}`;
+      }
+      compiled.set(n.peerId, rs);
+    }
+    return rs;
+  };
+  const problems: TestProblem[] = [];
+  tests.forEach((t, i) => {
+    const problem = evaluateOne(policy, t, rulesetOf);
+    if (problem) problems.push({ path: ['tests', i, ...problem.path], message: problem.message });
+  });
+  return { total: tests.length, passed: tests.length - problems.length, problems };
+}
+
+function evaluateOne(policy: Policy, t: PolicyTest, rulesetOf: (n: PolicyNode) => NodeRuleset | string): TestProblem | undefined {
+  const sources = sourcesOf(policy, t.from);
+  if (typeof sources === 'string') return { path: ['from'], message: sources };
+  const targets = targetsOf(policy, t.to);
+  if (typeof targets === 'string') return { path: ['to'], message: targets };
+  if (t.proto === 'icmp' && t.port !== undefined) return { path: ['port'], message: 'icmp has no ports' };
+  if (t.proto !== 'icmp' && t.port === undefined) return { path: ['port'], message: `${t.proto} needs a port` };
+  const what = `${t.proto}${t.port !== undefined ? `/${t.port}` : ''}`;
+  for (const node of targets) {
+    const rs = rulesetOf(node);
+    if (typeof rs === 'string') return { path: [], message: rs };
+    for (const from of sources) {
+      // ingress is the only direction (DIRECTIONS); egress adds its probe here.
+      const v: Verdict = explain(rs, { from, proto: t.proto, ...(t.port !== undefined ? { port: t.port } : {}) });
+      const got = v.action === 'ALLOW' ? 'allow' : 'drop';
+      if (got !== t.expect) {
+        return { path: [], message: `expected ${t.expect}, got ${describeVerdict(v)}: ${from} → node ${node.name} ${what}` };
+      }
+    }
+  }
+  return undefined;
+}
+
+function sourcesOf(policy: Policy, from: string): string[] | string {
+  if (from.startsWith('node:')) {
+    const n = findNode(policy, from.slice(5));
+    if (!n) return `node ${shownText(from.slice(5))} is not in nodes`;
+    if (n.addresses.length === 0) return `node ${n.name} has no addresses to test from`;
+    return n.addresses;
+  }
+  if (!parseIp(from)) return `${shownText(from)} is not an IP address or node:NAME`;
+  return [from];
+}
+
+function targetsOf(policy: Policy, to: string): PolicyNode[] | string {
+  if (to.startsWith('node:')) {
+    const n = findNode(policy, to.slice(5));
+    return n ? [n] : `node ${shownText(to.slice(5))} is not in nodes`;
+  }
+  if (to.startsWith('role:')) {
+    const role = to.slice(5);
+    const nodes = policy.nodes.filter((n) => n.roles.includes(role));
+    return nodes.length ? nodes : `role ${shownText(role)} is not held by any node`;
+  }
+  return `${shownText(to)} is not node:NAME or role:NAME`;
+}
