@@ -18,6 +18,8 @@ import { verifyPolicy } from '../trust/verify.js';
 import { printJson } from './print.js';
 import { readText, writeAtomic } from '../runtime/files.js';
 import { collect, intOption } from './options.js';
+import { call, CONFIG_HELP, resolveSocket, SOCKET_HELP } from './client.js';
+import { escapeText } from '../wire/text.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -145,6 +147,20 @@ export function registerPolicy(program: Command): void {
     });
 
   policy
+    .command('history')
+    .description('list the policy versions the running agent accepted, newest first')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--config <file>', CONFIG_HELP)
+    .option('--json', 'print as JSON')
+    .action(async (opts: { socket?: string; config?: string; json?: boolean }) => {
+      const r = await call(await resolveSocket(opts), 'GET', '/v1/history');
+      if (r.status !== 200) throw new InputError(`agent: ${(r.body as { error?: string }).error ?? `status ${r.status}`}`);
+      const { policies } = r.body as { policies: HistoryJson[] };
+      if (opts.json) return printJson(r.body);
+      process.stdout.write(formatHistory(policies));
+    });
+
+  policy
     .command('verify')
     .description('verify a signed policy against the root of trust (exit 0 valid, 1 invalid)')
     .argument('<file>', 'signed policy')
@@ -263,4 +279,28 @@ function revocationWarnings(previous: Policy, next: Policy, sshFrom: string[]): 
 
 function setJson(s: NodeRuleset['blocked']) {
   return { name: s.name, label: s.label, elements: [...s.v4, ...s.v6].map(formatPrefix) };
+}
+
+interface HistoryJson {
+  version: number;
+  digest: string;
+  signers: string[];
+  acceptedAt: string;
+  source: string;
+  peer?: string;
+}
+
+/** One row per accept; every field came from the agent's store and is escaped before printing. */
+export function formatHistory(rows: HistoryJson[]): string {
+  const e = escapeText;
+  if (rows.length === 0) return 'no policy accepted yet (the baseline is in force)\n';
+  const head = `${'VERSION'.padEnd(8)} ${'DIGEST'.padEnd(14)} ${'ACCEPTED AT'.padEnd(24)} ${'SOURCE'.padEnd(8)} SIGNERS`;
+  const lines = rows.map((r) => [
+    `v${r.version}`.padEnd(8),
+    e(String(r.digest).slice(0, 12)).padEnd(14),
+    e(r.acceptedAt).padEnd(24),
+    e(r.source).padEnd(8),
+    `${r.signers.map((k) => e(String(k).slice(0, 16))).join(', ') || '-'}${r.peer ? `  (from ${e(r.peer)})` : ''}`,
+  ].join(' '));
+  return `${head}\n${lines.join('\n')}\n`;
 }

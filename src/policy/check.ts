@@ -27,7 +27,7 @@ export function checkPolicyText(text: string, opts: TestOptions): CheckReport {
   const errors: Located[] = [];
   if (policy.expires <= opts.now) errors.push(locate({ path: ['expires'], message: `${new Date(policy.expires).toISOString()} is in the past` }));
   const over = overBudget(compiledSize(policy));
-  if (over) errors.push(locate({ path: [], message: `too large to enforce: ${over}` }));
+  if (over) errors.push(locate({ path: [], message: `too-large: v${policy.version} ${over}` }));
   const tests = runPolicyTests(policy, parsed.tests, opts);
   errors.push(...tests.problems.map(locate));
   return { policy, errors, warnings: parsed.warnings, tests: { total: tests.total, passed: tests.passed } };

@@ -1,0 +1,77 @@
+/**
+ * Live explain: `GET /v1/explain?from=IP&port=N&proto=tcp` answered against the ruleset the
+ * enforcer has in force right now — exceptions that have not closed yet, the baseline when
+ * that is what runs, the blocked set — by the same explain() that `policy explain` and the
+ * `tests:` block use. The query is operator input: each field is parsed strictly (a port is
+ * digits, not `0x50` or `80abc`) and a bad one is a 400 with one line, never a throw.
+ */
+import type { EnforcementStatus } from '../node/ports.js';
+import type { NodeRuleset } from '../policy/compile.js';
+import { describeVerdict, explain } from '../policy/explain.js';
+import { parseIp } from '../policy/ip.js';
+import { PROTOS, type Proto } from '../policy/model.js';
+
+/** Longer than any IPv6 text (45): a longer `from` is not an address and is not echoed. */
+const MAX_FROM = 64;
+
+export interface LiveExplainJson {
+  action: 'ALLOW' | 'DROP';
+  reason: string;
+  rule?: { kind: string; name: string; expires?: string };
+  /** One line, as `policy explain` prints it. */
+  text: string;
+  from: string;
+  proto: Proto;
+  port?: number;
+  /** What the verdict was read from: the ruleset in force now. */
+  enforcing: {
+    state: string;
+    /** True when the baseline is in force (no policy yet, expired with onExpiry: baseline, not in the policy…). */
+    baseline: boolean;
+    policyVersion: number | null;
+    node: string | null;
+    rulesetHash: string | null;
+    reason?: string;
+  };
+}
+
+export type Reply = { code: number; body: LiveExplainJson | { error: string } };
+
+const bad = (error: string): Reply => ({ code: 400, body: { error } });
+
+export function liveExplain(q: URLSearchParams, rs: NodeRuleset | null, status: EnforcementStatus): Reply {
+  const from = q.get('from') ?? '';
+  const protoText = q.get('proto') ?? 'tcp';
+  const portText = q.get('port');
+  if (from.length === 0) return bad('from is required (an IP address)');
+  if (from.length > MAX_FROM || !parseIp(from)) return bad(`from ${from.length > MAX_FROM ? '(too long)' : JSON.stringify(from)} is not an IP address`);
+  if (!(PROTOS as readonly string[]).includes(protoText)) return bad('proto must be tcp, udp or icmp');
+  const proto = protoText as Proto;
+  let port: number | undefined;
+  if (portText !== null && portText !== '') {
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return bad('port must be a number 1-65535');
+    port = Number(portText);
+  }
+  if (proto === 'icmp' && port !== undefined) return bad('icmp has no port');
+  if (proto !== 'icmp' && port === undefined) return bad(`port is required for ${proto}`);
+  if (!rs) return { code: 503, body: { error: 'nothing is enforced yet (the agent is starting)' } };
+  const v = explain(rs, { from, proto, ...(port !== undefined ? { port } : {}) });
+  return {
+    code: 200,
+    body: {
+      action: v.action,
+      reason: v.reason,
+      ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name, ...(v.rule.expires ? { expires: new Date(v.rule.expires).toISOString() } : {}) } } : {}),
+      text: describeVerdict(v),
+      from, proto, ...(port !== undefined ? { port } : {}),
+      enforcing: {
+        state: status.state,
+        baseline: rs.policy === null,
+        policyVersion: rs.policy?.version ?? null,
+        node: rs.node?.name ?? null,
+        rulesetHash: status.rulesetHash,
+        ...(status.reason ? { reason: status.reason } : {}),
+      },
+    },
+  };
+}
