@@ -1,0 +1,71 @@
+/** The `tests:` block evaluated by compile + explain (pure), as `policy check` and `sign` run it. */
+import { describe, expect, it } from 'vitest';
+import { runPolicyTests, MAX_TESTS, type PolicyTest } from '../../src/policy/tests.js';
+import { PolicyAuthoringSchema } from '../../src/policy/authoring.js';
+import { DAY, NOW, PEER, policy } from '../helpers/trust.js';
+
+const p = policy(3, {
+  nodes: [
+    { name: 'web-1', peerId: PEER(1), addresses: ['10.0.1.5', '2001:db8::5'], roles: ['web'] },
+    { name: 'web-2', peerId: PEER(3), addresses: ['10.0.1.6'], roles: ['web'] },
+    { name: 'db-1', peerId: PEER(2), addresses: ['10.0.2.7'], roles: ['db'] },
+  ],
+  exceptions: [
+    { name: 'debug', to: ['node:web-1'], from: ['cidr:198.51.100.0/24'], proto: 'tcp', ports: [{ first: 8443, last: 8443 }], reason: 'INC-1', expires: NOW + DAY },
+  ],
+});
+const T = (t: Partial<PolicyTest> & Pick<PolicyTest, 'from' | 'to' | 'expect'>): PolicyTest => ({ proto: 'tcp', direction: 'ingress', ...t });
+const run = (tests: PolicyTest[], now = NOW) => runPolicyTests(p, tests, { now });
+
+describe('policy tests', () => {
+  it('passes what the compiled rulesets say, from an IP or from every address of a node', () => {
+    const r = run([
+      T({ from: '203.0.113.9', to: 'role:web', port: 443, expect: 'allow' }),
+      T({ from: 'node:web-1', to: 'node:db-1', port: 5432, expect: 'allow' }), // 10.0.1.5 and 2001:db8::5
+      T({ from: '203.0.113.9', to: 'role:db', port: 5432, expect: 'drop' }),
+      T({ from: '10.0.1.6', to: 'node:db-1', port: 7946, expect: 'allow' }), // the mesh port, as agents open it
+    ]);
+    expect(r).toEqual({ total: 4, passed: 4, problems: [] });
+  });
+
+  it('fails a role test when one node of the role disagrees, naming that node', () => {
+    const r = run([T({ from: '198.51.100.1', to: 'role:web', port: 8443, expect: 'allow' })]);
+    expect(r.problems).toEqual([{ path: ['tests', 0], message: 'expected allow, got DROP (default deny: no rule allows it): 198.51.100.1 → node web-2 tcp/8443' }]);
+  });
+
+  it('reads exceptions as open until they expire, then closed', () => {
+    const t = [T({ from: '198.51.100.1', to: 'node:web-1', port: 8443, expect: 'allow' })];
+    expect(run(t).passed).toBe(1);
+    expect(run(t, NOW + 2 * DAY).problems[0]!.message).toMatch(/^expected allow, got DROP/);
+  });
+
+  it('a node source fails at the first of its addresses that gets the other verdict', () => {
+    const r = run([T({ from: 'node:web-1', to: 'node:db-1', port: 5432, expect: 'drop' })]);
+    expect(r.problems[0]!.message).toMatch(/^expected drop, got ALLOW by rule app-db: 10\.0\.1\.5 → node db-1 tcp\/5432$/);
+  });
+
+  it('turns hostile or dangling references into one problem each, never a throw', () => {
+    const r = run([
+      T({ from: '10.0.0.1\u001b[2J; rm -rf /', to: 'role:web', port: 1, expect: 'drop' }),
+      T({ from: '10.0.0.1', to: `node:${'x'.repeat(10_000)}`, port: 1, expect: 'drop' }),
+      T({ from: '10.0.0.1', to: 'cidr:10.0.0.0/8', port: 1, expect: 'drop' }),
+      T({ from: '10.0.0.1', to: 'role:web', proto: 'icmp', port: 1, expect: 'drop' }),
+      T({ from: '10.0.0.1', to: 'role:web', proto: 'udp', expect: 'drop' }),
+      T({ from: '999.1.1.1', to: 'role:web', port: 1, expect: 'drop' }),
+    ]);
+    expect(r.passed).toBe(0);
+    expect(r.problems.map((x) => x.path)).toEqual([['tests', 0, 'from'], ['tests', 1, 'to'], ['tests', 2, 'to'], ['tests', 3, 'port'], ['tests', 4, 'port'], ['tests', 5, 'from']]);
+    for (const x of r.problems) expect(x.message.length).toBeLessThan(120);
+  });
+
+  it('the schema bounds the block and only takes directions it can evaluate', () => {
+    const base = { meshId: 'm', version: 1, expires: '2099-01-01' };
+    const one = { from: '10.0.0.1', to: 'role:web', port: 1, expect: 'drop' };
+    expect(PolicyAuthoringSchema.safeParse({ ...base, tests: Array.from({ length: MAX_TESTS + 1 }, () => one) }).success).toBe(false);
+    expect(PolicyAuthoringSchema.safeParse({ ...base, tests: [{ ...one, direction: 'egress' }] }).success).toBe(false);
+    expect(PolicyAuthoringSchema.safeParse({ ...base, tests: [{ ...one, port: 70000 }] }).success).toBe(false);
+    expect(PolicyAuthoringSchema.safeParse({ ...base, tests: [{ ...one, extra: 1 }] }).success).toBe(false);
+    const ok = PolicyAuthoringSchema.safeParse({ ...base, tests: [one] });
+    expect(ok.success && ok.data.tests).toEqual([{ ...one, proto: 'tcp', direction: 'ingress' }]);
+  });
+});
