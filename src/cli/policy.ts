@@ -100,8 +100,8 @@ export function registerPolicy(program: Command): void {
       } else {
         // The keyless check (`policy check`): schema, model, expiry, budget and the tests block.
         const report = checkPolicyText(text, { now, ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}), ...(opts.meshPort ? { meshPorts: opts.meshPort } : {}) });
-        if (report.errors.length || !report.policy) throw new InputError(report.errors.map((e) => formatLocated(file, e)).join('\n'));
-        warnings = report.warnings.map((w) => formatLocated(file, w));
+        if (report.errors.length || !report.policy) throw new InputError(report.errors.map((e) => escapeText(formatLocated(file, e))).join('\n'));
+        warnings = report.warnings.map((w) => escapeText(formatLocated(file, w)));
         env = await signEnvelopeWith(PAYLOAD_TYPE.policy, encodePolicy(report.policy), keys);
         if (opts.previous) warnings.push(...revocationWarnings(loadPolicyUnverified(opts.previous).policy, report.policy, opts.sshFrom ?? []));
       }
@@ -136,12 +136,14 @@ export function registerPolicy(program: Command): void {
         const item = (severity: 'error' | 'warning') => (l: (typeof report.errors)[number]) => ({ file, line: l.line ?? null, path: l.path, severity, message: l.message });
         printJson({ ok, file, ...(report.policy ? { version: report.policy.version } : {}), tests: report.tests, problems: [...report.errors.map(item('error')), ...report.warnings.map(item('warning'))] });
       } else {
-        for (const e of report.errors) process.stdout.write(`${formatLocated(file, e)}\n`);
-        for (const w of report.warnings) process.stdout.write(`warning: ${formatLocated(file, w)}\n`);
+        // One line per problem, whatever the file holds: in CI the file comes from a pull request,
+        // and a key with a newline or an ESC must not forge another line (or a CI command).
+        for (const e of report.errors) process.stdout.write(`${escapeText(formatLocated(file, e))}\n`);
+        for (const w of report.warnings) process.stdout.write(`warning: ${escapeText(formatLocated(file, w))}\n`);
         const t = report.tests;
         process.stderr.write(ok
-          ? `ok: ${file}: policy v${report.policy?.version}, ${t.passed} of ${t.total} tests pass${report.warnings.length ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}` : ''}\n`
-          : `failed: ${file}: ${report.errors.length} problem${report.errors.length === 1 ? '' : 's'}${report.policy ? `, ${t.passed} of ${t.total} tests pass` : ''}\n`);
+          ? `ok: ${escapeText(file)}: policy v${report.policy?.version}, ${t.passed} of ${t.total} tests pass${report.warnings.length ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}` : ''}\n`
+          : `failed: ${escapeText(file)}: ${report.errors.length} problem${report.errors.length === 1 ? '' : 's'}${report.policy ? `, ${t.passed} of ${t.total} tests pass` : ''}\n`);
       }
       if (!ok) process.exitCode = 1;
     });

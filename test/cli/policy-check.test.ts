@@ -127,6 +127,18 @@ describe('policy check (keyless)', () => {
     expect(r2.stdout).not.toContain('\u001b');
   });
 
+  it('a key holding a newline, an ESC and a CI workflow command stays on its one line, escaped', () => {
+    writeFileSync(t.path('inject.yaml'), policy(GOOD).replace('rules:\n', '"x\\n::error file=ok.yaml::all good\\u001b[2J": 1\nrules:\n'));
+    for (const cmd of [['policy', 'check', 'inject.yaml'], ['policy', 'sign', 'inject.yaml', '--root', 'root.json', '--key', 'admin.key', '--out', 'inject.signed']]) {
+      const r = run(...cmd);
+      expect(r.code).toBe(1);
+      const out = r.stdout + r.stderr;
+      expect(out).not.toContain('\u001b');
+      expect(out.split('\n').filter((l) => l.startsWith('::'))).toEqual([]);
+      expect(out).toMatch(/inject\.yaml:8: unknown field x\\x0a::error file=ok\.yaml::all good\\x1b\[2J/);
+    }
+  });
+
   it('refuses a direction it cannot evaluate rather than pretending to check it', () => {
     writeFileSync(t.path('egress.yaml'), policy('  - { from: 10.0.1.5, to: node:db-1, port: 53, proto: udp, expect: drop, direction: egress }\n'));
     const r = run('policy', 'check', 'egress.yaml');
