@@ -44,7 +44,7 @@ const shownText = (s: string) => JSON.stringify(s.length > 60 ? `${s.slice(0, 60
 export const PolicyTestSchema = z.strictObject({
   from: z.string().min(1).describe('Source: an IP address, or node:NAME|PEERID (each of its addresses is tried).'),
   to: z.string().min(1).describe('Destination: node:NAME|PEERID or role:NAME (every node holding the role must give the expected verdict).'),
-  proto: z.enum(PROTOS as [Proto, ...Proto[]], { error: (i) => `${JSON.stringify(i.input)} is not tcp, udp or icmp` }).default('tcp'),
+  proto: z.enum(PROTOS as [Proto, ...Proto[]], { error: (i) => `${JSON.stringify(i.input)} is not tcp, udp or icmp` }).default('tcp').describe('Protocol of the connection.'),
   port: z.int().min(1).max(65535).optional().describe('Destination port (required for tcp and udp, absent for icmp).'),
   expect: z.enum(['allow', 'drop'], { error: (i) => `${JSON.stringify(i.input)} is not allow or drop` }).describe('The verdict the compiled ruleset must give.'),
   direction: z.enum(DIRECTIONS, { error: (i) => `${JSON.stringify(i.input)} is not a direction tests can check (ingress)` }).default('ingress')
