@@ -28,6 +28,13 @@ export type Direction = (typeof DIRECTIONS)[number];
  */
 export const MAX_TESTS = 1000;
 
+/**
+ * Bounds the (source address × target node) probes of the whole block: a test from a node
+ * with 32 addresses to a role held by 10,000 nodes is 320,000 probes alone, and in CI the
+ * file comes from a pull request. Checked before anything is compiled.
+ */
+export const MAX_PROBES = 200_000;
+
 export interface PolicyTest {
   /** An IP address, or `node:NAME|PEERID` (every address of that node is tried). */
   from: string;
@@ -91,6 +98,13 @@ export function runPolicyTests(policy: Policy, tests: readonly PolicyTest[], opt
     return rs;
   };
   const problems: TestProblem[] = [];
+  const probes = tests.reduce((n, t) => {
+    const sources = sourcesOf(policy, t.from), targets = targetsOf(policy, t.to);
+    return n + (typeof sources === 'string' ? 0 : sources.length) * (typeof targets === 'string' ? 0 : targets.length);
+  }, 0);
+  if (probes > MAX_PROBES) {
+    return { total: tests.length, passed: 0, problems: [{ path: ['tests'], message: `the tests probe ${probes.toLocaleString('en-US')} (source address, node) pairs (limit ${MAX_PROBES.toLocaleString('en-US')}): test roles with fewer nodes, or from IPs` }] };
+  }
   tests.forEach((t, i) => {
     const problem = evaluateOne(policy, t, rulesetOf);
     if (problem) problems.push({ path: ['tests', i, ...problem.path], message: problem.message });

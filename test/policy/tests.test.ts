@@ -1,6 +1,6 @@
 /** The `tests:` block evaluated by compile + explain (pure), as `policy check` and `sign` run it. */
 import { describe, expect, it } from 'vitest';
-import { runPolicyTests, MAX_TESTS, type PolicyTest } from '../../src/policy/tests.js';
+import { runPolicyTests, MAX_PROBES, MAX_TESTS, type PolicyTest } from '../../src/policy/tests.js';
 import { PolicyAuthoringSchema } from '../../src/policy/authoring.js';
 import { DAY, NOW, PEER, policy } from '../helpers/trust.js';
 
@@ -67,5 +67,16 @@ describe('policy tests', () => {
     expect(PolicyAuthoringSchema.safeParse({ ...base, tests: [{ ...one, extra: 1 }] }).success).toBe(false);
     const ok = PolicyAuthoringSchema.safeParse({ ...base, tests: [one] });
     expect(ok.success && ok.data.tests).toEqual([{ ...one, proto: 'tcp', direction: 'ingress' }]);
+  });
+
+  it('refuses a block that would probe more (address, node) pairs than the budget, with the figure', () => {
+    // 2,000 nodes holding one role, a source node with 32 addresses: 64,000 probes a test.
+    const nodes = Array.from({ length: 2000 }, (_, i) => ({ name: `n${i}`, peerId: `12D3KooW${String(i).padStart(44, 'A').replace(/0/g, 'B').replace(/[^1-9A-HJ-NP-Za-km-z]/g, 'C')}`, addresses: [`10.${i >> 8}.${i & 255}.1`], roles: ['many'] }));
+    nodes[0]!.addresses = Array.from({ length: 32 }, (_, j) => `10.200.0.${j + 1}`);
+    const big = policy(9, { nodes, rules: [], exceptions: [] });
+    const t = T({ from: 'node:n0', to: 'role:many', port: 22, expect: 'drop' });
+    const r = runPolicyTests(big, [t, t, t, t], { now: NOW });
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]!.message).toMatch(new RegExp(`probe 256,000 .*limit ${MAX_PROBES.toLocaleString('en-US')}`));
   });
 });
