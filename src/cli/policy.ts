@@ -130,7 +130,9 @@ export function registerPolicy(program: Command): void {
     .option('--json', 'print the problems as JSON')
     .action(async (file: string, opts: { meshPort?: number[]; sshFrom?: string[]; json?: boolean }) => {
       const [{ formatLocated }, { checkPolicyText }] = await Promise.all([authoring(), import('../policy/check.js')]);
-      const report = checkPolicyText(readText(file, 'policy file'), { now: systemClock.now(), ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}), ...(opts.meshPort ? { meshPorts: opts.meshPort } : {}) });
+      const text = readText(file, 'policy file');
+      if (text.trimStart().startsWith('{') && text.includes('"payloadType"')) throw new InputError(`${file}: a signed policy, not a policy YAML: check the YAML it was signed from (\`picket policy verify\` checks a signed file)`);
+      const report = checkPolicyText(text, { now: systemClock.now(), ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}), ...(opts.meshPort ? { meshPorts: opts.meshPort } : {}) });
       const ok = report.errors.length === 0;
       if (opts.json) {
         const item = (severity: 'error' | 'warning') => (l: (typeof report.errors)[number]) => ({ file, line: l.line ?? null, path: l.path, severity, message: l.message });

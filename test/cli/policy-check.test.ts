@@ -167,10 +167,15 @@ describe('policy check (keyless)', () => {
     expect(w.stdout).toMatch(/^warning: shadow\.yaml:10: rules\[1\]: rule https is shadowed by rule all443/);
   });
 
-  it('a missing file is one line, exit 1', () => {
+  it('a missing file, or a signed envelope given by mistake, is one line, exit 1', () => {
     const r = run('policy', 'check', 'nope.yaml');
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    writeFileSync(t.path('env.yaml'), policy(GOOD));
+    expect(run('policy', 'sign', 'env.yaml', '--root', 'root.json', '--key', 'admin.key', '--out', 'env.signed').code).toBe(0);
+    const s = run('policy', 'check', 'env.signed');
+    expect(s.code).toBe(1);
+    expect(s.stderr.trim().split('\n')).toEqual(['error: env.signed: a signed policy, not a policy YAML: check the YAML it was signed from (`picket policy verify` checks a signed file)']);
   });
 });
 
