@@ -4,7 +4,9 @@
  * and the tests never reach the signed payload.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { picket, tempDir } from '../helpers/cli.js';
 
 const t = tempDir('picket-check-');
@@ -176,6 +178,20 @@ describe('policy check (keyless)', () => {
     const s = run('policy', 'check', 'env.signed');
     expect(s.code).toBe(1);
     expect(s.stderr.trim().split('\n')).toEqual(['error: env.signed: a signed policy, not a policy YAML: check the YAML it was signed from (`picket policy verify` checks a signed file)']);
+  });
+});
+
+describe('docs/operations.md "Check policies in CI"', () => {
+  it('the annotation line of the GitHub Actions snippet turns each problem into an ::error on its file and line', () => {
+    const doc = readFileSync(resolve(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('### Check policies in CI'), doc.indexOf('## Publish a policy'));
+    const sed = section.split('\n').map((l) => l.trim()).find((l) => l.startsWith('sed -E '));
+    expect(sed, 'the snippet has its sed line').toBeDefined();
+    const r = run('policy', 'check', 'fail.yaml');
+    expect(r.code).toBe(1);
+    writeFileSync(t.path('check.txt'), r.stdout);
+    const annotated = execFileSync('sh', ['-c', sed!], { cwd: t.dir, encoding: 'utf8' });
+    expect(annotated.trim()).toMatch(/^::error file=fail\.yaml,line=16::tests\[4\]: expected allow, got DROP/);
   });
 });
 
