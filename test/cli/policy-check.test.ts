@@ -187,11 +187,12 @@ describe('docs/operations.md "Check policies in CI"', () => {
     const section = doc.slice(doc.indexOf('### Check policies in CI'), doc.indexOf('## Publish a policy'));
     const sed = section.split('\n').map((l) => l.trim()).find((l) => l.startsWith('sed -E '));
     expect(sed, 'the snippet has its sed line').toBeDefined();
-    const r = run('policy', 'check', 'fail.yaml');
+    writeFileSync(t.path('ci.yaml'), policy(`${GOOD}  - { from: 203.0.113.9, to: role:db, port: 5432, expect: allow }\n`));
+    const r = run('policy', 'check', 'ci.yaml');
     expect(r.code).toBe(1);
     writeFileSync(t.path('check.txt'), r.stdout);
     const annotated = execFileSync('sh', ['-c', sed!], { cwd: t.dir, encoding: 'utf8' });
-    expect(annotated.trim()).toMatch(/^::error file=fail\.yaml,line=16::tests\[4\]: expected allow, got DROP/);
+    expect(annotated.trim()).toMatch(/^::error file=ci\.yaml,line=16::tests\[4\]: expected allow, got DROP/);
   });
 });
 
