@@ -1,5 +1,6 @@
 /**
- * Live explain: `GET /v1/explain?from=IP&port=N&proto=tcp` answered against the ruleset the
+ * Live explain: `GET /v1/explain?from=IP&port=N&proto=tcp` (or `to=IP` for a connection this
+ * node opens) answered against the ruleset the
  * enforcer has in force right now — exceptions that have not closed yet, the baseline when
  * that is what runs, the blocked set — by the same explain() that `policy explain` and the
  * `tests:` block use. The query is operator input: each field is parsed strictly (a port is
@@ -20,7 +21,9 @@ export interface LiveExplainJson {
   rule?: { kind: string; name: string; expires?: string };
   /** One line, as `policy explain` prints it. */
   text: string;
-  from: string;
+  direction: 'ingress' | 'egress';
+  from?: string;
+  to?: string;
   proto: Proto;
   port?: number;
   /** What the verdict was read from: the ruleset in force now. */
@@ -40,11 +43,14 @@ export type Reply = { code: number; body: LiveExplainJson | { error: string } };
 const bad = (error: string): Reply => ({ code: 400, body: { error } });
 
 export function liveExplain(q: URLSearchParams, rs: NodeRuleset | null, status: EnforcementStatus): Reply {
-  const from = q.get('from') ?? '';
+  // `from`: a connection arriving here (ingress); `to`: one this node opens (egress).
+  const fromQ = q.get('from'), toQ = q.get('to');
+  if ((fromQ === null) === (toQ === null)) return bad('give exactly one of from (inbound) or to (outbound), an IP address');
+  const field = fromQ !== null ? 'from' : 'to';
+  const addr = fromQ ?? toQ ?? '';
   const protoText = q.get('proto') ?? 'tcp';
   const portText = q.get('port');
-  if (from.length === 0) return bad('from is required (an IP address)');
-  if (from.length > MAX_FROM || !parseIp(from)) return bad(`from ${from.length > MAX_FROM ? '(too long)' : JSON.stringify(from)} is not an IP address`);
+  if (addr.length > MAX_FROM || !parseIp(addr)) return bad(`${field} ${addr.length > MAX_FROM ? '(too long)' : JSON.stringify(addr)} is not an IP address`);
   if (!(PROTOS as readonly string[]).includes(protoText)) return bad('proto must be tcp, udp or icmp');
   const proto = protoText as Proto;
   let port: number | undefined;
@@ -55,7 +61,8 @@ export function liveExplain(q: URLSearchParams, rs: NodeRuleset | null, status: 
   if (proto === 'icmp' && port !== undefined) return bad('icmp has no port');
   if (proto !== 'icmp' && port === undefined) return bad(`port is required for ${proto}`);
   if (!rs) return { code: 503, body: { error: 'nothing is enforced yet (the agent is starting)' } };
-  const v = explain(rs, { from, proto, ...(port !== undefined ? { port } : {}) });
+  const p = port !== undefined ? { port } : {};
+  const v = field === 'to' ? explain(rs, { direction: 'egress', to: addr, proto, ...p }) : explain(rs, { from: addr, proto, ...p });
   return {
     code: 200,
     body: {
@@ -63,7 +70,7 @@ export function liveExplain(q: URLSearchParams, rs: NodeRuleset | null, status: 
       reason: v.reason,
       ...(v.reason === 'rule' ? { rule: { kind: v.rule.kind, name: v.rule.name, ...(v.rule.expires ? { expires: new Date(v.rule.expires).toISOString() } : {}) } } : {}),
       text: describeVerdict(v),
-      from, proto, ...(port !== undefined ? { port } : {}),
+      direction: field === 'to' ? 'egress' : 'ingress', [field]: addr, proto, ...p,
       enforcing: {
         state: status.state,
         baseline: rs.policy === null,

@@ -5,7 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { LiveExplainJson } from '../agent/live-explain.js';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { call, CONFIG_HELP, resolveSocket, SOCKET_HELP } from './client.js';
 import { intOption } from './options.js';
 import { printJson } from './print.js';
@@ -22,16 +22,18 @@ export function formatLiveExplain(x: LiveExplainJson): string {
 export function registerExplain(program: Command): void {
   program
     .command('explain')
-    .description('ask the running agent whether it accepts a new connection now, and which rule decides')
-    .requiredOption('--from <ip>', 'source address')
+    .description('ask the running agent whether it accepts a new connection (--from) or may open one (--to) now, and which rule decides')
+    .option('--from <ip>', 'source address of an inbound connection')
+    .option('--to <ip>', 'destination address of an outbound connection (egress)')
     .option('--port <n>', 'destination port (tcp, udp)', intOption(1, 65535))
     .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp', 'icmp']).default('tcp'))
     .option('--socket <path>', SOCKET_HELP)
     .option('--config <file>', CONFIG_HELP)
     .option('--json', 'print as JSON')
-    .action(async (opts: { from: string; port?: number; proto: string; socket?: string; config?: string; json?: boolean }) => {
+    .action(async (opts: { from?: string; to?: string; port?: number; proto: string; socket?: string; config?: string; json?: boolean }) => {
+      if ((opts.from === undefined) === (opts.to === undefined)) throw new UsageError('give exactly one of --from (inbound) or --to (outbound)');
       const socket = await resolveSocket(opts);
-      const q = new URLSearchParams({ from: opts.from, proto: opts.proto, ...(opts.port !== undefined ? { port: String(opts.port) } : {}) });
+      const q = new URLSearchParams({ ...(opts.from !== undefined ? { from: opts.from } : { to: opts.to! }), proto: opts.proto, ...(opts.port !== undefined ? { port: String(opts.port) } : {}) });
       const r = await call(socket, 'GET', `/v1/explain?${q.toString()}`);
       if (r.status !== 200) throw new InputError(`agent: ${(r.body as { error?: string }).error ?? `status ${r.status}`}`);
       if (opts.json) return printJson(r.body);

@@ -7,10 +7,10 @@
  * do with them, and they would cost every node bytes and verify time). `policy check` runs
  * them without any key or root; `policy sign` refuses a policy whose tests fail.
  *
- * Extension point (egress): a test carries `direction`. Only `ingress` exists now — the
- * schema accepts nothing else, so a test can never claim to check traffic this code does not
- * evaluate. Egress adds `'egress'` to DIRECTIONS and a branch in evaluateOne() that probes the
- * sending node's egress rules with the same explain code enforcement uses.
+ * Directions: `ingress` (the default) — a connection from `from` (an IP or node:X's addresses)
+ * arriving at each `to` node (node:X or role:X); `egress` — a connection each `from` node
+ * (node:X or role:X) opens to `to` (an IP or node:X's addresses), as the output hook decides
+ * it (under `settings.egress: allow` everything outbound passes, and a test says so).
  */
 import { z } from 'zod';
 import { compile, DEFAULT_MESH_PORT, type NodeRuleset } from './compile.js';
@@ -18,8 +18,8 @@ import { describeVerdict, explain, type Verdict } from './explain.js';
 import { parseIp } from './ip.js';
 import { findNode, PROTOS, type Path, type Policy, type PolicyNode, type Proto } from './model.js';
 
-/** Directions a test can check today; see the module comment before adding one. */
-export const DIRECTIONS = ['ingress'] as const;
+/** Directions a test can check (module comment). */
+export const DIRECTIONS = ['ingress', 'egress'] as const;
 export type Direction = (typeof DIRECTIONS)[number];
 
 /**
@@ -36,9 +36,9 @@ export const MAX_TESTS = 1000;
 export const MAX_PROBES = 200_000;
 
 export interface PolicyTest {
-  /** An IP address, or `node:NAME|PEERID` (every address of that node is tried). */
+  /** Ingress: an IP address, or `node:NAME|PEERID` (every address tried). Egress: the sending node(s), `node:` or `role:`. */
   from: string;
-  /** `node:NAME|PEERID` or `role:NAME`: every node it names must give the expected verdict. */
+  /** Ingress: the receiving node(s), `node:NAME|PEERID` or `role:NAME` (every one must agree). Egress: an IP or `node:`. */
   to: string;
   proto: Proto;
   port?: number;
@@ -49,13 +49,13 @@ export interface PolicyTest {
 const shownText = (s: string) => JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s);
 
 export const PolicyTestSchema = z.strictObject({
-  from: z.string().min(1).describe('Source: an IP address, or node:NAME|PEERID (each of its addresses is tried).'),
-  to: z.string().min(1).describe('Destination: node:NAME|PEERID or role:NAME (every node holding the role must give the expected verdict).'),
+  from: z.string().min(1).describe('Source. ingress: an IP address, or node:NAME|PEERID (each of its addresses is tried). egress: the sending node(s), node:NAME|PEERID or role:NAME (every one must give the expected verdict).'),
+  to: z.string().min(1).describe('Destination. ingress: node:NAME|PEERID or role:NAME (every node holding the role must give the expected verdict). egress: an IP address, or node:NAME|PEERID (each of its addresses is tried).'),
   proto: z.enum(PROTOS as [Proto, ...Proto[]], { error: (i) => `${JSON.stringify(i.input)} is not tcp, udp or icmp` }).default('tcp').describe('Protocol of the connection.'),
   port: z.int().min(1).max(65535).optional().describe('Destination port (required for tcp and udp, absent for icmp).'),
   expect: z.enum(['allow', 'drop'], { error: (i) => `${JSON.stringify(i.input)} is not allow or drop` }).describe('The verdict the compiled ruleset must give.'),
-  direction: z.enum(DIRECTIONS, { error: (i) => `${JSON.stringify(i.input)} is not a direction tests can check (ingress)` }).default('ingress')
-    .describe('ingress: a new connection arriving at the `to` nodes (the only direction picket filters today).'),
+  direction: z.enum(DIRECTIONS, { error: (i) => `${JSON.stringify(i.input)} is not ingress or egress` }).default('ingress')
+    .describe('ingress: a new connection arriving at the `to` nodes. egress: a new connection the `from` nodes open to `to` (decided by egress rules under settings.egress: deny).'),
 });
 
 export const PolicyTestsSchema = z.array(PolicyTestSchema).max(MAX_TESTS, `more than ${MAX_TESTS} tests`).default([])
@@ -99,8 +99,9 @@ export function runPolicyTests(policy: Policy, tests: readonly PolicyTest[], opt
   };
   const problems: TestProblem[] = [];
   const probes = tests.reduce((n, t) => {
-    const sources = sourcesOf(policy, t.from), targets = targetsOf(policy, t.to);
-    return n + (typeof sources === 'string' ? 0 : sources.length) * (typeof targets === 'string' ? 0 : targets.length);
+    const [a, b] = t.direction === 'egress' ? [t.to, t.from] : [t.from, t.to];
+    const addrs = addressesOf(policy, a), nodes = nodesOf(policy, b);
+    return n + (typeof addrs === 'string' ? 0 : addrs.length) * (typeof nodes === 'string' ? 0 : nodes.length);
   }, 0);
   if (probes > MAX_PROBES) {
     return { total: tests.length, passed: 0, problems: [{ path: ['tests'], message: `the tests probe ${probes.toLocaleString('en-US')} (source address, node) pairs (limit ${MAX_PROBES.toLocaleString('en-US')}): test roles with fewer nodes, or from IPs` }] };
@@ -113,29 +114,34 @@ export function runPolicyTests(policy: Policy, tests: readonly PolicyTest[], opt
 }
 
 function evaluateOne(policy: Policy, t: PolicyTest, rulesetOf: (n: PolicyNode) => NodeRuleset | string): TestProblem | undefined {
-  const sources = sourcesOf(policy, t.from);
-  if (typeof sources === 'string') return { path: ['from'], message: sources };
-  const targets = targetsOf(policy, t.to);
-  if (typeof targets === 'string') return { path: ['to'], message: targets };
+  // Ingress compiles the receivers (`to`) and probes from the addresses of `from`; egress
+  // compiles the senders (`from`) and probes toward the addresses of `to`.
+  const egress = t.direction === 'egress';
+  const [nodeField, addrField] = egress ? ['from', 'to'] as const : ['to', 'from'] as const;
+  const addrs = addressesOf(policy, t[addrField]);
+  if (typeof addrs === 'string') return { path: [addrField], message: addrs };
+  const nodes = nodesOf(policy, t[nodeField]);
+  if (typeof nodes === 'string') return { path: [nodeField], message: nodes };
   if (t.proto === 'icmp' && t.port !== undefined) return { path: ['port'], message: 'icmp has no ports' };
   if (t.proto !== 'icmp' && t.port === undefined) return { path: ['port'], message: `${t.proto} needs a port` };
   const what = `${t.proto}${t.port !== undefined ? `/${t.port}` : ''}`;
-  for (const node of targets) {
+  const port = t.port !== undefined ? { port: t.port } : {};
+  for (const node of nodes) {
     const rs = rulesetOf(node);
     if (typeof rs === 'string') return { path: [], message: rs };
-    for (const from of sources) {
-      // ingress is the only direction (DIRECTIONS); egress adds its probe here.
-      const v: Verdict = explain(rs, { from, proto: t.proto, ...(t.port !== undefined ? { port: t.port } : {}) });
+    for (const addr of addrs) {
+      const v: Verdict = egress ? explain(rs, { direction: 'egress', to: addr, proto: t.proto, ...port }) : explain(rs, { from: addr, proto: t.proto, ...port });
       const got = v.action === 'ALLOW' ? 'allow' : 'drop';
       if (got !== t.expect) {
-        return { path: [], message: `expected ${t.expect}, got ${describeVerdict(v)}: ${from} → node ${node.name} ${what}` };
+        const flow = egress ? `node ${node.name} → ${addr}` : `${addr} → node ${node.name}`;
+        return { path: [], message: `expected ${t.expect}, got ${describeVerdict(v)}: ${flow} ${what}` };
       }
     }
   }
   return undefined;
 }
 
-function sourcesOf(policy: Policy, from: string): string[] | string {
+function addressesOf(policy: Policy, from: string): string[] | string {
   if (from.startsWith('node:')) {
     const n = findNode(policy, from.slice(5));
     if (!n) return `node ${shownText(from.slice(5))} is not in nodes`;
@@ -146,7 +152,7 @@ function sourcesOf(policy: Policy, from: string): string[] | string {
   return [from];
 }
 
-function targetsOf(policy: Policy, to: string): PolicyNode[] | string {
+function nodesOf(policy: Policy, to: string): PolicyNode[] | string {
   if (to.startsWith('node:')) {
     const n = findNode(policy, to.slice(5));
     return n ? [n] : `node ${shownText(to.slice(5))} is not in nodes`;

@@ -90,6 +90,10 @@ describe('live explain and policy history', () => {
     expect(exc.stdout).toMatch(/^ALLOW by exception vendor \(expires 2098-01-01T00:00:00\.000Z\)\nenforcing policy v1 as node solo/);
     expect(run('explain', '--socket', sock, '--from', '203.0.113.9', '--port', '2222').stdout).toMatch(/^DROP \(default deny/);
 
+    // Outbound (egress): the policy leaves settings.egress at allow, and the answer says so.
+    const out = JSON.parse(run('explain', '--socket', sock, '--to', '192.0.2.1', '--port', '25', '--json').stdout);
+    expect(out).toMatchObject({ action: 'ALLOW', reason: 'egress-allow', direction: 'egress', to: '192.0.2.1' });
+
     // Via $PICKET_SOCKET, as every client command.
     const viaEnv = picketWith({ cwd: t.dir, env: { PICKET_SOCKET: sock } }, 'explain', '--from', '203.0.113.9', '--port', '8001');
     expect(viaEnv.code, viaEnv.stderr).toBe(0);
@@ -133,6 +137,7 @@ describe('live explain and policy history', () => {
       '/v1/explain?from=10.0.0.1&port=70000', '/v1/explain?from=10.0.0.1&port=-1', '/v1/explain?from=10.0.0.1&port=1e3', '/v1/explain?from=10.0.0.1',
       '/v1/explain?from=10.0.0.1&proto=sctp&port=80', '/v1/explain?from=10.0.0.1&proto=icmp&port=80', `/v1/explain?from=${'1'.repeat(5000)}&port=80`,
       '/v1/explain?from=10.0.0.1%00&port=80', '/v1/explain?from=%E2%80%AE10.0.0.1&port=80',
+      '/v1/explain?from=10.0.0.1&to=10.0.0.2&port=80', '/v1/explain?to=evil&port=80', '/v1/explain?to=10.0.0.2&port=0x50',
     ];
     for (const path of garbage) {
       const r = await get(path);

@@ -141,11 +141,17 @@ describe('policy check (keyless)', () => {
     }
   });
 
-  it('refuses a direction it cannot evaluate rather than pretending to check it', () => {
-    writeFileSync(t.path('egress.yaml'), policy('  - { from: 10.0.1.5, to: node:db-1, port: 53, proto: udp, expect: drop, direction: egress }\n'));
+  it('checks egress tests against egress rules, and refuses a direction it cannot evaluate', () => {
+    writeFileSync(t.path('egress.yaml'), policy(`  - { from: role:web, to: node:db-1, port: 5432, direction: egress, expect: allow }
+  - { from: node:db-1, to: 203.0.113.9, port: 443, direction: egress, expect: allow }
+`, 'settings: { egress: deny }\n').replace('rules:\n', 'rules:\n  - { name: out-pg, direction: egress, to: role:db, from: role:web, proto: tcp, ports: [5432] }\n'));
     const r = run('policy', 'check', 'egress.yaml');
     expect(r.code).toBe(1);
-    expect(r.stdout.trim()).toBe('egress.yaml:12: tests[0].direction: "egress" is not a direction tests can check (ingress)');
+    expect(r.stdout.trim()).toBe('egress.yaml:15: tests[1]: expected allow, got DROP (default deny: no rule allows it): node db-1 → 203.0.113.9 tcp/443');
+    writeFileSync(t.path('sideways.yaml'), policy('  - { from: 10.0.1.5, to: node:db-1, port: 53, proto: udp, expect: drop, direction: forward }\n'));
+    const s = run('policy', 'check', 'sideways.yaml');
+    expect(s.code).toBe(1);
+    expect(s.stdout.trim()).toBe('sideways.yaml:12: tests[0].direction: "forward" is not ingress or egress');
   });
 
   it('--json gives a machine-readable list with file, line, path, severity and message', () => {

@@ -62,11 +62,36 @@ describe('policy tests', () => {
     const base = { meshId: 'm', version: 1, expires: '2099-01-01' };
     const one = { from: '10.0.0.1', to: 'role:web', port: 1, expect: 'drop' };
     expect(PolicyAuthoringSchema.safeParse({ ...base, tests: Array.from({ length: MAX_TESTS + 1 }, () => one) }).success).toBe(false);
-    expect(PolicyAuthoringSchema.safeParse({ ...base, tests: [{ ...one, direction: 'egress' }] }).success).toBe(false);
+    expect(PolicyAuthoringSchema.safeParse({ ...base, tests: [{ ...one, direction: 'forward' }] }).success).toBe(false);
     expect(PolicyAuthoringSchema.safeParse({ ...base, tests: [{ ...one, port: 70000 }] }).success).toBe(false);
     expect(PolicyAuthoringSchema.safeParse({ ...base, tests: [{ ...one, extra: 1 }] }).success).toBe(false);
     const ok = PolicyAuthoringSchema.safeParse({ ...base, tests: [one] });
     expect(ok.success && ok.data.tests).toEqual([{ ...one, proto: 'tcp', direction: 'ingress' }]);
+  });
+
+  it('egress: each sending node of a role is compiled, and every address of a destination node probed', () => {
+    const e = policy(4, {
+      nodes: p.nodes,
+      rules: [
+        { name: 'app-db', direction: 'egress', to: ['role:db'], from: ['role:web'], proto: 'tcp', ports: [{ first: 5432, last: 5432 }] },
+        { name: 'dns', direction: 'egress', to: ['cidr:10.0.0.53/32'], from: ['node:web-1'], proto: 'udp', ports: [{ first: 53, last: 53 }] },
+      ],
+      exceptions: [],
+      settings: { onExpiry: 'keep', egress: 'deny' },
+    });
+    const r = runPolicyTests(e, [
+      T({ direction: 'egress', from: 'role:web', to: 'node:db-1', port: 5432, expect: 'allow' }),
+      T({ direction: 'egress', from: 'node:db-1', to: 'node:web-1', port: 443, expect: 'drop' }),
+      T({ direction: 'egress', from: 'role:web', to: '10.0.0.53', proto: 'udp', port: 53, expect: 'allow' }), // web-2 may not
+      T({ direction: 'egress', from: '10.0.1.5', to: 'node:db-1', port: 5432, expect: 'allow' }),
+    ], { now: NOW });
+    expect(r.problems).toEqual([
+      { path: ['tests', 2], message: 'expected allow, got DROP (default deny: no rule allows it): node web-2 → 10.0.0.53 udp/53' },
+      { path: ['tests', 3, 'from'], message: '"10.0.1.5" is not node:NAME or role:NAME' },
+    ]);
+    // Under settings.egress: allow, nothing outbound is filtered, and the test says why.
+    const open = runPolicyTests(policy(5), [T({ direction: 'egress', from: 'node:web-1', to: '192.0.2.1', port: 25, expect: 'drop' })], { now: NOW });
+    expect(open.problems[0]!.message).toMatch(/^expected drop, got ALLOW \(settings\.egress: allow/);
   });
 
   it('refuses a block that would probe more (address, node) pairs than the budget, with the figure', () => {
