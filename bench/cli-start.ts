@@ -40,6 +40,7 @@ const commands: [string, string[]][] = [
   ['picket keygen', picket('keygen', '--out', 'k.key', '--force')],
   ['picket policy verify', picket('policy', 'verify', 'policy.signed', '--root', 'root.json')],
   ['picket policy sign', picket('policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'admin.key', '--out', 'p2.signed')],
+  ['picket policy check (keyless)', picket('policy', 'check', 'policy.yaml')],
   ['picket agent --help (loads no agent stack)', picket('agent', '--help')],
 ];
 if (against) {

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { PolicyAuthoringSchema } from '../src/policy/authoring.js';
 import { AgentConfigSchema, RESTART_FIELDS } from '../src/agent/config.js';
 import { LIMITS } from '../src/wire/limits.js';
+import { MAX_TESTS } from '../src/policy/tests.js';
 
 type Json = Record<string, unknown>;
 
@@ -89,6 +90,11 @@ settings:
   egress: deny
   forward: filter
 \`\`\`
+
+\`tests\` is authoring-only: \`picket policy check\` (no key, no root) and \`policy sign\` run each
+test through the compiler and explain the agents use, and sign refuses a policy whose tests
+fail; the tests are never part of the signed policy. At most ${MAX_TESTS.toLocaleString('en-US')} tests; see
+[operations.md](operations.md#test-a-policy-and-check-it-in-ci).
 
 ${table(policy)}
 `,

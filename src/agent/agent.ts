@@ -17,8 +17,6 @@ import { generateNodeKey, loadNodeKey } from '../trust/node-key.js';
 import { envelopeToJson, parseEnvelopeAny } from '../trust/envelope.js';
 import { trustPinnedRoot } from '../trust/verify.js';
 import { findNode } from '../policy/model.js';
-import { parseIp } from '../policy/ip.js';
-import { explain, verdictJson } from '../policy/explain.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { FileBackend, MemoryBackend, type Backend } from '../enforce/backend.js';
 import { NftBackend } from '../enforce/nft.js';
@@ -27,6 +25,7 @@ import { Enforcer, type EnforcerOptions } from '../enforce/enforcer.js';
 import type { Mesh, MeshOptions } from '../mesh/mesh.js';
 import { Engine } from '../node/engine.js';
 import { ControlServer } from './control.js';
+import { liveExplain } from './live-explain.js';
 import { Metrics } from './metrics.js';
 import { DropReader } from './drops.js';
 import type { DropTotalsView } from '../enforce/drop-totals.js';
@@ -405,17 +404,10 @@ export class Agent {
         const ok = r.outcome === 'accepted' || r.outcome === 'duplicate';
         return { code: ok ? 200 : 422, body: r };
       },
-      explain: (q: URLSearchParams) => {
-        const rs = this.enforcer.ruleset;
-        const from = q.get('from') ?? '';
-        const proto = (q.get('proto') ?? 'tcp') as 'tcp' | 'udp' | 'icmp';
-        const port = q.get('port') ? Number(q.get('port')) : undefined;
-        if (!rs) return { code: 503, body: { error: 'nothing enforced yet' } };
-        if (!parseIp(from)) return { code: 400, body: { error: 'from must be an IP address' } };
-        if (!['tcp', 'udp', 'icmp'].includes(proto)) return { code: 400, body: { error: 'proto must be tcp, udp or icmp' } };
-        if (proto !== 'icmp' && (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535)) return { code: 400, body: { error: 'port must be 1-65535' } };
-        const v = explain(rs, { from, proto, ...(port !== undefined ? { port } : {}) });
-        return { code: 200, body: verdictJson(v) };
+      explain: (q: URLSearchParams) => liveExplain(q, this.enforcer.ruleset, this.enforcer.status),
+      history: async () => {
+        const log = await this.store.acceptLog();
+        return { policies: log.reverse().map((r) => ({ ...r, acceptedAt: new Date(r.acceptedAt).toISOString() })) };
       },
     };
   }

@@ -24,6 +24,8 @@ export interface ControlHandlers {
   policy(): unknown | null;
   publish(body: Uint8Array): Promise<{ code: number; body: unknown }>;
   explain(q: URLSearchParams): { code: number; body: unknown };
+  /** The policy accept log, newest first (`picket policy history`). */
+  history(): Promise<unknown>;
 }
 
 function send(res: ServerResponse, code: number, body: unknown): void {
@@ -69,6 +71,7 @@ export class ControlServer {
               const r = h.explain(url.searchParams);
               return send(res, r.code, r.body);
             }
+            case 'GET /v1/history': return send(res, 200, await h.history());
             default:
               return send(res, 404, { error: `no route ${route}` });
           }

@@ -31,6 +31,7 @@ export const GROUPS: Record<string, () => Promise<Register>> = {
   agent: async () => (await import('./agent.js')).registerAgent,
   publish: async () => (await import('./publish.js')).registerPublish,
   status: async () => (await import('./status.js')).registerStatus,
+  explain: async () => (await import('./explain.js')).registerExplain,
   // One module registers both `enforce` and `state`.
   enforce: loadState,
   state: loadState,

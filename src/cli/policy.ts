@@ -18,6 +18,8 @@ import { verifyPolicy } from '../trust/verify.js';
 import { printJson } from './print.js';
 import { readText, writeAtomic } from '../runtime/files.js';
 import { collect, intOption } from './options.js';
+import { call, CONFIG_HELP, resolveSocket, SOCKET_HELP } from './client.js';
+import { escapeText } from '../wire/text.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -74,12 +76,13 @@ export function registerPolicy(program: Command): void {
     .option('--key <file>', 'policy signing key, plain or encrypted (repeat for several)', collect)
     .requiredOption('--out <file>', 'where to write the signed policy (JSON envelope)')
     .option('--previous <file>', 'the signed policy this one replaces: say which removed nodes stay reachable')
-    .option('--ssh-from <cidr>', 'failsafe SSH source of the agents (repeat), as enforcement.failsafe.sshFrom; with --previous', collect)
+    .option('--ssh-from <cidr>', 'failsafe SSH source of the agents (repeat), as enforcement.failsafe.sshFrom; used by --previous and the tests block', collect)
+    .addOption(meshPortOption())
     .option('--json', 'print the result as JSON');
   addSignerOptions(sign)
-    .action(async (file: string, opts: SigningOpts & { root: string[]; out: string; previous?: string; sshFrom?: string[]; json?: boolean }) => {
+    .action(async (file: string, opts: SigningOpts & { root: string[]; out: string; previous?: string; sshFrom?: string[]; meshPort?: number[]; json?: boolean }) => {
       requireSomeSigner(opts);
-      const { formatLocated, parsePolicyYaml } = await authoring();
+      const [{ formatLocated }, { checkPolicyText }] = await Promise.all([authoring(), import('../policy/check.js')]);
       const now = systemClock.now();
       const { trusted } = loadRootChain(opts.root);
       const keys = await loadSigners(opts);
@@ -95,12 +98,12 @@ export function registerPolicy(program: Command): void {
         if (existing.payloadType !== PAYLOAD_TYPE.policy) throw new InputError(`${file}: not a signed policy`);
         env = await addSignaturesWith(existing, keys);
       } else {
-        const parsed = parsePolicyYaml(text, now);
-        if (!parsed.ok) throw new InputError(parsed.errors.map((e) => formatLocated(file, e)).join('\n'));
-        warnings = parsed.warnings.map((w) => formatLocated(file, w));
-        if (parsed.policy.expires <= now) throw new InputError(`${file}: expires ${iso(parsed.policy.expires)} is in the past`);
-        env = await signEnvelopeWith(PAYLOAD_TYPE.policy, encodePolicy(parsed.policy), keys);
-        if (opts.previous) warnings.push(...revocationWarnings(loadPolicyUnverified(opts.previous).policy, parsed.policy, opts.sshFrom ?? []));
+        // The keyless check (`policy check`): schema, model, expiry, budget and the tests block.
+        const report = checkPolicyText(text, { now, ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}), ...(opts.meshPort ? { meshPorts: opts.meshPort } : {}) });
+        if (report.errors.length || !report.policy) throw new InputError(report.errors.map((e) => escapeText(formatLocated(file, e))).join('\n'));
+        warnings = report.warnings.map((w) => escapeText(formatLocated(file, w)));
+        env = await signEnvelopeWith(PAYLOAD_TYPE.policy, encodePolicy(report.policy), keys);
+        if (opts.previous) warnings.push(...revocationWarnings(loadPolicyUnverified(opts.previous).policy, report.policy, opts.sshFrom ?? []));
       }
       const verdict = verifyPolicy(env, { root: trusted }, now);
       const count = countSignatures(env, policyRole, trusted.root.keys, { exhaustive: true });
@@ -116,6 +119,49 @@ export function registerPolicy(program: Command): void {
       } else {
         process.stdout.write(`signed ${opts.out}: ${count.valid} of ${count.threshold} signatures, digest ${digestOf(env)}\n`);
       }
+    });
+
+  policy
+    .command('check')
+    .description('check a policy YAML without any key or root: schema, model checks, budget and its tests block (exit 0 clean, 1 any problem)')
+    .argument('<file>', 'policy YAML')
+    .addOption(meshPortOption())
+    .option('--ssh-from <cidr>', 'failsafe SSH source of the agents (repeat), as enforcement.failsafe.sshFrom: tests see it open', collect)
+    .option('--json', 'print the problems as JSON')
+    .action(async (file: string, opts: { meshPort?: number[]; sshFrom?: string[]; json?: boolean }) => {
+      const [{ formatLocated }, { checkPolicyText }] = await Promise.all([authoring(), import('../policy/check.js')]);
+      const text = readText(file, 'policy file');
+      if (text.trimStart().startsWith('{') && text.includes('"payloadType"')) throw new InputError(`${file}: a signed policy, not a policy YAML: check the YAML it was signed from (\`picket policy verify\` checks a signed file)`);
+      const report = checkPolicyText(text, { now: systemClock.now(), ...(opts.sshFrom ? { sshFrom: opts.sshFrom } : {}), ...(opts.meshPort ? { meshPorts: opts.meshPort } : {}) });
+      const ok = report.errors.length === 0;
+      if (opts.json) {
+        const item = (severity: 'error' | 'warning') => (l: (typeof report.errors)[number]) => ({ file, line: l.line ?? null, path: l.path, severity, message: l.message });
+        printJson({ ok, file, ...(report.policy ? { version: report.policy.version } : {}), tests: report.tests, problems: [...report.errors.map(item('error')), ...report.warnings.map(item('warning'))] });
+      } else {
+        // One line per problem, whatever the file holds: in CI the file comes from a pull request,
+        // and a key with a newline or an ESC must not forge another line (or a CI command).
+        for (const e of report.errors) process.stdout.write(`${escapeText(formatLocated(file, e))}\n`);
+        for (const w of report.warnings) process.stdout.write(`warning: ${escapeText(formatLocated(file, w))}\n`);
+        const t = report.tests;
+        process.stderr.write(ok
+          ? `ok: ${escapeText(file)}: policy v${report.policy?.version}, ${t.passed} of ${t.total} tests pass${report.warnings.length ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}` : ''}\n`
+          : `failed: ${escapeText(file)}: ${report.errors.length} problem${report.errors.length === 1 ? '' : 's'}${report.policy ? `, ${t.passed} of ${t.total} tests pass` : ''}\n`);
+      }
+      if (!ok) process.exitCode = 1;
+    });
+
+  policy
+    .command('history')
+    .description('list the policy versions the running agent accepted, newest first')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--config <file>', CONFIG_HELP)
+    .option('--json', 'print as JSON')
+    .action(async (opts: { socket?: string; config?: string; json?: boolean }) => {
+      const r = await call(await resolveSocket(opts), 'GET', '/v1/history');
+      if (r.status !== 200) throw new InputError(`agent: ${(r.body as { error?: string }).error ?? `status ${r.status}`}`);
+      const { policies } = r.body as { policies: HistoryJson[] };
+      if (opts.json) return printJson(r.body);
+      process.stdout.write(formatHistory(policies));
     });
 
   policy
@@ -238,4 +284,28 @@ function revocationWarnings(previous: Policy, next: Policy, sshFrom: string[]): 
 
 function setJson(s: NodeRuleset['blocked']) {
   return { name: s.name, label: s.label, elements: [...s.v4, ...s.v6].map(formatPrefix) };
+}
+
+interface HistoryJson {
+  version: number;
+  digest: string;
+  signers: string[];
+  acceptedAt: string;
+  source: string;
+  peer?: string;
+}
+
+/** One row per accept; every field came from the agent's store and is escaped before printing. */
+export function formatHistory(rows: HistoryJson[]): string {
+  const e = escapeText;
+  if (rows.length === 0) return 'no policy accepted yet (the baseline is in force)\n';
+  const head = `${'VERSION'.padEnd(8)} ${'DIGEST'.padEnd(14)} ${'ACCEPTED AT'.padEnd(24)} ${'SOURCE'.padEnd(8)} SIGNERS`;
+  const lines = rows.map((r) => [
+    `v${r.version}`.padEnd(8),
+    e(String(r.digest).slice(0, 12)).padEnd(14),
+    e(r.acceptedAt).padEnd(24),
+    e(r.source).padEnd(8),
+    `${r.signers.map((k) => e(String(k).slice(0, 16))).join(', ') || '-'}${r.peer ? `  (from ${e(r.peer)})` : ''}`,
+  ].join(' '));
+  return `${head}\n${lines.join('\n')}\n`;
 }

@@ -19,7 +19,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../store/store.js';
 import { decodePolicy, type Policy } from '../policy/model.js';
 import { decodeEnvelope, encodeEnvelope, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
-import { decodeRoot, type RootDoc } from '../trust/root.js';
+import { decodeRoot, validSigners, type RootDoc } from '../trust/root.js';
 import { rootExpired, verifyPolicy, verifyRoot, type Outcome, type Rejection, type TrustedRoot } from '../trust/verify.js';
 import type { EnforcementPort, EnforcementStatus } from './ports.js';
 import { decodeTrust, encodeTrust, maxFloor, mergeTrust, TRUST_FORMAT, type PolicyFloor, type TrustRecord } from './trusted-state.js';
@@ -343,7 +343,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
     this.#floor = { version: v.policy.version, digest: v.digest };
     const text = encodeTrust(this.#record());
-    await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now }, text);
+    const signers = validSigners(env, this.#root.root.roles.policy, this.#root.root.keys).map((k) => k.keyId);
+    const accept = { version: v.policy.version, digest: v.digest, signers, acceptedAt: now, source: source.kind, ...(source.peer ? { peer: source.peer } : {}) };
+    await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now }, text, accept);
     void this.#writeMirror(text);
     crashpoint('after-persist'); // persisted, not yet enforced: a restart must enforce it
     this.#current = { policy: v.policy, envelope: v.envelope, bytes, digest: v.digest, acceptedAt: now };

@@ -7,6 +7,7 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node a
 import { z } from 'zod';
 import { INSTANT_PATTERN, parseInstant } from '../runtime/clock.js';
 import { checkPolicy, formatPath, PATTERNS, type Issue, type Path, type Policy, type PortRange, type Rule } from './model.js';
+import { PolicyTestsSchema, type PolicyTest } from './tests.js';
 
 const PORT_TEXT = '^\\s*\\d{1,5}(-\\d{1,5})?\\s*$';
 
@@ -130,6 +131,7 @@ export const PolicyAuthoringSchema = z.strictObject({
       .describe('ignore (default): forwarded traffic is not touched. filter: connections DNAT-ed to containers (Docker/Podman published ports) must be allowed by an ingress rule for the published (host) port; other forwarded traffic is untouched.'),
     mode: z.enum(['enforce', 'monitor']).default('enforce').describe('monitor: default-deny drops are counted and logged as would-drop, and accepted (roll a new policy out on trial). Removed nodes and invalid packets are still dropped.'),
   }).default({ onExpiry: 'keep', maxAge: undefined, egress: 'allow', forward: 'ignore', mode: 'enforce' }),
+  tests: PolicyTestsSchema,
 });
 
 export interface Located {
@@ -143,7 +145,13 @@ export function formatLocated(file: string, l: Located): string {
 }
 
 export type AuthoringResult =
-  | { ok: true; policy: Policy; warnings: Located[] }
+  | {
+    ok: true; policy: Policy; warnings: Located[];
+    /** The `tests:` block: authoring-only, never part of the signed policy (src/policy/tests.ts). */
+    tests: PolicyTest[];
+    /** Puts a problem found later (tests, budgets) on its YAML line. */
+    locate: (i: Issue) => Located;
+  }
   | { ok: false; errors: Located[] };
 
 function lineOf(doc: Document, lc: LineCounter, path: Path): number | undefined {
@@ -200,7 +208,7 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
   };
   const { errors, warnings } = checkPolicy(policy, { warnings: true });
   if (errors.length) return { ok: false, errors: errors.map(locate) };
-  return { ok: true, policy, warnings: warnings.map(locate) };
+  return { ok: true, policy, warnings: warnings.map(locate), tests: d.tests, locate };
 }
 
 function issueMessage(i: z.core.$ZodIssue): string {

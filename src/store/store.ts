@@ -17,6 +17,22 @@ export interface StoredPolicy {
   acceptedAt: number;
 }
 
+/** One policy accept, as `picket policy history` lists it (newest last in the store). */
+export interface AcceptRecord {
+  version: number;
+  digest: string;
+  /** Key ids whose signatures verified against the trusted root's policy role. */
+  signers: string[];
+  acceptedAt: number;
+  /** How the envelope arrived: gossip, sync, control (publish) or file. */
+  source: string;
+  /** The peer it came from (gossip, sync). */
+  peer?: string;
+}
+
+/** Accept events kept (oldest dropped first): enough to read a month of daily publishes and then some. */
+export const ACCEPT_LOG_LIMIT = 100;
+
 export interface StoredRoot {
   envelope: Uint8Array;
   version: number;
@@ -190,7 +206,7 @@ export class Store {
    * One atomic batch: current policy, its history entry, the highest-seen mark, trimmed
    * history and (when given) the trusted-state record with the new floor.
    */
-  async savePolicy(p: StoredPolicy, trust?: string): Promise<void> {
+  async savePolicy(p: StoredPolicy, trust?: string, accept?: AcceptRecord): Promise<void> {
     const meta = { version: p.version, digest: p.digest, acceptedAt: p.acceptedAt };
     const ops: Batch = [
       ...(trust !== undefined ? [{ type: 'put' as const, key: 'trust/state', value: enc.encode(trust) }] : []),
@@ -202,7 +218,30 @@ export class Store {
     const hist = await this.#range('policy/hist/');
     const excess = hist.length + 1 - this.historyLimit;
     for (let i = 0; i < excess; i++) ops.push({ type: 'del', key: hist[i]![0] });
+    if (accept) {
+      // Keyed by a sequence, not the version: the same version can be accepted again (after
+      // its record was lost and it came back), and that is an event worth listing.
+      const log = await this.#keys('policy/log/');
+      const last = log.at(-1);
+      const seq = last ? Number(last.slice('policy/log/'.length)) + 1 : 1;
+      ops.push({ type: 'put', key: `policy/log/${pad(seq)}`, value: json(accept) });
+      for (let i = 0; i < log.length + 1 - ACCEPT_LOG_LIMIT; i++) ops.push({ type: 'del', key: log[i]! });
+    }
     await this.#db.batch(ops);
+  }
+
+  async #keys(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of this.#db.keys({ gte: prefix, lt: `${prefix}\xff` })) out.push(k);
+    return out;
+  }
+
+  /** The accept log, oldest first (damaged entries read as absent). */
+  async acceptLog(): Promise<AcceptRecord[]> {
+    return (await this.#range('policy/log/')).flatMap(([k, v]) => {
+      const r = this.#parse<AcceptRecord>(k, v);
+      return r && typeof r.version === 'number' ? [r] : [];
+    });
   }
 
   async policyHistory(): Promise<Uint8Array[]> {

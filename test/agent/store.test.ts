@@ -20,3 +20,25 @@ describe('store', () => {
     t.cleanup();
   });
 });
+
+describe('policy accept log', () => {
+  it('records each accept in the savePolicy batch, keeps the last 100, and survives reopen', async () => {
+    const s = await Store.open(t.path('log'), 3);
+    for (let v = 1; v <= 105; v++) {
+      await s.savePolicy({ envelope: new Uint8Array([v]), version: v, digest: `d${v}`, acceptedAt: v }, undefined, { version: v, digest: `d${v}`, signers: ['k1'], acceptedAt: v, source: 'control' });
+    }
+    // The same version accepted again (its record was lost, it came back) is its own event.
+    await s.savePolicy({ envelope: new Uint8Array([105]), version: 105, digest: 'd105', acceptedAt: 200 }, undefined, { version: 105, digest: 'd105', signers: [], acceptedAt: 200, source: 'gossip', peer: 'p' });
+    await s.close();
+    const r = await Store.open(t.path('log'), 3);
+    const log = await r.acceptLog();
+    expect(log).toHaveLength(100);
+    expect(log[0]!.version).toBe(7);
+    expect(log.at(-1)).toEqual({ version: 105, digest: 'd105', signers: [], acceptedAt: 200, source: 'gossip', peer: 'p' });
+    // savePolicy without a record (older callers) leaves the log alone.
+    await r.savePolicy({ envelope: new Uint8Array([1]), version: 106, digest: 'd106', acceptedAt: 300 });
+    expect(await r.acceptLog()).toHaveLength(100);
+    await r.close();
+    t.cleanup();
+  });
+});

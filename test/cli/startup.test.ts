@@ -35,6 +35,7 @@ describe('offline commands start without the agent stack', () => {
     ['--version'], ['--help'], ['keygen', '--out', 'k2.key'], ['root', '--help'],
     ['policy', 'verify', 'policy.signed', '--root', 'root.json'], ['policy', 'sign', 'policy.yaml', '--root', 'root.json', '--key', 'admin.key', '--out', 'p2.signed'],
     ['policy', 'render', 'policy.signed', '--node', 'x'], ['status', '--help'], ['publish', '--help'], ['agent', '--help'],
+    ['policy', 'check', 'policy.yaml'], ['explain', '--socket', 'none.sock', '--from', '10.0.0.1', '--port', '22'], ['policy', 'history', '--socket', 'none.sock'],
   ];
   for (const args of offline) {
     it(`picket ${args.join(' ')} loads no libp2p or LevelDB module`, () => {
@@ -46,7 +47,7 @@ describe('offline commands start without the agent stack', () => {
   }
 
   it('verify, render and status load no schema or YAML code either (only sign and show read the authoring format)', () => {
-    for (const args of [['policy', 'verify', 'policy.signed', '--root', 'root.json'], ['policy', 'render', 'policy.signed', '--node', 'x'], ['status', '--socket', 'none.sock']]) {
+    for (const args of [['policy', 'verify', 'policy.signed', '--root', 'root.json'], ['policy', 'render', 'policy.signed', '--node', 'x'], ['status', '--socket', 'none.sock'], ['explain', '--socket', 'none.sock', '--from', '10.0.0.1', '--port', '22'], ['policy', 'history', '--socket', 'none.sock']]) {
       const { modules } = modulesOf(...args);
       expect(modules.filter((m) => /\/node_modules\/(zod|yaml)\//.test(m)), args.join(' ')).toEqual([]);
     }
