@@ -22,6 +22,7 @@ import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type 
 import type { Holdings } from './sync-plan.js';
 import { judgeAnnouncement, PullBudget, type Announcement } from './announce.js';
 import { InFlight, type Pull } from './inflight.js';
+import { judgePull } from './intake.js';
 
 export interface AntiEntropyInit {
   meshId: string;
@@ -227,13 +228,8 @@ export class AntiEntropy {
       if (this.#exchanges.size) await Promise.allSettled([...this.#exchanges]);
       if (judgeAnnouncement(this.holdings(), a) !== 'pull') return;
       const stats = await this.syncWith(from);
-      if (stats && stats.peer.policyVersion < a.policyVersion) {
-        // It forwarded an announcement for a body it does not hold: honest peers never do.
-        this.#o.penalise(from, 'announced-not-held', `announced v${a.policyVersion}, holds v${stats.peer.policyVersion}`);
-      } else if (!stats && judgeAnnouncement(this.holdings(), a) === 'pull') {
-        // It announced a body and then could not serve it.
-        this.#o.penalise(from, 'announced-not-held', `announced v${a.policyVersion}, did not serve it`);
-      }
+      const lie = judgePull(a, stats?.peer, this.holdings());
+      if (lie) this.#o.penalise(from, 'announced-not-held', lie);
     })().finally(() => {
       this.inflight.pulls.delete(key);
       this.#pullBudget.done(from);
