@@ -14,7 +14,7 @@ import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
 import { createHash } from 'node:crypto';
 import { staleAt } from '../policy/model.js';
-import { fleetView, intakeStatus, judgeOwnStatus, newerClaim, statusFieldProblem, signStatus, type Finding, type NodeStatus } from './status.js';
+import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statusFieldProblem, signStatus, type Finding, type NodeStatus } from './status.js';
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
@@ -320,7 +320,7 @@ export class Auditor {
     this.#pending = this.#o.clock.setTimeout(() => {
       this.#pending = null;
       void this.publishStatus();
-    }, 1000 + this.#o.random.next() * 2000);
+    }, statusDelay(this.#o.random.next()));
   }
 
   async #flushStatuses(): Promise<void> {

@@ -112,6 +112,15 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
   };
 }
 
+/**
+ * How long after a change a node gossips its status: a moment later and jittered, because
+ * right after a policy lands the whole fleet changes at once and statuses must not compete
+ * with the policy's own propagation. `r` is uniform in [0, 1).
+ */
+export function statusDelay(r: number): number {
+  return 1000 + r * 2000;
+}
+
 /** What a node does with a signed status a peer forwarded (intakeStatus). */
 export type StatusIntake =
   | { verdict: 'accept'; status: NodeStatus }
