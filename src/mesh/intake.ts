@@ -8,7 +8,9 @@ import type { OfferResult, Source } from '../node/engine.js';
 import type { Penalise } from './admission.js';
 import type { Charge } from './budgets.js';
 import type { Holdings } from './sync-plan.js';
-import { judgeAnnouncement, verifyAnnouncement, type Announcement } from './announce.js';
+import { judgeAnnouncement, verifyAnnouncement, type Announcement, type PullBudget } from './announce.js';
+import type { InFlight, Pull } from './inflight.js';
+import type { Clock } from '../runtime/clock.js';
 import { gossipVerdict, TopicValidatorResult, type Overrun } from './verdicts.js';
 
 export interface PolicyIntakePorts {
@@ -104,4 +106,47 @@ export function judgePull(a: Pick<Announcement, 'policyVersion' | 'policyDigest'
   // It announced a body and then could not serve it.
   if (!served && judgeAnnouncement(mine, a) === 'pull') return `announced v${a.policyVersion}, did not serve it`;
   return undefined;
+}
+
+export interface PullPorts {
+  inflight: InFlight;
+  budget: PullBudget;
+  clock: Clock;
+  holdings(): Holdings;
+  /** Sync exchanges in progress (initiated or served). */
+  exchanges(): Iterable<Promise<unknown>>;
+  /** One exchange with `peer`: what its Hello said it holds, or undefined when it failed. */
+  syncWith(peer: string): Promise<{ peer: Holdings } | undefined>;
+  penalise: Penalise;
+  /** Counts a pull that runs (metrics). */
+  started?(): void;
+}
+
+/**
+ * Pulls an announced body from the peer that forwarded the announcement: one pull per body
+ * however many peers announce it, within the forwarding peer's pull budget; a peer that
+ * announced a body it then does not serve is struck (judgePull).
+ */
+export function pullAnnounced(p: PullPorts, from: string, key: string, a: Announcement): Promise<void> {
+  const running = p.inflight.pulls.get(key);
+  if (running) return running.done;
+  if (!p.budget.take(from)) return Promise.resolve();
+  const pull: Pull = { from, version: a.policyVersion, digest: a.policyDigest, since: p.clock.now(), done: Promise.resolve() };
+  pull.done = (async () => {
+    p.started?.();
+    // Exchanges already running (a new connection's sync, one with `from` that started before
+    // it held the body) may be bringing this body: let them finish first, then judge only an
+    // exchange started after the announcement arrived.
+    const running = [...p.exchanges()];
+    if (running.length) await Promise.allSettled(running);
+    if (judgeAnnouncement(p.holdings(), a) !== 'pull') return;
+    const stats = await p.syncWith(from);
+    const lie = judgePull(a, stats?.peer, p.holdings());
+    if (lie) p.penalise(from, 'announced-not-held', lie);
+  })().finally(() => {
+    p.inflight.pulls.delete(key);
+    p.budget.done(from);
+  });
+  p.inflight.pulls.set(key, pull);
+  return pull.done;
 }
