@@ -109,12 +109,14 @@ export class SimNet {
 
   /**
    * Sends `size` bytes from `from` to `to`, counted on `meter`; `deliver` runs at the receiver
-   * after the latency, unless the message is lost or the link is cut. Returns whether it will arrive.
+   * after the latency, unless the message is lost or the link is cut. `reliable`: a message
+   * inside a stream (TCP delivers it or the stream fails as a whole; see the caller). Returns
+   * whether it will arrive.
    */
-  send(meter: Meter, from: number, to: number, size: number, deliver: () => void | Promise<unknown>): boolean {
+  send(meter: Meter, from: number, to: number, size: number, deliver: () => void | Promise<unknown>, reliable = false): boolean {
     meter.sent[from]! += size;
     meter.messages[from]!++;
-    if (this.isCut(from, to) || this.random.next() < this.link.loss) return false;
+    if (this.isCut(from, to) || (!reliable && this.random.next() < this.link.loss)) return false;
     this.at(this.t + this.latency(), () => {
       meter.received[to]! += size;
       return deliver();

@@ -135,7 +135,7 @@ export async function runSim(opts: Partial<SimOptions> & Pick<SimOptions, 'nodes
   const policyOf = (version: number, extra: number): Policy => ({
     meshId: MESH, version, issuedAt: EPOCH - 1000, expires: EPOCH + 86400e3, nodes: [],
     rules: [{ name: 'https', to: ['any'], from: ['any'], proto: 'tcp', ports: [{ first: 443, last: 443 }] },
-      ...Array.from({ length: extra }, (_, k) => ({ name: `r${k}`, to: ['any'], from: [`10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}/32`], proto: 'tcp' as const, ports: [{ first: 1000 + (k % 60000), last: 1000 + (k % 60000) }] }))],
+      ...Array.from({ length: extra }, (_, k) => ({ name: `r${k}`, to: ['any'], from: [`cidr:10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}/32`], proto: 'tcp' as const, ports: [{ first: 1000 + (k % 60000), last: 1000 + (k % 60000) }] }))],
     exceptions: [], settings: { onExpiry: 'keep' },
   });
   const sign = (p: Policy) => { const env = signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(p), [admin]); return { bytes: encodeEnvelope(env), digest: digestOf(env) }; };
@@ -250,8 +250,12 @@ export async function runSim(opts: Partial<SimOptions> & Pick<SimOptions, 'nodes
       const resolve = (r: { peer: Holdings } | undefined) => { ended(); settle(r); };
       const claims: { release(): void }[] = [];
       const fail = () => net.at(net.t + SYNC_TIMEOUT, () => { for (const c of claims) c.release(); resolve(undefined); });
+      // A stream fails as a whole (reset, timeout) with the link's loss probability; its
+      // messages are otherwise delivered in order. A cut link fails it too.
+      const broken = rnd.next() < o.loss ? 1 + rnd.int(4) : 0;
+      let hops = 0;
       const hop = (from: number, to: number, size: number, next: () => void) => {
-        if (!net.send(syncMeter, from, to, size, next)) fail();
+        if (++hops === broken || !net.send(syncMeter, from, to, size, next, true)) fail();
       };
       const nothing = { fetchingVersion: 0, fetchingDigest: '' };
       const helloSize = (h: Holdings, f: typeof nothing) => pb.sync.v1.Hello.encode({ meshId: h.meshId, rootVersion: h.rootVersion, policyVersion: h.policyVersion, policyDigest: h.policyDigest, ...f }).finish().length;
@@ -393,7 +397,10 @@ export async function runSim(opts: Partial<SimOptions> & Pick<SimOptions, 'nodes
   }
 
   // The publish: node 0 accepts v2 from its control socket.
-  net.at(0, () => { offer(0, v2.bytes, { kind: 'control' }); });
+  net.at(0, () => {
+    const r = offer(0, v2.bytes, { kind: 'control' });
+    if (r.outcome !== 'accepted') throw new Error(`the publishing node refused v2: ${r.outcome} (${'reason' in r ? r.reason : ''})`);
+  });
   let viewCount = 0, view999: number | null = null, view100: number | null = null;
   const viewDone = new Uint8Array(N);
   let nextSample = 0;
