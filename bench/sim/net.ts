@@ -75,17 +75,18 @@ export class SimNet {
   #cut: ((a: number, b: number) => boolean) | null = null;
 
   constructor(readonly epoch: number, readonly random: Random, readonly link: LinkModel) {
-    const net = this;
+    const at = (t: number, fn: Ev['fn']) => this.at(t, fn);
+    const now = () => this.t;
     this.clock = {
-      now: () => epoch + net.t,
-      monotonic: () => net.t,
+      now: () => epoch + now(),
+      monotonic: now,
       setTimeout(fn, ms): Timer {
         let cancelled = false;
         // A callback that returns a promise (an async task) is awaited like any event's.
-        net.at(net.t + Math.max(0, ms), () => (cancelled ? undefined : (fn() as unknown as Promise<unknown> | undefined)));
+        at(now() + Math.max(0, ms), () => (cancelled ? undefined : (fn() as unknown as Promise<unknown> | undefined)));
         return { cancel: () => { cancelled = true; } };
       },
-      sleep: (ms) => new Promise((resolve) => net.at(net.t + ms, resolve)),
+      sleep: (ms) => new Promise((resolve) => at(now() + ms, resolve)),
     };
   }
 
