@@ -7,7 +7,7 @@
  */
 import type { PrivateKey } from '@libp2p/interface';
 import type { Clock } from '../../src/runtime/clock.js';
-import type { Random } from '../../src/runtime/random.js';
+import { seededRandom, type Random } from '../../src/runtime/random.js';
 import type { Budgets } from '../../src/mesh/budgets.js';
 import type { Penalise } from '../../src/mesh/admission.js';
 import { fleetView, intakeStatus, newerClaim, signStatus, statusDelay, type NodeStatus } from '../../src/audit/status.js';
@@ -67,6 +67,9 @@ export interface StatusPlaneSim {
   observe(i: number, origins: readonly number[]): { summary: string; lagging: boolean };
 }
 
+/** The agent's defaults (src/agent/config.ts): audit.statusInterval, audit.silentAfter. */
+const STATUS_INTERVAL = 30_000, SILENT_AFTER = 120_000;
+
 /** Today's plane: every node signs a full status on change and gossips it; every node verifies every one. */
 export class CurrentStatusPlane implements StatusPlaneSim {
   readonly name = 'signed status per node (current)';
@@ -76,6 +79,8 @@ export class CurrentStatusPlane implements StatusPlaneSim {
   #verifications!: Uint32Array;
   #seq!: Float64Array;
   #pending!: Uint8Array;
+  #periodic!: Uint8Array;
+  #jitter!: Random;
 
   start(fleet: StatusFleet): void {
     this.#f = fleet;
@@ -83,10 +88,20 @@ export class CurrentStatusPlane implements StatusPlaneSim {
     this.#verifications = new Uint32Array(fleet.n);
     this.#seq = new Float64Array(fleet.n);
     this.#pending = new Uint8Array(fleet.n);
+    this.#periodic = new Uint8Array(fleet.n);
+    this.#jitter = seededRandom(fleet.n);
   }
 
   changed(i: number): void {
     const f = this.#f;
+    if (!this.#periodic[i]) {
+      // The auditor's periodic status (every statusInterval, jittered 0.9–1.1), from the node's
+      // first change on; its own generator, so the shared stream (and every other figure) is
+      // the same whether or not it ever fires within a run.
+      this.#periodic[i] = 1;
+      const every = () => f.clock.setTimeout(() => { every(); return this.#publish(i); }, STATUS_INTERVAL * (0.9 + this.#jitter.next() * 0.2));
+      every();
+    }
     if (this.#pending[i]) return; // the auditor's #soon(): one publish per burst of changes
     this.#pending[i] = 1;
     // The simulated clock awaits a task's promise: return it, never `void` it.
@@ -141,7 +156,7 @@ export class CurrentStatusPlane implements StatusPlaneSim {
   observe(i: number, origins: readonly number[]): { summary: string; lagging: boolean } {
     const f = this.#f;
     const nodes = origins.map((o) => ({ peerId: f.peerIds[o]!, name: `n${o}` }));
-    const view = fleetView(nodes, this.#held[i]!, f.clock.now(), 60_000);
+    const view = fleetView(nodes, this.#held[i]!, f.clock.now(), SILENT_AFTER);
     const claim = newerClaim(f.state(i).policyVersion, this.#held[i]!, nodes.map((n) => n.peerId), f.peerIds[i]!);
     return { summary: view.summary, lagging: claim !== null };
   }
