@@ -8,7 +8,7 @@
  * `--nodes` takes one size or a comma list; each size runs K seeds (S, S+1, …) and reports
  * min / median / max over them. Same seed → same result (the JSON, not the wall time).
  * Status: every node signs a status after it applies the update; a seeded sample of origins
- * (--status-sample, default 20 up to 1,000 nodes, 8 above) is simulated in full — every node
+ * (--status-sample, default 10 up to 1,000 nodes, 8 above) is simulated in full — every node
  * receives, verifies and relays their statuses — and per-node figures are scaled by N / sample
  * (statuses of different origins never interact in the current plane).
  */
@@ -52,7 +52,7 @@ const SEEDS = int('--seeds', '1', 1, 100);
 const PARTITION = process.argv.includes('--partition') ? duration('--partition', '2s') : 0;
 const SYNC = duration('--sync', '30s') || DEFAULTS.syncIntervalMs;
 const RULES = int('--rules', '0', 0, 100_000);
-const sampleFor = (n: number) => (process.argv.includes('--status-sample') ? int('--status-sample', '0', 0, 100_000) : n <= 1000 ? 20 : 8);
+const sampleFor = (n: number) => (process.argv.includes('--status-sample') ? int('--status-sample', '0', 0, 100_000) : n <= 1000 ? 10 : 8);
 const out = argValue('--out', 'bench-out');
 
 const rows: Row[] = [];
