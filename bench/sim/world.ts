@@ -14,7 +14,9 @@
  * Gossipsub is a library and is modelled as such (gossipsub.ts). What is not the product's
  * code is said where it is: the order of the four sync messages (sync.ts runSync), the
  * anti-entropy schedule (a jittered round per syncInterval, one exchange after an accept while
- * below 3 × minPeers, a sync on every reconnection), and the 20 ms apply.
+ * below 3 × minPeers, a sync on every reconnection), and the 20 ms apply. Not run: peer
+ * exchange (counted in bytes only; no peer book, no dialling beyond the initial connections),
+ * root rotations (only policy envelopes are offered), gossipsub mesh maintenance and scoring.
  * Same seed → same result: all randomness comes from one seeded generator, all time from the
  * event queue; keys are derived from the seed.
  */
