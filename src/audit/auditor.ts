@@ -14,7 +14,7 @@ import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
 import { createHash } from 'node:crypto';
 import { staleAt } from '../policy/model.js';
-import { fleetView, judgeOwnStatus, newerClaim, statusFieldProblem, signStatus, verifyStatus, type Finding, type NodeStatus } from './status.js';
+import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statusFieldProblem, signStatus, type Finding, type NodeStatus } from './status.js';
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
@@ -297,18 +297,17 @@ export class Auditor {
     const self = this.#o.peerId;
     // Our own PeerId is judged apart (never stored, and before any policy too): it is how two
     // agents sharing one identity find out.
-    const v = await verifyStatus(bytes, this.#o.meshId, (p) => p === self || this.#isMember(p), (p) => (p === self ? -1 : this.#statuses.get(p)?.status.seq ?? -1));
-    if (!v.ok) {
+    const v = await intakeStatus(bytes, this.#o.meshId, self, (p) => this.#isMember(p), this.#statuses, withinBudget);
+    if ('reason' in v) {
       this.#o.log.debug({ from, reason: v.reason }, 'status not accepted');
-      return v.reject ? 'reject' : 'ignore';
+      return v.verdict;
     }
-    if (v.status.peerId === self) {
+    if (v.verdict === 'own') {
       const digest = createHash('sha256').update(bytes).digest('hex');
       if (judgeOwnStatus(v.status, digest, { startedAt: this.#startedAt, lastSeq: this.#seq, published: this.#published }) === 'twin') await this.#twin(v.status, from);
       return 'ignore';
     }
-    // Newer than what is held (verifyStatus checked seq); within its node's budget, or dropped unstored.
-    if (!withinBudget(v.status.peerId)) return 'ignore';
+    // Newer than what is held and within its node's budget (intakeStatus asked): stored.
     const rec = { status: v.status, receivedAt: this.#o.clock.now() };
     this.#statuses.set(v.status.peerId, rec);
     this.#dirty.add(v.status.peerId); // persisted in batches: a fleet's statuses arrive in bursts
@@ -323,7 +322,7 @@ export class Auditor {
     this.#pending = this.#o.clock.setTimeout(() => {
       this.#pending = null;
       void this.publishStatus();
-    }, 1000 + this.#o.random.next() * 2000);
+    }, statusDelay(this.#o.random.next()));
   }
 
   async #flushStatuses(): Promise<void> {

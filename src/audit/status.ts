@@ -121,6 +121,36 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
   };
 }
 
+/**
+ * How long after a change a node gossips its status: a moment later and jittered, because
+ * right after a policy lands the whole fleet changes at once and statuses must not compete
+ * with the policy's own propagation. `r` is uniform in [0, 1).
+ */
+export function statusDelay(r: number): number {
+  return 1000 + r * 2000;
+}
+
+/** What a node does with a signed status a peer forwarded (intakeStatus). */
+export type StatusIntake =
+  | { verdict: 'accept'; status: NodeStatus }
+  /** Signed with this node's own key: never stored; the caller tells an echo from a twin. */
+  | { verdict: 'own'; status: NodeStatus }
+  | { verdict: 'ignore' | 'reject'; reason: string };
+
+/**
+ * The status topic's decision (the auditor's validator, and the simulator's): verified,
+ * from a member, newer than the status held for its node, and within that node's budget —
+ * asked only then, so a stale or forged status costs no budget. `held` is the latest status
+ * per node; this node's own PeerId is judged apart (before any policy too).
+ */
+export async function intakeStatus(bytes: Uint8Array, meshId: string, self: string, isMember: (peerId: string) => boolean, held: ReadonlyMap<string, { status: NodeStatus }>, withinBudget: (origin: string) => boolean): Promise<StatusIntake> {
+  const v = await verifyStatus(bytes, meshId, (p) => p === self || isMember(p), (p) => (p === self ? -1 : held.get(p)?.status.seq ?? -1));
+  if (!v.ok) return { verdict: v.reject ? 'reject' : 'ignore', reason: v.reason };
+  if (v.status.peerId === self) return { verdict: 'own', status: v.status };
+  if (!withinBudget(v.status.peerId)) return { verdict: 'ignore', reason: 'over its node\'s status budget' };
+  return { verdict: 'accept', status: v.status };
+}
+
 export interface FleetNode {
   peerId: string;
   name: string;

@@ -17,7 +17,7 @@ export type StrikeReason =
 export type Penalise = (peer: string, reason: StrikeReason, detail: string) => void;
 
 export class Admission {
-  #allowed: Set<string> | null = null;
+  #allowed: ReadonlySet<string> | null = null;
   #bootstrap = new Set<string>();
   #banned = new Map<string, number>();
   /** Times of recent misbehaviour per peer; strikes older than the ban window are forgotten. */
@@ -25,8 +25,9 @@ export class Admission {
 
   constructor(private readonly clock: Clock, private readonly self: string) {}
 
-  setAllowed(peerIds: string[] | null): void {
-    this.#allowed = peerIds ? new Set(peerIds) : null;
+  /** A set is kept as given (not copied): the simulator shares one among 10,000 nodes. */
+  setAllowed(peerIds: readonly string[] | ReadonlySet<string> | null): void {
+    this.#allowed = peerIds === null ? null : peerIds instanceof Set ? peerIds : new Set(peerIds);
   }
 
   /** The configured bootstrap PeerIds: the only identities listed before any policy exists. */

@@ -20,8 +20,9 @@ import type { Budgets } from './budgets.js';
 import { gossipVerdict, TopicValidatorResult, type Overrun } from './verdicts.js';
 import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal, type SyncStats } from './sync.js';
 import type { Holdings } from './sync-plan.js';
-import { judgeAnnouncement, PullBudget, type Announcement } from './announce.js';
-import { InFlight, type Pull } from './inflight.js';
+import { PullBudget, type Announcement } from './announce.js';
+import { InFlight } from './inflight.js';
+import { pullAnnounced } from './intake.js';
 
 export interface AntiEntropyInit {
   meshId: string;
@@ -213,33 +214,14 @@ export class AntiEntropy {
     };
   }
 
-  /** One pull per announced body, however many peers announce it at once. */
+  /** One pull per announced body, however many peers announce it at once (intake.ts). */
   pull(from: string, key: string, a: Announcement): Promise<void> {
-    const running = this.inflight.pulls.get(key);
-    if (running) return running.done;
-    if (!this.#pullBudget.take(from)) return Promise.resolve();
-    const pull: Pull = { from, version: a.policyVersion, digest: a.policyDigest, since: this.#o.clock.now(), done: Promise.resolve() };
-    pull.done = (async () => {
-      this.#o.metrics.pulls.inc();
-      // Exchanges already running (a new connection's sync, one with `from` that started before
-      // it held the body) may be bringing this body: let them finish first, then judge only an
-      // exchange started after the announcement arrived.
-      if (this.#exchanges.size) await Promise.allSettled([...this.#exchanges]);
-      if (judgeAnnouncement(this.holdings(), a) !== 'pull') return;
-      const stats = await this.syncWith(from);
-      if (stats && stats.peer.policyVersion < a.policyVersion) {
-        // It forwarded an announcement for a body it does not hold: honest peers never do.
-        this.#o.penalise(from, 'announced-not-held', `announced v${a.policyVersion}, holds v${stats.peer.policyVersion}`);
-      } else if (!stats && judgeAnnouncement(this.holdings(), a) === 'pull') {
-        // It announced a body and then could not serve it.
-        this.#o.penalise(from, 'announced-not-held', `announced v${a.policyVersion}, did not serve it`);
-      }
-    })().finally(() => {
-      this.inflight.pulls.delete(key);
-      this.#pullBudget.done(from);
-    });
-    this.inflight.pulls.set(key, pull);
-    return pull.done;
+    return pullAnnounced({
+      inflight: this.inflight, budget: this.#pullBudget, clock: this.#o.clock,
+      holdings: () => this.holdings(), exchanges: () => this.#exchanges,
+      syncWith: (peer) => this.syncWith(peer), penalise: this.#o.penalise,
+      started: () => this.#o.metrics.pulls.inc(),
+    }, from, key, a);
   }
 
   /** What this node holds, for a sync with `peer`; what the peer pushes is offered as from it. */

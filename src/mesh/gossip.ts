@@ -13,7 +13,8 @@ import type { AntiEntropy } from './anti-entropy.js';
 import type { MeshMetrics } from './metrics.js';
 import type { Budgets } from './budgets.js';
 import type { MeshNode } from './node.js';
-import { judgeAnnouncement, signAnnouncement, verifyAnnouncement } from './announce.js';
+import { signAnnouncement } from './announce.js';
+import { AnnouncementIntake, policyIntake } from './intake.js';
 
 import { gossipVerdict, TopicValidatorResult, type Overrun } from './verdicts.js';
 
@@ -55,11 +56,19 @@ export interface GossipInit {
 export class Gossip {
   #o: GossipInit;
   #node!: MeshNode;
-  /** Same-version-other-digest announcements already pulled once (an equivocation seen). */
-  #pulledOther = new Set<string>();
+  #announcements: AnnouncementIntake;
 
   constructor(o: GossipInit) {
     this.#o = o;
+    this.#announcements = new AnnouncementIntake({
+      meshId: o.meshId,
+      announcement: (from) => this.#o.budgets.announcement(from),
+      overrun: (peer, charge) => this.#o.overrun(peer, charge),
+      penalise: (peer, reason, detail) => this.#o.penalise(peer, reason, detail),
+      isMember: (p) => this.#o.engine.current?.policy.nodes.some((n) => n.peerId === p) ?? false,
+      holdings: () => this.#o.antiEntropy.holdings(),
+      pull: (from, key, a) => this.#o.antiEntropy.pull(from, key, a),
+    });
   }
   /** Run-time settings (the agent's SIGHUP): read at their next use. */
   reconfigure(c: Partial<Pick<GossipInit, 'announceAbove'>>): void {
@@ -83,62 +92,22 @@ export class Gossip {
   async #onPolicy(from: string, data: Uint8Array): Promise<TopicValidatorResult> {
     const o = this.#o;
     o.metrics.gossipBytesIn.inc(data.length);
-    const retry = !o.admission.isBanned(from);
-    let r = await o.engine.offer(data, { kind: 'gossip', peer: from }, { retryBelowThreshold: retry });
-    if (r.outcome === 'below-threshold' && retry) {
-      // Signed under a root this node may not hold yet (a rotation still spreading): sync
-      // with the sender, which pulls any newer root, then judge the message again.
-      await o.antiEntropy.syncWith(from);
-      r = await o.engine.offer(data, { kind: 'gossip', peer: from });
-    }
-    o.metrics.gossipIn.inc({ outcome: r.outcome });
-    const verdict = gossipVerdict(r.outcome);
-    if (verdict === TopicValidatorResult.Reject) o.penalise(from, 'gossip-rejected', `gossip ${r.outcome}`);
-    if (r.outcome === 'gap') void o.antiEntropy.syncWith(from);
+    const { verdict, outcome } = await policyIntake({
+      offer: (d, source, opts) => o.engine.offer(d, source, opts),
+      isBanned: (p) => o.admission.isBanned(p),
+      syncWith: (p) => o.antiEntropy.syncWith(p),
+      penalise: o.penalise,
+    }, from, data);
+    o.metrics.gossipIn.inc({ outcome });
     return verdict;
   }
 
-  /**
-   * An announcement of a large policy, forwarded to us by `from`. Pull the body from that
-   * peer (an honest node forwards an announcement only once it holds the body), then let
-   * gossipsub forward the announcement only if we now hold exactly that body, so whoever
-   * hears it from us can pull from us in turn.
-   */
+  /** An announcement of a large policy, forwarded to us by `from` (intake.ts decides). */
   async #onAnnouncement(from: string, data: Uint8Array): Promise<TopicValidatorResult> {
-    const o = this.#o;
-    o.metrics.gossipBytesIn.inc(data.length);
-    // Charged before the signature is checked: a flood costs its sender, not our CPU.
-    const charge = o.budgets.announcement(from);
-    if (!charge.ok) {
-      o.overrun(from, charge);
-      o.metrics.announcementsIn.inc({ outcome: 'over-budget' });
-      return TopicValidatorResult.Ignore;
-    }
-    const isMember = (p: string) => o.engine.current?.policy.nodes.some((n) => n.peerId === p) ?? false;
-    const v = await verifyAnnouncement(data, o.meshId, isMember);
-    let outcome: string;
-    if (!v.ok) {
-      outcome = v.reject ? 'rejected' : 'ignored';
-      if (v.reject) o.penalise(from, 'invalid-announcement', v.reason);
-    } else {
-      const a = v.announcement;
-      const holdings = () => o.antiEntropy.holdings();
-      let judged = judgeAnnouncement(holdings(), a);
-      const key = `${a.policyVersion}:${a.policyDigest}`;
-      if (judged === 'pull' && a.policyVersion === holdings().policyVersion) {
-        // Same version, other content: pull once so the engine sees (and alerts on) the equivocation.
-        if (this.#pulledOther.has(key)) judged = 'ignore';
-        else { if (this.#pulledOther.size > 64) this.#pulledOther.clear(); this.#pulledOther.add(key); }
-      }
-      if (judged === 'pull') {
-        await o.antiEntropy.pull(from, key, a);
-        judged = judgeAnnouncement(holdings(), a);
-      }
-      outcome = judged === 'forward' ? 'forwarded' : judged === 'pull' ? 'not-pulled' : 'ignored';
-    }
-    o.metrics.announcementsIn.inc({ outcome });
-    if (outcome === 'rejected') return TopicValidatorResult.Reject;
-    return outcome === 'forwarded' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+    this.#o.metrics.gossipBytesIn.inc(data.length);
+    const { verdict, outcome } = await this.#announcements.judge(from, data);
+    this.#o.metrics.announcementsIn.inc({ outcome });
+    return verdict;
   }
 
   /**

@@ -22,6 +22,7 @@ import { decodeEnvelope, encodeEnvelope, PAYLOAD_TYPE, type Envelope } from '../
 import { decodeRoot, validSigners, type RootDoc } from '../trust/root.js';
 import { rootExpired, verifyPolicy, verifyRoot, type Outcome, type Rejection, type TrustedRoot } from '../trust/verify.js';
 import type { EnforcementPort, EnforcementStatus } from './ports.js';
+import { floorAfter, judgePolicy } from './accept.js';
 import { decodeTrust, encodeTrust, maxFloor, mergeTrust, TRUST_FORMAT, type PolicyFloor, type TrustRecord } from './trusted-state.js';
 
 export type SourceKind = 'gossip' | 'sync' | 'control' | 'file';
@@ -329,19 +330,13 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.emit('root', this.#root, source);
       return { outcome: 'accepted', kind: 'root', version: v.root.version, digest: v.digest };
     }
-    const cur = this.#current;
-    const floor = this.#floor;
-    const state = {
-      root: this.#root, meshId: this.#o.meshId, superseded: this.#superseded(),
-      ...(floor ? { policy: { ...floor, held: cur?.digest === floor.digest } } : {}),
-    };
-    const v = verifyPolicy(env, state, now);
+    const v = judgePolicy(env, this.#o.meshId, { root: this.#root, superseded: this.#superseded(), floor: this.#floor, heldDigest: this.#current?.digest ?? null }, now);
     if (v.outcome !== 'accepted') {
       if (v.outcome === 'below-threshold' && retryBelowThreshold) return { ...v, kind: 'policy' };
       return this.#reject({ ...v, kind: 'policy' }, source);
     }
     const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
-    this.#floor = { version: v.policy.version, digest: v.digest };
+    this.#floor = floorAfter(v);
     const text = encodeTrust(this.#record());
     const signers = validSigners(env, this.#root.root.roles.policy, this.#root.root.keys).map((k) => k.keyId);
     const accept = { version: v.policy.version, digest: v.digest, signers, acceptedAt: now, source: source.kind, ...(source.peer ? { peer: source.peer } : {}) };

@@ -27,7 +27,7 @@ describe.runIf(lab)('peer probes', () => {
     });
     const nft = new NftBackend({ wrap: ['ip', 'netns', 'exec', peer] });
     await nft.apply(compile(p, PEER(2), { now: Date.now() }));
-    lab!.exec(peer, ['nft', 'add', 'rule', 'inet', 'picket', 'input', 'tcp', 'dport', '6379', 'accept']); // the mistake
+    lab!.exec(peer, ['nft', 'insert', 'rule', 'inet', 'picket', 'input', 'tcp', 'dport', '6379', 'accept']); // the mistake (inserted: the chain ends in its counted default drop)
 
     const targets = planProbes(p, PEER(1), Date.now(), seededRandom(1), { peers: 3, ports: 16, meshPorts: [7946] });
     expect(targets.every((t) => ['10.90.0.2', '10.90.0.3'].includes(t.address))).toBe(true); // only policy addresses

@@ -1,0 +1,79 @@
+/**
+ * The simulator (bench/sim/) drives the product's own decision code over a simulated
+ * transport: these check that it is deterministic, that its decisions are the product's
+ * (a partition heals through sync exchanges, a forged announcement is rejected by the real
+ * judge and its forwarder banned), and that it imports the product's modules instead of copies.
+ */
+import { describe, expect, it } from 'vitest';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { runSim } from '../../bench/sim/world.js';
+import { CurrentStatusPlane } from '../../bench/sim/status.js';
+
+const root = resolve(import.meta.dirname, '../..');
+
+describe('simulator', () => {
+  it('same seed, same result: two runs give identical JSON; another seed gives another', async () => {
+    const run = (seed: number) => runSim({ nodes: 120, seed, statusPlane: new CurrentStatusPlane(), statusSample: 8, partitionMs: 1000 });
+    const a = JSON.stringify(await run(7));
+    const b = JSON.stringify(await run(7));
+    const c = JSON.stringify(await run(8));
+    expect(b).toBe(a);
+    expect(c).not.toBe(a);
+  });
+
+  it('a partition heals through sync exchanges: the far half gets the policy only after the heal, from planPush', async () => {
+    const r = await runSim({ nodes: 100, seed: 3, partitionMs: 2000 });
+    expect(r.timeTo100Ms).not.toBeNull();
+    expect(r.timeTo100Ms!).toBeGreaterThanOrEqual(2000);
+    expect(r.bodiesBySync).toBeGreaterThan(0);
+    expect(r.healedBySync).toBeGreaterThan(0);
+    // Nobody lied: honest peers are never struck.
+    expect(r.strikes).toEqual({});
+    // Without the partition, the eager push reaches everyone long before the heal time.
+    const free = await runSim({ nodes: 100, seed: 3 });
+    expect(free.timeTo100Ms!).toBeLessThan(2000);
+  });
+
+  it('a forged announcement is rejected by the real judge: its forwarder is struck and banned, every honest node still converges', async () => {
+    // 1,000 extra rules: the envelope is above announceAbove, so v2 itself is announced and pulled.
+    const r = await runSim({ nodes: 80, seed: 5, extraRules: 1000, forgers: [3], endMs: 120_000 });
+    expect(r.path).toBe('announce-then-pull');
+    expect(r.strikes['invalid-announcement']).toBeGreaterThanOrEqual(5);
+    expect(r.bans).toBeGreaterThanOrEqual(1);
+    expect(r.timeTo100Ms).not.toBeNull();
+    expect(r.pulls).toBeGreaterThan(0);
+    // Without the forger: no announcement is judged invalid.
+    const honest = await runSim({ nodes: 80, seed: 5, extraRules: 1000, endMs: 120_000 });
+    expect(honest.strikes['invalid-announcement']).toBeUndefined();
+  });
+
+  it('statuses: with every origin simulated, each node verifies each other node\'s status once and its fleet view ends complete', async () => {
+    const n = 60;
+    const r = await runSim({ nodes: n, seed: 11, statusPlane: new CurrentStatusPlane(), statusSample: n });
+    expect(r.status!.sampledOrigins).toBe(n);
+    expect(r.status!.viewTo100Ms).not.toBeNull();
+    expect(r.status!.verificationsPerNodePerChange).toBe(n - 1);
+    expect(r.status!.observer).toEqual({ summary: `${n}/${n} on v2`, lagging: false });
+    // Every status arrives from several mesh peers: more bytes than one copy of each.
+    expect(r.status!.bytesPerNodePerChange).toBeGreaterThan((n - 1) * 250);
+  });
+
+  it('imports the product\'s decision code, and defines none of it itself', () => {
+    const dir = join(root, 'bench', 'sim');
+    const src = readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+    for (const m of ['src/mesh/intake.js', 'src/node/accept.js', 'src/mesh/sync-plan.js', 'src/mesh/sync.js', 'src/mesh/inflight.js', 'src/mesh/admission.js', 'src/mesh/budgets.js', 'src/mesh/announce.js', 'src/audit/status.js']) {
+      expect(src, m).toContain(`from '../../${m}'`);
+    }
+    for (const name of ['planPush', 'claimsBody', 'pushLimit', 'judgeDelivery', 'judgeAnnouncement', 'verifyAnnouncement', 'judgePolicy', 'verifyPolicy', 'verifyStatus', 'intakeStatus', 'policyIntake', 'pullAnnounced', 'judgePull', 'fleetView', 'newerClaim']) {
+      expect(src, name).not.toMatch(new RegExp(`(function|const|let)\\s+${name}\\b`));
+    }
+  });
+
+  it('rejects a bad flag with one line and exit 2', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'sim.ts'), '--nodes', '10k'], { cwd: root, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['sim: --nodes must be a number or a comma list of numbers (got "10k")']);
+  });
+});
