@@ -1,8 +1,11 @@
 /**
  * Convergence with every agent in its own process (`picket agent`, the real binary) over
  * loopback TCP: publish through one agent's control socket → "ruleset applied" on every
- * node, timed from each agent's own log line (same host clock). Also the RSS of each agent.
- *   npx tsx bench/procs.ts [--quick] [--out DIR] [--nodes N]
+ * node, timed from each agent's own log line (same host clock). Also the RSS of each agent,
+ * and where each update's time went on each node: every agent logs one `update trace` line
+ * per accepted version (src/node/trace.ts: received, verified, forwarded, persisted,
+ * enforced), collected here into per-hop rows and, with PROCS_TRACE=1, a per-node table.
+ *   npx tsx bench/procs.ts [--quick] [--out DIR] [--nodes N] [--updates N]
  */
 import '../src/runtime/polyfill.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,7 +21,7 @@ import { argValue, median, percentile, round, saveRows, spread, type Row } from 
 const quick = process.argv.includes('--quick');
 const out = argValue('--out', 'bench-out');
 const N = Number(argValue('--nodes', '30'));
-const UPDATES = quick ? 5 : 10;
+const UPDATES = Number(argValue('--updates', quick ? '5' : '10'));
 const BIN = resolve(import.meta.dirname, '..', 'bin', 'picket.js');
 
 async function freePort(): Promise<number> {
@@ -32,7 +35,59 @@ async function freePort(): Promise<number> {
   });
 }
 
-interface Proc { child: ChildProcess; applied: Map<number, number>; socket: string; exited: Promise<void> }
+/** One agent's `update trace` line (src/node/trace.ts). */
+interface Trace { source: string; peer?: string; at: Partial<Record<'received' | 'verified' | 'forwarded' | 'persisted' | 'enforced', number>>; meshPeers?: number }
+interface Proc { child: ChildProcess; applied: Map<number, number>; traces: Map<number, Trace>; socket: string; exited: Promise<void> }
+
+/**
+ * Where the time went, per hop, over every node and update except the publisher: arrival
+ * (publish → the engine was handed it: network and gossip hops, or sync), queue + verify,
+ * forward (received → gossipsub got accept / the node pushed it), persist, enforce; and how
+ * the slowest tenth of the node-updates got the update (gossip or sync).
+ */
+function hops(published: Map<number, { t0: number; via: number }>): Row[] {
+  const parts: Record<string, number[]> = { arrival: [], verify: [], forward: [], persist: [], enforce: [], total: [] };
+  const all: { total: number; source: string; v: number; node: number; line: string }[] = [];
+  const index = new Map(c.nodes.map((n, i) => [n.peerId, i]));
+  const depths: number[] = [];
+  for (const [v, { t0, via }] of published) {
+    // Hops from the publisher along the peers each node got the update from (gossip or sync).
+    const depth = (i: number, seen = new Set<number>()): number | undefined => {
+      if (i === via) return 0;
+      const from = index.get(procs[i]!.traces.get(v)?.peer ?? '');
+      if (from === undefined || seen.has(i)) return undefined;
+      seen.add(i);
+      const d = depth(from, seen);
+      return d === undefined ? undefined : d + 1;
+    };
+    procs.forEach((p, i) => {
+      const t = p.traces.get(v);
+      if (!t || i === via || t.at.received === undefined) return;
+      const a = t.at;
+      const d = (x?: number, y?: number) => (x !== undefined && y !== undefined ? x - y : undefined);
+      const seg = { arrival: d(a.received, t0), verify: d(a.verified, a.received), forward: d(a.forwarded, a.received), persist: d(a.persisted, a.verified), enforce: d(a.enforced, a.persisted), total: d(a.enforced, t0) };
+      for (const [k, x] of Object.entries(seg)) if (x !== undefined) parts[k]!.push(x);
+      const hop = depth(i);
+      if (hop !== undefined) depths.push(hop);
+      all.push({ total: seg.total ?? Infinity, source: t.source, v, node: i, line: `hop ${hop ?? '?'}, ` + Object.entries(seg).map(([k, x]) => `${k} ${x ?? '-'}`).join(', ') + (t.meshPeers !== undefined ? `, mesh peers ${t.meshPeers}` : '') });
+    });
+  }
+  const out: Row[] = [];
+  const tag = `${N} agent processes, every node but the publisher`;
+  for (const [k, x] of Object.entries(parts)) {
+    if (!x.length) continue;
+    out.push({ scenario: 'hops', metric: `${k} (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(x)) });
+    out.push({ scenario: 'hops', metric: `${k} (p99), ${tag}`, unit: 'ms', nodes: N, value: round(percentile(x, 99)) });
+  }
+  if (depths.length) {
+    out.push({ scenario: 'hops', metric: `hops from the publisher (median), ${tag}`, unit: 'hops', nodes: N, value: median(depths) });
+    out.push({ scenario: 'hops', metric: `hops from the publisher (max), ${tag}`, unit: 'hops', nodes: N, value: Math.max(...depths) });
+  }
+  const slow = [...all].sort((a, b) => b.total - a.total).slice(0, Math.max(1, Math.ceil(all.length / 10)));
+  out.push({ scenario: 'hops', metric: `slowest tenth of node-updates: share that arrived by sync, not gossip, ${tag}`, unit: 'fraction', nodes: N, value: round(slow.filter((s) => s.source !== 'gossip').length / Math.max(1, slow.length), 2) });
+  if (process.env.PROCS_TRACE) for (const s of slow) console.log(`slow: v${s.v} n${s.node} by ${s.source}: ${s.line}`);
+  return out;
+}
 
 const c = await Cluster.create(N, { transport: 'tcp' });
 const procs: Proc[] = [];
@@ -52,12 +107,13 @@ try {
       `control: { socket: ${join(spec.dir, 'control.sock')} }`, 'log: { level: info, pretty: false }', '',
     ].join('\n'));
     const child = spawn(process.execPath, [BIN, 'agent', '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } });
-    const p: Proc = { child, applied: new Map(), socket: join(spec.dir, 'control.sock'), exited: new Promise((r) => child.once('exit', () => r())) };
+    const p: Proc = { child, applied: new Map(), traces: new Map(), socket: join(spec.dir, 'control.sock'), exited: new Promise((r) => child.once('exit', () => r())) };
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
-        const l = JSON.parse(line) as { msg?: string; version?: number | null; time?: string };
+        const l = JSON.parse(line) as { msg?: string; version?: number | null; time?: string } & Trace;
         const t = Date.parse(l.time ?? '');
         if (l.msg === 'ruleset applied' && typeof l.version === 'number' && Number.isFinite(t) && !p.applied.has(l.version)) p.applied.set(l.version, t);
+        if (l.msg === 'update trace' && typeof l.version === 'number') p.traces.set(l.version, { source: l.source, at: l.at, ...(l.peer ? { peer: l.peer } : {}), ...(l.meshPeers !== undefined ? { meshPeers: l.meshPeers } : {}) });
       } catch { /* not a log line */ }
     });
     procs.push(p);
@@ -84,8 +140,10 @@ try {
   // Each update is one repetition: its per-node median and p99, for min/median/max across updates.
   const updMedian: number[] = [], updP99: number[] = [];
   let missed = 0;
+  const published = new Map<number, { t0: number; via: number }>();
   for (let v = 2; v < 2 + UPDATES; v++) {
     const t0 = Date.now();
+    published.set(v, { t0, via: (v * 7) % N });
     await publish((v * 7) % N, v);
     // An agent still without the update after 60 s is a result (the tail), not a reason to lose the run.
     await until(() => procs.every((p) => p.applied.has(v)), 60_000).catch(() => {
@@ -101,6 +159,7 @@ try {
     updP99.push(percentile(lat, 99));
     await new Promise((r) => setTimeout(r, 4000));
   }
+  rows.push(...hops(published));
   const rss = procs.map((p) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
   const tag = `${N} agent processes`;
   // value: over every node and update; min/max: the same figure's range across the updates.

@@ -7,7 +7,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import type { CurrentPolicy, NodePort } from '../node/engine.js';
+import type { CurrentPolicy, NodePort, OfferResult, Verified } from '../node/engine.js';
 import type { Admission, Penalise } from './admission.js';
 import type { AntiEntropy } from './anti-entropy.js';
 import type { MeshMetrics } from './metrics.js';
@@ -89,16 +89,29 @@ export class Gossip {
     pubsub.subscribe(announce);
   }
 
+  /**
+   * A policy or root envelope forwarded by `from`. The verdict is Accept the moment the engine
+   * says it verified — gossipsub forwards it then, while this node persists and enforces it —
+   * so every hop costs a verification, not a disk write and a queue behind it.
+   */
   async #onPolicy(from: string, data: Uint8Array): Promise<TopicValidatorResult> {
     const o = this.#o;
     o.metrics.gossipBytesIn.inc(data.length);
-    const { verdict, outcome } = await policyIntake({
+    const { verdict, outcome, verified, settled } = await policyIntake({
       offer: (d, source, opts) => o.engine.offer(d, source, opts),
       isBanned: (p) => o.admission.isBanned(p),
       syncWith: (p) => o.antiEntropy.syncWith(p),
       penalise: o.penalise,
     }, from, data);
-    o.metrics.gossipIn.inc({ outcome });
+    if (verified) {
+      // Accepted the moment it verified: gossipsub forwards it now, the engine persists it meanwhile.
+      if (verified.kind === 'policy') o.engine.mark(verified.version, verified.digest, 'forwarded', this.#meshSize(policyTopic(o.meshId)));
+      void settled.then((r) => o.metrics.gossipIn.inc({ outcome: r.outcome }), (e: unknown) => o.log.warn({ err: (e as Error).message, peer: from }, 'forwarded envelope not persisted'));
+    } else {
+      o.metrics.gossipIn.inc({ outcome });
+      // Accepted on the second offer (after a sync brought the root): forwarded once persisted.
+      void settled.then((r) => { if (r.outcome === 'accepted' && r.kind === 'policy') o.engine.mark(r.version, r.digest, 'forwarded', this.#meshSize(policyTopic(o.meshId))); });
+    }
     return verdict;
   }
 
@@ -133,6 +146,27 @@ export class Gossip {
     this.#node.services.pubsub.subscribe(topic);
   }
 
+  /** Gossip mesh and topic peers of `topic` now (what a forward reaches at once). */
+  #meshSize(topic: string): Record<string, number> {
+    const pubsub = this.#node.services.pubsub;
+    // The implementation has getMeshPeers; the exported GossipSub interface does not declare it.
+    const mesh = (pubsub as unknown as { getMeshPeers?: (t: string) => string[] }).getMeshPeers?.(topic);
+    return { meshPeers: mesh?.length ?? -1, topicPeers: pubsub.getSubscribers(topic).length };
+  }
+
+  /** True when a policy of `size` bytes is pushed whole (else announced and pulled). */
+  pushesWhole(size: number): boolean {
+    const a = this.#o.announceAbove;
+    return a === null || size <= a;
+  }
+
+  /** Pushes a verified policy whole, before it is persisted (the mesh's verified step). */
+  async pushPolicy(v: Verified): Promise<void> {
+    const o = this.#o;
+    o.engine.mark(v.version, v.digest, 'forwarded', this.#meshSize(policyTopic(o.meshId)));
+    return this.publishRaw(policyTopic(o.meshId), v.bytes);
+  }
+
   publishStatus(bytes: Uint8Array): Promise<void> {
     return this.publishRaw(statusTopic(this.#o.meshId), bytes);
   }
@@ -140,12 +174,13 @@ export class Gossip {
   /** Spreads the policy this node holds: pushed whole, or announced when large. */
   async publishPolicy(cur: CurrentPolicy): Promise<void> {
     const o = this.#o;
-    if (o.announceAbove === null || cur.bytes.length <= o.announceAbove) return this.publishRaw(policyTopic(o.meshId), cur.bytes);
+    if (this.pushesWhole(cur.bytes.length)) return this.pushPolicy({ kind: 'policy', version: cur.policy.version, digest: cur.digest, bytes: cur.bytes });
     const signed = await signAnnouncement({
       meshId: o.meshId, peerId: o.self, policyVersion: cur.policy.version, policyDigest: cur.digest,
       size: cur.bytes.length, rootVersion: o.engine.root.root.version, time: o.clock.now(),
     }, o.privateKey);
     o.metrics.announcementsOut.inc();
+    o.engine.mark(cur.policy.version, cur.digest, 'forwarded', this.#meshSize(announceTopic(o.meshId)));
     return this.publishRaw(announceTopic(o.meshId), signed);
   }
 

@@ -4,7 +4,7 @@
  * gossip.ts installs them as gossipsub topic validators; the simulator (bench/sim/) calls the
  * same functions with a simulated transport, so there is one implementation of the protocol.
  */
-import type { OfferResult, Source } from '../node/engine.js';
+import type { OfferOptions, OfferResult, Source, Verified } from '../node/engine.js';
 import type { Penalise } from './admission.js';
 import type { Charge } from './budgets.js';
 import type { Holdings } from './sync-plan.js';
@@ -14,17 +14,37 @@ import type { Clock } from '../runtime/clock.js';
 import { gossipVerdict, TopicValidatorResult, type Overrun } from './verdicts.js';
 
 export interface PolicyIntakePorts {
-  offer(data: Uint8Array, source: Source, opts?: { retryBelowThreshold?: boolean }): Promise<OfferResult>;
+  /** The engine's offer; a port that calls `opts.verified` lets the verdict come before the write. */
+  offer(data: Uint8Array, source: Source, opts?: OfferOptions): Promise<OfferResult>;
   isBanned(peer: string): boolean;
   /** One anti-entropy exchange with `peer` (resolves when it ended, however it ended). */
   syncWith(peer: string): Promise<unknown>;
   penalise: Penalise;
 }
 
-/** A policy (or root) envelope on the policy topic, forwarded by `from`. */
-export async function policyIntake(p: PolicyIntakePorts, from: string, data: Uint8Array): Promise<{ verdict: TopicValidatorResult; outcome: OfferResult['outcome'] }> {
+export interface PolicyIntakeResult {
+  verdict: TopicValidatorResult;
+  outcome: OfferResult['outcome'];
+  /** Set when the verdict came the moment the envelope verified, before the engine persisted it. */
+  verified?: Verified;
+  /** The engine's final result (after its write, when `verified` is set). */
+  settled: Promise<OfferResult>;
+}
+
+/**
+ * A policy (or root) envelope on the policy topic, forwarded by `from`. Accept comes the
+ * moment the engine says it verified — gossipsub forwards it then, while this node persists
+ * and enforces it — so each hop costs a verification, not a disk write and the queue behind
+ * it. The bytes are signed: a peer that gets them early verifies them itself.
+ */
+export async function policyIntake(p: PolicyIntakePorts, from: string, data: Uint8Array): Promise<PolicyIntakeResult> {
   const retry = !p.isBanned(from);
-  let r = await p.offer(data, { kind: 'gossip', peer: from }, { retryBelowThreshold: retry });
+  let early!: (v: Verified) => void;
+  const verified = new Promise<Verified>((resolve) => { early = resolve; });
+  const offered = p.offer(data, { kind: 'gossip', peer: from }, { retryBelowThreshold: retry, verified: early });
+  const first = await Promise.race([verified.then((v) => ({ verified: v })), offered.then((r) => ({ result: r }))]);
+  if ('verified' in first) return { verdict: TopicValidatorResult.Accept, outcome: 'accepted', verified: first.verified, settled: offered };
+  let r = first.result;
   if (r.outcome === 'below-threshold' && retry) {
     // Signed under a root this node may not hold yet (a rotation still spreading): sync
     // with the sender, which pulls any newer root, then judge the message again.
@@ -34,7 +54,7 @@ export async function policyIntake(p: PolicyIntakePorts, from: string, data: Uin
   const verdict = gossipVerdict(r.outcome);
   if (verdict === TopicValidatorResult.Reject) p.penalise(from, 'gossip-rejected', `gossip ${r.outcome}`);
   if (r.outcome === 'gap') void p.syncWith(from);
-  return { verdict, outcome: r.outcome };
+  return { verdict, outcome: r.outcome, settled: Promise.resolve(r) };
 }
 
 export interface AnnouncementIntakePorts {

@@ -212,15 +212,20 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.#dialer.identified(peer, listenAddrs);
     });
 
-    // The mesh's step after an accept (the engine runs persist → enforce → announce → status).
+    // The mesh's steps (the engine runs verify → verified → persist → enforce → announce → status).
+    // What arrived by gossip is forwarded by gossipsub itself (its validator says accept once
+    // verified), and so is the announcement of a body pulled after one; anything else we push
+    // as soon as it verified, or announce once accepted when large (a peer that hears the
+    // announcement pulls the body from us, which sync serves only once it is persisted).
+    const ours = (source: { kind: string }, version: number) => source.kind !== 'gossip' && !this.#sync.inflight.pulling(version);
     o.engine.setSteps({
+      verified: (v, source) => {
+        if (v.kind === 'policy' && ours(source, v.version) && this.#gossip.pushesWhole(v.bytes.length)) void this.#gossip.pushPolicy(v);
+      },
       announce: (cur, source) => {
         this.#applyAdmission();
         this.#sync.policyAccepted();
-        // What arrived by gossip is forwarded by gossipsub itself, and so is the announcement
-        // of a body pulled after one; anything else we push (or announce, when large).
-        if (source.kind === 'gossip' || this.#sync.inflight.pulling(cur.policy.version)) return;
-        void this.#gossip.publishPolicy(cur);
+        if (ours(source, cur.policy.version) && !this.#gossip.pushesWhole(cur.bytes.length)) void this.#gossip.publishPolicy(cur);
       },
     });
     o.engine.on('root', (root, source) => {

@@ -24,6 +24,9 @@ import { rootExpired, verifyPolicy, verifyRoot, type Outcome, type Rejection, ty
 import type { EnforcementPort, EnforcementStatus } from './ports.js';
 import { floorAfter, judgePolicy } from './accept.js';
 import { decodeTrust, encodeTrust, maxFloor, mergeTrust, TRUST_FORMAT, type PolicyFloor, type TrustRecord } from './trusted-state.js';
+import { UpdateTraces, type TraceStage, type UpdateTrace } from './trace.js';
+
+export type { TraceStage, UpdateTrace };
 
 export type SourceKind = 'gossip' | 'sync' | 'control' | 'file';
 export interface Source {
@@ -48,6 +51,31 @@ export interface EngineEvents {
   root: [TrustedRoot, Source];
   rejected: [OfferResult & { outcome: Exclude<Outcome, 'accepted'> }, Source];
   enforced: [EnforcementStatus];
+  /** One accepted policy's per-stage times, once it is enforced or superseded (trace.ts). */
+  trace: [UpdateTrace];
+}
+
+/** What offer() says the moment an envelope verified, before it is persisted. */
+export interface Verified {
+  kind: 'policy' | 'root';
+  version: number;
+  digest: string;
+  bytes: Uint8Array;
+}
+
+export interface OfferOptions {
+  /**
+   * The caller will offer this envelope again if it is below threshold (after a sync that may
+   * bring a newer root), so that outcome is not reported this time.
+   */
+  retryBelowThreshold?: boolean;
+  /**
+   * Called once the envelope verified and will be accepted, before it is persisted: gossip
+   * lets gossipsub forward it then. Nothing of this node's state is visible to peers yet
+   * (sync serves the current policy only once persisted); the bytes are signed, so a peer
+   * that gets them early verifies them itself and risks nothing.
+   */
+  verified?: (v: Verified) => void;
 }
 
 export interface EngineOptions {
@@ -83,6 +111,11 @@ export interface StartReport {
  * this node now holds). One list a reader can find, instead of a fan-out of listeners.
  */
 export interface AcceptSteps {
+  /**
+   * Runs as soon as an envelope from any source verified, before it is persisted: the mesh
+   * pushes a small policy to its peers then (what arrived by gossip, gossipsub forwards itself).
+   */
+  verified?: (v: Verified, source: Source) => void;
   announce?: (current: CurrentPolicy, source: Source) => void;
   status?: (current: CurrentPolicy) => void;
 }
@@ -107,10 +140,12 @@ export class Engine extends EventEmitter<EngineEvents> {
   #timer: Timer | null = null;
   #stopped = false;
   #report: StartReport = { lostCopies: [], damagedCopies: [] };
+  readonly #traces: UpdateTraces;
 
   constructor(o: EngineOptions) {
     super();
     this.#o = o;
+    this.#traces = new UpdateTraces(o.clock, o.log, (t) => this.emit('trace', t));
     this.#root = o.pinned;
     this.#roots = [{ version: o.pinned.root.version, bytes: encodeEnvelope(o.pinnedEnvelope), doc: o.pinned.root }];
   }
@@ -301,18 +336,29 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   /**
-   * Verify → persist → the ordered accept steps, one envelope at a time. Resolves once persisted.
-   * `retryBelowThreshold`: the caller will offer this envelope again if it is below threshold
-   * (after a sync that may bring a newer root), so that outcome is not reported this time.
+   * Verify → (opts.verified, the verified step) → persist → the ordered accept steps, one
+   * envelope at a time. Resolves once persisted.
    */
-  offer(input: Uint8Array | Envelope, source: Source, opts: { retryBelowThreshold?: boolean } = {}): Promise<OfferResult> {
-    const next = this.#chain.then(() => this.#offer(input, source, opts.retryBelowThreshold ?? false));
+  offer(input: Uint8Array | Envelope, source: Source, opts: OfferOptions = {}): Promise<OfferResult> {
+    const receivedAt = this.#o.clock.now();
+    const next = this.#chain.then(() => this.#offer(input, source, opts, receivedAt));
     this.#chain = next.catch(() => undefined);
     return next;
   }
 
-  async #offer(input: Uint8Array | Envelope, source: Source, retryBelowThreshold: boolean): Promise<OfferResult> {
+  /** Marks a stage of an accepted policy's trace that happens outside the engine (the mesh forwarding it). */
+  mark(version: number, digest: string, stage: 'forwarded', detail?: Record<string, number | string>): void {
+    this.#traces.mark(version, digest, stage, detail);
+  }
+
+  #verified(v: Verified, source: Source, opts: OfferOptions): void {
+    opts.verified?.(v);
+    this.#steps.verified?.(v, source);
+  }
+
+  async #offer(input: Uint8Array | Envelope, source: Source, opts: OfferOptions, receivedAt: number): Promise<OfferResult> {
     const { clock, store, log } = this.#o;
+    const retryBelowThreshold = opts.retryBelowThreshold ?? false;
     const decoded = input instanceof Uint8Array ? decodeEnvelope(input) : { ok: true as const, value: input };
     if (!decoded.ok) return this.#reject({ outcome: decoded.outcome, reason: decoded.reason, kind: 'unknown' }, source);
     const env = decoded.value;
@@ -321,6 +367,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       const v = verifyRoot(env, this.#root);
       if (v.outcome !== 'accepted') return this.#reject({ ...v, kind: 'root' }, source);
       const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
+      this.#verified({ kind: 'root', version: v.root.version, digest: v.digest, bytes }, source, opts);
       this.#root = { root: v.root, digest: v.digest };
       this.#roots.push({ version: v.root.version, bytes, doc: v.root });
       const text = encodeTrust(this.#record());
@@ -337,11 +384,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
     const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
     this.#floor = floorAfter(v);
+    this.#traces.begin(v.policy.version, v.digest, source, receivedAt, clock.now());
+    // Forwarded before the local write: the bytes are signed, peers verify them themselves.
+    this.#verified({ kind: 'policy', version: v.policy.version, digest: v.digest, bytes }, source, opts);
     const text = encodeTrust(this.#record());
     const signers = validSigners(env, this.#root.root.roles.policy, this.#root.root.keys).map((k) => k.keyId);
     const accept = { version: v.policy.version, digest: v.digest, signers, acceptedAt: now, source: source.kind, ...(source.peer ? { peer: source.peer } : {}) };
     await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now }, text, accept);
     void this.#writeMirror(text);
+    this.#traces.mark(v.policy.version, v.digest, 'persisted');
     crashpoint('after-persist'); // persisted, not yet enforced: a restart must enforce it
     this.#current = { policy: v.policy, envelope: v.envelope, bytes, digest: v.digest, acceptedAt: now };
     log.info({ version: v.policy.version, digest: v.digest.slice(0, 16), source: source.kind, peer: source.peer }, 'policy accepted');
@@ -376,6 +427,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   enforceNow(): Promise<EnforcementStatus> {
     const next = this.#enforceChain.then(async () => {
       const status = await this.#o.enforcer.enforce(this.#current?.policy ?? null, this.#o.clock.now());
+      if (status.state !== 'failed' && status.state !== 'pending') this.#traces.enforced(status.policyVersion);
       await this.#saveBlocked();
       this.#armTimer();
       this.emit('enforced', status);
@@ -433,4 +485,4 @@ export class Engine extends EventEmitter<EngineEvents> {
  * it and serve peers, and what the auditor needs to report on it. Neither can enforce, persist
  * or reach the store through it.
  */
-export type NodePort = Pick<Engine, 'current' | 'root' | 'floor' | 'offer' | 'rootsAfter' | 'setSteps' | 'on' | 'off' | 'startReport' | 'rootExpired'>;
+export type NodePort = Pick<Engine, 'current' | 'root' | 'floor' | 'offer' | 'mark' | 'rootsAfter' | 'setSteps' | 'on' | 'off' | 'startReport' | 'rootExpired'>;

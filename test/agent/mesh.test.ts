@@ -1,5 +1,8 @@
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cluster, until } from '../helpers/cluster.js';
+import { Cluster, until, type NodeSpec } from '../helpers/cluster.js';
+import { createLogger } from '../../src/runtime/logger.js';
+import { policyTopic } from '../../src/mesh/mesh.js';
 
 let cluster: Cluster | undefined;
 afterEach(async () => {
@@ -95,5 +98,84 @@ describe('mesh convergence', () => {
     await cluster.start(n3, [cluster.nodes[0]!.listen + '/p2p/' + cluster.nodes[0]!.peerId]);
     await cluster.converged(2, 15_000, [n3]);
     expect(n3.agent!.mesh.connectedPeers().length).toBeGreaterThan(0);
+  });
+});
+
+describe('the update path, hop by hop', () => {
+  /** Every JSON log line an agent writes, by node name (the agents log at info here). */
+  const logsOf = (c: Cluster) => {
+    const lines = new Map<string, Record<string, unknown>[]>();
+    c.deps = (spec) => {
+      const mine: Record<string, unknown>[] = [];
+      lines.set(spec.name, mine);
+      const destination = new Writable({ write(chunk: Buffer, _enc, done) { for (const l of chunk.toString().split('\n')) if (l) mine.push(JSON.parse(l) as Record<string, unknown>); done(); } });
+      return { log: createLogger({ level: 'info', pretty: false, destination }) };
+    };
+    return (name: string) => lines.get(name) ?? [];
+  };
+
+  it('an accepted policy leaves one update-trace line with every stage on the publisher and on a node that got it by gossip', async () => {
+    cluster = await Cluster.create(3, { syncInterval: '1h' });
+    const logs = logsOf(cluster);
+    await cluster.startAll();
+    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length > 0), 10_000);
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+    await cluster.converged(1);
+    // The second version: the first one is often carried by the sync exchange it starts.
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(2));
+    await cluster.converged(2);
+    const trace = (name: string) => logs(name).find((l) => l.msg === 'update trace' && l.version === 2) as { source: string; at: Record<string, number>; ms: Record<string, number> } | undefined;
+    await until(() => cluster!.nodes.every((n) => trace(n.name)), 10_000, () => cluster!.nodes.filter((n) => !trace(n.name)).map((n) => n.name).join(' '));
+    const stages = ['received', 'verified', 'forwarded', 'persisted', 'enforced'];
+    const complete = (t: { at: Record<string, number>; ms: Record<string, number> }) => {
+      for (const s of stages) expect(typeof t.at[s], s).toBe('number');
+      // Each stage is measured from the moment the engine was handed the envelope.
+      for (const s of stages) expect(t.ms[s]).toBe(t.at[s]! - t.at.received!);
+      expect(t.at.verified).toBeGreaterThanOrEqual(t.at.received!);
+      expect(t.at.persisted).toBeGreaterThanOrEqual(t.at.verified!);
+      expect(t.at.enforced).toBeGreaterThanOrEqual(t.at.persisted!);
+    };
+    const origin = trace('n0')!;
+    expect(origin.source).toBe('control');
+    complete(origin);
+    const byGossip = cluster.nodes.slice(1).map((n) => trace(n.name)!).filter((t) => t.source === 'gossip');
+    expect(byGossip.length).toBeGreaterThan(0);
+    byGossip.forEach(complete);
+    // One line per node per version.
+    for (const n of cluster.nodes) expect(logs(n.name).filter((l) => l.msg === 'update trace' && l.version === 2)).toHaveLength(1);
+  });
+
+  it('a node forwards a verified policy while its own write is still held: the next hop gets it before the relay has persisted or applied it', async () => {
+    // A line: n0 — n1 — n2. n2 can hear of v2 only through n1.
+    cluster = await Cluster.create(3, { bootstrapCount: 1, bootstrapMode: 'previous', syncInterval: '1h' });
+    await cluster.startAll();
+    const [n0, n1, n2] = cluster.nodes as [NodeSpec, NodeSpec, NodeSpec];
+    await n0.links.set(n0.agent!.mesh, (p) => p === n1.peerId);
+    await n2.links.set(n2.agent!.mesh, (p) => p === n1.peerId);
+    await until(() => n1.agent!.mesh.connectedPeers().length === 2, 10_000);
+    await cluster.publish(n0, cluster.policy(1));
+    await cluster.converged(1);
+    // Both links of the relay in its gossip mesh for the policy topic.
+    const pubsub = n1.agent!.mesh.libp2p.services.pubsub as unknown as { getMeshPeers(t: string): string[] };
+    await until(() => pubsub.getMeshPeers(policyTopic('test')).length === 2, 10_000);
+
+    // The relay's disk stalls: its policy write waits until released.
+    const store = n1.agent!.store;
+    const write = store.savePolicy.bind(store);
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    let writing = false;
+    store.savePolicy = async (...a) => { writing = true; await held; return write(...a); };
+    try {
+      await cluster.publish(n0, cluster.policy(2));
+      await until(() => cluster!.versionOf(n2) === 2, 20_000, () => `n2 holds v${cluster!.versionOf(n2)}, relay writing: ${writing}`);
+      // The relay verified and forwarded it, but has neither made it current nor applied it.
+      expect(writing).toBe(true);
+      expect(cluster.versionOf(n1)).toBe(1);
+      expect(n1.agent!.enforcer.status.policyVersion).toBe(1);
+    } finally {
+      release();
+    }
+    await cluster.converged(2);
   });
 });
