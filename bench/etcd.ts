@@ -5,7 +5,9 @@
  * Measures put → applied on every watcher vs publish → applied on N mesh agents, and the
  * fraction of nodes updated when half of them are cut off from the store (etcd) or from
  * the publishing node (mesh: they still reach other peers).
- *   npx tsx bench/etcd.ts [--nodes 30] [--quick] [--out DIR]
+ * With --watchers-only the mesh side is left out: run.ts sets it when bench/procs.ts runs in
+ * the same run (N agent processes) and pairs the two update by update (the ratio rows).
+ *   npx tsx bench/etcd.ts [--nodes 30] [--quick] [--out DIR] [--watchers-only]
  */
 import '../src/runtime/polyfill.js';
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,6 +22,7 @@ import { argValue, median, percentile, round, saveRows, spread, type Row } from 
 import { findEtcd, ETCD_INSTALL } from './machine.js';
 
 const quick = process.argv.includes('--quick');
+const watchersOnly = process.argv.includes('--watchers-only');
 const N = Number(argValue('--nodes', '30'));
 const UPDATES = quick ? 5 : 10;
 const out = resolve(argValue('--out', 'bench-out'));
@@ -108,6 +111,18 @@ try {
   await new Promise((r) => setTimeout(r, 3000));
   const etcdFraction = (applied.get(cutV)?.size ?? 0) / N;
   for (const w of watchers) w.abort();
+  const e = spread(etcdUpd);
+  if (watchersOnly) {
+    const upd99: number[] = [];
+    for (let v = 1; v <= UPDATES; v++) upd99.push(percentile(etcdLat.slice((v - 1) * N, v * N), 99));
+    const p = spread(upd99);
+    rows.push({ scenario: 'etcd-watch', metric: `put → applied per watcher (median), ${N} watchers`, unit: 'ms', nodes: N, value: round(median(etcdLat)), min: e.min, max: e.max, runs: etcdUpd.length, samples: etcdUpd.map((x) => round(x)) });
+    rows.push({ scenario: 'etcd-watch', metric: `put → applied per watcher (p99), ${N} watchers`, unit: 'ms', nodes: N, value: round(percentile(etcdLat, 99)), min: p.min, max: p.max, runs: upd99.length, samples: upd99.map((x) => round(x)) });
+    rows.push({ scenario: 'partial-cut', metric: 'fraction of etcd watchers updated when half are cut from the store', unit: 'fraction', nodes: N, value: round(etcdFraction, 3) });
+    for (const r of rows) console.log(`${r.metric.padEnd(76)} ${r.value} ${r.unit}${r.min !== undefined ? ` [${r.min}–${r.max}]` : ''}`);
+    saveRows(`${out}/etcd.json`, rows);
+    await c.destroy();
+  } else {
 
   // --- mesh side, same N, same machine, same run ---
   await c.startAll();
@@ -139,7 +154,7 @@ try {
   const meshFraction = c.nodes.filter((n) => c.versionOf(n) === meshCutV).length / N;
   await c.destroy();
 
-  const m = spread(meshUpd), e = spread(etcdUpd);
+  const m = spread(meshUpd);
   rows.push({ scenario: 'convergence', metric: 'publish → applied per node (median): mesh vs central store', unit: 'ms', nodes: N, value: round(median(meshLat)), min: m.min, max: m.max, runs: meshUpd.length, baseline: { name: 'etcd-watch', value: round(median(etcdLat)), min: e.min, max: e.max } });
   // The ratio per repetition (update i on the mesh against update i on etcd, same run).
   const ratios = spread(meshUpd.map((x, i) => x / etcdUpd[i]!));
@@ -149,6 +164,7 @@ try {
   rows.push({ scenario: 'partial-cut', metric: 'fraction of nodes updated when half are cut from the store / the publisher', unit: 'fraction', nodes: N, value: round(meshFraction, 3), baseline: { name: 'etcd-watch', value: round(etcdFraction, 3) } });
   for (const r of rows) console.log(`${r.metric.padEnd(76)} ${r.baseline ? `mesh ${r.value} vs etcd ${r.baseline.value}` : r.value} ${r.unit}${r.min !== undefined ? ` [${r.min}–${r.max}]` : ""}`);
   saveRows(`${out}/etcd.json`, rows);
+  }
 } finally {
   etcd.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });

@@ -24,11 +24,12 @@ const N = Number(argValue('--nodes', '30'));
 const UPDATES = Number(argValue('--updates', quick ? '5' : '10'));
 const BIN = resolve(import.meta.dirname, '..', 'bin', 'picket.js');
 
+/** A port free on every address (bound on the wildcard), so every agent can listen on it. */
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, '0.0.0.0', () => {
       const a = s.address();
       s.close(() => res(typeof a === 'object' && a ? a.port : 0));
     });
@@ -93,16 +94,21 @@ const c = await Cluster.create(N, { transport: 'tcp' });
 const procs: Proc[] = [];
 const rows: Row[] = [];
 try {
-  const ports: number[] = [];
-  for (let i = 0; i < N; i++) ports.push(await freePort());
-  const addr = (i: number) => `/ip4/127.0.0.1/tcp/${ports[i]}/p2p/${c.nodes[i]!.peerId}`;
+  // Laid out as a fleet is: every agent on its own address, all on the same port, and the
+  // policy lists those addresses — so a node can dial any peer the policy names and take the
+  // addresses peers report (identify, peer exchange), as it would in production. Each agent
+  // has its own loopback address (127.0.1.i: the whole of 127/8 is loopback on Linux).
+  if (N > 254) throw new Error('--nodes: at most 254 (one loopback address each)');
+  const port = await freePort();
+  const ip = (i: number) => `127.0.1.${i + 1}`;
+  const addr = (i: number) => `/ip4/${ip(i)}/tcp/${port}/p2p/${c.nodes[i]!.peerId}`;
   for (let i = 0; i < N; i++) {
     const spec = c.nodes[i]!;
     const bootstrap = [1, 2, 3].map((d) => (i - d + N) % N).filter((j) => j !== i).map(addr);
     const cfg = join(c.dir, `${spec.name}.yaml`);
     writeFileSync(cfg, [
       'meshId: test', `dataDir: ${spec.dir}`, `identityKey: ${join(c.dir, `${spec.name}.key`)}`, `trustedRoot: ${join(c.dir, 'root.json')}`,
-      `listen: [/ip4/127.0.0.1/tcp/${ports[i]}]`, `bootstrap: [${bootstrap.join(', ')}]`,
+      `listen: [/ip4/${ip(i)}/tcp/${port}]`, `bootstrap: [${bootstrap.join(', ')}]`,
       'mesh: { minPeers: 6 }', 'enforcement: { backend: memory }', 'audit: { interval: 1h, probeInterval: 0 }', 'alerts: []',
       `control: { socket: ${join(spec.dir, 'control.sock')} }`, 'log: { level: info, pretty: false }', '',
     ].join('\n'));
@@ -119,7 +125,8 @@ try {
     procs.push(p);
   }
   const publish = async (via: number, v: number) => {
-    const r = await call(procs[via]!.socket, 'POST', '/v1/policy', c.signed(c.policy(v)));
+    const p = c.policy(v);
+    const r = await call(procs[via]!.socket, 'POST', '/v1/policy', c.signed({ ...p, nodes: p.nodes.map((n, i) => ({ ...n, addresses: [ip(i)] })) }));
     if (r.status !== 200) throw new Error(`publish v${v}: ${JSON.stringify(r.body)}`);
   };
   // The control socket exists once an agent is fully up.
@@ -164,8 +171,8 @@ try {
   const tag = `${N} agent processes`;
   // value: over every node and update; min/max: the same figure's range across the updates.
   const range = (v: number[]) => { const s = spread(v); return { min: s.min, max: s.max, runs: v.length }; };
-  rows.push({ scenario: 'convergence', metric: `publish → applied, per node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(perNode)), ...range(updMedian) });
-  rows.push({ scenario: 'convergence', metric: `publish → applied, per node (p99), ${tag}`, unit: 'ms', nodes: N, value: round(percentile(perNode, 99)), ...range(updP99) });
+  rows.push({ scenario: 'convergence', metric: `publish → applied, per node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(perNode)), ...range(updMedian), samples: updMedian.map((x) => round(x)) });
+  rows.push({ scenario: 'convergence', metric: `publish → applied, per node (p99), ${tag}`, unit: 'ms', nodes: N, value: round(percentile(perNode, 99)), ...range(updP99), samples: updP99.map((x) => round(x)) });
   rows.push({ scenario: 'convergence', metric: `publish → applied on every node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(all)), ...range(all) });
   rows.push({ scenario: 'convergence', metric: `agents still without an update 60 s after it was published (all updates), ${tag}`, unit: 'agent-updates', nodes: N, value: missed });
   rows.push({ scenario: 'memory', metric: `RSS per agent (median), ${tag} with minPeers 6`, unit: 'MB', nodes: N, value: round(median(rss), 1) });

@@ -28,6 +28,8 @@ export interface Row {
   min?: number;
   max?: number;
   runs?: number;
+  /** The repetitions themselves, in order (run.ts pairs them across scripts of one run). */
+  samples?: number[];
 }
 
 export function saveRows(path: string, rows: Row[]): void {

@@ -1,8 +1,9 @@
 /**
  * The node's state machine, and the only writer of its trusted state. Every envelope — from
  * gossip, sync, the control API or the policy file — goes through offer(), which is
- * serialized: verify (pure, against the trusted state) → persist (one atomic batch plus the
- * fsynced mirror) → the ordered steps after an accept (enforce → announce → status).
+ * serialized: verify (pure, against the trusted state) → the verified step (the mesh forwards
+ * the signed bytes; nothing of this node's state changed yet) → persist (one atomic batch plus
+ * the fsynced mirror) → the ordered steps after an accept (enforce → announce → status).
  *
  * The trusted state (src/node/trusted-state.ts) only moves forward: the newest verified root
  * stays trusted after it expires (TUF), the version floor survives a lost policy record or a
