@@ -232,6 +232,11 @@ ${(() => {
   two cores: the per-node latencies rise almost linearly from the publisher's ~20–60 ms to a
   few hundred. With 10 processes the median was ~35 ms (one separate run, not in this table). Idle, an agent uses well under 1% of a
   core (the "idle CPU" row).
+- **Where each update's time went** (the \`hops\` rows): every agent logs one \`update trace\`
+  line per version (received, verified, forwarded, persisted, enforced; src/node/trace.ts),
+  which bench/procs.ts turns into per-hop figures and the hop count from the publisher. A
+  node forwards as soon as it verified, so a hop costs a verification and a network hop;
+  the LevelDB write and the apply are each node's own time, not its successors'.
 - **Small updates cost more bytes than their size**: after applying, every node gossips a
   signed status (~300 bytes) so that any node can show the fleet; each node receives every
   status from a few mesh peers. That is O(N) bytes per node per fleet-wide change — fine at
