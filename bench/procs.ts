@@ -126,7 +126,7 @@ try {
   }
   const publish = async (via: number, v: number) => {
     const p = c.policy(v);
-    const r = await call(procs[via]!.socket, 'POST', '/v1/policy', c.signed({ ...p, nodes: p.nodes.map((n, i) => ({ ...n, addresses: [ip(i)] })) }));
+    const r = await call(procs[via]!.socket, 'POST', '/v1/policy', c.signed({ ...p, nodes: p.nodes.map((n, i) => ({ ...n, addresses: [ip(i)] })) }), 120_000);
     if (r.status !== 200) throw new Error(`publish v${v}: ${JSON.stringify(r.body)}`);
   };
   // The control socket exists once an agent is fully up.
@@ -134,7 +134,8 @@ try {
   const up = () => procs.filter((p) => { try { readFileSync(p.socket); return false; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ENOENT'; } }).length;
   await until(() => up() === N, 240_000, () => `${up()}/${N} agents up`);
   await publish(0, 1);
-  await until(() => procs.every((p) => p.applied.has(1)), 60_000, () => `v1 on ${procs.filter((p) => p.applied.has(1)).length}/${N}`);
+  // The first policy also lets the mesh mix (peers dial what it names): on busy cores, minutes.
+  await until(() => procs.every((p) => p.applied.has(1)), 180_000, () => `v1 on ${procs.filter((p) => p.applied.has(1)).length}/${N}`);
   // Steady state, as in bench/mesh.ts: a warm-up, then a quiet gap after each update (every
   // node gossips a signed status 1–3 s after a change).
   await new Promise((r) => setTimeout(r, quick ? 3000 : Math.max(5000, N * 300)));
