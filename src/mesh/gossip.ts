@@ -7,7 +7,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import type { CurrentPolicy, NodePort, OfferResult, Verified } from '../node/engine.js';
+import type { CurrentPolicy, NodePort, Verified } from '../node/engine.js';
 import type { Admission, Penalise } from './admission.js';
 import type { AntiEntropy } from './anti-entropy.js';
 import type { MeshMetrics } from './metrics.js';
