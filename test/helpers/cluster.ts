@@ -50,6 +50,11 @@ export interface ClusterOptions {
   overrides?: Record<string, unknown>;
   /** mesh.announceAbove (bytes; null: always push whole envelopes). */
   announceAbove?: number | null;
+  /**
+   * TCP only: node i listens on 127.0.1.(i+1) at this one port, and policies list that address,
+   * as a real fleet runs the agent on one port everywhere (policy addresses are dialable).
+   */
+  sharedPort?: number;
 }
 
 export class Cluster {
@@ -82,7 +87,7 @@ export class Cluster {
     const dir = join(this.dir, `n${i}`);
     const keyFile = join(this.dir, `n${i}.key`);
     writeFileSync(keyFile, Buffer.from(privateKeyToProtobuf(key)).toString('base64'));
-    const listen = this.opts.transport === 'memory' ? `/memory/c${this.#id}-n${i}-${process.pid}` : '/ip4/127.0.0.1/tcp/0';
+    const listen = this.opts.transport === 'memory' ? `/memory/c${this.#id}-n${i}-${process.pid}` : this.opts.sharedPort ? `/ip4/127.0.1.${i + 1}/tcp/${this.opts.sharedPort}` : '/ip4/127.0.0.1/tcp/0';
     const spec: NodeSpec = { name: `n${i}`, key, peerId: peerIdFromPrivateKey(key).toString(), dir, listen, backend: new MemoryBackend(), agent: null, history: [], links: new LinkFilter() };
     this.nodes.push(spec);
     return spec;
@@ -158,7 +163,7 @@ export class Cluster {
     return {
       meshId: 'test', version, issuedAt: Date.now() - 1000, expires: Date.now() + 86400e3,
       // Addresses follow the node, not its position in this policy (removing one shifts nothing).
-      nodes: nodes.map((n) => { const i = this.nodes.indexOf(n); return { name: n.name, peerId: n.peerId, addresses: [`10.99.${i >> 8}.${(i & 255) + 1}`], roles: [i % 2 ? 'db' : 'web'] }; }),
+      nodes: nodes.map((n) => { const i = this.nodes.indexOf(n); return { name: n.name, peerId: n.peerId, addresses: [this.opts.sharedPort ? `127.0.1.${i + 1}` : `10.99.${i >> 8}.${(i & 255) + 1}`], roles: [i % 2 ? 'db' : 'web'] }; }),
       rules: [{ name: 'https', to: ['role:web'], from: ['any'], proto: 'tcp', ports: [{ first: 443, last: 443 }] }, { name: `v${version}`, to: ['any'], from: ['role:web'], proto: 'tcp', ports: [{ first: 1000 + version, last: 1000 + version }] }],
       exceptions: [], settings: { onExpiry: 'keep' },
       ...opts.extra,
