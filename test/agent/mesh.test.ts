@@ -13,31 +13,30 @@ afterEach(async () => {
 const monotonic = (h: number[]) => h.every((v, i) => i === 0 || v > h[i - 1]!);
 
 describe('mesh convergence', () => {
-  it('a fleet bootstrapped as a line mixes within seconds of its first policy (peer addresses are only taken once a policy says who belongs)', async () => {
-    // Each node knows only the one started before it; the sync interval is far beyond the test.
-    cluster = await Cluster.create(8, { transport: 'tcp', minPeers: 2, bootstrapCount: 1, bootstrapMode: 'previous', syncInterval: '1h' });
+  /**
+   * Each node knows only the one started before it; the sync interval is far beyond the test.
+   * After the first policy, at least half the nodes must hold a connection beyond the line.
+   */
+  async function lineMixes(extra: Partial<Parameters<typeof Cluster.create>[1]> = {}): Promise<void> {
+    cluster = await Cluster.create(8, { transport: 'tcp', minPeers: 2, bootstrapCount: 1, bootstrapMode: 'previous', syncInterval: '1h', ...extra });
     await cluster.startAll();
     await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= 1), 20_000);
     const far = () => cluster!.nodes.filter((n, i) => n.agent!.mesh.connectedPeers().some((p) => Math.abs(cluster!.nodes.findIndex((m) => m.peerId === p) - i) > 1)).length;
     expect(far()).toBe(0);
     await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
     await cluster.converged(1, 30_000);
-    // Addresses learned in the exchanges the policy starts lead to dials beyond the line.
     await until(() => far() >= cluster!.nodes.length / 2, 20_000);
+  }
+
+  it('a fleet bootstrapped as a line mixes within seconds of its first policy (peer addresses are only taken once a policy says who belongs)', async () => {
+    // Addresses learned in the exchanges the policy starts lead to dials beyond the line.
+    await lineMixes();
   });
 
   it('a line-bootstrapped fleet whose policy already names every address still mixes after its first policy (nothing left to learn from exchanges)', async () => {
     // One port everywhere, policy addresses dialable: exchanges teach no new address, so mixing
     // must come from the accept itself (bench: 30 agents stayed a ring, 9 hops deep).
-    const port = 20000 + (process.pid % 20000);
-    cluster = await Cluster.create(8, { transport: 'tcp', minPeers: 2, bootstrapCount: 1, bootstrapMode: 'previous', syncInterval: '1h', sharedPort: port });
-    await cluster.startAll();
-    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= 1), 20_000);
-    const far = () => cluster!.nodes.filter((n, i) => n.agent!.mesh.connectedPeers().some((p) => Math.abs(cluster!.nodes.findIndex((m) => m.peerId === p) - i) > 1)).length;
-    expect(far()).toBe(0);
-    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
-    await cluster.converged(1, 30_000);
-    await until(() => far() >= cluster!.nodes.length / 2, 20_000);
+    await lineMixes({ sharedPort: 20000 + (process.pid % 20000) });
   });
 
   it('10 nodes on the memory transport with latency converge on a published policy', async () => {

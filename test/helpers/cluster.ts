@@ -51,7 +51,7 @@ export interface ClusterOptions {
   /** mesh.announceAbove (bytes; null: always push whole envelopes). */
   announceAbove?: number | null;
   /**
-   * TCP only: node i listens on 127.0.1.(i+1) at this one port, and policies list that address,
+   * TCP only (0: off): node i listens on 127.0.1.(i+1) at this one port, and policies list that address,
    * as a real fleet runs the agent on one port everywhere (policy addresses are dialable).
    */
   sharedPort?: number;
@@ -68,7 +68,7 @@ export class Cluster {
   #id = ++clusterSeq;
 
   private constructor(opts: ClusterOptions) {
-    this.opts = { transport: 'memory', latency: 2, syncInterval: '1s', minPeers: 4, bootstrapCount: 1, bootstrapMode: 'first', overrides: {}, announceAbove: 16 * 1024, ...opts };
+    this.opts = { transport: 'memory', latency: 2, syncInterval: '1s', minPeers: 4, bootstrapCount: 1, bootstrapMode: 'first', overrides: {}, announceAbove: 16 * 1024, sharedPort: 0, ...opts };
     this.dir = mkdtempSync(join(tmpdir(), 'picket-cluster-'));
     const now = Date.now();
     this.rootEnvelope = signEnvelope(PAYLOAD_TYPE.root, encodeRoot(rootDoc([this.admin], 1, [this.admin], 1, 1, now + 365 * 86400e3)), [this.admin]);
