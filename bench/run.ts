@@ -61,10 +61,11 @@ if (only.includes('apply')) ran.apply = canKernel ? runScript('apply.ts') : fals
 // The central-store baseline always runs: installed here when missing (as .ci/run installs nft).
 // With the agent processes in this run, etcd's watchers are compared with them (no second fleet).
 if (only.includes('etcd')) ran.etcd = ensureEtcd((l) => console.log(l)) ? runScript('etcd.ts', ran.procs ? ['--watchers-only'] : []) : false;
+if (only.includes('status')) ran.status = runScript('status.ts');
 if (only.includes('sim')) ran.sim = runScript('sim.ts', ['--nodes', quick ? '1000' : '10000,1000', '--seeds', '5', '--degree', '6', '--latency', '50ms', '--loss', '0.05', '--seed', '42']);
 
 const rows: Row[] = [];
-for (const f of ['trust.json', 'mesh.json', 'procs.json', 'bytes.json', 'apply.json', 'etcd.json', 'sim-rows.json']) {
+for (const f of ['trust.json', 'mesh.json', 'procs.json', 'bytes.json', 'apply.json', 'etcd.json', 'sim-rows.json', 'status.json']) {
   const p = join(out, f);
   if (existsSync(p)) rows.push(...(JSON.parse(readFileSync(p, 'utf8')) as Row[]));
 }

@@ -18,6 +18,8 @@ import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statu
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, type Claim } from './status-digest.js';
+import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim } from './status-claims.js';
 
 export interface AuditOptions {
   meshId: string;
@@ -43,6 +45,17 @@ export interface AuditOptions {
   rootExpiryWarning: number;
   /** How long a newer version may be reported by peers while this node enforces an older one. */
   lagAfter?: number;
+  /**
+   * How changes travel (docs/decisions.md "status plane"): 'digest' (default) sends compact
+   * signed claims to direct neighbours, who merge and verify only what they use; 'full' is the
+   * earlier plane, every node's full signed status flooded and verified by every node on
+   * every change (kept for side-by-side benchmarks).
+   */
+  statusPlane?: 'digest' | 'full';
+  /** digest plane: every how many statusIntervals the full signed status and the full digest go out (default 4). */
+  fullEvery?: number;
+  /** digest plane: unverified claims checked at random per audit round (default 3). */
+  sampleClaims?: number;
   /** Test hook: where listening sockets come from. */
   listeners?: () => Listener[];
   /** The node's drop totals as last read (the agent's DropReader); absent or null: not counted. */
@@ -72,10 +85,46 @@ export class Auditor {
   #lastPublished = '';
   /** Since when peers' signed statuses have reported a newer version than this node enforces. */
   #behindSince: number | null = null;
+  #digest: FleetDigest;
+  /** Node reference (status-claims.ts nodeRef) → PeerId, for the policy held. */
+  #refs = new Map<string, string>();
+  #refsFor = -1;
+  /** Signatures of the claims this process signed, by seq (bounded): tells echoes from twins. */
+  #publishedClaims = new Map<number, string>();
+  #ticks = 0;
+  #relay: Timer | null = null;
+  #relayFull = false;
+  /** When each neighbour last got our full digest (bounded by the policy's nodes). */
+  #servedAt = new Map<string, number>();
+  /** Full statuses verified (the 'full' plane's cost, and the periodic detail on the digest plane). */
+  #statusVerifications = 0;
 
   constructor(o: AuditOptions) {
     this.#o = o;
     this.#startedAt = o.clock.now();
+    this.#digest = new FleetDigest({ self: o.peerId, verify: claimVerifier(o.meshId) });
+  }
+
+  get #plane(): 'digest' | 'full' {
+    return this.#o.statusPlane ?? 'digest';
+  }
+
+  /** Signature checks this node made for the status plane (benchmarks, metrics). */
+  get verifications(): { statuses: number; claims: number } {
+    return { statuses: this.#statusVerifications, claims: this.#digest.verifications };
+  }
+
+  /** The pure status-plane state (tests, simulations). */
+  get digest(): FleetDigest {
+    return this.#digest;
+  }
+
+  #members(): void {
+    const p = this.#o.engine.current?.policy;
+    if (!p || p.version === this.#refsFor) return;
+    this.#refsFor = p.version;
+    this.#refs = new Map(p.nodes.map((n) => [nodeRef(n.peerId), n.peerId]));
+    this.#digest.setMembers(p.nodes.map((n) => n.peerId));
   }
 
   async start(): Promise<void> {
@@ -86,6 +135,9 @@ export class Auditor {
       if (v?.status && !statusFieldProblem(v.status)) this.#statuses.set(k.slice('status/'.length), v);
     }
     o.mesh.subscribeStatus((bytes, from, withinBudget) => this.#receive(bytes, from, withinBudget));
+    this.#members();
+    o.engine.on('policy', () => this.#members());
+    if (this.#plane === 'digest') o.mesh.subscribeDigest((bytes, from) => this.#receiveDigest(bytes, from));
     // Alerts open from before a restart stay open at least one quiet window.
     for (const a of o.alerts.openAlerts()) if (a.class === 'duplicate-identity') this.#twinSeenAt.set(a.key, this.#startedAt);
     o.mesh.libp2p.addEventListener('peer:identify', (e) => {
@@ -108,11 +160,22 @@ export class Auditor {
     o.alerts.on('event', () => this.#soon());
     this.#schedule();
     await this.publishStatus();
+    if (this.#plane === 'digest') {
+      // A new neighbour holds none of our view: it gets all of it, a moment later — unless it
+      // had our full view lately. A digest goes to every neighbour and connections come and go
+      // (sync dials, trimming): a full digest per connection cost 11 KB/s per node idle at 30
+      // nodes; without any, views missed nodes after start-up (lost first digests).
+      o.mesh.libp2p.addEventListener('peer:connect', (e) => {
+        const at = this.#servedAt.get(e.detail.toString());
+        if (at === undefined || o.clock.now() - at > (this.#o.fullEvery ?? DIGEST_TIMING.fullEvery) * this.#o.statusInterval) this.#relaySoon(true);
+      });
+      await this.publishDigest({ periodic: true, full: true });
+    }
   }
 
   #schedule(): void {
     const o = this.#o;
-    this.#every(o.statusInterval, () => this.publishStatus(true));
+    this.#every(o.statusInterval, () => (this.#plane === 'full' ? this.publishStatus(true) : this.#tick()));
     this.#every(5000, () => this.#flushStatuses());
     this.#every(o.auditInterval, () => this.audit());
     if (o.probeInterval > 0) this.#every(o.probeInterval, () => this.probe());
@@ -238,7 +301,9 @@ export class Auditor {
     const { alerts, enforcer, engine } = this.#o;
     const applied = enforcer.status.policyVersion ?? 0;
     const members = engine.current?.policy.nodes.map((n) => n.peerId) ?? [];
-    const claim = newerClaim(applied, this.#statuses, members, this.#o.peerId);
+    // Hearsay notices that someone is ahead; only a verified claim may raise the alert.
+    let claim = newerClaim(applied, this.#rows(members, false), members, this.#o.peerId);
+    if (claim && now - (this.#behindSince ?? now) >= (this.#o.lagAfter ?? 300_000)) claim = newerClaim(applied, this.#rows([claim.peerId], true), [claim.peerId], this.#o.peerId) ?? newerClaim(applied, this.#rows(members, true), members, this.#o.peerId);
     if (!claim) {
       this.#behindSince = null;
       await alerts.resolve('node-lagging', `enforcing v${applied}`);
@@ -297,6 +362,7 @@ export class Auditor {
     const self = this.#o.peerId;
     // Our own PeerId is judged apart (never stored, and before any policy too): it is how two
     // agents sharing one identity find out.
+    this.#statusVerifications++;
     const v = await intakeStatus(bytes, this.#o.meshId, self, (p) => this.#isMember(p), this.#statuses, withinBudget);
     if ('reason' in v) {
       this.#o.log.debug({ from, reason: v.reason }, 'status not accepted');
@@ -321,8 +387,94 @@ export class Auditor {
     if (this.#pending || this.#stopped) return;
     this.#pending = this.#o.clock.setTimeout(() => {
       this.#pending = null;
-      void this.publishStatus();
+      void (this.#plane === 'full' ? this.publishStatus() : this.publishDigest());
     }, statusDelay(this.#o.random.next()));
+  }
+
+  /** The periodic step on the digest plane: a fresh claim (liveness); every fullEvery-th, the details too. */
+  async #tick(): Promise<void> {
+    const full = this.#ticks++ % (this.#o.fullEvery ?? DIGEST_TIMING.fullEvery) === 0;
+    await this.publishDigest({ periodic: true, full });
+    if (full) await this.publishStatus(true);
+  }
+
+  /**
+   * One digest from a direct neighbour: decoded (limits, fields), merged without any
+   * signature check, and the change passed on to our own neighbours a moment later.
+   */
+  #receiveDigest(bytes: Uint8Array, from: string): 'merged' | 'reject' {
+    this.#members();
+    const d = decodeDigest(bytes, (ref) => this.#refs.get(ref));
+    if (!d.ok) {
+      this.#o.log.debug({ from, reason: d.reason }, 'digest not accepted');
+      return 'reject';
+    }
+    const now = this.#o.clock.now();
+    const r = this.#digest.merge(d.claims, from, now);
+    for (const c of r.aboutSelf) this.#claimAboutSelf(c, from);
+    if (r.changed.length) {
+      const applied = this.#o.enforcer.status.policyVersion ?? 0;
+      if (this.#behindSince === null && r.changed.some((id) => (this.#digest.newest(id)?.claim.policyVersion ?? 0) > applied)) this.#behindSince = now;
+      this.#relaySoon();
+    }
+    return 'merged';
+  }
+
+  /** A claim with our PeerId that we did not sign here: an echo of an earlier run, or a twin (checked: one signature). */
+  #claimAboutSelf(c: Claim, from: string): void {
+    const sig = Buffer.from(c.signature).toString('base64');
+    if (this.#publishedClaims.get(c.seq) === sig) return;
+    if (judgeOwnStatus(c, sig, { startedAt: this.#startedAt, lastSeq: this.#seq, published: this.#publishedClaims }) !== 'twin') return;
+    const probe = new FleetDigest({ self: '', verify: claimVerifier(this.#o.meshId) });
+    probe.setMembers([c.peerId]);
+    probe.merge([c], from, c.time);
+    const ok = probe.verified(c.peerId) !== undefined;
+    this.#statusVerifications++;
+    if (ok) void this.#twin({ ...this.statusNow(), seq: c.seq, time: c.time, policyVersion: c.policyVersion, enforcement: c.enforcement }, from);
+  }
+
+  /** Merged news goes on to our neighbours together, a moment later (one digest, not one per arrival). */
+  #relaySoon(full = false): void {
+    this.#relayFull ||= full;
+    if (this.#relay || this.#stopped) return;
+    this.#relay = this.#o.clock.setTimeout(() => {
+      this.#relay = null;
+      const all = this.#relayFull;
+      this.#relayFull = false;
+      void this.publishDigest({ full: all });
+    }, DIGEST_TIMING.relayDelay[0] + this.#o.random.next() * (DIGEST_TIMING.relayDelay[1] - DIGEST_TIMING.relayDelay[0]));
+  }
+
+  /**
+   * Signs a fresh claim when what a reader sees changed (or `periodic`: liveness), and sends
+   * our neighbours the claims that changed since the last digest (`full`: every claim held).
+   */
+  publishDigest(opts: { periodic?: boolean; full?: boolean } = {}): Promise<void> {
+    this.#publishing = this.#publishing.then(async () => {
+      if (this.#stopped) return;
+      const o = this.#o;
+      this.#members();
+      const now = this.statusNow();
+      const fingerprint = JSON.stringify({ ...now, time: 0, findings: [] });
+      if (opts.periodic || fingerprint !== this.#lastPublished) {
+        this.#lastPublished = fingerprint;
+        this.#seq = Math.max(this.#seq + 1, o.clock.now());
+        await o.store.putJson('status-seq', this.#seq);
+        const claim = await signClaim(o.meshId, { peerId: o.peerId, policyVersion: now.policyVersion, enforcement: now.enforcement, alerts: now.alerts, seq: this.#seq, time: now.time }, o.privateKey);
+        this.#publishedClaims.set(claim.seq, Buffer.from(claim.signature).toString('base64'));
+        if (this.#publishedClaims.size > 256) this.#publishedClaims.delete(this.#publishedClaims.keys().next().value!);
+        this.#digest.own(claim, o.clock.now());
+      }
+      const claims = opts.full ? this.#digest.all() : this.#digest.delta();
+      if (opts.full) {
+        this.#digest.delta();
+        const at = o.clock.now();
+        this.#servedAt = new Map([...this.#servedAt].filter(([id]) => this.#digest.isMember(id)));
+        for (const id of o.mesh.connectedPeers()) this.#servedAt.set(id, at);
+      }
+      for (const bytes of encodeDigests(claims)) await o.mesh.publishDigest(bytes);
+    }).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'digest publish failed'));
+    return this.#publishing;
   }
 
   async #flushStatuses(): Promise<void> {
@@ -381,13 +533,36 @@ export class Auditor {
    * last gossiped (that one waits a jittered moment after an apply, and an operator who just
    * saw `status` say v2 must not read v0 for the same node in `status --mesh`).
    */
-  fleet(): ReturnType<typeof fleetView> {
+  fleet(opts: { verify?: boolean } = {}): ReturnType<typeof fleetView> {
     const o = this.#o;
+    this.#members();
     const nodes = o.engine.current?.policy.nodes ?? [];
     const now = o.clock.now();
-    const statuses = new Map(this.#statuses);
-    statuses.set(o.peerId, { status: { ...this.statusNow(), seq: this.#seq }, receivedAt: now });
+    const statuses = this.#rows(nodes.map((n) => n.peerId), opts.verify ?? true);
+    statuses.set(o.peerId, { status: { ...this.statusNow(), seq: this.#seq }, receivedAt: now, verified: true });
     return fleetView(nodes.map((n) => ({ peerId: n.peerId, name: n.name })), statuses, now, o.silentAfter);
+  }
+
+  /**
+   * Per node, the newer of its last full signed status and its newest claim: verified claims
+   * only when `verify` (checked now if need be, each claim once), any claim otherwise. The
+   * details a claim leaves out (policy digest, ruleset hash, findings) come from the full
+   * status while it speaks of the same version.
+   */
+  #rows(ids: readonly string[], verify: boolean): Map<string, { status: NodeStatus; receivedAt: number; verified: boolean }> {
+    const out = new Map<string, { status: NodeStatus; receivedAt: number; verified: boolean }>();
+    for (const id of ids) {
+      const s = this.#statuses.get(id);
+      const c = claimRow(this.#digest, id, verify);
+      if (c && (!s || c.seq > s.status.seq)) {
+        const same = s?.status.policyVersion === c.policyVersion;
+        out.set(id, {
+          status: { meshId: this.#o.meshId, peerId: id, policyVersion: c.policyVersion, digest: same ? s.status.digest : '', rulesetHash: same ? s.status.rulesetHash : '', enforcement: c.enforcement, lastApplyAt: same ? s.status.lastApplyAt : 0, alerts: c.alerts, seq: c.seq, time: c.time, findings: same ? s.status.findings : [] },
+          receivedAt: c.learnedAt, verified: c.verified,
+        });
+      } else if (s) out.set(id, { ...s, verified: true });
+    }
+    return out;
   }
 
   /** One audit round: listeners, expiry, silent nodes, stale event alerts. */
@@ -431,7 +606,13 @@ export class Auditor {
     // Silence is judged only once the agent has been up long enough to have heard everyone.
     if (now - this.#startedAt > o.silentAfter) {
       const keep = new Set<string>();
-      for (const n of this.fleet().nodes) {
+      // Silence is judged on any claim (a verified view would check every node's signature
+      // every round); an open alert resolves only on a verified one, and a few random claims
+      // are checked each round so forged ones surface (docs/threat-model.md "Status plane").
+      this.#digest.sample(o.sampleClaims ?? 3, (n) => o.random.int(n));
+      const open = new Set(o.alerts.openAlerts().filter((a) => a.class === 'node-silent').map((a) => a.key.slice('node-silent/'.length)));
+      for (const n of this.fleet({ verify: false }).nodes) if (!n.silent && open.has(n.peerId)) this.#digest.verified(n.peerId);
+      for (const n of this.fleet({ verify: false }).nodes) {
         if (!n.silent || n.peerId === o.peerId) continue;
         const key = `node-silent/${n.peerId}`;
         keep.add(key);
@@ -474,6 +655,7 @@ export class Auditor {
     this.#stopped = true;
     for (const t of this.#timers) t.cancel();
     this.#pending?.cancel();
+    this.#relay?.cancel();
     await this.#publishing;
     await this.#flushStatuses().catch(() => undefined);
   }

@@ -165,10 +165,12 @@ export interface FleetNode {
   /** Drop counters the node's last status carried (0 when it carried none). */
   dropped?: number;
   wouldDrop?: number;
+  /** The row's facts come from a signature this node checked (false: unverified hearsay, or never heard). Always set by fleetView. */
+  verified?: boolean;
 }
 
 /** The fleet view (pure): every policy node with its latest status, silent ones marked. */
-export function fleetView(nodes: { peerId: string; name: string }[], statuses: Map<string, { status: NodeStatus; receivedAt: number }>, now: number, silentAfter: number): { nodes: FleetNode[]; summary: string } {
+export function fleetView(nodes: { peerId: string; name: string }[], statuses: Map<string, { status: NodeStatus; receivedAt: number; verified?: boolean }>, now: number, silentAfter: number): { nodes: FleetNode[]; summary: string } {
   const out: FleetNode[] = nodes.map((n) => {
     const s = statuses.get(n.peerId);
     return {
@@ -182,6 +184,7 @@ export function fleetView(nodes: { peerId: string; name: string }[], statuses: M
       alerts: s?.status.alerts ?? [],
       findings: s?.status.findings ?? [],
       ...(s ? { dropped: s.status.dropped ?? 0, wouldDrop: s.status.wouldDrop ?? 0 } : {}),
+      verified: s ? s.verified !== false : false,
     };
   });
   const versions = out.filter((n) => n.policyVersion !== null).map((n) => n.policyVersion!);

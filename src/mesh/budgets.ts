@@ -14,12 +14,14 @@
  * | `streams`                | 2 at once          | PeerId × protocol (sync)             | stream reset before a byte is read; strike                         |
  * | `statuses`               | 30 burst, 60/min   | node that signed it (origin)         | not stored, not relayed; strike when the origin is the sender      |
  * | `announcements`          | 10 burst, 10/min   | forwarding peer                      | not verified, not pulled, not relayed; strike                      |
+ * | `digests`                | 120 burst, 600/min | sending neighbour                    | not decoded, not merged; strike                                    |
  * | `unadmitted-connections` | 32 (of 64)         | all peers no policy (or, before any, no bootstrap entry) lists | refused; counted, one aggregated alert |
  * | `unadmitted-streams`     | 4 at once          | the same strangers, together         | stream reset; counted, one aggregated alert                        |
  *
  * Honest peers stay far inside these: one exchange per peer at a time (two while both sides
  * start one), a status on change (debounced ≥ 1 s) and every `statusInterval`, one
- * announcement per published policy. Strangers keep half the connection slots free for the
+ * announcement per published policy, a digest at most every 250 ms (status plane: one per
+ * statusInterval and one per batch of news, coalesced). Strangers keep half the connection slots free for the
  * bootstrap peers that bring the first policy. Pure bookkeeping on an injected clock.
  */
 import type { Clock } from '../runtime/clock.js';
@@ -31,6 +33,8 @@ export interface BudgetLimits {
   statusesPerMinute: number;
   announcementBurst: number;
   announcementsPerMinute: number;
+  digestBurst: number;
+  digestsPerMinute: number;
   unadmittedConnections: number;
   unadmittedStreams: number;
 }
@@ -42,11 +46,13 @@ export const DEFAULT_BUDGETS: Readonly<BudgetLimits> = Object.freeze({
   statusesPerMinute: 60,
   announcementBurst: 10,
   announcementsPerMinute: 10,
+  digestBurst: 120,
+  digestsPerMinute: 600,
   unadmittedConnections: 32,
   unadmittedStreams: 4,
 });
 
-export type BudgetKind = 'connections' | 'streams' | 'statuses' | 'announcements' | 'unadmitted-connections' | 'unadmitted-streams';
+export type BudgetKind = 'connections' | 'streams' | 'statuses' | 'announcements' | 'digests' | 'unadmitted-connections' | 'unadmitted-streams';
 
 /** A token bucket: `burst` tokens, refilled at `perMinute`; time from the injected clock. */
 class Bucket {
@@ -97,6 +103,7 @@ export class Budgets {
   readonly limits: Readonly<BudgetLimits>;
   #statuses: Buckets;
   #announcements: Buckets;
+  #digests: Buckets;
   /** Open connections per peer (from libp2p's open/close events). */
   #conns = new Map<string, number>();
   /** Open inbound streams per protocol and peer. */
@@ -108,6 +115,7 @@ export class Budgets {
     this.limits = Object.freeze({ ...DEFAULT_BUDGETS, ...limits });
     this.#statuses = new Buckets(clock, this.limits.statusBurst, this.limits.statusesPerMinute);
     this.#announcements = new Buckets(clock, this.limits.announcementBurst, this.limits.announcementsPerMinute);
+    this.#digests = new Buckets(clock, this.limits.digestBurst, this.limits.digestsPerMinute);
   }
 
   connectionsOf(peer: string): number {
@@ -180,6 +188,12 @@ export class Budgets {
   status(origin: string, from: string): Charge {
     if (this.#statuses.take(origin)) return OK;
     return { ok: false, kind: 'statuses', strike: from === origin && this.listed(from) };
+  }
+
+  /** A status-plane digest from the neighbour `from` (never relayed), charged before it is decoded. */
+  digest(from: string): Charge {
+    if (this.#digests.take(from)) return OK;
+    return { ok: false, kind: 'digests', strike: this.listed(from) };
   }
 
   /** An announcement forwarded by `from`, charged before its signature is checked. */

@@ -22,6 +22,10 @@ export { gossipVerdict, TopicValidatorResult, type Overrun };
 
 export const policyTopic = (meshId: string) => `/picket/${meshId}/policy/1`;
 export const statusTopic = (meshId: string) => `/picket/${meshId}/status/1`;
+/** Status-plane digests: from a node to its direct neighbours only, never relayed by gossipsub. */
+export const digestTopic = (meshId: string) => `/picket/${meshId}/digest/1`;
+/** Merges one digest from a direct neighbour: 'reject' when it is malformed (the sender is struck). */
+export type DigestHandler = (bytes: Uint8Array, from: string) => 'merged' | 'reject';
 export const announceTopic = (meshId: string) => `/picket/${meshId}/announce/1`;
 
 export type StatusVerdict = 'accept' | 'ignore' | 'reject';
@@ -134,6 +138,7 @@ export class Gossip {
     const map = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const;
     this.#node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
       const from = peer.toString();
+      o.metrics.statusBytesIn.inc({ kind: 'status' }, msg.data.length);
       const withinBudget = (origin: string) => {
         const charge = o.budgets.status(origin, from);
         if (!charge.ok) o.overrun(from, charge);
@@ -169,6 +174,32 @@ export class Gossip {
 
   publishStatus(bytes: Uint8Array): Promise<void> {
     return this.publishRaw(statusTopic(this.#o.meshId), bytes);
+  }
+
+  /**
+   * Subscribes to the digest topic. Every digest is charged to its sender's digest budget,
+   * handed to `merge`, and then never forwarded (Ignore): a digest is one neighbour's view,
+   * and the receiver republishes its own merged view instead.
+   */
+  subscribeDigest(merge: DigestHandler): void {
+    const o = this.#o;
+    const topic = digestTopic(o.meshId);
+    this.#node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const from = peer.toString();
+      o.metrics.statusBytesIn.inc({ kind: 'digest' }, msg.data.length);
+      const charge = o.budgets.digest(from);
+      if (!charge.ok) { o.overrun(from, charge); return TopicValidatorResult.Ignore; }
+      if (merge(msg.data, from) === 'reject') {
+        o.penalise(from, 'invalid-status', 'invalid digest');
+        return TopicValidatorResult.Reject;
+      }
+      return TopicValidatorResult.Ignore;
+    });
+    this.#node.services.pubsub.subscribe(topic);
+  }
+
+  publishDigest(bytes: Uint8Array): Promise<void> {
+    return this.publishRaw(digestTopic(this.#o.meshId), bytes);
   }
 
   /** Spreads the policy this node holds: pushed whole, or announced when large. */

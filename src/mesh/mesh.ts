@@ -24,12 +24,12 @@ import { Budgets, type BudgetKind, type BudgetLimits, type Charge } from './budg
 import { createMeshNode, type MeshNode } from './node.js';
 import { Dialer } from './dialer.js';
 import { AntiEntropy } from './anti-entropy.js';
-import { Gossip, type StatusValidator } from './gossip.js';
+import { Gossip, type DigestHandler, type StatusValidator } from './gossip.js';
 import { MeshMetrics } from './metrics.js';
 import type { SyncStats } from './sync.js';
 import { WireMeter, type WireBytes } from './wire-meter.js';
 
-export { policyTopic, statusTopic, announceTopic, gossipVerdict } from './gossip.js';
+export { policyTopic, statusTopic, digestTopic, announceTopic, gossipVerdict, type DigestHandler } from './gossip.js';
 export { MeshMetrics, type MeshCounters } from './metrics.js';
 
 export interface MeshOptions {
@@ -318,6 +318,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   publishStatus(bytes: Uint8Array): Promise<void> {
     return this.#gossip.publishStatus(bytes);
+  }
+
+  /** Status-plane digests from direct neighbours (never relayed): `merge` says merged or reject. */
+  subscribeDigest(merge: DigestHandler): void {
+    this.#gossip.subscribeDigest(merge);
+  }
+
+  publishDigest(bytes: Uint8Array): Promise<void> {
+    return this.#gossip.publishDigest(bytes);
   }
 
   /** Forgets every redial backoff: the network changed (a partition healed), dial again now. */

@@ -18,6 +18,8 @@ export interface MeshCounters {
   pulls: number;
   strikes: Record<string, number>;
   budgetExceeded: Record<string, number>;
+  /** Status-plane bytes received (first copies reaching the validator), by kind: status | digest. */
+  statusBytesIn: Record<string, number>;
 }
 
 export class MeshMetrics {
@@ -34,6 +36,7 @@ export class MeshMetrics {
   readonly announcementsIn: Counter<'outcome'>;
   readonly announcementsOut: Counter;
   readonly pulls: Counter;
+  readonly statusBytesIn: Counter<'kind'>;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -48,6 +51,7 @@ export class MeshMetrics {
     this.syncPoliciesIn = new Counter({ name: 'picket_sync_policies_received_total', help: 'Policy envelopes received through sync (pulled or pushed)', registers });
     this.announcementsIn = new Counter({ name: 'picket_announcements_received_total', help: 'Large-policy announcements received, by what was done with them', labelNames: ['outcome'], registers });
     this.announcementsOut = new Counter({ name: 'picket_announcements_sent_total', help: 'Large-policy announcements this node published', registers });
+    this.statusBytesIn = new Counter({ name: 'picket_status_bytes_received_total', help: 'Status-plane bytes received (first copies), by kind: status (full signed statuses) or digest (neighbour digests)', labelNames: ['kind'], registers });
     this.pulls = new Counter({ name: 'picket_policy_pulls_total', help: 'Policy bodies pulled after an announcement', registers });
   }
 
@@ -66,6 +70,7 @@ export class MeshMetrics {
       pulls: await this.value(this.pulls),
       strikes: await byLabel(this.strikes, 'reason'),
       budgetExceeded: await byLabel(this.budgetExceeded, 'kind'),
+      statusBytesIn: await byLabel(this.statusBytesIn, 'kind'),
     };
   }
 

@@ -48,3 +48,18 @@ export async function verifyAsNode(peerId: string, domain: Uint8Array, bytes: Ui
     return false;
   }
 }
+
+/**
+ * verifyAsNode without a promise, for Ed25519 PeerIds only (every picket node key is
+ * Ed25519): the status plane verifies claims lazily inside pure, synchronous code. Any other
+ * key type is refused.
+ */
+export function verifyAsNodeSync(peerId: string, domain: Uint8Array, bytes: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    const pk = peerIdFromString(peerId).publicKey;
+    if (!pk || pk.type !== 'Ed25519') return false;
+    return verifyBytes(pk.raw, framed(domain, bytes), signature);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The status plane's wire: signing a node's compact claim, and encoding and decoding digests
+ * (proto/picket/status/v1/status.proto Claim, WireClaim, Digest). Decoding checks every
+ * limit and field before anything is merged; it verifies no signature (status-digest.ts
+ * decides when a signature is worth checking).
+ */
+import { createHash } from 'node:crypto';
+import type { PrivateKey } from '@libp2p/interface';
+import { isBoundedTime, LIMITS } from '../wire/limits.js';
+import { signAsNode, verifyAsNodeSync } from '../trust/node-sign.js';
+import { pb } from '../wire/proto.js';
+import type { Claim, ClaimVerifier } from './status-digest.js';
+
+const DOMAIN = new TextEncoder().encode('picket-claim-v1');
+/** Claims per digest message: a 10,000-node fleet's full digest goes in several. */
+export const MAX_DIGEST_CLAIMS = 2048;
+export const MAX_DIGEST_BYTES = MAX_DIGEST_CLAIMS * 512;
+const MAX_ALERTS = 32;
+const TOKEN = /^[a-z][a-z0-9-]{0,63}$/;
+
+/** The 8-byte reference a digest uses for a node instead of its PeerId string. */
+export function nodeRef(peerId: string): string {
+  return createHash('sha256').update(peerId).digest('hex').slice(0, 16);
+}
+
+function body(meshId: string, c: Omit<Claim, 'signature'>): Uint8Array {
+  return pb.status.v1.Claim.encode({ meshId, peerId: c.peerId, policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, timeMs: c.time }).finish();
+}
+
+export async function signClaim(meshId: string, c: Omit<Claim, 'signature'>, key: PrivateKey): Promise<Claim> {
+  return { ...c, alerts: [...c.alerts], signature: await signAsNode(key, DOMAIN, body(meshId, c)) };
+}
+
+/** The verifier the digest uses: the claim's signature, over this mesh's id, by its PeerId's key. */
+export function claimVerifier(meshId: string): ClaimVerifier {
+  return (c) => verifyAsNodeSync(c.peerId, DOMAIN, body(meshId, c), c.signature);
+}
+
+/** Digest messages for these claims (split so none exceeds MAX_DIGEST_CLAIMS). */
+export function encodeDigests(claims: readonly Claim[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < claims.length; i += MAX_DIGEST_CLAIMS) {
+    out.push(pb.status.v1.Digest.encode({
+      claims: claims.slice(i, i + MAX_DIGEST_CLAIMS).map((c) => ({
+        node: Buffer.from(nodeRef(c.peerId), 'hex'), policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, timeMs: c.time, signature: c.signature,
+      })),
+    }).finish());
+  }
+  return out;
+}
+
+export type DigestVerdict = { ok: true; claims: Claim[] } | { ok: false; reason: string };
+
+/**
+ * Decodes a digest. `resolve` maps a node reference to a PeerId of the receiver's policy
+ * (undefined: not a node it knows; that claim is skipped, not an error: the sender may hold
+ * a newer policy). Any malformed claim rejects the whole message (the sender is struck).
+ */
+export function decodeDigest(bytes: Uint8Array, resolve: (ref: string) => string | undefined): DigestVerdict {
+  if (bytes.length > MAX_DIGEST_BYTES) return { ok: false, reason: 'digest too large' };
+  let d: pb.status.v1.Digest;
+  try {
+    d = pb.status.v1.Digest.decode(bytes);
+  } catch {
+    return { ok: false, reason: 'malformed digest' };
+  }
+  if (d.claims.length > MAX_DIGEST_CLAIMS) return { ok: false, reason: 'digest lists too many claims' };
+  const claims: Claim[] = [];
+  for (const w of d.claims) {
+    const node = w.node ?? new Uint8Array();
+    const sig = w.signature ?? new Uint8Array();
+    const alerts = w.alerts ?? [];
+    if (node.length !== 8 || sig.length !== 64) return { ok: false, reason: 'malformed digest claim' };
+    if (alerts.length > MAX_ALERTS || !alerts.every((a) => TOKEN.test(a)) || !TOKEN.test(w.enforcement ?? '')) return { ok: false, reason: 'digest claim field is not a name' };
+    const seq = Number(w.seq ?? 0), time = Number(w.timeMs ?? 0), policyVersion = Number(w.policyVersion ?? 0);
+    if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(policyVersion) || !isBoundedTime(time) || alerts.some((a) => a.length > LIMITS.maxStringLength)) return { ok: false, reason: 'digest claim number out of range' };
+    const peerId = resolve(Buffer.from(node).toString('hex'));
+    if (!peerId) continue;
+    claims.push({ peerId, policyVersion, enforcement: w.enforcement!, alerts: [...alerts], seq, time, signature: new Uint8Array(sig) });
+  }
+  return { ok: true, claims };
+}

@@ -1,0 +1,269 @@
+/**
+ * Room: the status plane's merge and decision core (pure: no libp2p, no clock, no I/O; the
+ * simulator drives it through a simulated transport, the auditor through gossip).
+ *
+ * Each node signs a compact claim about itself (version, enforcement, alert classes, seq).
+ * Digests carry claims between direct neighbours; `merge` is a join (per node: the highest
+ * seq wins), so merging is commutative, idempotent and monotonic, and a digest may arrive
+ * late, twice or out of order. What neighbours relay is hearsay until its signature is
+ * checked: merging verifies nothing, so a fleet-wide change costs a node no verification at
+ * all. A claim is verified only when it is *used*: `verified()` (the operator's view,
+ * publish --wait, an alert decision) checks the newest candidate, falling back to older ones
+ * if it is forged, and caches the outcome; `sample()` checks a few at random each audit
+ * round so forgeries surface even where nothing reads them. A claim that fails is never
+ * shown as verified, never relayed again, and counted against the neighbour that sent it.
+ *
+ * Security trade-off (docs/threat-model.md "Status plane"): a listed peer can relay forged
+ * claims. They cannot become verified rows or decisions, but until a read or a sample
+ * checks them they can stand in the *unverified* view (counts, freshness used for silence).
+ */
+
+/**
+ * When a node sends digests (the auditor's timers; a simulator uses the same numbers):
+ * its own change `changeDelay` ms after it happens (uniform in the range: a whole fleet
+ * changes at once after a policy lands, and statuses must not compete with the policy);
+ * news merged from neighbours coalesced into one digest `relayDelay` ms after the first
+ * arrives; all claims held on a new connection (after `relayDelay`) and every `fullEvery`-th
+ * statusInterval (anti-entropy, and what repairs relay suppression).
+ */
+export const DIGEST_TIMING = Object.freeze({ changeDelay: [1000, 3000] as const, relayDelay: [250, 600] as const, fullEvery: 4 });
+
+export interface Claim {
+  peerId: string;
+  policyVersion: number;
+  enforcement: string;
+  alerts: string[];
+  seq: number;
+  time: number;
+  signature: Uint8Array;
+}
+
+/** True when the claim's signature verifies against the key inside its PeerId. */
+export type ClaimVerifier = (c: Claim) => boolean;
+
+export interface Held {
+  claim: Claim;
+  /** The neighbour (PeerId) that handed it over; the node itself for its own claims. */
+  from: string;
+  /** Local time this seq was first learned: freshness (silence) is judged on it. */
+  learnedAt: number;
+  verified: boolean;
+}
+
+export interface DigestOptions {
+  self: string;
+  verify: ClaimVerifier;
+  /** Unverified claims kept per node (a forged high seq cannot evict the real one). */
+  maxCandidates?: number;
+  /**
+   * Claims stamped (time or seq: a node's seq follows its clock) further ahead of the
+   * receiver's clock than this are dropped (ms): a forged far-future seq would shadow the
+   * node's real claims for as long as it stays ahead.
+   */
+  maxAhead?: number;
+  /**
+   * Relay suppression (as Trickle's k): a changed claim already heard from this many
+   * neighbours before the next digest is left out of it — they, and most of ours, have it.
+   * The periodic full digest repairs whatever suppression misses. 0: never suppress.
+   */
+  suppressAfter?: number;
+}
+
+interface Entry {
+  good?: Held;
+  /** Unverified claims above good's seq, highest seq first. */
+  candidates: Held[];
+  /** Neighbours that handed over the current newest claim (for relay suppression). */
+  heard: Set<string>;
+}
+
+export interface MergeResult {
+  /** Nodes whose newest claim changed. */
+  changed: string[];
+  /** Claims about this node that it did not hand in itself (echoes, forgeries or a twin). */
+  aboutSelf: Claim[];
+}
+
+const sigKey = (c: Claim) => `${c.peerId}:${c.seq}:${Buffer.from(c.signature).toString('base64')}`;
+
+export class FleetDigest {
+  #o: Required<DigestOptions>;
+  #entries = new Map<string, Entry>();
+  #members = new Set<string>();
+  #changed = new Set<string>();
+  /** Claims whose signatures failed (bounded): never merged again, never relayed. */
+  #forged = new Set<string>();
+  #forgeriesBy = new Map<string, number>();
+  #verifications = 0;
+
+  constructor(o: DigestOptions) {
+    this.#o = { maxCandidates: 4, maxAhead: 10 * 60_000, suppressAfter: 2, ...o };
+    this.#members.add(o.self);
+  }
+
+  /** Signature checks made so far (the cost the status plane exists to keep small). */
+  get verifications(): number {
+    return this.#verifications;
+  }
+
+  /** The policy's nodes: claims about anyone else are ignored, and held ones dropped. */
+  setMembers(peerIds: Iterable<string>): void {
+    this.#members = new Set(peerIds);
+    this.#members.add(this.#o.self);
+    for (const id of [...this.#entries.keys()]) if (!this.#members.has(id)) this.#entries.delete(id);
+  }
+
+  isMember(peerId: string): boolean {
+    return this.#members.has(peerId);
+  }
+
+  /** This node's own claim: signed here, so trusted without a check. */
+  own(claim: Claim, now: number): void {
+    const e = this.#entry(claim.peerId);
+    if (e.good && e.good.claim.seq >= claim.seq) return;
+    e.good = { claim, from: this.#o.self, learnedAt: now, verified: true };
+    e.candidates = e.candidates.filter((c) => c.claim.seq > claim.seq);
+    this.#changed.add(claim.peerId);
+  }
+
+  /** Joins claims a neighbour sent. Verifies nothing. */
+  merge(claims: readonly Claim[], from: string, now: number): MergeResult {
+    const out: MergeResult = { changed: [], aboutSelf: [] };
+    for (const c of claims) {
+      if (!this.#members.has(c.peerId) || c.time > now + this.#o.maxAhead || c.seq > now + this.#o.maxAhead) continue;
+      if (this.#forged.has(sigKey(c))) continue;
+      if (c.peerId === this.#o.self) {
+        const mine = this.#entries.get(c.peerId)?.good?.claim;
+        if (!mine || mine.seq !== c.seq || !sameBytes(mine.signature, c.signature)) out.aboutSelf.push(c);
+        continue;
+      }
+      const e = this.#entry(c.peerId);
+      if (e.good && c.seq <= e.good.claim.seq) continue; // stale: never overwrites a newer verified claim
+      const top = this.newest(c.peerId)?.claim;
+      if (top && top.seq === c.seq && sameBytes(top.signature, c.signature)) { e.heard.add(from); continue; }
+      if (e.candidates.some((h) => h.claim.seq === c.seq && sameBytes(h.claim.signature, c.signature))) continue;
+      const before = this.newest(c.peerId)?.claim;
+      e.candidates.push({ claim: c, from, learnedAt: now, verified: false });
+      e.candidates.sort((a, b) => b.claim.seq - a.claim.seq);
+      if (e.candidates.length > this.#o.maxCandidates) e.candidates.length = this.#o.maxCandidates;
+      if (this.newest(c.peerId)?.claim !== before) {
+        e.heard = new Set([from]);
+        out.changed.push(c.peerId);
+        this.#changed.add(c.peerId);
+      }
+    }
+    return out;
+  }
+
+  /** The newest claim held for a node, verified or not (hearsay: counts, freshness). */
+  newest(peerId: string): Held | undefined {
+    const e = this.#entries.get(peerId);
+    return e?.candidates[0] ?? e?.good;
+  }
+
+  /**
+   * The newest claim for a node whose signature verifies; checks candidates newest first,
+   * drops forged ones (counted against their sender) and keeps the result.
+   */
+  verified(peerId: string): Held | undefined {
+    const e = this.#entries.get(peerId);
+    if (!e) return undefined;
+    while (e.candidates.length) {
+      const h = e.candidates.shift()!;
+      this.#verifications++;
+      if (this.#o.verify(h.claim)) {
+        e.good = { ...h, verified: true };
+        e.candidates = e.candidates.filter((c) => c.claim.seq > h.claim.seq);
+        return e.good;
+      }
+      this.#markForged(h);
+      e.heard = new Set();
+      this.#changed.add(peerId); // the next digest relays what is left, not the forgery
+    }
+    return e.good;
+  }
+
+  /** Verifies the newest claim of up to `k` nodes picked by `pick(n)` ∈ [0, n). Returns the forgeries found. */
+  sample(k: number, pick: (n: number) => number): number {
+    const open = [...this.#entries].filter(([, e]) => e.candidates.length).map(([id]) => id);
+    let found = 0;
+    for (let i = 0; i < k && open.length; i++) {
+      const [id] = open.splice(pick(open.length), 1);
+      const before = this.#forgeries();
+      this.verified(id!);
+      found += this.#forgeries() - before;
+    }
+    return found;
+  }
+
+  /** How many forged claims a neighbour has handed over. */
+  forgeriesBy(from: string): number {
+    return this.#forgeriesBy.get(from) ?? 0;
+  }
+
+  /**
+   * The newest claim of every node that changed since the last call (what the next digest
+   * carries), less those already heard from `suppressAfter` neighbours. Our own always goes.
+   */
+  delta(): Claim[] {
+    const ids = [...this.#changed];
+    this.#changed.clear();
+    const k = this.#o.suppressAfter;
+    return ids.flatMap((id) => {
+      const h = this.newest(id);
+      if (!h) return [];
+      if (k > 0 && id !== this.#o.self && (this.#entries.get(id)?.heard.size ?? 0) >= k) return [];
+      return [h.claim];
+    });
+  }
+
+  /** The newest claim of every node held (the periodic full digest: anti-entropy for late joiners). */
+  all(): Claim[] {
+    return [...this.#entries.keys()].flatMap((id) => { const h = this.newest(id); return h ? [h.claim] : []; });
+  }
+
+  #entry(peerId: string): Entry {
+    let e = this.#entries.get(peerId);
+    if (!e) this.#entries.set(peerId, (e = { candidates: [], heard: new Set() }));
+    return e;
+  }
+
+  #markForged(h: Held): void {
+    if (this.#forged.size >= 4096) this.#forged.clear();
+    this.#forged.add(sigKey(h.claim));
+    this.#forgeriesBy.set(h.from, (this.#forgeriesBy.get(h.from) ?? 0) + 1);
+  }
+
+  #forgeries(): number {
+    let n = 0;
+    for (const v of this.#forgeriesBy.values()) n += v;
+    return n;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A fleet row's status facts as the status plane knows them. */
+export interface ClaimRow {
+  policyVersion: number;
+  enforcement: string;
+  alerts: string[];
+  seq: number;
+  time: number;
+  learnedAt: number;
+  verified: boolean;
+}
+
+/**
+ * What the fleet view shows for a node: its newest *verified* claim when `verifiedOnly`
+ * (operator reads, publish --wait, rollout decisions), else its newest claim of any kind
+ * (background silence judgement, which `sample` keeps honest).
+ */
+export function claimRow(d: FleetDigest, peerId: string, verifiedOnly: boolean): ClaimRow | undefined {
+  const h = verifiedOnly ? d.verified(peerId) : d.newest(peerId);
+  if (!h) return undefined;
+  const c = h.claim;
+  return { policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, time: c.time, learnedAt: h.learnedAt, verified: h.verified };
+}

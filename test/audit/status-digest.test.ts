@@ -1,0 +1,194 @@
+import { describe, expect, it } from 'vitest';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
+import { randomBytes } from 'node:crypto';
+import { claimRow, FleetDigest, type Claim } from '../../src/audit/status-digest.js';
+import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from '../../src/audit/status-claims.js';
+import { pb } from '../../src/wire/proto.js';
+
+const T0 = Date.parse('2026-11-27T08:00:00Z');
+const keys: PrivateKey[] = await Promise.all(Array.from({ length: 6 }, () => generateKeyPair('Ed25519')));
+const ids = keys.map((k) => peerIdFromPrivateKey(k).toString());
+const [self, a, b, c, liar] = ids as [string, string, string, string, string];
+const verify = claimVerifier('prod');
+
+const claim = (i: number, seq: number, over: Partial<Omit<Claim, 'signature' | 'peerId' | 'seq'>> = {}): Promise<Claim> =>
+  signClaim('prod', { peerId: ids[i]!, policyVersion: 2, enforcement: 'ok', alerts: [], seq, time: T0 + seq, ...over }, keys[i]!);
+/** A claim about node i signed with someone else's key: what a lying relay can make. */
+const forged = async (i: number, seq: number, over: Partial<Omit<Claim, 'signature' | 'peerId' | 'seq'>> = {}): Promise<Claim> =>
+  ({ ...(await signClaim('prod', { peerId: ids[i]!, policyVersion: 2, enforcement: 'ok', alerts: [], seq, time: T0 + seq, ...over }, keys[4]!)) });
+
+const digest = () => {
+  const d = new FleetDigest({ self, verify });
+  d.setMembers(ids.slice(0, 5));
+  return d;
+};
+const view = (d: FleetDigest) => ids.map((id) => d.newest(id)?.claim.seq ?? null);
+
+describe('status digest merge (a join: order, repetition and delay do not matter)', () => {
+  it('is commutative: two digests merged in either order give the same view', async () => {
+    const x = [await claim(1, 5), await claim(2, 9, { enforcement: 'failed' })];
+    const y = [await claim(1, 7), await claim(3, 3), await claim(2, 4)];
+    const d1 = digest(), d2 = digest();
+    d1.merge(x, a, T0); d1.merge(y, b, T0);
+    d2.merge(y, b, T0); d2.merge(x, a, T0);
+    expect(view(d1)).toEqual(view(d2));
+    expect(view(d1).slice(1, 4)).toEqual([7, 9, 3]);
+  });
+  it('is idempotent: the same digest twice changes nothing the second time', async () => {
+    const x = [await claim(1, 5), await claim(2, 9)];
+    const d = digest();
+    expect(d.merge(x, a, T0).changed).toHaveLength(2);
+    expect(d.merge(x, a, T0).changed).toHaveLength(0);
+    expect(d.merge(x, b, T0).changed).toHaveLength(0);
+  });
+  it('is monotonic: a node\'s newest seq never goes down, whatever arrives', async () => {
+    const d = digest();
+    let last = 0;
+    for (const s of [4, 9, 2, 9, 11, 1, 10]) {
+      d.merge([await claim(1, s)], a, T0);
+      const now = d.newest(a)!.claim.seq;
+      expect(now).toBeGreaterThanOrEqual(last);
+      last = now;
+    }
+    expect(last).toBe(11);
+  });
+  it('never lets a stale claim overwrite a newer verified one (replayed "all good")', async () => {
+    const d = digest();
+    d.merge([await claim(1, 20, { enforcement: 'failed' })], a, T0);
+    expect(d.verified(a)?.claim.enforcement).toBe('failed');
+    expect(d.merge([await claim(1, 10, { enforcement: 'ok' })], b, T0).changed).toEqual([]);
+    expect(claimRow(d, a, true)).toMatchObject({ seq: 20, enforcement: 'failed', verified: true });
+    expect(claimRow(d, a, false)).toMatchObject({ seq: 20, enforcement: 'failed' });
+  });
+  it('leaves out of the next digest a change already heard from two neighbours (they have it), never our own', async () => {
+    const d = digest();
+    const x = await claim(1, 5), y = await claim(2, 5), mine = await claim(0, 5);
+    d.merge([x, y], a, T0);
+    d.merge([x], b, T0);
+    d.own(mine, T0);
+    expect(d.delta().map((k) => k.peerId).sort()).toEqual([self, b].sort());
+    // The periodic full digest still carries everything.
+    expect(d.all()).toHaveLength(3);
+    const never = new FleetDigest({ self, verify, suppressAfter: 0 });
+    never.setMembers(ids);
+    never.merge([x], a, T0); never.merge([x], b, T0);
+    expect(never.delta()).toHaveLength(1);
+  });
+  it('verifies no signature while merging a fleet-wide change', async () => {
+    const d = digest();
+    d.merge(await Promise.all([1, 2, 3, 4].map((i) => claim(i, 100 + i))), a, T0);
+    expect(d.verifications).toBe(0);
+    expect(d.all()).toHaveLength(4);
+  });
+  it('ignores claims about nodes the policy does not list, and drops them when a node leaves', async () => {
+    const d = new FleetDigest({ self, verify });
+    d.setMembers([self, a, b]);
+    d.merge([await claim(1, 5), await claim(3, 5)], a, T0);
+    expect(d.newest(c)).toBeUndefined();
+    d.setMembers([self, b]);
+    expect(d.newest(a)).toBeUndefined();
+  });
+  it('hands claims about this node back for the twin check instead of storing them', async () => {
+    const d = digest();
+    const mine = await claim(0, 7);
+    d.own(mine, T0);
+    expect(d.merge([mine], a, T0).aboutSelf).toEqual([]); // our own echo
+    const other = await claim(0, 8);
+    expect(d.merge([other], a, T0).aboutSelf).toEqual([other]);
+    expect(d.newest(self)!.claim.seq).toBe(7);
+  });
+});
+
+describe('status digest trust: forged and unsigned claims', () => {
+  it('never marks a node healthy from a forged claim (signed with another key), and counts it against its sender', async () => {
+    const d = digest();
+    d.merge([await claim(1, 10, { enforcement: 'failed' })], a, T0);
+    d.merge([await forged(1, 11, { enforcement: 'ok', policyVersion: 9 })], liar, T0);
+    // Hearsay shows it until someone uses it…
+    expect(d.newest(a)!.claim.enforcement).toBe('ok');
+    // …the verified view never does.
+    expect(claimRow(d, a, true)).toMatchObject({ enforcement: 'failed', policyVersion: 2, seq: 10, verified: true });
+    expect(d.forgeriesBy(liar)).toBe(1);
+    // The forgery is gone: neither shown nor relayed, and not taken back when sent again.
+    expect(d.newest(a)!.claim.seq).toBe(10);
+    expect(d.delta().map((x) => [x.peerId, x.seq])).toContainEqual([a, 10]);
+    expect(d.merge([await forged(1, 11, { enforcement: 'ok', policyVersion: 9 })], b, T0 + 1).changed).toEqual([]);
+    // A different forgery is hearsay again until used, and fails again.
+    expect(d.merge([await forged(1, 12, { enforcement: 'ok', policyVersion: 9 })], b, T0 + 1).changed).toEqual([a]);
+    expect(claimRow(d, a, true)).toMatchObject({ enforcement: 'failed' });
+    expect(d.forgeriesBy(b)).toBe(1);
+  });
+  it('never marks a node healthy from an unsigned claim (empty or zero signature) or one changed after signing', async () => {
+    const d = digest();
+    const real = await claim(2, 10, { enforcement: 'failed' });
+    d.merge([real], a, T0);
+    d.merge([{ ...real, seq: 11, enforcement: 'ok', signature: new Uint8Array(64) }], liar, T0);
+    d.merge([{ ...real, seq: 12, enforcement: 'ok', signature: new Uint8Array() }], liar, T0);
+    d.merge([{ ...real, enforcement: 'ok', seq: 13 }], liar, T0); // real signature, changed fields
+    expect(claimRow(d, b, true)).toMatchObject({ enforcement: 'failed', seq: 10 });
+    expect(d.forgeriesBy(liar)).toBe(3);
+  });
+  it('a forged claim with a higher seq cannot hide the real newer claim behind it', async () => {
+    const d = digest();
+    d.merge([await forged(3, 500, { enforcement: 'ok' })], liar, T0);
+    d.merge([await claim(3, 400, { enforcement: 'drift-repaired' })], a, T0);
+    expect(claimRow(d, c, true)).toMatchObject({ seq: 400, enforcement: 'drift-repaired', verified: true });
+  });
+  it('drops a claim stamped (seq or time) far ahead of the receiver\'s clock: a far-future seq would shadow the node for as long', async () => {
+    const d = digest();
+    d.merge([await claim(1, 10)], a, T0 + 10);
+    expect(d.merge([await forged(1, 30 * 60_000)], liar, T0).changed).toEqual([]);
+    expect(d.merge([{ ...(await claim(1, 11)), seq: T0 + 3_600_000 }], liar, T0 + 11).changed).toEqual([]);
+  });
+  it('sample() finds forgeries among claims nobody has read yet', async () => {
+    const d = digest();
+    d.merge([await forged(1, 5), await forged(2, 5), await forged(3, 5)], liar, T0);
+    let i = 0;
+    expect(d.sample(3, (n) => (i++) % n)).toBe(3);
+    expect(d.forgeriesBy(liar)).toBe(3);
+    expect(d.verifications).toBe(3);
+  });
+});
+
+describe('digest wire', () => {
+  const resolve = (ref: string) => ids.find((id) => nodeRef(id) === ref);
+  it('round-trips claims and their signatures', async () => {
+    const claims = [await claim(1, 5, { alerts: ['drift-repaired'] }), await claim(2, 6)];
+    const [bytes] = encodeDigests(claims);
+    const d = decodeDigest(bytes!, resolve);
+    expect(d).toMatchObject({ ok: true });
+    if (d.ok) {
+      expect(d.claims).toHaveLength(2);
+      expect(d.claims.every(verify)).toBe(true);
+    }
+  });
+  it('skips claims about nodes the receiver does not know (the sender may hold a newer policy)', async () => {
+    const [bytes] = encodeDigests([await claim(1, 5), await claim(2, 6)]);
+    expect(decodeDigest(bytes!, (ref) => (ref === nodeRef(a) ? a : undefined))).toMatchObject({ ok: true, claims: [{ peerId: a }] });
+  });
+  it('rejects garbage, an oversized digest and claims with hostile fields', async () => {
+    expect(decodeDigest(randomBytes(200), resolve)).toMatchObject({ ok: false });
+    expect(decodeDigest(new Uint8Array(MAX_DIGEST_BYTES + 1), resolve)).toMatchObject({ ok: false, reason: 'digest too large' });
+    const w = (over: Record<string, unknown>) => pb.status.v1.Digest.encode({ claims: [{ node: Buffer.from(nodeRef(a), 'hex'), policyVersion: 2, enforcement: 'ok', alerts: [], seq: 5, timeMs: T0, signature: new Uint8Array(64), ...over }] }).finish();
+    expect(decodeDigest(w({}), resolve)).toMatchObject({ ok: true });
+    expect(decodeDigest(w({ enforcement: 'ok\u001b[2J' }), resolve)).toMatchObject({ ok: false, reason: 'digest claim field is not a name' });
+    expect(decodeDigest(w({ alerts: ['x'.repeat(300)] }), resolve)).toMatchObject({ ok: false });
+    expect(decodeDigest(w({ alerts: Array.from({ length: 40 }, () => 'a') }), resolve)).toMatchObject({ ok: false });
+    expect(decodeDigest(w({ timeMs: Number.MAX_SAFE_INTEGER }), resolve)).toMatchObject({ ok: false, reason: 'digest claim number out of range' });
+    expect(decodeDigest(w({ signature: new Uint8Array(10) }), resolve)).toMatchObject({ ok: false, reason: 'malformed digest claim' });
+    expect(decodeDigest(w({ node: new Uint8Array(32) }), resolve)).toMatchObject({ ok: false, reason: 'malformed digest claim' });
+  });
+  it('splits a large fleet\'s digest into messages under the limit', async () => {
+    const one = await claim(1, 5);
+    const many = Array.from({ length: 5000 }, (_, i) => ({ ...one, seq: i + 1 }));
+    const parts = encodeDigests(many);
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.every((p) => p.length <= MAX_DIGEST_BYTES)).toBe(true);
+  });
+  it('a claim signed for another mesh does not verify here', async () => {
+    const other = await signClaim('staging', { peerId: a, policyVersion: 2, enforcement: 'ok', alerts: [], seq: 5, time: T0 }, keys[1]!);
+    expect(verify(other)).toBe(false);
+  });
+});

@@ -1,0 +1,43 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cluster, until, type NodeSpec } from '../helpers/cluster.js';
+
+let cluster: Cluster | null = null;
+afterEach(async () => {
+  await cluster?.destroy();
+  cluster = null;
+});
+
+const N = 8;
+const spent = (n: NodeSpec) => { const v = n.agent!.auditor.verifications; return v.statuses + v.claims; };
+/** Every node, in this node's view, on `version` and enforcing it (verified: only claims whose signatures were checked). */
+const complete = (n: NodeSpec, version: number, verify: boolean) =>
+  n.agent!.auditor.fleet({ verify }).nodes.every((r) => r.policyVersion === version && r.enforcement === 'ok' && !r.silent && (!verify || r.verified));
+
+describe('status plane at fleet size', () => {
+  it('every node\'s fleet view stays complete through a fleet-wide change while each verifies fewer than N statuses for it', { timeout: 120_000 }, async () => {
+    // A sparse mesh (each node dials the one before it): views are complete only if claims travel several hops.
+    const c = cluster = await Cluster.create(N, { minPeers: 2, bootstrapCount: 1, bootstrapMode: 'previous', syncInterval: '1h', overrides: { audit: { probeInterval: 0, interval: '1h', statusInterval: '1h' } } });
+    await c.startAll();
+    await c.publish(c.nodes[0]!, c.policy(1));
+    await c.converged(1, 30_000);
+    await until(() => c.nodes.every((n) => complete(n, 1, false)), 60_000, () => c.nodes.map((n) => n.agent!.auditor.fleet({ verify: false }).summary).join(' | '));
+    const before = c.nodes.map(spent);
+
+    await c.publish(c.nodes[N - 1]!, c.policy(2));
+    await c.converged(2, 30_000);
+    // Every node learns every node's new state…
+    await until(() => c.nodes.every((n) => complete(n, 2, false)), 60_000, () => c.nodes.map((n) => n.agent!.auditor.fleet({ verify: false }).summary).join(' | '));
+    // …having checked fewer signatures than there are other nodes whose status changed.
+    const cost = c.nodes.map((n, i) => spent(n) - before[i]!);
+    for (const x of cost) expect(x).toBeLessThan(N - 1);
+
+    // The operator's read verifies what it shows (each claim once), and shows the whole fleet verified.
+    const reader = c.nodes[3]!;
+    const r0 = spent(reader);
+    expect(complete(reader, 2, true)).toBe(true);
+    expect(spent(reader) - r0).toBeLessThanOrEqual(N - 1);
+    const r1 = spent(reader);
+    expect(complete(reader, 2, true)).toBe(true);
+    expect(spent(reader)).toBe(r1); // nothing new: nothing checked again
+  });
+});
