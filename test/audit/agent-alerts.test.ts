@@ -64,9 +64,11 @@ describe('alerts from real agents', () => {
     const v2 = c.policy(2, { nodes: c.nodes.slice(0, 2) });
     await c.publish(c.nodes[0]!, v2);
     await c.converged(2, 10_000, c.nodes.slice(0, 2));
-    // The mesh cuts the removed node off; the decommission runbook hands it the policy directly.
+    // The mesh cuts the removed node off, but gossip may still have reached it first (a verified
+    // policy is forwarded before it is persisted); the decommission runbook hands it the policy
+    // directly: either way it holds v2 now.
     const r = await gone.agent!.engine.offer(c.signed(v2), { kind: 'control' });
-    expect(r.outcome).toBe('accepted');
+    expect(['accepted', 'duplicate']).toContain(r.outcome);
     await until(() => gone.agent!.status().enforcement.state === 'revoked', 10_000, () => JSON.stringify(gone.agent!.status().enforcement));
     expect(gone.agent!.auditor.statusNow().enforcement).toBe('revoked');
     await until(() => rx!.of(`node-revoked`, 'trigger').length === 1, 10_000);
