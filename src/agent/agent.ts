@@ -79,6 +79,19 @@ export interface StatusJson {
   drops?: DropTotalsView | null;
   /** What runs in monitor mode: the policy (settings.mode) and the rules in monitor mode. */
   monitor?: { policy: boolean; rules: string[] };
+  /** Where this node stands in the newest version's staged rollout (null: nothing staged for it). */
+  rollout: RolloutJson | null;
+}
+
+export interface RolloutJson {
+  /** The newest version held, and the one in force (they differ while the rollout holds it back). */
+  version: number;
+  enforcing: number | null;
+  stage: number | null;
+  state: 'enforcing' | 'waiting' | 'unhealthy' | 'halted';
+  /** waiting: when the stage's after has passed. */
+  until?: string;
+  summary: string;
 }
 
 /** The fsynced mirror of the trusted state, beside the store (see src/node/trusted-state.ts). */
@@ -155,6 +168,8 @@ export interface ReloadReport {
 
 export interface MeshJson {
   summary: string;
+  /** This node's own view of the newest version's staged rollout (a halt shows here). */
+  rollout?: RolloutJson | null;
   nodes: (FleetNode & { connected: boolean; self: boolean })[];
 }
 
@@ -232,7 +247,7 @@ export class Agent {
       if (store.recovered) log.error({ movedTo: store.recovered.movedTo, err: store.recovered.error }, 'store could not be opened: moved aside, starting from the trust-state mirror');
       const enforcer = new Enforcer(enforcerOptions(config, { backend, clock, log, peerId }));
       // The blocked set is part of the trusted state the engine persists and restores.
-      const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer, mirrorPath: trustMirrorPath(config.dataDir) });
+      const engine = new Engine({ store, clock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer, mirrorPath: trustMirrorPath(config.dataDir), self: peerId });
       // Enforce the last good policy (or the baseline) before the network opens. The network
       // stack is loaded only after that: the first ruleset does not wait for libp2p to load.
       opened.push(() => engine.stop());
@@ -349,6 +364,19 @@ export class Agent {
       listen: this.mesh.listenAddrs(),
       alerts: this.alerts.openAlerts().map((x) => ({ key: x.key, class: x.class, severity: x.severity, summary: x.summary, since: new Date(x.since).toISOString() })),
       metrics: this.#metricsAddr,
+      rollout: this.#rolloutJson(),
+    };
+  }
+
+  #rolloutJson(): RolloutJson | null {
+    const v = this.engine.rollout;
+    if (!v || v.version !== this.engine.current?.policy.version) return null;
+    const d = v.decision;
+    return {
+      version: v.version, enforcing: v.enforcing, stage: d.stage,
+      state: d.kind === 'enforce' ? 'enforcing' : d.kind === 'halted' ? 'halted' : d.why,
+      ...(d.kind === 'hold' && d.why === 'waiting' ? { until: new Date(d.until).toISOString() } : {}),
+      summary: v.summary,
     };
   }
 
@@ -388,6 +416,7 @@ export class Agent {
     const f = this.auditor.fleet();
     return {
       summary: f.summary,
+      rollout: this.#rolloutJson(),
       nodes: f.nodes.map((n) => ({ ...n, connected: connected.has(n.peerId), self: n.peerId === this.mesh.peerId })),
     };
   }

@@ -18,6 +18,7 @@ export const ALERT_CLASSES = [
   'store-corrupt', 'trust-state-damaged', 'policy-lost', 'root-chain-short', 'stale-root-signature', 'root-expired', 'root-expiring',
   'node-revoked', 'policy-stale', 'node-lagging', 'policy-file-rejected',
   'unadmitted-peers', 'duplicate-identity',
+  'rollout-halted',
 ] as const;
 export type AlertClass = (typeof ALERT_CLASSES)[number];
 export type Severity = 'critical' | 'error' | 'warning' | 'info';

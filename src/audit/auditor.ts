@@ -13,7 +13,8 @@ import type { Enforcer, EnforcementStatus } from '../enforce/enforcer.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { AlertManager } from '../alerts/alerts.js';
 import { createHash } from 'node:crypto';
-import { staleAt } from '../policy/model.js';
+import { stageOfNodes, staleAt } from '../policy/model.js';
+import type { PeerHealth } from '../node/rollout.js';
 import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statusFieldProblem, signStatus, type Finding, type NodeStatus } from './status.js';
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
@@ -98,6 +99,9 @@ export class Auditor {
   #servedAt = new Map<string, number>();
   /** Full statuses verified (the 'full' plane's cost, and the periodic detail on the digest plane). */
   #statusVerifications = 0;
+  /** Per node, the alert classes of its latest status for an older version: what a rollout's "new alerts" are measured against. */
+  #alertsBefore = new Map<string, string[]>();
+  #healthListeners: (() => void)[] = [];
 
   constructor(o: AuditOptions) {
     this.#o = o;
@@ -155,6 +159,19 @@ export class Auditor {
     // changes at once, and statuses must not compete with the policy's own propagation.
     // The status step after an accept (once it is enforced), and after any other apply.
     o.engine.setSteps({ status: () => this.#soon() });
+    // Staged rollouts are decided by the engine from this fleet view (a narrow port).
+    o.engine.setRolloutHealth({ rows: () => this.rolloutHealth(), onChange: (fn) => this.#healthListeners.push(fn) });
+    o.engine.on('rollout', (view) => {
+      this.#soon();
+      if (view.decision.kind === 'halted') {
+        const d = view.decision;
+        const name = o.engine.current?.policy.nodes.find((n) => n.peerId === d.failed)?.name ?? d.failed;
+        void o.alerts.raise('rollout-halted', 'rollout-halted', 'error',
+          `Staged rollout of policy v${view.version} halted: ${name} (stage before this node's) reported it failed (${d.reason}); this node keeps enforcing v${view.enforcing ?? '?'} until a newer version is published`,
+          { version: view.version, enforcing: view.enforcing, failed: d.failed, reason: d.reason });
+      }
+    });
+    o.engine.on('policy', (cur) => void o.alerts.resolve('rollout-halted', `superseded by policy v${cur.policy.version}`));
     o.engine.on('enforced', () => this.#soon());
     o.enforcer.on('recovered', () => this.#soon());
     o.alerts.on('event', () => this.#soon());
@@ -304,7 +321,9 @@ export class Auditor {
     // Hearsay notices that someone is ahead; only a verified claim may raise the alert.
     let claim = newerClaim(applied, this.#rows(members, false), members, this.#o.peerId);
     if (claim && now - (this.#behindSince ?? now) >= (this.#o.lagAfter ?? 300_000)) claim = newerClaim(applied, this.#rows([claim.peerId], true), [claim.peerId], this.#o.peerId) ?? newerClaim(applied, this.#rows(members, true), members, this.#o.peerId);
-    if (!claim) {
+    // Held back by a staged rollout of a version it holds: waiting by design, not lagging.
+    const staged = claim && engine.heldBack && (engine.current?.policy.version ?? 0) >= claim.version;
+    if (!claim || staged) {
       this.#behindSince = null;
       await alerts.resolve('node-lagging', `enforcing v${applied}`);
       return;
@@ -375,7 +394,10 @@ export class Auditor {
     }
     // Newer than what is held and within its node's budget (intakeStatus asked): stored.
     const rec = { status: v.status, receivedAt: this.#o.clock.now() };
+    const prev = this.#statuses.get(v.status.peerId)?.status;
+    if (prev && prev.policyVersion < v.status.policyVersion) this.#alertsBefore.set(v.status.peerId, prev.alerts);
     this.#statuses.set(v.status.peerId, rec);
+    for (const fn of this.#healthListeners) fn();
     this.#dirty.add(v.status.peerId); // persisted in batches: a fleet's statuses arrive in bursts
     if (this.#behindSince === null && v.status.policyVersion > (this.#o.enforcer.status.policyVersion ?? 0)) this.#behindSince = rec.receivedAt;
     if (this.#o.alerts.isOpen(`node-silent/${v.status.peerId}`)) await this.#o.alerts.resolve(`node-silent/${v.status.peerId}`, 'heard from again');
@@ -483,10 +505,26 @@ export class Auditor {
     await this.#o.store.putJsonBatch(ids.flatMap((id) => { const r = this.#statuses.get(id); return r ? [[`status/${id}`, r] as [string, unknown]] : []; }));
   }
 
+  /** The fleet view as the staged rollout reads it (RolloutHealthPort.rows). */
+  rolloutHealth(): PeerHealth[] {
+    return this.fleet().nodes.map((n) => {
+      const before = new Set(this.#alertsBefore.get(n.peerId) ?? []);
+      return {
+        peerId: n.peerId, policyVersion: n.policyVersion, digest: n.digest, enforcement: n.enforcement,
+        held: n.rolloutEnforcing != null, silent: n.silent, newAlerts: n.alerts.filter((a) => !before.has(a)),
+      };
+    });
+  }
+
   statusNow(): NodeStatus {
     const { engine, enforcer, alerts, clock } = this.#o;
     const en = enforcer.status;
+    const cur = engine.current;
+    const stage = cur?.policy.rollout ? stageOfNodes(cur.policy).get(this.#o.peerId) : undefined;
+    const held = engine.heldBack;
     return {
+      ...(stage !== undefined ? { rolloutStage: stage + 1 } : {}),
+      ...(held ? { rolloutEnforcing: held.policy.version } : {}),
       meshId: this.#o.meshId,
       peerId: this.#o.peerId,
       policyVersion: engine.current?.policy.version ?? 0,
@@ -557,7 +595,13 @@ export class Auditor {
       if (c && (!s || c.seq > s.status.seq)) {
         const same = s?.status.policyVersion === c.policyVersion;
         out.set(id, {
-          status: { meshId: this.#o.meshId, peerId: id, policyVersion: c.policyVersion, digest: same ? s.status.digest : '', rulesetHash: same ? s.status.rulesetHash : '', enforcement: c.enforcement, lastApplyAt: same ? s.status.lastApplyAt : 0, alerts: c.alerts, seq: c.seq, time: c.time, findings: same ? s.status.findings : [] },
+          status: {
+            meshId: this.#o.meshId, peerId: id, policyVersion: c.policyVersion, digest: same ? s.status.digest : '', rulesetHash: same ? s.status.rulesetHash : '', enforcement: c.enforcement, lastApplyAt: same ? s.status.lastApplyAt : 0, alerts: c.alerts, seq: c.seq, time: c.time, findings: same ? s.status.findings : [],
+            // A claim carries no rollout fields: those of the full status of the same version
+            // (a staged rollout reads "held" until a full status says otherwise: the safe side).
+            ...(same && s.status.rolloutStage ? { rolloutStage: s.status.rolloutStage } : {}),
+            ...(same && s.status.rolloutEnforcing ? { rolloutEnforcing: s.status.rolloutEnforcing } : {}),
+          },
           receivedAt: c.learnedAt, verified: c.verified,
         });
       } else if (s) out.set(id, { ...s, verified: true });

@@ -8,6 +8,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { isBoundedTime, LIMITS } from '../wire/limits.js';
 import { isPrintable } from '../wire/text.js';
 import { parseIp } from '../policy/ip.js';
+import { MAX_STAGES } from '../policy/model.js';
 import { signAsNode, verifyAsNode } from '../trust/node-sign.js';
 import { pb } from '../wire/proto.js';
 
@@ -41,6 +42,10 @@ export interface NodeStatus {
   dropped?: number;
   /** Packets accepted only because of monitor mode: what enforcing would drop. */
   wouldDrop?: number;
+  /** 1-based stage of this node in policyVersion's staged rollout (absent: no rollout). */
+  rolloutStage?: number;
+  /** The older version still in force because policyVersion's rollout holds this node back (absent: none). */
+  rolloutEnforcing?: number;
 }
 
 export async function signStatus(s: NodeStatus, key: PrivateKey): Promise<Uint8Array> {
@@ -48,6 +53,9 @@ export async function signStatus(s: NodeStatus, key: PrivateKey): Promise<Uint8A
     meshId: s.meshId, peerId: s.peerId, policyVersion: s.policyVersion, digest: s.digest, rulesetHash: s.rulesetHash,
     enforcement: s.enforcement, lastApplyAtMs: s.lastApplyAt, alerts: s.alerts, seq: s.seq, timeMs: s.time, findings: s.findings,
     ...(s.dropped ? { droppedPackets: s.dropped } : {}), ...(s.wouldDrop ? { wouldDropPackets: s.wouldDrop } : {}),
+    // Only when set: a status without a rollout encodes as before.
+    ...(s.rolloutStage ? { rolloutStage: s.rolloutStage } : {}),
+    ...(s.rolloutEnforcing ? { rolloutEnforcing: s.rolloutEnforcing } : {}),
   }).finish();
   const signature = await signAsNode(key, DOMAIN, status);
   return pb.status.v1.SignedStatus.encode({ status, signature }).finish();
@@ -102,6 +110,11 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
   const dropped = Number(m.droppedPackets ?? 0), wouldDrop = Number(m.wouldDropPackets ?? 0);
   if (!Number.isSafeInteger(dropped) || !Number.isSafeInteger(wouldDrop)) return { ok: false, reject: true, reason: 'malformed status: drop counter out of range' };
   if (m.meshId !== meshId) return { ok: false, reject: true, reason: 'status for another mesh' };
+  // A rollout claim is bounded like the policy it describes: a stage the policy cannot have,
+  // or "holding back" a version not older than the one held, is a forgery.
+  const stage = m.rolloutStage ?? 0, enforcing = Number(m.rolloutEnforcing ?? 0);
+  if (stage > MAX_STAGES) return { ok: false, reject: true, reason: 'status rollout stage out of range' };
+  if (enforcing !== 0 && !(Number.isSafeInteger(enforcing) && enforcing < Number(m.policyVersion))) return { ok: false, reject: true, reason: 'status holds back a version not older than the one it holds' };
   const problem = statusFieldProblem(m);
   if (problem) return { ok: false, reject: true, reason: problem };
   if (!(await verifyAsNode(m.peerId, DOMAIN, signed.status, signed.signature))) return { ok: false, reject: true, reason: 'status signature does not verify' };
@@ -117,6 +130,8 @@ export async function verifyStatus(bytes: Uint8Array, meshId: string, isMember: 
       enforcement: m.enforcement, lastApplyAt: Number(m.lastApplyAtMs), alerts: [...m.alerts], seq, time: Number(m.timeMs),
       findings: m.findings.map((f) => ({ kind: (f.kind ?? '') as Finding['kind'], target: f.target ?? '', address: f.address ?? '', port: f.port ?? 0, proto: f.proto ?? '', detail: f.detail ?? '' })),
       ...(dropped ? { dropped } : {}), ...(wouldDrop ? { wouldDrop } : {}),
+      ...(stage ? { rolloutStage: stage } : {}),
+      ...(enforcing ? { rolloutEnforcing: enforcing } : {}),
     },
   };
 }
@@ -167,6 +182,9 @@ export interface FleetNode {
   wouldDrop?: number;
   /** The row's facts come from a signature this node checked (false: unverified hearsay, or never heard). Always set by fleetView. */
   verified?: boolean;
+  /** Its stage in its policy's staged rollout (null: none), and the older version still in force (null: none held back). */
+  rolloutStage?: number | null;
+  rolloutEnforcing?: number | null;
 }
 
 /** The fleet view (pure): every policy node with its latest status, silent ones marked. */
@@ -185,6 +203,8 @@ export function fleetView(nodes: { peerId: string; name: string }[], statuses: M
       findings: s?.status.findings ?? [],
       ...(s ? { dropped: s.status.dropped ?? 0, wouldDrop: s.status.wouldDrop ?? 0 } : {}),
       verified: s ? s.verified !== false : false,
+      rolloutStage: s?.status.rolloutStage ?? null,
+      rolloutEnforcing: s?.status.rolloutEnforcing ?? null,
     };
   });
   const versions = out.filter((n) => n.policyVersion !== null).map((n) => n.policyVersion!);
@@ -193,7 +213,9 @@ export function fleetView(nodes: { peerId: string; name: string }[], statuses: M
   const drifted = out.filter((n) => n.enforcement === 'drift-repaired').length;
   const failed = out.filter((n) => n.enforcement === 'failed').length;
   const silent = out.filter((n) => n.silent).length;
+  const held = out.filter((n) => n.policyVersion === newest && !n.silent && n.rolloutEnforcing != null).length;
   const parts = [`${onNewest}/${out.length} on v${newest}`];
+  if (held) parts.push(`${held} held back by its rollout`);
   if (drifted) parts.push(`${drifted} drifted`);
   if (failed) parts.push(`${failed} failed`);
   if (silent) parts.push(`${silent} silent`);

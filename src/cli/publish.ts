@@ -8,6 +8,7 @@ import { systemClock } from '../runtime/clock.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { UsageError } from '../errors.js';
 import type { MeshJson } from '../agent/agent.js';
+import { escapeText } from '../wire/text.js';
 
 /** Polls the fleet view until every node enforces `version`; returns the exit code. */
 async function waitForFleet(socket: string, version: number, timeoutMs: number): Promise<number> {
@@ -16,9 +17,10 @@ async function waitForFleet(socket: string, version: number, timeoutMs: number):
   let last = '';
   for (;;) {
     const m = (await call(socket, 'GET', '/v1/mesh')).body as MeshJson;
-    const done = m.nodes.filter((n) => (n.policyVersion ?? 0) >= version && (n.enforcement === 'ok' || n.enforcement === 'drift-repaired'));
+    // A node held back by a staged rollout holds the version but does not enforce it yet.
+    const done = m.nodes.filter((n) => (n.policyVersion ?? 0) >= version && n.rolloutEnforcing == null && (n.enforcement === 'ok' || n.enforcement === 'drift-repaired'));
     const elapsed = systemClock.monotonic() - t0;
-    const line = `v${version}: ${done.length}/${m.nodes.length} nodes enforce it (${formatDuration(elapsed)})`;
+    const line = `v${version}: ${done.length}/${m.nodes.length} nodes enforce it${stages(m, version)} (${formatDuration(elapsed)})`;
     if (tty) process.stdout.write(`\r${line}   `);
     else if (line.replace(/\(.*\)/, '') !== last.replace(/\(.*\)/, '')) process.stdout.write(`${line}\n`);
     last = line;
@@ -26,6 +28,11 @@ async function waitForFleet(socket: string, version: number, timeoutMs: number):
       if (tty) process.stdout.write('\n');
       process.stdout.write(`converged: ${m.nodes.length}/${m.nodes.length} nodes enforce v${version} in ${formatDuration(elapsed)}\n`);
       return 0;
+    }
+    if (m.rollout?.version === version && m.rollout.state === 'halted') {
+      if (tty) process.stdout.write('\n');
+      process.stderr.write(`${escapeText(m.rollout.summary)}: publish a newer version to supersede it\n`);
+      return 1;
     }
     if (elapsed > timeoutMs) {
       if (tty) process.stdout.write('\n');
@@ -35,6 +42,19 @@ async function waitForFleet(socket: string, version: number, timeoutMs: number):
     }
     await systemClock.sleep(200);
   }
+}
+
+/** Per-stage progress of a staged rollout: ", stage 1: 1/1, stage 2: 0/4" (empty without one). */
+function stages(m: MeshJson, version: number): string {
+  const by = new Map<number, { done: number; all: number }>();
+  for (const n of m.nodes) {
+    if (n.rolloutStage == null || n.policyVersion !== version) continue;
+    const s = by.get(n.rolloutStage) ?? { done: 0, all: 0 };
+    s.all++;
+    if (n.rolloutEnforcing == null && (n.enforcement === 'ok' || n.enforcement === 'drift-repaired')) s.done++;
+    by.set(n.rolloutStage, s);
+  }
+  return [...by].sort(([a], [b]) => a - b).map(([st, c]) => `, stage ${st}: ${c.done}/${c.all}`).join('');
 }
 
 export function registerPublish(program: Command): void {

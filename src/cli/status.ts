@@ -21,6 +21,7 @@ export function formatStatus(s: StatusJson): string {
     `ruleset   ${e(s.enforcement.rulesetHash?.slice(0, 16) ?? '-')}, applied ${e(s.enforcement.lastApplyAt ?? 'never')}`,
     ...(s.monitor && (s.monitor.policy || s.monitor.rules.length) ? [`monitor   ${[s.monitor.policy ? 'policy (settings.mode: monitor)' : '', s.monitor.rules.length ? `rules ${s.monitor.rules.map(e).join(', ')}` : ''].filter(Boolean).join('; ')}: would-drops are accepted`] : []),
     ...(s.drops ? [`drops     ${formatDrops(s.drops)}`] : []),
+    ...(s.rollout ? [`rollout   ${e(s.rollout.summary)}`] : []),
     `alerts    ${s.alerts.length ? s.alerts.map((a) => `${e(a.severity)} ${e(a.class)}: ${e(a.summary)}`).join('\n          ') : 'none'}`,
   ];
   return lines.join('\n') + '\n';
@@ -39,11 +40,13 @@ export function formatMesh(m: MeshJson, now: number): string {
     if (!Number.isFinite(s)) return '?';
     return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
   };
-  const head = `${'NODE'.padEnd(16)} ${'VERSION'.padEnd(8)} ${'ENFORCEMENT'.padEnd(15)} ${'LAST SEEN'.padEnd(10)} ${'ALERTS'.padEnd(20)} ${'DROPPED'.padEnd(10)} ${'WOULD-DROP'.padEnd(10)} PEER`;
+  const staged = m.nodes.some((n) => n.rolloutStage != null);
+  const head = `${'NODE'.padEnd(16)} ${'VERSION'.padEnd(8)} ${staged ? `${'STAGE'.padEnd(14)} ` : ''}${'ENFORCEMENT'.padEnd(15)} ${'LAST SEEN'.padEnd(10)} ${'ALERTS'.padEnd(20)} ${'DROPPED'.padEnd(10)} ${'WOULD-DROP'.padEnd(10)} PEER`;
   const count = (n: number | undefined) => (n === undefined ? '-' : String(Math.trunc(Number(n)) || 0)).padEnd(10);
   const rows = m.nodes.map((n) => [
     `${e(n.name)}${n.self ? ' *' : ''}`.padEnd(16),
     (n.policyVersion === null ? '-' : `v${n.policyVersion}`).padEnd(8),
+    ...(staged ? [stageCell(n).padEnd(14)] : []),
     e(n.silent ? `${n.enforcement ?? '-'} (silent)` : n.enforcement ?? '-').padEnd(15),
     ago(n.lastSeen).padEnd(10),
     e(n.alerts.join(',') || '-').padEnd(20),
@@ -51,7 +54,13 @@ export function formatMesh(m: MeshJson, now: number): string {
     count(n.wouldDrop),
     e(n.peerId),
   ].join(' '));
-  return `${head}\n${rows.join('\n')}\n${e(m.summary)}\n`;
+  return `${head}\n${rows.join('\n')}\n${e(m.summary)}\n${m.rollout && m.rollout.state !== 'enforcing' ? `rollout: ${e(m.rollout.summary)}\n` : ''}`;
+}
+
+/** "2: holds v3" while a node's rollout keeps an older version in force, "1" once it enforces. */
+export function stageCell(n: { rolloutStage?: number | null; rolloutEnforcing?: number | null }): string {
+  if (n.rolloutStage == null) return '-';
+  return n.rolloutEnforcing != null ? `${n.rolloutStage}: holds v${n.rolloutEnforcing}` : String(n.rolloutStage);
 }
 
 export function registerStatus(program: Command): void {

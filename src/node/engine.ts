@@ -22,8 +22,9 @@ import { decodePolicy, type Policy } from '../policy/model.js';
 import { decodeEnvelope, encodeEnvelope, PAYLOAD_TYPE, type Envelope } from '../trust/envelope.js';
 import { decodeRoot, validSigners, type RootDoc } from '../trust/root.js';
 import { rootExpired, verifyPolicy, verifyRoot, type Outcome, type Rejection, type TrustedRoot } from '../trust/verify.js';
-import type { EnforcementPort, EnforcementStatus } from './ports.js';
+import type { EnforcementPort, EnforcementStatus, RolloutHealthPort } from './ports.js';
 import { floorAfter, judgePolicy } from './accept.js';
+import { decideRollout, describeDecision, heldPolicy, type RolloutDecision } from './rollout.js';
 import { decodeTrust, encodeTrust, maxFloor, mergeTrust, TRUST_FORMAT, type PolicyFloor, type TrustRecord } from './trusted-state.js';
 import { UpdateTraces, type TraceStage, type UpdateTrace } from './trace.js';
 
@@ -54,6 +55,8 @@ export interface EngineEvents {
   enforced: [EnforcementStatus];
   /** One accepted policy's per-stage times, once it is enforced or superseded (trace.ts). */
   trace: [UpdateTrace];
+  /** The staged-rollout decision changed (hold → enforce, waiting → unhealthy, halted…). */
+  rollout: [RolloutView];
 }
 
 /** What offer() says the moment an envelope verified, before it is persisted. */
@@ -79,6 +82,21 @@ export interface OfferOptions {
   verified?: (v: Verified) => void;
 }
 
+/** Where this node stands in the newest version's staged rollout (for status and alerts). */
+export interface RolloutView {
+  /** The newest version held, and the one in force (they differ while the rollout holds it back). */
+  version: number;
+  enforcing: number | null;
+  decision: RolloutDecision;
+  summary: string;
+}
+
+/** What is persisted of a rollout (store kv `rollout`): the version in force, and a halt. */
+interface RolloutRecord {
+  active: { version: number; digest: string; envelope?: string } | null;
+  halted?: { version: number; digest: string; failed: string; reason: string };
+}
+
 export interface EngineOptions {
   store: Store;
   clock: Clock;
@@ -92,6 +110,8 @@ export interface EngineOptions {
    * fsynced copy so that losing the store keeps the root chain, the floor and the blocked set.
    */
   mirrorPath: string;
+  /** This node's PeerId: its stage in a staged rollout. Absent: every version is enforced at once. */
+  self?: string;
 }
 
 /** What start() found that an operator must hear about (the agent turns these into alerts). */
@@ -142,6 +162,14 @@ export class Engine extends EventEmitter<EngineEvents> {
   #stopped = false;
   #report: StartReport = { lostCopies: [], damagedCopies: [] };
   readonly #traces: UpdateTraces;
+  /** The version in force; differs from #current while a staged rollout holds it back. */
+  #active: CurrentPolicy | null = null;
+  #halted: RolloutRecord['halted'] | null = null;
+  #health: RolloutHealthPort | null = null;
+  #decision: RolloutView | null = null;
+  #heldMemo: { key: string; policy: Policy } | null = null;
+  #enforcedPolicy: Policy | null = null;
+  #reconsiderTimer: Timer | null = null;
 
   constructor(o: EngineOptions) {
     super();
@@ -175,6 +203,26 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   get enforcement(): EnforcementStatus {
     return this.#o.enforcer.status;
+  }
+
+  /** Where this node stands in the newest version's staged rollout (null: it enforces the newest, no rollout). */
+  get rollout(): RolloutView | null {
+    return this.#decision;
+  }
+
+  /** The version in force when a staged rollout holds the newest one back (else null). */
+  get heldBack(): CurrentPolicy | null {
+    return this.#active && this.#current && this.#active.digest !== this.#current.digest ? this.#active : null;
+  }
+
+  /**
+   * Plugs in the fleet's signed statuses (the auditor): a held version is reconsidered when
+   * they change. Before this is called a held version stays held (no health is visible).
+   */
+  setRolloutHealth(port: RolloutHealthPort): void {
+    this.#health = port;
+    port.onChange(() => this.#reconsiderSoon());
+    this.#reconsiderSoon();
   }
 
   /** Registers the steps after an accept (mesh: announce; auditor: status). */
@@ -230,6 +278,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     } else if (this.#floor) {
       this.#report.policyLost = `the policy body of v${this.#floor.version} is missing from the store`;
     }
+    await this.#loadRollout(now);
     if (this.#report.policyLost) log.error({ reason: this.#report.policyLost, floor: this.#floor?.version ?? null }, 'enforcing the baseline until the policy returns by sync; older versions stay refused');
     if (merged && merged.meshId !== meshId) log.warn({ recorded: merged.meshId }, 'trusted state was recorded for another mesh');
     this.#o.enforcer.restoreBlocked(this.#blocked);
@@ -237,6 +286,40 @@ export class Engine extends EventEmitter<EngineEvents> {
     await this.#persistTrust();
     log.info({ rootVersion: this.#root.root.version, version: this.#current?.policy.version ?? null, floor: this.#floor?.version ?? null, rootExpired: this.rootExpired(now) }, 'state loaded');
     await this.enforceNow();
+  }
+
+  /**
+   * The version in force across a restart: the recorded one if a rollout held the newest back
+   * (re-checked like the stored policy: validly signed under this root chain, below the
+   * newest), else the newest (today's behaviour, and what an upgraded node without a record does).
+   */
+  async #loadRollout(now: number): Promise<void> {
+    const cur = this.#current;
+    this.#active = cur;
+    if (!cur) return;
+    const rec = await this.#o.store.getJson<RolloutRecord>('rollout').catch(() => undefined);
+    if (rec?.halted && rec.halted.version === cur.policy.version && rec.halted.digest === cur.digest) this.#halted = rec.halted;
+    const a = rec?.active;
+    if (!a || a.digest === cur.digest || !a.envelope || a.version >= cur.policy.version) return;
+    const bytes = new Uint8Array(Buffer.from(a.envelope, 'base64'));
+    const v = verifyPolicy(bytes, { root: this.#root, meshId: this.#o.meshId, superseded: this.#superseded() }, now);
+    const good = v.outcome === 'accepted' || v.outcome === 'expired' || v.outcome === 'root-expired' || v.outcome === 'stale-root-signature';
+    const body = good ? this.#bodyOf(bytes) : null;
+    if (!body || body.policy.version !== a.version) {
+      this.#o.log.warn({ version: a.version }, 'the version a rollout held in force does not verify; enforcing the newest');
+      return;
+    }
+    this.#active = { policy: body.policy, envelope: body.envelope, bytes, digest: a.digest, acceptedAt: 0 };
+  }
+
+  /** Records the version in force; its envelope too while it is not the newest (`newest`). */
+  async #saveRollout(newest = this.#current?.digest): Promise<void> {
+    const a = this.#active;
+    const rec: RolloutRecord = {
+      active: a ? { version: a.policy.version, digest: a.digest, ...(a.digest !== newest ? { envelope: Buffer.from(a.bytes).toString('base64') } : {}) } : null,
+      ...(this.#halted ? { halted: this.#halted } : {}),
+    };
+    await this.#o.store.putJson('rollout', rec).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'rollout state not saved'));
   }
 
   #readMirror(): string | undefined {
@@ -384,6 +467,11 @@ export class Engine extends EventEmitter<EngineEvents> {
       return this.#reject({ ...v, kind: 'policy' }, source);
     }
     const bytes = input instanceof Uint8Array ? input : encodeEnvelope(env);
+    // The version in force is recorded before the new one is: a crash in between must not
+    // come back enforcing a staged version (no record reads as "the newest is in force").
+    if (v.policy.rollout && this.#o.self && this.#active) await this.#saveRollout(v.digest);
+    this.#halted = null;
+    this.#decision = null;
     this.#floor = floorAfter(v);
     this.#traces.begin(v.policy.version, v.digest, source, receivedAt, clock.now());
     // Forwarded before the local write: the bytes are signed, peers verify them themselves.
@@ -427,7 +515,10 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   enforceNow(): Promise<EnforcementStatus> {
     const next = this.#enforceChain.then(async () => {
-      const status = await this.#o.enforcer.enforce(this.#current?.policy ?? null, this.#o.clock.now());
+      const now = this.#o.clock.now();
+      const policy = await this.#toEnforce(now);
+      this.#enforcedPolicy = policy;
+      const status = await this.#o.enforcer.enforce(policy, now);
       if (status.state !== 'failed' && status.state !== 'pending') this.#traces.enforced(status.policyVersion);
       await this.#saveBlocked();
       this.#armTimer();
@@ -447,9 +538,64 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Every mesh peer is gone: let the lock-out guard decide whether to restore mesh access. */
   allPeersLost(): Promise<boolean> {
-    const next = this.#enforceChain.then(() => this.#o.enforcer.onAllPeersLost(this.#current?.policy ?? null));
+    const next = this.#enforceChain.then(() => this.#o.enforcer.onAllPeersLost(this.#enforcedPolicy));
     this.#enforceChain = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * The policy to enforce now: the newest, unless its staged rollout holds this node back
+   * (then the version in force, minus the nodes the newest removed). Switching is recorded
+   * before the new version is applied.
+   */
+  async #toEnforce(now: number): Promise<Policy | null> {
+    const cur = this.#current;
+    if (!cur) return null;
+    const act = this.#active;
+    if (act?.digest === cur.digest) return cur.policy;
+    const view = this.#decide(now);
+    if (!view || view.decision.kind === 'enforce') {
+      this.#active = cur;
+      this.#o.log.info({ version: cur.policy.version, why: view?.decision.kind === 'enforce' ? view.decision.why : 'no-rollout' }, 'rollout: enforcing the newest version');
+      await this.#saveRollout();
+      return cur.policy;
+    }
+    const key = `${act!.digest}/${cur.digest}`;
+    if (this.#heldMemo?.key !== key) this.#heldMemo = { key, policy: heldPolicy(act!.policy, cur.policy) };
+    return this.#heldMemo.policy;
+  }
+
+  /** Decides (pure) and records the outcome; null when nothing is staged for this node. */
+  #decide(now: number): RolloutView | null {
+    const cur = this.#current, act = this.#active, self = this.#o.self;
+    if (!cur || !self || act?.digest === cur.digest) return null;
+    const decision = decideRollout({
+      newest: cur.policy, digest: cur.digest, firstSeen: cur.acceptedAt, enforcing: act?.policy ?? null, self, now,
+      health: this.#health?.rows() ?? [],
+      ...(this.#halted ? { halted: this.#halted } : {}),
+    });
+    if (decision.kind === 'halted' && !this.#halted) {
+      this.#halted = { version: cur.policy.version, digest: cur.digest, failed: decision.failed, reason: decision.reason };
+      this.#o.log.error({ version: cur.policy.version, failed: decision.failed, reason: decision.reason }, 'rollout halted: an earlier stage failed; this node keeps its version until a newer one is published');
+      void this.#saveRollout();
+    }
+    const enforcing = decision.kind === 'enforce' ? cur.policy.version : act?.policy.version ?? null;
+    const view: RolloutView = { version: cur.policy.version, enforcing, decision, summary: describeDecision(decision, cur.policy.version, now) };
+    const changed = JSON.stringify({ ...this.#decision?.decision, healthy: 0 }) !== JSON.stringify({ ...decision, healthy: 0 })
+      || (this.#decision?.decision.kind === 'hold' && decision.kind === 'hold' && this.#decision.decision.healthy !== decision.healthy);
+    this.#decision = view;
+    if (changed) this.emit('rollout', view);
+    return view;
+  }
+
+  /** Statuses changed: a held version may now go (coalesced; status bursts come fleet-wide). */
+  #reconsiderSoon(): void {
+    if (this.#reconsiderTimer || this.#stopped || !this.heldBack) return;
+    this.#reconsiderTimer = this.#o.clock.setTimeout(() => {
+      this.#reconsiderTimer = null;
+      const view = this.#decide(this.#o.clock.now());
+      if (view?.decision.kind === 'enforce') void this.enforceNow();
+    }, 20);
   }
 
   /** The blocked set is part of the trusted state: persist it whenever enforcement changed it. */
@@ -465,7 +611,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (this.#stopped) return;
     const now = this.#o.clock.now();
     const p = this.#current?.policy;
-        const times = [p && p.expires > now ? p.expires : undefined, this.#o.enforcer.nextChangeAt].filter((t): t is number => t !== undefined && t > now);
+    const d = this.heldBack ? this.#decision?.decision : undefined;
+    const due = d?.kind === 'hold' && d.why === 'waiting' ? d.until : undefined;
+    const times = [p && p.expires > now ? p.expires : undefined, this.#o.enforcer.nextChangeAt, due].filter((t): t is number => t !== undefined && t > now);
     if (!times.length) return;
     const delay = Math.min(Math.min(...times) - now, 2 ** 31 - 1);
     this.#timer = this.#o.clock.setTimeout(() => void this.enforceNow().catch((e: unknown) => this.#o.log.error({ err: (e as Error).message }, 'scheduled enforcement failed')), delay);
@@ -475,6 +623,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#timer?.cancel();
+    this.#reconsiderTimer?.cancel();
     await this.#chain;
     await this.#enforceChain;
     await this.#mirrorChain;
@@ -486,4 +635,4 @@ export class Engine extends EventEmitter<EngineEvents> {
  * it and serve peers, and what the auditor needs to report on it. Neither can enforce, persist
  * or reach the store through it.
  */
-export type NodePort = Pick<Engine, 'current' | 'root' | 'floor' | 'offer' | 'mark' | 'rootsAfter' | 'setSteps' | 'on' | 'off' | 'startReport' | 'rootExpired'>;
+export type NodePort = Pick<Engine, 'current' | 'root' | 'floor' | 'offer' | 'mark' | 'rootsAfter' | 'setSteps' | 'on' | 'off' | 'startReport' | 'rootExpired' | 'rollout' | 'heldBack' | 'setRolloutHealth'>;

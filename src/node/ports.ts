@@ -4,6 +4,7 @@
  * engine only ever sees this interface, so arrows point down (enforce → node).
  */
 import type { Policy } from '../policy/model.js';
+import type { PeerHealth } from './rollout.js';
 
 /**
  * `revoked`: the node holds a policy that no longer lists it (it was removed from the fleet);
@@ -34,4 +35,17 @@ export interface EnforcementPort {
   readonly blockedAddresses: string[];
   /** Seeds the blocked set from the persisted trusted state before the first apply. */
   restoreBlocked(addresses: readonly string[]): void;
+}
+
+/**
+ * What a staged rollout needs from the fleet's signed statuses (the auditor implements it
+ * from its fleet view). The engine decides; it never reads statuses, gossip or the store of
+ * statuses itself. Rows are claims signed by each node: a member may lie about itself, which
+ * can halt or hurry a rollout but never make this node accept an unsigned policy.
+ */
+export interface RolloutHealthPort {
+  /** The latest status of every node of the newest policy that this node holds. */
+  rows(): PeerHealth[];
+  /** Registers `fn`, called (synchronously, cheaply) whenever a status arrives that may change rows(). */
+  onChange(fn: () => void): void;
 }

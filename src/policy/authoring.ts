@@ -96,6 +96,23 @@ const ruleShape = {
     .describe('ingress (default): connections this node accepts. egress: connections this node opens; they are filtered only under settings.egress: deny.'),
 };
 
+const positiveDuration = (help: string) => z.string().optional().transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined) { ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration (30s, 10m, 12h, 2d)` }); return z.NEVER; }
+  if (ms <= 0) { ctx.addIssue({ code: 'custom', message: 'must be a positive duration' }); return z.NEVER; }
+  return ms;
+}).describe(help);
+
+const percent = z.unknown().optional().transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const m = typeof v === 'string' ? /^\s*(\d{1,3})\s*%\s*$/.exec(v) : null;
+  if (!m) { ctx.addIssue({ code: 'custom', message: `${typeof v === 'string' ? JSON.stringify(v) : shown(v)} is not a percentage (write it as 100%)` }); return z.NEVER; }
+  return Number(m[1]);
+}).meta({ type: 'string', pattern: '^\\s*\\d{1,3}\\s*%\\s*$', examples: ['100%', '90%'] });
+
+const SELECT_PATTERN = `^(any|role:${NAME_RE}|node:(${NAME_RE}|${PEER_RE}))$`;
+
 export const PolicyAuthoringSchema = z.strictObject({
   meshId: z.string().min(1).meta({ pattern: PATTERNS.meshId }).describe('Mesh this policy is for; agents of other meshes reject it.'),
   version: z.int().positive().describe('Strictly increasing: nodes never accept a lower or equal version with other content.'),
@@ -132,6 +149,13 @@ export const PolicyAuthoringSchema = z.strictObject({
     mode: z.enum(['enforce', 'monitor']).default('enforce').describe('monitor: default-deny drops are counted and logged as would-drop, and accepted (roll a new policy out on trial). Removed nodes and invalid packets are still dropped.'),
   }).default({ onExpiry: 'keep', maxAge: undefined, egress: 'allow', forward: 'ignore', mode: 'enforce' }),
   tests: PolicyTestsSchema,
+  rollout: z.strictObject({
+    stages: z.array(z.strictObject({
+      select: z.string().meta({ pattern: SELECT_PATTERN }).describe('Which nodes: any, role:NAME or node:NAME|PEERID. A node belongs to the first stage that selects it; a node no stage selects follows the last stage.'),
+      after: positiveDuration('Not on the first stage. How long after a node first saw this version it may enforce it (30s, 10m, 12h, 2d; at most 30d; never shorter than an earlier stage\'s). Default: no delay, health alone decides.'),
+      healthy: percent.describe('Not on the first stage. Which share of the earlier stages\' nodes (1%-100%, default 100%) must show, in their signed statuses, that they enforce this version healthily: no failed apply, no lock-out revert, no new unexpected-listener or exposed-port alert.'),
+    })).describe('At most 8 stages, at least 2. The first enforces at once; a node of a later stage keeps enforcing its previous version until its after has passed and the earlier stages are healthy. A failure in an earlier stage halts the rollout on every node; the next version supersedes it.'),
+  }).optional().describe('Optional. A staged rollout of this version. Every node still accepts, stores and forwards the version at once; only what it enforces waits. Removed nodes are blocked at once whatever the stage (a rollout never delays a revocation).'),
 });
 
 export interface Located {
@@ -205,6 +229,7 @@ export function parsePolicyYaml(text: string, now: number): AuthoringResult {
       ...(d.settings.forward === 'filter' ? { forward: 'filter' as const } : {}),
       ...(d.settings.mode === 'monitor' ? { mode: 'monitor' as const } : {}),
     },
+    ...(d.rollout ? { rollout: { stages: d.rollout.stages.map((st) => ({ select: st.select, ...(st.after !== undefined ? { after: st.after } : {}), ...(st.healthy !== undefined ? { healthy: st.healthy } : {}) })) } } : {}),
   };
   const { errors, warnings } = checkPolicy(policy, { warnings: true });
   if (errors.length) return { ok: false, errors: errors.map(locate) };
@@ -249,6 +274,7 @@ export function policyToAuthoring(p: Policy): Record<string, unknown> {
       ...(p.settings.forward ? { forward: p.settings.forward } : {}),
       ...(p.settings.mode ? { mode: p.settings.mode } : {}),
     },
+    ...(p.rollout ? { rollout: { stages: p.rollout.stages.map((s) => ({ select: s.select, ...(s.after ? { after: exactDuration(s.after) } : {}), ...(s.healthy ? { healthy: `${s.healthy}%` } : {}) })) } } : {}),
   };
 }
 

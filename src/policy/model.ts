@@ -89,6 +89,44 @@ export function staleAt(p: Policy): number | undefined {
   return p.settings.maxAge ? p.issuedAt + p.settings.maxAge : undefined;
 }
 
+/**
+ * One stage of a staged rollout. `select` uses the rule `to` grammar (any, role:X, node:X); a
+ * node belongs to the first stage that selects it, and a node no stage selects follows the
+ * last stage. `after` (ms) counts from when the node first saw the version; `healthy` is the
+ * percentage (1-100, default 100) of the earlier stages' nodes whose signed statuses must show
+ * them enforcing this version healthily. The first stage has neither: it enforces at once.
+ */
+export interface Stage {
+  select: string;
+  after?: number;
+  healthy?: number;
+}
+
+export interface Rollout {
+  stages: Stage[];
+}
+
+/** At most this many stages: each is a round of waiting; more is a schedule, not a canary. */
+export const MAX_STAGES = 8;
+/** The longest `after`: a version held back longer than this is better re-signed. */
+export const MAX_STAGE_AFTER = 30 * 86_400_000;
+
+/** The stage (0-based) of each node of `p`'s rollout, by PeerId; empty without a rollout. */
+export function stageOfNodes(p: Policy): Map<string, number> {
+  const out = new Map<string, number>();
+  const stages = p.rollout?.stages ?? [];
+  if (!stages.length) return out;
+  for (const n of p.nodes) {
+    const i = stages.findIndex((s) => selects(s.select, n));
+    out.set(n.peerId, i < 0 ? stages.length - 1 : i);
+  }
+  return out;
+}
+
+function selects(sel: string, n: PolicyNode): boolean {
+  return sel === 'any' || (sel.startsWith('role:') && n.roles.includes(sel.slice(5))) || sel === `node:${n.name}` || sel === `node:${n.peerId}`;
+}
+
 export interface Policy {
   meshId: string;
   version: number;
@@ -98,6 +136,8 @@ export interface Policy {
   rules: Rule[];
   exceptions: PolicyException[];
   settings: Settings;
+  /** Absent: every node enforces the version as soon as it has it (today's behaviour). */
+  rollout?: Rollout;
 }
 
 export type Path = (string | number)[];
@@ -239,9 +279,57 @@ export function checkPolicy(p: Policy, opts: { warnings?: boolean } = {}): { err
     else if (problem) err(at('expires'), problem);
     else if (e.expires > p.expires) warnings.push({ path: at('expires'), message: 'outlives the policy itself' });
   });
+  if (p.rollout) checkRollout(p, p.rollout, names, peerIds, roles, err, (path, message) => warnings.push({ path, message }));
   // Shadow analysis is quadratic: run it for authors (signing), not on every received policy.
   if (errors.length === 0 && opts.warnings) warnings.push(...shadowWarnings(p.rules));
   return { errors, warnings };
+}
+
+/** Stage checks: one line per problem, each naming the stage's field. */
+function checkRollout(p: Policy, r: Rollout, names: Map<string, number>, peerIds: Map<string, number>, roles: Set<string>, err: (path: Path, message: string) => void, warn: (path: Path, message: string) => void): void {
+  const at = (i: number, ...rest: Path): Path => ['rollout', 'stages', i, ...rest];
+  if (r.stages.length < 2) err(['rollout', 'stages'], `${r.stages.length} stage${r.stages.length === 1 ? '' : 's'}: a rollout needs at least two (the first goes at once, the others wait for it)`);
+  if (r.stages.length > MAX_STAGES) return err(['rollout', 'stages'], `${r.stages.length} stages (limit ${MAX_STAGES})`);
+  let grammarOk = true;
+  let lastAfter = 0;
+  r.stages.forEach((s, i) => {
+    if (s.select !== 'any') {
+      const colon = s.select.indexOf(':');
+      const kind = colon < 0 ? '' : s.select.slice(0, colon);
+      const value = s.select.slice(colon + 1);
+      if (kind === 'role') {
+        if (!roles.has(value)) { err(at(i, 'select'), `role ${value} is not held by any node`); grammarOk = false; }
+      } else if (kind === 'node') {
+        if (!names.has(value) && !peerIds.has(value)) { err(at(i, 'select'), `node ${value} is not in nodes`); grammarOk = false; }
+      } else {
+        err(at(i, 'select'), `${JSON.stringify(s.select.slice(0, 80))} is not any, role:X or node:X`);
+        grammarOk = false;
+      }
+    }
+    if (i === 0) {
+      if (s.after !== undefined) err(at(i, 'after'), 'the first stage starts at once: it has no after');
+      if (s.healthy !== undefined) err(at(i, 'healthy'), 'the first stage has no earlier stage to be healthy: it has no healthy');
+      return;
+    }
+    if (s.after !== undefined) {
+      if (!Number.isSafeInteger(s.after) || s.after <= 0) err(at(i, 'after'), 'is not a positive duration');
+      else if (s.after > MAX_STAGE_AFTER) err(at(i, 'after'), `is longer than ${MAX_STAGE_AFTER / 86_400_000}d`);
+      else if (s.after < lastAfter) err(at(i, 'after'), 'is shorter than an earlier stage\'s after (every after counts from when a node first saw the version)');
+      else lastAfter = s.after;
+    }
+    if (s.healthy !== undefined && (!Number.isInteger(s.healthy) || s.healthy < 1 || s.healthy > 100)) err(at(i, 'healthy'), `${s.healthy}% is not a percentage from 1% to 100%`);
+  });
+  if (!grammarOk || p.nodes.length === 0) return;
+  // Every stage must hold a node: an empty earlier stage could show no health, and an empty
+  // later one is a typo that would move its nodes into the last stage unnoticed.
+  const stageOf = stageOfNodes(p);
+  const sizes = r.stages.map((_, i) => [...stageOf.values()].filter((s) => s === i).length);
+  const unselected = p.nodes.filter((n) => !r.stages.some((s) => selects(s.select, n)));
+  sizes.forEach((n, i) => {
+    if (n === 0 && !(i === r.stages.length - 1 && unselected.length)) err(at(i, 'select'), 'selects no node that an earlier stage did not already select');
+  });
+  if (unselected.length) warn(['rollout', 'stages'], `${unselected.length} node${unselected.length === 1 ? '' : 's'} (${unselected.slice(0, 3).map((n) => n.name).join(', ')}${unselected.length > 3 ? ', …' : ''}) selected by no stage: they follow the last stage`);
+  if (lastAfter > p.expires - p.issuedAt) warn(['rollout', 'stages'], 'the last stage waits longer than the policy lives');
 }
 
 function covers(outer: PortRange[], inner: PortRange[]): boolean {
@@ -288,6 +376,8 @@ export function encodePolicy(p: Policy): Uint8Array {
       ...(p.settings.forward ? { forward: p.settings.forward } : {}),
       ...(p.settings.mode ? { mode: p.settings.mode } : {}),
     },
+    // Absent unless declared: a policy without a rollout encodes (and so signs) as before.
+    ...(p.rollout ? { rollout: { stages: p.rollout.stages.map((s) => ({ select: s.select, ...(s.after ? { afterMs: s.after } : {}), ...(s.healthy ? { healthyPercent: s.healthy } : {}) })) } } : {}),
   }).finish();
 }
 
@@ -326,6 +416,7 @@ export function decodePolicy(bytes: Uint8Array): PolicyDecode {
   if (m.nodes.length > LIMITS.maxNodes) return tooLarge(`${m.nodes.length} nodes (limit ${LIMITS.maxNodes})`);
   if (m.rules.length > LIMITS.maxRules) return tooLarge(`${m.rules.length} rules (limit ${LIMITS.maxRules})`);
   if (m.exceptions.length > LIMITS.maxExceptions) return tooLarge(`${m.exceptions.length} exceptions (limit ${LIMITS.maxExceptions})`);
+  if ((m.rollout?.stages?.length ?? 0) > MAX_STAGES) return tooLarge(`${m.rollout!.stages!.length} rollout stages (limit ${MAX_STAGES})`);
   let policy: Policy;
   try {
     policy = {
@@ -353,6 +444,15 @@ export function decodePolicy(bytes: Uint8Array): PolicyDecode {
         ...(m.settings?.forward && m.settings.forward !== 'ignore' ? { forward: str(m.settings.forward, 'settings.forward') as 'filter' } : {}),
         ...(m.settings?.mode ? { mode: str(m.settings.mode, 'settings.mode') as 'monitor' } : {}),
       },
+      ...(m.rollout ? {
+        rollout: {
+          stages: (m.rollout.stages ?? []).map((s, i) => ({
+            select: str(s.select, `rollout.stages[${i}].select`),
+            ...(Number(s.afterMs ?? 0) > 0 ? { after: Number(s.afterMs) } : {}),
+            ...((s.healthyPercent ?? 0) > 0 ? { healthy: s.healthyPercent! } : {}),
+          })),
+        },
+      } : {}),
     };
   } catch (e) {
     if (e instanceof LimitError) return tooLarge(e.message);
