@@ -556,7 +556,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const view = this.#decide(now);
     if (!view || view.decision.kind === 'enforce') {
       this.#active = cur;
-      this.#o.log.info({ version: cur.policy.version, why: view?.decision.kind === 'enforce' ? view.decision.why : 'no-rollout' }, 'rollout: enforcing the newest version');
+      this.#o.log.info({ version: cur.policy.version, why: view?.decision.kind === 'enforce' ? view.decision.why : 'no-rollout', firstSeen: new Date(cur.acceptedAt).toISOString(), enforcing: act?.policy.version ?? null }, 'rollout: enforcing the newest version');
       await this.#saveRollout();
       return cur.policy;
     }

@@ -19,7 +19,7 @@ const MIN = 60_000;
 
 async function fleet(n = 4): Promise<{ c: Cluster; clocks: Map<string, SkewedClock> }> {
   const clocks = new Map<string, SkewedClock>();
-  const c = await Cluster.create(n, { minPeers: 3, overrides: { audit: { probeInterval: 0, statusInterval: '300ms' } } });
+  const c = await Cluster.create(n, { minPeers: 3, overrides: { audit: { probeInterval: 0, statusInterval: '1s' } } });
   c.deps = (spec) => {
     if (!clocks.has(spec.name)) clocks.set(spec.name, new SkewedClock());
     return { clock: clocks.get(spec.name)! };
