@@ -1,5 +1,5 @@
 /** Diff (pure): what changed between two policies, by name, for reviewers and `policy diff`. */
-import type { Policy, PolicyException, PolicyNode, Rule } from './model.js';
+import type { Policy, PolicyException, PolicyNode, Rollout, Rule } from './model.js';
 
 export interface Change<T> {
   added: T[];
@@ -14,6 +14,8 @@ export interface PolicyDiff {
   nodes: Change<PolicyNode>;
   rules: Change<Rule>;
   exceptions: Change<PolicyException>;
+  /** The new version's staged rollout when it has one (how it will go out), or when one was dropped. */
+  rollout?: { before: Rollout | null; after: Rollout | null } | null;
 }
 
 function byName<T extends { name: string }>(before: T[], after: T[]): Change<T> {
@@ -38,18 +40,25 @@ export function diffPolicies(before: Policy, after: Policy): PolicyDiff {
     nodes: byName(before.nodes, after.nodes),
     rules: byName(before.rules, after.rules),
     exceptions: byName(before.exceptions, after.exceptions),
+    rollout: after.rollout || before.rollout ? { before: before.rollout ?? null, after: after.rollout ?? null } : null,
   };
 }
 
 export function isEmptyDiff(d: PolicyDiff): boolean {
   const empty = (c: Change<unknown>) => !c.added.length && !c.removed.length && !c.changed.length;
-  return !d.expires && !d.settings && empty(d.nodes) && empty(d.rules) && empty(d.exceptions);
+  return !d.expires && !d.settings && !d.rollout && empty(d.nodes) && empty(d.rules) && empty(d.exceptions);
 }
 
 const ports = (r: Rule) => (r.proto === 'icmp' ? 'icmp' : `${r.proto}/${r.ports.map((p) => (p.first === p.last ? p.first : `${p.first}-${p.last}`)).join(',')}`);
 const ruleText = (r: Rule) => `${r.name}: ${r.direction === 'egress' ? 'egress ' : ''}${r.from.join(',')} -> ${r.to.join(',')} ${ports(r)}`;
 const nodeText = (n: PolicyNode) => `${n.name} ${n.peerId} [${n.addresses.join(', ')}] roles=${n.roles.join(',') || '-'}`;
 const excText = (e: PolicyException) => `${ruleText(e)} until ${new Date(e.expires).toISOString()} (${e.reason})`;
+
+const minutes = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`);
+/** "1: role:canary; 2: any after 10m, 100% healthy". */
+export function rolloutText(r: Rollout): string {
+  return r.stages.map((s, i) => `${i + 1}: ${s.select}${i ? `${s.after ? ` after ${minutes(s.after)}` : ''}, ${s.healthy ?? 100}% healthy` : ''}`).join('; ');
+}
 
 export function formatDiff(d: PolicyDiff): string {
   const lines = [`version ${d.version.before} -> ${d.version.after}`];
@@ -65,6 +74,7 @@ export function formatDiff(d: PolicyDiff): string {
   section('nodes', d.nodes, nodeText);
   section('rules', d.rules, ruleText);
   section('exceptions', d.exceptions, excText);
+  if (d.rollout) lines.push(d.rollout.after ? `rollout (staged): ${rolloutText(d.rollout.after)}` : 'rollout: none (every node enforces the new version at once)');
   if (isEmptyDiff(d)) lines.push('no changes to nodes, rules, exceptions or settings');
   return lines.join('\n') + '\n';
 }

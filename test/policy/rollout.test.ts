@@ -4,6 +4,7 @@ import { decodePolicy, encodePolicy, MAX_STAGES, type Policy } from '../../src/p
 import { pb } from '../../src/wire/proto.js';
 import { NOW, PEER, policy } from '../helpers/trust.js';
 import { stringify } from 'yaml';
+import { diffPolicies, formatDiff } from '../../src/policy/diff.js';
 
 const yaml = (rollout: string) => `meshId: prod
 version: 3
@@ -103,5 +104,13 @@ describe('staged rollout: the policy model', () => {
     const m = pb.policy.v1.Policy.decode(encodePolicy(withRollout(undefined)));
     m.rollout = pb.policy.v1.Rollout.create({ stages: [] });
     expect(decodePolicy(pb.policy.v1.Policy.encode(m).finish())).toMatchObject({ ok: false, outcome: 'malformed' });
+  });
+
+  it('policy diff says how the new version goes out', () => {
+    const before = withRollout(undefined);
+    const after = { ...withRollout({ stages: [{ select: 'role:canary' }, { select: 'any', after: 600_000, healthy: 90 }] }), version: 5 };
+    expect(formatDiff(diffPolicies(before, after))).toContain('rollout (staged): 1: role:canary; 2: any after 10m, 90% healthy');
+    expect(formatDiff(diffPolicies(after, { ...before, version: 6 }))).toContain('rollout: none (every node enforces the new version at once)');
+    expect(formatDiff(diffPolicies(before, { ...before, version: 6 }))).not.toContain('rollout');
   });
 });
