@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { picket, tempDir } from '../helpers/cli.js';
 import { spawnAgent, waitForSocket, type AgentProcess } from '../helpers/agent-process.js';
+import { until } from '../helpers/cluster.js';
 
 const t = tempDir('picket-rollout-');
 const run = (...a: string[]) => picket(t.dir, ...a);
@@ -27,12 +28,12 @@ rules:
 ${rollout}`;
 }
 
-function agentConfig(name: string, bootstrap: string[]): string {
+function agentConfig(name: string, bootstrap: string[], key = name): string {
   mkdirSync(join(t.dir, name), { recursive: true });
   const file = join(t.dir, `${name}.yaml`);
   writeFileSync(file, `meshId: roll
 dataDir: ./${name}
-identityKey: ./${name}.key
+identityKey: ./${key}.key
 trustedRoot: ./root.json
 listen: [/ip4/127.0.0.1/tcp/0]
 bootstrap: ${JSON.stringify(bootstrap)}
@@ -60,8 +61,8 @@ afterEach(async () => {
 });
 afterAll(() => t.cleanup());
 
-async function start(name: string, bootstrap: string[]): Promise<AgentProcess> {
-  const p = spawnAgent(agentConfig(name, bootstrap), {}, t.dir);
+async function start(name: string, bootstrap: string[], o: { key?: string; env?: Record<string, string> } = {}): Promise<AgentProcess> {
+  const p = spawnAgent(agentConfig(name, bootstrap, o.key), o.env ?? {}, t.dir);
   procs.push(p);
   await waitForSocket(sock(name), p);
   return p;
@@ -104,5 +105,23 @@ describe('staged rollout (agent processes)', () => {
     expect(switched!.enforcing).toBe(1);
     const mesh = JSON.parse(run('status', '--mesh', '--socket', sock('canary'), '--json').stdout);
     expect(mesh.summary).toBe('2/2 on v2');
+  });
+
+  it('kill -9 right after a staged version is persisted: the restart still enforces the previous version', async () => {
+    // The web node alone (its canary is not running, so v2 can never reach its stage).
+    const first = await start('web-alone', [], { key: 'web' });
+    expect(run('publish', 'p1.signed', '--socket', sock('web-alone')).code).toBe(0);
+    first.child.kill('SIGTERM');
+    expect((await first.exited).code).toBe(0);
+    const crashing = await start('web-alone', [], { key: 'web', env: { PICKET_CRASHPOINT: 'after-persist' } });
+    run('publish', 'p2.signed', '--socket', sock('web-alone'));
+    expect((await crashing.exited).signal).toBe('SIGKILL');
+    const b = spawnAgent(agentConfig('web-alone', [], 'web'), {}, t.dir);
+    procs.push(b);
+    let st = run('status', '--socket', sock('web-alone'), '--json');
+    await until(() => (st = run('status', '--socket', sock('web-alone'), '--json')).code === 0, 20_000, () => st.stderr + b.output());
+    expect(JSON.parse(st.stdout)).toMatchObject({ policy: { version: 2 }, rollout: { version: 2, enforcing: 1, stage: 2 } });
+    expect(readFileSync(join(t.dir, 'web-alone', 'ruleset.nft'), 'utf8')).toContain('tcp . 8001');
+    expect(readFileSync(join(t.dir, 'web-alone', 'ruleset.nft'), 'utf8')).not.toContain('tcp . 8002');
   });
 });
