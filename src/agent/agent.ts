@@ -394,6 +394,7 @@ export class Agent {
     };
     m.refresh = () => {
       m.policyVersion.set(this.engine.current?.policy.version ?? 0);
+      m.enforcedVersion.set(this.enforcer.status.policyVersion ?? 0);
       m.rootVersion.set(this.engine.root.root.version);
       m.peers.set(this.mesh.connectedPeers().length);
       const wire = this.mesh.wireBytes();

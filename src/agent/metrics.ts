@@ -11,6 +11,7 @@ import type { DropTotalsView } from '../enforce/drop-totals.js';
 export class Metrics {
   readonly registry = new Registry();
   readonly policyVersion = new Gauge({ name: 'picket_policy_version', help: 'Version of the policy this node holds (0: none)', registers: [this.registry] });
+  readonly enforcedVersion = new Gauge({ name: 'picket_policy_enforced_version', help: 'Version of the policy in force (0: none, or the baseline); below picket_policy_version while a staged rollout holds the newest back', registers: [this.registry] });
   readonly rootVersion = new Gauge({ name: 'picket_root_version', help: 'Version of the trusted root', registers: [this.registry] });
   readonly verifications = new Counter({ name: 'picket_verifications_total', help: 'Envelopes verified, by outcome and source', labelNames: ['outcome', 'source'], registers: [this.registry] });
   readonly wireBytes = new Gauge({ name: 'picket_wire_bytes', help: 'TCP bytes over all mesh connections (everything libp2p carried)', labelNames: ['direction'], registers: [this.registry] });

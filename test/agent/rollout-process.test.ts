@@ -39,6 +39,7 @@ listen: [/ip4/127.0.0.1/tcp/0]
 bootstrap: ${JSON.stringify(bootstrap)}
 mesh: { peerAddressCidrs: [127.0.0.0/8] }
 enforcement: { backend: file, failsafe: { sshFrom: [10.0.0.0/8] } }
+control: { metrics: 127.0.0.1:0 }
 audit: { statusInterval: 1s }
 log: { level: info, pretty: false }
 `);
@@ -85,6 +86,10 @@ describe('staged rollout (agent processes)', () => {
     expect(readFileSync(join(t.dir, 'web', 'ruleset.nft'), 'utf8')).toContain('tcp . 8001');
     expect(run('status', '--socket', sock('web')).stdout).toMatch(/rollout\s+stage 2: v2 waits/);
     expect(run('status', '--mesh', '--socket', sock('web')).stdout).toMatch(/web \*\s+v2\s+2: holds v1/);
+    const metricsAddr = (JSON.parse(run('status', '--socket', sock('web'), '--json').stdout) as { metrics: string }).metrics;
+    const metrics = await (await fetch(`http://${metricsAddr}/metrics`)).text();
+    expect(metrics).toMatch(/picket_policy_version 2/);
+    expect(metrics).toMatch(/picket_policy_enforced_version 1/);
 
     const wait = run('publish', 'p2.signed', '--socket', sock('web'), '--wait', '--timeout', '30s');
     expect(wait.code, wait.stderr).toBe(0);
@@ -103,8 +108,9 @@ describe('staged rollout (agent processes)', () => {
     expect(Date.parse(switched!.firstSeen!)).toBeLessThanOrEqual(Date.parse(accepted!.time));
     expect(Date.parse(switched!.time) - Date.parse(switched!.firstSeen!)).toBeGreaterThanOrEqual(4000);
     expect(switched!.enforcing).toBe(1);
-    const mesh = JSON.parse(run('status', '--mesh', '--socket', sock('canary'), '--json').stdout);
-    expect(mesh.summary).toBe('2/2 on v2');
+    // The canary hears the switch from the web node's next signed status.
+    let summary = '';
+    await until(() => (summary = (JSON.parse(run('status', '--mesh', '--socket', sock('canary'), '--json').stdout) as { summary: string }).summary) === '2/2 on v2', 20_000, () => summary);
   });
 
   it('kill -9 right after a staged version is persisted: the restart still enforces the previous version', async () => {
