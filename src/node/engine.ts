@@ -170,6 +170,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   #heldMemo: { key: string; policy: Policy } | null = null;
   #enforcedPolicy: Policy | null = null;
   #reconsiderTimer: Timer | null = null;
+  #rolloutChain: Promise<void> = Promise.resolve();
 
   constructor(o: EngineOptions) {
     super();
@@ -312,14 +313,23 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.#active = { policy: body.policy, envelope: body.envelope, bytes, digest: a.digest, acceptedAt: 0 };
   }
 
-  /** Records the version in force; its envelope too while it is not the newest (`newest`). */
-  async #saveRollout(newest = this.#current?.digest): Promise<void> {
-    const a = this.#active;
-    const rec: RolloutRecord = {
-      active: a ? { version: a.policy.version, digest: a.digest, ...(a.digest !== newest ? { envelope: Buffer.from(a.bytes).toString('base64') } : {}) } : null,
-      ...(this.#halted ? { halted: this.#halted } : {}),
-    };
-    await this.#o.store.putJson('rollout', rec).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'rollout state not saved'));
+  /**
+   * Records the version in force; its envelope too while it is not the newest (`newest`, the
+   * version being accepted, else the current one). Writes are serialized and each one is
+   * built when it runs, so the last write is always the latest state (the offer path and
+   * the enforce path both write).
+   */
+  #saveRollout(newest?: string): Promise<void> {
+    this.#rolloutChain = this.#rolloutChain.then(async () => {
+      const a = this.#active;
+      const top = newest ?? this.#current?.digest;
+      const rec: RolloutRecord = {
+        active: a ? { version: a.policy.version, digest: a.digest, ...(a.digest !== top ? { envelope: Buffer.from(a.bytes).toString('base64') } : {}) } : null,
+        ...(this.#halted ? { halted: this.#halted } : {}),
+      };
+      await this.#o.store.putJson('rollout', rec).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'rollout state not saved'));
+    });
+    return this.#rolloutChain;
   }
 
   #readMirror(): string | undefined {
@@ -626,6 +636,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.#reconsiderTimer?.cancel();
     await this.#chain;
     await this.#enforceChain;
+    await this.#rolloutChain;
     await this.#mirrorChain;
   }
 }
