@@ -36,7 +36,7 @@ async function waitForFleet(socket: string, version: number, timeoutMs: number):
     }
     if (elapsed > timeoutMs) {
       if (tty) process.stdout.write('\n');
-      const late = m.nodes.filter((n) => !done.includes(n)).map((n) => `${n.name} (${n.policyVersion === null ? 'never heard' : `v${n.policyVersion} ${n.enforcement}`})`);
+      const late = m.nodes.filter((n) => !done.includes(n)).map((n) => `${n.name} (${n.policyVersion === null ? 'never heard' : n.rolloutEnforcing != null ? `holds v${n.policyVersion}, stage ${n.rolloutStage ?? '?'} still enforces v${n.rolloutEnforcing}` : `v${n.policyVersion} ${n.enforcement}`})`);
       process.stderr.write(`timed out after ${formatDuration(elapsed)}: ${late.length} not on v${version}: ${late.join(', ')}\n`);
       return 1;
     }
