@@ -530,7 +530,10 @@ export class Auditor {
       policyVersion: engine.current?.policy.version ?? 0,
       digest: engine.current?.digest ?? '',
       rulesetHash: en.rulesetHash ?? '',
-      enforcement: en.state,
+      // Between accepting a version and applying it, the enforcer still reports the previous
+      // version's state: say `pending`, or a peer's staged rollout would read "v2 ok" for a
+      // node whose v2 apply has not run (or is about to fail).
+      enforcement: cur && !held && (en.state === 'ok' || en.state === 'drift-repaired') && en.policyVersion !== cur.policy.version ? 'pending' : en.state,
       lastApplyAt: en.lastApplyAt ?? 0,
       alerts: alerts.openClasses(),
       seq: 0,

@@ -40,7 +40,7 @@ bootstrap: ${JSON.stringify(bootstrap)}
 mesh: { peerAddressCidrs: [127.0.0.0/8] }
 enforcement: { backend: file, failsafe: { sshFrom: [10.0.0.0/8] } }
 control: { metrics: 127.0.0.1:0 }
-audit: { statusInterval: 1s }
+audit: { statusInterval: 2s }
 log: { level: info, pretty: false }
 `);
   return file;

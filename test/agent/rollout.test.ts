@@ -19,7 +19,7 @@ const MIN = 60_000;
 
 async function fleet(n = 4): Promise<{ c: Cluster; clocks: Map<string, SkewedClock> }> {
   const clocks = new Map<string, SkewedClock>();
-  const c = await Cluster.create(n, { minPeers: 3, overrides: { audit: { probeInterval: 0, statusInterval: '1s' } } });
+  const c = await Cluster.create(n, { minPeers: 3, overrides: { audit: { probeInterval: 0, statusInterval: '2s' } } });
   c.deps = (spec) => {
     if (!clocks.has(spec.name)) clocks.set(spec.name, new SkewedClock());
     return { clock: clocks.get(spec.name)! };
@@ -138,5 +138,19 @@ describe('staged rollout (in-process cluster)', () => {
       expect(n.agent!.engine.rollout?.decision).toMatchObject({ kind: 'hold' });
     }
     await until(() => enforcing(canary) === 2, 20_000);
+  });
+
+  it('a status signed between accepting a version and applying it says pending, not the previous version\'s ok (a canary must not look healthy early)', async () => {
+    const { c } = await fleet(2);
+    const canary = c.nodes[1]!;
+    canary.backend.failNext = 1; // its v2 apply will fail
+    const r = await canary.agent!.engine.offer(c.signed(staged(c, 2)), { kind: 'control' });
+    expect(r.outcome).toBe('accepted');
+    // Persisted and held, not yet applied: the enforcer still reports v1 ok.
+    expect(canary.agent!.engine.current?.policy.version).toBe(2);
+    expect(canary.agent!.enforcer.status).toMatchObject({ policyVersion: 1, state: 'ok' });
+    expect(canary.agent!.auditor.statusNow().enforcement).toBe('pending');
+    await until(() => canary.agent!.enforcer.status.state === 'failed', 10_000);
+    expect(canary.agent!.auditor.statusNow()).toMatchObject({ policyVersion: 2, enforcement: 'failed' });
   });
 });

@@ -18,7 +18,7 @@ const MIN = 60_000;
 
 describe('chaos: staged rollout', () => {
   it('a canary fails to apply → the rest never switch, through flaky links, skewed clocks and a restart; the next version supersedes it (bound 15 s)', async () => {
-    const c = (chaos = await Chaos.create('rollout-canary-fails', 6, { minPeers: 3, bootstrapCount: 2, overrides: { audit: { probeInterval: 0, statusInterval: '1s' } } }));
+    const c = (chaos = await Chaos.create('rollout-canary-fails', 6, { minPeers: 3, bootstrapCount: 2, overrides: { audit: { probeInterval: 0, statusInterval: '2s' } } }));
     await c.cluster.startAll();
     const [n0, canary, ...others] = c.nodes;
     const later = [n0!, ...others];
