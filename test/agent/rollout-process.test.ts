@@ -98,6 +98,9 @@ describe('staged rollout (agent processes)', () => {
     const after = JSON.parse(run('status', '--socket', sock('web'), '--json').stdout);
     expect(after).toMatchObject({ enforcement: { state: 'ok' }, rollout: { state: 'enforcing', enforcing: 2, stage: 2 } });
     expect(readFileSync(join(t.dir, 'web', 'ruleset.nft'), 'utf8')).toContain('tcp . 8002');
+    // The canary hears the switch from the web node's next signed status.
+    let summary = '';
+    await until(() => (summary = (JSON.parse(run('status', '--mesh', '--socket', sock('canary'), '--json').stdout) as { summary: string }).summary) === '2/2 on v2', 20_000, () => summary);
     // It waited at least the stage's delay after it first saw v2 (by its own log's clock; the
     // log is flushed on exit).
     web.child.kill('SIGTERM');
@@ -108,10 +111,7 @@ describe('staged rollout (agent processes)', () => {
     expect(Date.parse(switched!.firstSeen!)).toBeLessThanOrEqual(Date.parse(accepted!.time));
     expect(Date.parse(switched!.time) - Date.parse(switched!.firstSeen!)).toBeGreaterThanOrEqual(4000);
     expect(switched!.enforcing).toBe(1);
-    // The canary hears the switch from the web node's next signed status.
-    let summary = '';
-    await until(() => (summary = (JSON.parse(run('status', '--mesh', '--socket', sock('canary'), '--json').stdout) as { summary: string }).summary) === '2/2 on v2', 20_000, () => summary);
-  });
+  }, 120_000);
 
   it('kill -9 right after a staged version is persisted: the restart still enforces the previous version', async () => {
     // The web node alone (its canary is not running, so v2 can never reach its stage).
@@ -129,5 +129,5 @@ describe('staged rollout (agent processes)', () => {
     expect(JSON.parse(st.stdout)).toMatchObject({ policy: { version: 2 }, rollout: { version: 2, enforcing: 1, stage: 2 } });
     expect(readFileSync(join(t.dir, 'web-alone', 'ruleset.nft'), 'utf8')).toContain('tcp . 8001');
     expect(readFileSync(join(t.dir, 'web-alone', 'ruleset.nft'), 'utf8')).not.toContain('tcp . 8002');
-  });
+  }, 120_000);
 });
