@@ -482,7 +482,10 @@ export class Auditor {
         this.#lastPublished = fingerprint;
         this.#seq = Math.max(this.#seq + 1, o.clock.now());
         await o.store.putJson('status-seq', this.#seq);
-        const claim = await signClaim(o.meshId, { peerId: o.peerId, policyVersion: now.policyVersion, enforcement: now.enforcement, alerts: now.alerts, seq: this.#seq, time: now.time }, o.privateKey);
+        const claim = await signClaim(o.meshId, {
+          peerId: o.peerId, policyVersion: now.policyVersion, enforcement: now.enforcement, alerts: now.alerts, seq: this.#seq, time: now.time,
+          ...(now.rolloutStage ? { rolloutStage: now.rolloutStage } : {}), ...(now.rolloutEnforcing ? { rolloutEnforcing: now.rolloutEnforcing } : {}),
+        }, o.privateKey);
         this.#publishedClaims.set(claim.seq, Buffer.from(claim.signature).toString('base64'));
         if (this.#publishedClaims.size > 256) this.#publishedClaims.delete(this.#publishedClaims.keys().next().value!);
         this.#digest.own(claim, o.clock.now());
@@ -600,10 +603,9 @@ export class Auditor {
         out.set(id, {
           status: {
             meshId: this.#o.meshId, peerId: id, policyVersion: c.policyVersion, digest: same ? s.status.digest : '', rulesetHash: same ? s.status.rulesetHash : '', enforcement: c.enforcement, lastApplyAt: same ? s.status.lastApplyAt : 0, alerts: c.alerts, seq: c.seq, time: c.time, findings: same ? s.status.findings : [],
-            // A claim carries no rollout fields: those of the full status of the same version
-            // (a staged rollout reads "held" until a full status says otherwise: the safe side).
-            ...(same && s.status.rolloutStage ? { rolloutStage: s.status.rolloutStage } : {}),
-            ...(same && s.status.rolloutEnforcing ? { rolloutEnforcing: s.status.rolloutEnforcing } : {}),
+            // The claim carries the node's rollout stage and held version itself (signed).
+            ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}),
+            ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),
           },
           receivedAt: c.learnedAt, verified: c.verified,
         });

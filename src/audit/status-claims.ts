@@ -9,6 +9,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { isBoundedTime, LIMITS } from '../wire/limits.js';
 import { signAsNode, verifyAsNodeSync } from '../trust/node-sign.js';
 import { pb } from '../wire/proto.js';
+import { MAX_STAGES } from '../policy/model.js';
 import type { Claim, ClaimVerifier } from './status-digest.js';
 
 const DOMAIN = new TextEncoder().encode('picket-claim-v1');
@@ -24,7 +25,10 @@ export function nodeRef(peerId: string): string {
 }
 
 function body(meshId: string, c: Omit<Claim, 'signature'>): Uint8Array {
-  return pb.status.v1.Claim.encode({ meshId, peerId: c.peerId, policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, timeMs: c.time }).finish();
+  return pb.status.v1.Claim.encode({
+    meshId, peerId: c.peerId, policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, timeMs: c.time,
+    ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}), ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),
+  }).finish();
 }
 
 export async function signClaim(meshId: string, c: Omit<Claim, 'signature'>, key: PrivateKey): Promise<Claim> {
@@ -43,6 +47,7 @@ export function encodeDigests(claims: readonly Claim[]): Uint8Array[] {
     out.push(pb.status.v1.Digest.encode({
       claims: claims.slice(i, i + MAX_DIGEST_CLAIMS).map((c) => ({
         node: Buffer.from(nodeRef(c.peerId), 'hex'), policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, timeMs: c.time, signature: c.signature,
+        ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}), ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),
       })),
     }).finish());
   }
@@ -74,9 +79,13 @@ export function decodeDigest(bytes: Uint8Array, resolve: (ref: string) => string
     if (alerts.length > MAX_ALERTS || !alerts.every((a) => TOKEN.test(a)) || !TOKEN.test(w.enforcement ?? '')) return { ok: false, reason: 'digest claim field is not a name' };
     const seq = Number(w.seq ?? 0), time = Number(w.timeMs ?? 0), policyVersion = Number(w.policyVersion ?? 0);
     if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(policyVersion) || !isBoundedTime(time) || alerts.some((a) => a.length > LIMITS.maxStringLength)) return { ok: false, reason: 'digest claim number out of range' };
+    // Same bounds as a full status's rollout fields: a stage of at most MAX_STAGES, and a held
+    // version older than the one claimed.
+    const stage = Number(w.rolloutStage ?? 0), enforcing = Number(w.rolloutEnforcing ?? 0);
+    if (stage > MAX_STAGES || !Number.isSafeInteger(enforcing) || (enforcing !== 0 && enforcing >= policyVersion)) return { ok: false, reason: 'digest claim rollout field out of range' };
     const peerId = resolve(Buffer.from(node).toString('hex'));
     if (!peerId) continue;
-    claims.push({ peerId, policyVersion, enforcement: w.enforcement!, alerts: [...alerts], seq, time, signature: new Uint8Array(sig) });
+    claims.push({ peerId, policyVersion, enforcement: w.enforcement!, alerts: [...alerts], seq, time, ...(stage ? { rolloutStage: stage } : {}), ...(enforcing ? { rolloutEnforcing: enforcing } : {}), signature: new Uint8Array(sig) });
   }
   return { ok: true, claims };
 }

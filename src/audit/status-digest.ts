@@ -35,6 +35,10 @@ export interface Claim {
   alerts: string[];
   seq: number;
   time: number;
+  /** The node's stage in the staged rollout of policyVersion (1-based), when it has one. */
+  rolloutStage?: number;
+  /** Held back by that rollout: the older version it still enforces. */
+  rolloutEnforcing?: number;
   signature: Uint8Array;
 }
 
@@ -250,6 +254,8 @@ export interface ClaimRow {
   policyVersion: number;
   enforcement: string;
   alerts: string[];
+  rolloutStage?: number;
+  rolloutEnforcing?: number;
   seq: number;
   time: number;
   learnedAt: number;
@@ -265,5 +271,8 @@ export function claimRow(d: FleetDigest, peerId: string, verifiedOnly: boolean):
   const h = verifiedOnly ? d.verified(peerId) : d.newest(peerId);
   if (!h) return undefined;
   const c = h.claim;
-  return { policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, time: c.time, learnedAt: h.learnedAt, verified: h.verified };
+  return {
+    policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, time: c.time, learnedAt: h.learnedAt, verified: h.verified,
+    ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}), ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),
+  };
 }

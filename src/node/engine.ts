@@ -581,7 +581,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!cur || !self || act?.digest === cur.digest) return null;
     const decision = decideRollout({
       newest: cur.policy, digest: cur.digest, firstSeen: cur.acceptedAt, enforcing: act?.policy ?? null, self, now,
-      health: this.#health?.rows() ?? [],
+      // Reading the fleet view verifies claims: only a staged rollout needs it.
+      health: cur.policy.rollout ? this.#health?.rows() ?? [] : [],
       ...(this.#halted ? { halted: this.#halted } : {}),
     });
     if (decision.kind === 'halted' && !this.#halted) {

@@ -180,6 +180,21 @@ describe('digest wire', () => {
     expect(decodeDigest(w({ signature: new Uint8Array(10) }), resolve)).toMatchObject({ ok: false, reason: 'malformed digest claim' });
     expect(decodeDigest(w({ node: new Uint8Array(32) }), resolve)).toMatchObject({ ok: false, reason: 'malformed digest claim' });
   });
+  it('carries a staged rollout\'s stage and held version, signed, and refuses forged bounds (stage above 8, holding a version not older)', async () => {
+    const held = await claim(1, 5, { rolloutStage: 2, rolloutEnforcing: 1 });
+    const [bytes] = encodeDigests([held]);
+    const d = decodeDigest(bytes!, resolve);
+    expect(d).toMatchObject({ ok: true, claims: [{ peerId: a, rolloutStage: 2, rolloutEnforcing: 1 }] });
+    if (d.ok) expect(verify(d.claims[0]!)).toBe(true);
+    // Changing the held version after signing breaks the signature: a relay cannot release a hold.
+    if (d.ok) expect(verify({ ...d.claims[0]!, rolloutEnforcing: undefined })).toBe(false);
+    const w = (over: Record<string, unknown>) => pb.status.v1.Digest.encode({ claims: [{ node: Buffer.from(nodeRef(a), 'hex'), policyVersion: 2, enforcement: 'ok', alerts: [], seq: 5, timeMs: T0, signature: new Uint8Array(64), ...over }] }).finish();
+    expect(decodeDigest(w({ rolloutStage: 9 }), resolve)).toMatchObject({ ok: false, reason: 'digest claim rollout field out of range' });
+    expect(decodeDigest(w({ rolloutEnforcing: 2 }), resolve)).toMatchObject({ ok: false, reason: 'digest claim rollout field out of range' });
+    // Claims without a rollout encode (and sign) exactly as before the fields existed.
+    const plain = await claim(1, 6);
+    expect(Object.keys(plain)).not.toContain('rolloutStage');
+  });
   it('splits a large fleet\'s digest into messages under the limit', async () => {
     const one = await claim(1, 5);
     const many = Array.from({ length: 5000 }, (_, i) => ({ ...one, seq: i + 1 }));
