@@ -318,6 +318,8 @@ export class Agent {
       }
       opened.push(async () => { agent.#stopped = true; agent.#policyFile?.stop(); agent.#driftTimer?.cancel(); agent.#dropTimer?.cancel(); });
       await agent.#watchPolicyFile(config.policyFile);
+      // A policy file present at start is in force (not only accepted) when start() returns.
+      await engine.settled();
       agent.#scheduleDrift();
       agent.#scheduleDropRead();
       mesh.libp2p.addEventListener('connection:close', () => {

@@ -630,6 +630,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.#timer = this.#o.clock.setTimeout(() => void this.enforceNow().catch((e: unknown) => this.#o.log.error({ err: (e as Error).message }, 'scheduled enforcement failed')), delay);
   }
 
+  /** Resolves once the offers and the applies they started have finished (nothing is stopped). */
+  async settled(): Promise<void> {
+    await this.#chain;
+    await this.#enforceChain;
+  }
+
   /** Waits for in-flight offers and applies (graceful shutdown). */
   async stop(): Promise<void> {
     this.#stopped = true;

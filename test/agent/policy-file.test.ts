@@ -74,7 +74,7 @@ describe('policyFile drop-in', () => {
     c.opts.overrides.policyFile = file;
     const n = c.nodes[0]!;
     await c.start(n);
-    expect(enforced(n, 1)).toBe(true);
+    expect(enforced(n, 1), JSON.stringify({ cur: n.agent!.engine.current?.policy.version, en: n.agent!.enforcer.status })).toBe(true);
     const forged = envelopeToText(signEnvelope(PAYLOAD_TYPE.policy, encodePolicy(c.policy(5)), [generateSigningKey()]));
     const bad: [string | Buffer, RegExp][] = [
       [Buffer.from([0xff, 0x01, 0x02, 0x03, 0x04]), /malformed/],
