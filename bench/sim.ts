@@ -11,6 +11,11 @@
  * (--status-sample, default 10 up to 1,000 nodes, 8 above) is simulated in full — every node
  * receives, verifies and relays their statuses — and per-node figures are scaled by N / sample
  * (statuses of different origins never interact in the current plane).
+ * `--status-plane full|digest|both` (default both): which status plane to run per seed. The
+ * digest plane (bench/sim/digest.ts: the product's FleetDigest, signed claims, real encoder)
+ * is not per-origin: every node's change is simulated and nothing is scaled; its runs may
+ * last up to fullEvery × statusInterval longer (the periodic full digest repairs what relay
+ * suppression left out). Its cost grows as N² (every node holds every claim).
  */
 import '../src/runtime/polyfill.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +24,9 @@ import { performance } from 'node:perf_hooks';
 import { parseDuration } from '../src/runtime/duration.js';
 import { argValue, spread, type Row } from './stats.js';
 import { DEFAULTS, runSim, type SimResult } from './sim/world.js';
-import { CurrentStatusPlane } from './sim/status.js';
+import { CurrentStatusPlane, type StatusPlaneSim } from './sim/status.js';
+import { DigestStatusPlane } from './sim/digest.js';
+import { DIGEST_TIMING } from '../src/audit/status-digest.js';
 
 function fail(msg: string): never {
   console.error(`sim: ${msg}`);
@@ -54,26 +61,40 @@ const SYNC = duration('--sync', '30s') || DEFAULTS.syncIntervalMs;
 const RULES = int('--rules', '0', 0, 100_000);
 const sampleFor = (n: number) => (process.argv.includes('--status-sample') ? int('--status-sample', '0', 0, 100_000) : n <= 1000 ? 10 : 8);
 const out = argValue('--out', 'bench-out');
+const planeArg = argValue('--status-plane', 'both');
+if (!['full', 'digest', 'both'].includes(planeArg)) fail(`--status-plane must be full, digest or both (got ${JSON.stringify(planeArg.slice(0, 32))})`);
+const PLANES = (planeArg === 'both' ? ['full', 'digest'] : [planeArg]) as ('full' | 'digest')[];
+/** The digest plane's runs: long enough for one periodic full digest (statusInterval 30 s, jittered up to 1.1). */
+const DIGEST_END = 60_000 + PARTITION + DIGEST_TIMING.fullEvery * 30_000 * 1.1;
 
 const rows: Row[] = [];
+/** Runs by size, for the first plane run (policy figures); status figures per plane. */
 const all: Record<number, SimResult[]> = {};
-const timing: Record<number, { wallS: number[]; cpuS: number[] }> = {};
+const byPlane: Record<number, Partial<Record<'full' | 'digest', SimResult[]>>> = {};
+const timing: Record<number, Partial<Record<'full' | 'digest', { wallS: number[]; cpuS: number[] }>>> = {};
 for (const N of SIZES) {
   all[N] = [];
-  timing[N] = { wallS: [], cpuS: [] };
-  for (let k = 0; k < SEEDS; k++) {
-    const seed = SEED + k;
-    const wall = performance.now(), cpu = process.cpuUsage();
-    const r = await runSim({
-      nodes: N, degree: D, latencyMs: LAT, loss: LOSS, seed, partitionMs: PARTITION, syncIntervalMs: SYNC, extraRules: RULES,
-      statusPlane: new CurrentStatusPlane(), statusSample: sampleFor(N),
-    });
-    const c = process.cpuUsage(cpu);
-    timing[N].wallS.push((performance.now() - wall) / 1000);
-    timing[N].cpuS.push((c.user + c.system) / 1e6);
-    all[N].push(r);
-    const { curve: _curve, ...brief } = r;
-    console.log(JSON.stringify(brief));
+  byPlane[N] = {};
+  timing[N] = {};
+  for (const plane of PLANES) {
+    const runs: SimResult[] = (byPlane[N][plane] = []);
+    const tm = (timing[N][plane] = { wallS: [] as number[], cpuS: [] as number[] });
+    for (let k = 0; k < SEEDS; k++) {
+      const seed = SEED + k;
+      const wall = performance.now(), cpu = process.cpuUsage();
+      const statusPlane: StatusPlaneSim = plane === 'full' ? new CurrentStatusPlane() : new DigestStatusPlane();
+      const r = await runSim({
+        nodes: N, degree: D, latencyMs: LAT, loss: LOSS, seed, partitionMs: PARTITION, syncIntervalMs: SYNC, extraRules: RULES,
+        statusPlane, statusSample: sampleFor(N), ...(plane === 'digest' ? { endMs: DIGEST_END } : {}),
+      });
+      const c = process.cpuUsage(cpu);
+      tm.wallS.push((performance.now() - wall) / 1000);
+      tm.cpuS.push((c.user + c.system) / 1e6);
+      runs.push(r);
+      if (plane === PLANES[0]) all[N].push(r);
+      const { curve: _curve, ...brief } = r;
+      console.log(JSON.stringify(brief));
+    }
   }
 }
 
@@ -96,19 +117,27 @@ for (const N of SIZES) {
   rows.push({ scenario: 'sim', metric: 'hop lower bound (1 + D·Σ(D−1)^i ≥ N, × latency)', unit: 'ms', nodes: N, value: hopBound(N) });
   rows.push(row('sim', 'messages sent per node per update (simulated)', 'messages', N, rs.map((r) => r.messagesPerNode)));
   rows.push(row('sim', 'bytes received per node per update (simulated)', 'bytes', N, rs.map((r) => r.bytesPerNode), 0));
-  const st = rs.map((r) => r.status!);
-  const how = `simulated ${N} nodes, current plane, ${st[0]!.sampledOrigins} origins sampled and scaled`;
-  rows.push(row('status', `status bytes received per node per fleet-wide change (${how})`, 'bytes', N, st.map((s) => s.bytesPerNodePerChange), 0));
-  rows.push(row('status', `status verifications per node per fleet-wide change (${how})`, 'verifications', N, st.map((s) => s.verificationsPerNodePerChange)));
-  rows.push(row('status', `status: time until every node's view shows the sampled origins on the update (${how})`, 'ms', N, st.map((s) => s.viewTo100Ms ?? limit), 0));
-  rows.push(row('sim', `wall time of one ${N}-node run (this machine)`, 's', N, timing[N]!.wallS));
-  rows.push(row('sim', `CPU time of one ${N}-node run (this machine)`, 's', N, timing[N]!.cpuS));
+  for (const plane of PLANES) {
+    const st = byPlane[N]![plane]!.map((r) => r.status!);
+    const end = plane === 'digest' ? DIGEST_END : limit;
+    const how = plane === 'full'
+      ? `simulated ${N} nodes, full plane, ${st[0]!.sampledOrigins} origins sampled and scaled`
+      : `simulated ${N} nodes, digest plane, every node's change simulated`;
+    const what = plane === 'full' ? 'the sampled origins' : 'every node';
+    rows.push(row('status', `status bytes received per node per fleet-wide change (${how})`, 'bytes', N, st.map((s) => s.bytesPerNodePerChange), 0));
+    rows.push(row('status', `status messages sent per node per fleet-wide change (${how})`, 'messages', N, st.map((s) => s.messagesPerNodePerChange)));
+    rows.push(row('status', `status verifications per node per fleet-wide change (${how})`, 'verifications', N, st.map((s) => s.verificationsPerNodePerChange)));
+    rows.push(row('status', `status: time until 99.9% of nodes' views show ${what} on the update (${how})`, 'ms', N, st.map((s) => s.viewTo999Ms ?? end), 0));
+    rows.push(row('status', `status: time until every node's view shows ${what} on the update (${how})`, 'ms', N, st.map((s) => s.viewTo100Ms ?? end), 0));
+    rows.push(row('sim', `wall time of one ${N}-node run, ${plane} plane (this machine)`, 's', N, timing[N]![plane]!.wallS));
+    rows.push(row('sim', `CPU time of one ${N}-node run, ${plane} plane (this machine)`, 's', N, timing[N]![plane]!.cpuS));
+  }
 }
 
 mkdirSync(out, { recursive: true });
 const biggest = SIZES[0]!;
 const first = all[biggest]![0]!;
-writeFileSync(join(out, 'sim.json'), JSON.stringify({ sizes: SIZES, seeds: SEEDS, firstSeed: SEED, runs: all, timing }, null, 2) + '\n');
+writeFileSync(join(out, 'sim.json'), JSON.stringify({ sizes: SIZES, seeds: SEEDS, firstSeed: SEED, planes: PLANES, runs: byPlane, timing }, null, 2) + '\n');
 writeFileSync(join(out, 'sim-rows.json'), JSON.stringify(rows, null, 2) + '\n');
 
 // The convergence curve of the first seed at the largest size, against the hop bound and Serf's model.

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { runSim } from '../../bench/sim/world.js';
 import { CurrentStatusPlane } from '../../bench/sim/status.js';
+import { DigestStatusPlane } from '../../bench/sim/digest.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -60,14 +61,39 @@ describe('simulator', () => {
     expect(r.status!.bytesPerNodePerChange).toBeGreaterThan((n - 1) * 250);
   });
 
+  it('digest plane: every node\'s view ends complete, merging verified no signature, and the same seed gives the same JSON', async () => {
+    const n = 60;
+    const run = async () => {
+      const plane = new DigestStatusPlane();
+      const r = await runSim({ nodes: n, seed: 11, statusPlane: plane, endMs: 200_000 });
+      return { r, plane };
+    };
+    const { r, plane } = await run();
+    expect(r.status!.sampledOrigins).toBe(n);
+    expect(r.status!.scale).toBe(1);
+    expect(r.status!.viewTo100Ms).not.toBeNull();
+    expect(r.status!.verificationsPerNodePerChange).toBe(0);
+    for (let i = 0; i < n; i++) {
+      // The product's FleetDigest at every node holds every node's claim on v2.
+      expect(plane.seenAt(i, 2, Array.from({ length: n }, (_, k) => k))).toBe(n);
+      expect(plane.digest(i).verifications).toBe(n - 1 === i ? n - 1 : 0);
+    }
+    // The observer's operator view checks signatures (real ones, by the real verifier): all pass.
+    expect(r.status!.observer).toEqual({ summary: `${n}/${n} on v2`, lagging: false });
+    // Claims are compact and sent once per neighbour, not relayed by gossipsub: fewer bytes than the full plane.
+    const full = await runSim({ nodes: n, seed: 11, statusPlane: new CurrentStatusPlane(), statusSample: n });
+    expect(r.status!.bytesPerNodePerChange).toBeLessThan(full.status!.bytesPerNodePerChange);
+    expect(JSON.stringify((await run()).r)).toBe(JSON.stringify(r));
+  });
+
   it('imports the product\'s decision code, and defines none of it itself', () => {
     const dir = join(root, 'bench', 'sim');
     const src = readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
-    for (const m of ['src/mesh/intake.js', 'src/node/accept.js', 'src/mesh/sync-plan.js', 'src/mesh/sync.js', 'src/mesh/inflight.js', 'src/mesh/admission.js', 'src/mesh/budgets.js', 'src/mesh/announce.js', 'src/audit/status.js']) {
+    for (const m of ['src/mesh/intake.js', 'src/node/accept.js', 'src/mesh/sync-plan.js', 'src/mesh/sync.js', 'src/mesh/inflight.js', 'src/mesh/admission.js', 'src/mesh/budgets.js', 'src/mesh/announce.js', 'src/audit/status.js', 'src/audit/status-digest.js', 'src/audit/status-claims.js']) {
       expect(src, m).toContain(`from '../../${m}'`);
     }
-    for (const name of ['planPush', 'claimsBody', 'pushLimit', 'judgeDelivery', 'judgeAnnouncement', 'verifyAnnouncement', 'judgePolicy', 'verifyPolicy', 'verifyStatus', 'intakeStatus', 'policyIntake', 'pullAnnounced', 'judgePull', 'fleetView', 'newerClaim']) {
-      expect(src, name).not.toMatch(new RegExp(`(function|const|let)\\s+${name}\\b`));
+    for (const name of ['planPush', 'claimsBody', 'pushLimit', 'judgeDelivery', 'judgeAnnouncement', 'verifyAnnouncement', 'judgePolicy', 'verifyPolicy', 'verifyStatus', 'intakeStatus', 'policyIntake', 'pullAnnounced', 'judgePull', 'fleetView', 'newerClaim', 'FleetDigest', 'signClaim', 'claimVerifier', 'encodeDigests', 'decodeDigest']) {
+      expect(src, name).not.toMatch(new RegExp(`(function|const|let|class)\\s+${name}\\b`));
     }
   });
 
@@ -75,5 +101,11 @@ describe('simulator', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'sim.ts'), '--nodes', '10k'], { cwd: root, encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual(['sim: --nodes must be a number or a comma list of numbers (got "10k")']);
+  });
+
+  it('rejects an unknown --status-plane with one line and exit 2', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'sim.ts'), '--nodes', '10', '--status-plane', 'gossip'], { cwd: root, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['sim: --status-plane must be full, digest or both (got "gossip")']);
   });
 });

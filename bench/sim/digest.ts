@@ -1,0 +1,183 @@
+/**
+ * The digest status plane (issue 16) in the simulator: every node runs the product's own
+ * FleetDigest (src/audit/status-digest.ts) with real signed claims (signClaim with the node's
+ * key) and the real verifier (claimVerifier), and digests travel encoded by the real encoder
+ * (encodeDigests) and decoded by the real decoder (decodeDigest) after the real budget charge
+ * (Budgets.digest). The schedule is the auditor's (src/audit/auditor.ts):
+ *  - a change: after DIGEST_TIMING.changeDelay (statusDelay), sign a claim, own() it and send
+ *    delta() to every connection (one publish per burst of changes);
+ *  - a digest arrives: charge, decode, merge() (no signature check); if anything changed,
+ *    delta() to every connection after DIGEST_TIMING.relayDelay (coalesced);
+ *  - every statusInterval (jittered 0.9–1.1) from the node's first change: a fresh claim and
+ *    delta(); every fullEvery-th, all().
+ * Digests are published on the digest topic and never forwarded (the validator answers
+ * Ignore), so gossipsub's flood publish delivers each to the sender's direct connections only.
+ * What the simulator does not run: the full signed status every fullEvery-th tick (that is
+ * the current plane's traffic), the full digest on a new connection (the fleet's connections
+ * do not change without a partition), the audit round's sample() (it starts only after
+ * silentAfter), and a steady state before the change (views start empty, as the current
+ * plane's do). Each digest message is decoded once and the claims shared by its receivers:
+ * every receiver gets the same bytes, and merge() never mutates a claim.
+ */
+import { seededRandom, type Random } from '../../src/runtime/random.js';
+import { claimRow, DIGEST_TIMING, FleetDigest } from '../../src/audit/status-digest.js';
+import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim, type DigestVerdict } from '../../src/audit/status-claims.js';
+import { fleetView, newerClaim, statusDelay, type NodeStatus } from '../../src/audit/status.js';
+import type { Verdict } from './gossipsub.js';
+import type { StatusFleet, StatusPlaneSim } from './status.js';
+
+/** The agent's defaults (src/agent/config.ts): audit.statusInterval, audit.silentAfter. */
+const STATUS_INTERVAL = 30_000, SILENT_AFTER = 120_000;
+
+export class DigestStatusPlane implements StatusPlaneSim {
+  readonly name = 'signed claims in neighbour digests (digest)';
+  readonly perOrigin = false;
+  #f!: StatusFleet;
+  #digests: FleetDigest[] = [];
+  #refs = new Map<string, string>();
+  #publishing: Promise<void>[] = [];
+  #lastPublished: string[] = [];
+  #seq!: Float64Array;
+  #ticks!: Uint32Array;
+  #pending!: Uint8Array;
+  #relay!: Uint8Array;
+  #relayFull!: Uint8Array;
+  #periodic!: Uint8Array;
+  #jitter!: Random;
+
+  /** `suppressAfter`: FleetDigest's relay suppression (undefined: the product's default, as the auditor runs it). */
+  constructor(readonly options: { suppressAfter?: number } = {}) {}
+
+  start(fleet: StatusFleet): void {
+    this.#f = fleet;
+    const verify = claimVerifier(fleet.meshId);
+    this.#digests = fleet.peerIds.map((self) => {
+      const d = new FleetDigest({ self, verify, ...(this.options.suppressAfter === undefined ? {} : { suppressAfter: this.options.suppressAfter }) });
+      d.setMembers(fleet.peerIds);
+      return d;
+    });
+    this.#refs = new Map(fleet.peerIds.map((id) => [nodeRef(id), id]));
+    this.#publishing = Array.from({ length: fleet.n }, () => Promise.resolve());
+    this.#lastPublished = new Array<string>(fleet.n).fill('');
+    this.#seq = new Float64Array(fleet.n);
+    this.#ticks = new Uint32Array(fleet.n);
+    this.#pending = new Uint8Array(fleet.n);
+    this.#relay = new Uint8Array(fleet.n);
+    this.#relayFull = new Uint8Array(fleet.n);
+    this.#periodic = new Uint8Array(fleet.n);
+    this.#jitter = seededRandom(fleet.n);
+  }
+
+  /** Node i's FleetDigest (the product's), for checks. */
+  digest(i: number): FleetDigest {
+    return this.#digests[i]!;
+  }
+
+  changed(i: number): void {
+    const f = this.#f;
+    if (!this.#periodic[i]) {
+      // The auditor's #tick every statusInterval, from the node's first change on; its own
+      // generator, so the shared stream is the same whether or not it fires within a run.
+      this.#periodic[i] = 1;
+      // The change falls anywhere in the node's cycle of fullEvery ticks (its count runs from start-up).
+      this.#ticks[i] = Math.floor(this.#jitter.next() * DIGEST_TIMING.fullEvery);
+      const every = () => f.clock.setTimeout(() => {
+        every();
+        const full = this.#ticks[i]!++ % DIGEST_TIMING.fullEvery === 0;
+        return this.#publish(i, { periodic: true, full });
+      }, STATUS_INTERVAL * (0.9 + this.#jitter.next() * 0.2));
+      every();
+    }
+    if (this.#pending[i]) return; // the auditor's #soon(): one digest per burst of changes
+    this.#pending[i] = 1;
+    // statusDelay is DIGEST_TIMING.changeDelay (uniform in [1000, 3000] ms), as the auditor uses it.
+    f.clock.setTimeout(() => {
+      this.#pending[i] = 0;
+      return this.#publish(i, {});
+    }, statusDelay(f.random.next()));
+  }
+
+  /** The auditor's publishDigest: a fresh claim when the node's state changed (or periodic), then delta() or all(). */
+  #publish(i: number, opts: { periodic?: boolean; full?: boolean }): Promise<void> {
+    this.#publishing[i] = this.#publishing[i]!.then(async () => {
+      const f = this.#f;
+      const d = this.#digests[i]!;
+      const st = f.state(i);
+      const fingerprint = JSON.stringify({ v: st.policyVersion, e: st.enforcement });
+      if (opts.periodic || fingerprint !== this.#lastPublished[i]) {
+        this.#lastPublished[i] = fingerprint;
+        const now = f.clock.now();
+        this.#seq[i] = Math.max(this.#seq[i]! + 1, now);
+        const claim = await signClaim(f.meshId, { peerId: f.peerIds[i]!, policyVersion: st.policyVersion, enforcement: st.enforcement, alerts: [], seq: this.#seq[i]!, time: now }, await f.key(i));
+        d.own(claim, f.clock.now());
+      }
+      const claims = opts.full ? d.all() : d.delta();
+      if (opts.full) d.delta();
+      for (const bytes of encodeDigests(claims)) {
+        let decoded: DigestVerdict | undefined;
+        const decode = () => (decoded ??= decodeDigest(bytes, (ref) => this.#refs.get(ref)));
+        f.publish(i, bytes, (to, from) => this.#receive(to, from, decode));
+      }
+    });
+    return this.#publishing[i]!;
+  }
+
+  /** The digest topic's validator and #receiveDigest: charge, decode, merge, relay a moment later; never forwarded. */
+  #receive(to: number, from: number, decode: () => DigestVerdict): Verdict {
+    const f = this.#f;
+    const fromId = f.peerIds[from]!;
+    if (!f.budgets(to).digest(fromId).ok) return 'ignore';
+    const d = decode();
+    if (!d.ok) {
+      f.penalise(to)(fromId, 'invalid-status', 'invalid digest');
+      return 'reject';
+    }
+    const r = this.#digests[to]!.merge(d.claims, fromId, f.clock.now());
+    if (r.changed.length) this.#relaySoon(to);
+    return 'ignore';
+  }
+
+  #relaySoon(i: number, full = false): void {
+    if (full) this.#relayFull[i] = 1;
+    if (this.#relay[i]) return;
+    this.#relay[i] = 1;
+    const [lo, hi] = DIGEST_TIMING.relayDelay;
+    this.#f.clock.setTimeout(() => {
+      this.#relay[i] = 0;
+      const all = this.#relayFull[i] === 1;
+      this.#relayFull[i] = 0;
+      return this.#publish(i, { full: all });
+    }, lo + this.#f.random.next() * (hi - lo));
+  }
+
+  seenAt(i: number, version: number, origins: readonly number[]): number {
+    const d = this.#digests[i]!;
+    let c = 0;
+    for (const o of origins) if (d.newest(this.#f.peerIds[o]!)?.claim.policyVersion === version) c++;
+    return c;
+  }
+
+  verifications(i: number): number {
+    return this.#digests[i]!.verifications;
+  }
+
+  /** The operator's view at node i: verified rows (claimRow, as the auditor's fleet()), read through fleetView and newerClaim. */
+  observe(i: number, origins: readonly number[]): { summary: string; lagging: boolean } {
+    const f = this.#f;
+    const held = new Map<string, { status: NodeStatus; receivedAt: number; verified: boolean }>();
+    for (const o of origins) {
+      const id = f.peerIds[o]!;
+      const c = claimRow(this.#digests[i]!, id, true);
+      if (!c) continue;
+      held.set(id, {
+        status: { meshId: f.meshId, peerId: id, policyVersion: c.policyVersion, digest: '', rulesetHash: '', enforcement: c.enforcement, lastApplyAt: 0, alerts: c.alerts, seq: c.seq, time: c.time, findings: [] },
+        receivedAt: c.learnedAt, verified: c.verified,
+      });
+    }
+    const nodes = origins.map((o) => ({ peerId: f.peerIds[o]!, name: `n${o}` }));
+    const view = fleetView(nodes, held, f.clock.now(), SILENT_AFTER);
+    const claim = newerClaim(f.state(i).policyVersion, held, nodes.map((n) => n.peerId), f.peerIds[i]!);
+    return { summary: view.summary, lagging: claim !== null };
+  }
+}
+
