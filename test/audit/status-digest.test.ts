@@ -62,8 +62,9 @@ describe('status digest merge (a join: order, repetition and delay do not matter
     expect(claimRow(d, a, true)).toMatchObject({ seq: 20, enforcement: 'failed', verified: true });
     expect(claimRow(d, a, false)).toMatchObject({ seq: 20, enforcement: 'failed' });
   });
-  it('leaves out of the next digest a change already heard from two neighbours (they have it), never our own', async () => {
-    const d = digest();
+  it('with suppressAfter 2, leaves out of the next digest a change already heard from two neighbours, never our own', async () => {
+    const d = new FleetDigest({ self, verify, suppressAfter: 2 });
+    d.setMembers(ids.slice(0, 5));
     const x = await claim(1, 5), y = await claim(2, 5), mine = await claim(0, 5);
     d.merge([x, y], a, T0);
     d.merge([x], b, T0);

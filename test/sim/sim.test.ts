@@ -86,6 +86,12 @@ describe('simulator', () => {
     expect(JSON.stringify((await run()).r)).toBe(JSON.stringify(r));
   });
 
+  it('digest plane: every view completes within seconds of a fleet-wide change, not at the next periodic full digest (relay suppression left views incomplete up to 2 min)', async () => {
+    const r = await runSim({ nodes: 60, seed: 7, statusPlane: new DigestStatusPlane(), endMs: 200_000 });
+    expect(r.status!.viewTo100Ms).not.toBeNull();
+    expect(r.status!.viewTo100Ms!).toBeLessThan(30_000);
+  });
+
   it('imports the product\'s decision code, and defines none of it itself', () => {
     const dir = join(root, 'bench', 'sim');
     const src = readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
