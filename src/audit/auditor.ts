@@ -447,10 +447,7 @@ export class Auditor {
     const sig = Buffer.from(c.signature).toString('base64');
     if (this.#publishedClaims.get(c.seq) === sig) return;
     if (judgeOwnStatus(c, sig, { startedAt: this.#startedAt, lastSeq: this.#seq, published: this.#publishedClaims }) !== 'twin') return;
-    const probe = new FleetDigest({ self: '', verify: claimVerifier(this.#o.meshId) });
-    probe.setMembers([c.peerId]);
-    probe.merge([c], from, c.time);
-    const ok = probe.verified(c.peerId) !== undefined;
+    const ok = claimVerifier(this.#o.meshId)(c);
     this.#statusVerifications++;
     if (ok) void this.#twin({ ...this.statusNow(), seq: c.seq, time: c.time, policyVersion: c.policyVersion, enforcement: c.enforcement }, from);
   }
@@ -484,7 +481,8 @@ export class Auditor {
         await o.store.putJson('status-seq', this.#seq);
         const claim = await signClaim(o.meshId, {
           peerId: o.peerId, policyVersion: now.policyVersion, enforcement: now.enforcement, alerts: now.alerts, seq: this.#seq, time: now.time,
-          ...(now.rolloutStage ? { rolloutStage: now.rolloutStage } : {}), ...(now.rolloutEnforcing ? { rolloutEnforcing: now.rolloutEnforcing } : {}),
+          // A staged rollout's gate compares version and digest: the claim carries both then.
+          ...(now.rolloutStage ? { rolloutStage: now.rolloutStage, digest: now.digest } : {}), ...(now.rolloutEnforcing ? { rolloutEnforcing: now.rolloutEnforcing } : {}),
         }, o.privateKey);
         this.#publishedClaims.set(claim.seq, Buffer.from(claim.signature).toString('base64'));
         if (this.#publishedClaims.size > 256) this.#publishedClaims.delete(this.#publishedClaims.keys().next().value!);
@@ -602,7 +600,7 @@ export class Auditor {
         const same = s?.status.policyVersion === c.policyVersion;
         out.set(id, {
           status: {
-            meshId: this.#o.meshId, peerId: id, policyVersion: c.policyVersion, digest: same ? s.status.digest : '', rulesetHash: same ? s.status.rulesetHash : '', enforcement: c.enforcement, lastApplyAt: same ? s.status.lastApplyAt : 0, alerts: c.alerts, seq: c.seq, time: c.time, findings: same ? s.status.findings : [],
+            meshId: this.#o.meshId, peerId: id, policyVersion: c.policyVersion, digest: c.digest ?? (same ? s.status.digest : ''), rulesetHash: same ? s.status.rulesetHash : '', enforcement: c.enforcement, lastApplyAt: same ? s.status.lastApplyAt : 0, alerts: c.alerts, seq: c.seq, time: c.time, findings: same ? s.status.findings : [],
             // The claim carries the node's rollout stage and held version itself (signed).
             ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}),
             ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),

@@ -28,6 +28,7 @@ function body(meshId: string, c: Omit<Claim, 'signature'>): Uint8Array {
   return pb.status.v1.Claim.encode({
     meshId, peerId: c.peerId, policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, timeMs: c.time,
     ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}), ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),
+    ...(c.digest ? { policyDigest: Buffer.from(c.digest, 'hex') } : {}),
   }).finish();
 }
 
@@ -48,6 +49,7 @@ export function encodeDigests(claims: readonly Claim[]): Uint8Array[] {
       claims: claims.slice(i, i + MAX_DIGEST_CLAIMS).map((c) => ({
         node: Buffer.from(nodeRef(c.peerId), 'hex'), policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, timeMs: c.time, signature: c.signature,
         ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}), ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),
+        ...(c.digest ? { policyDigest: Buffer.from(c.digest, 'hex') } : {}),
       })),
     }).finish());
   }
@@ -83,9 +85,11 @@ export function decodeDigest(bytes: Uint8Array, resolve: (ref: string) => string
     // version older than the one claimed.
     const stage = Number(w.rolloutStage ?? 0), enforcing = Number(w.rolloutEnforcing ?? 0);
     if (stage > MAX_STAGES || !Number.isSafeInteger(enforcing) || (enforcing !== 0 && enforcing >= policyVersion)) return { ok: false, reason: 'digest claim rollout field out of range' };
+    const pd = w.policyDigest ?? new Uint8Array();
+    if (pd.length !== 0 && pd.length !== 32) return { ok: false, reason: 'malformed digest claim' };
     const peerId = resolve(Buffer.from(node).toString('hex'));
     if (!peerId) continue;
-    claims.push({ peerId, policyVersion, enforcement: w.enforcement!, alerts: [...alerts], seq, time, ...(stage ? { rolloutStage: stage } : {}), ...(enforcing ? { rolloutEnforcing: enforcing } : {}), signature: new Uint8Array(sig) });
+    claims.push({ peerId, policyVersion, enforcement: w.enforcement!, alerts: [...alerts], seq, time, ...(stage ? { rolloutStage: stage } : {}), ...(enforcing ? { rolloutEnforcing: enforcing } : {}), ...(pd.length ? { digest: Buffer.from(pd).toString('hex') } : {}), signature: new Uint8Array(sig) });
   }
   return { ok: true, claims };
 }

@@ -39,6 +39,8 @@ export interface Claim {
   rolloutStage?: number;
   /** Held back by that rollout: the older version it still enforces. */
   rolloutEnforcing?: number;
+  /** Hex SHA-256 of the policy at policyVersion: carried with a staged rollout only. */
+  digest?: string;
   signature: Uint8Array;
 }
 
@@ -259,6 +261,7 @@ export interface ClaimRow {
   alerts: string[];
   rolloutStage?: number;
   rolloutEnforcing?: number;
+  digest?: string;
   seq: number;
   time: number;
   learnedAt: number;
@@ -277,5 +280,6 @@ export function claimRow(d: FleetDigest, peerId: string, verifiedOnly: boolean):
   return {
     policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, time: c.time, learnedAt: h.learnedAt, verified: h.verified,
     ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}), ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),
+    ...(c.digest ? { digest: c.digest } : {}),
   };
 }

@@ -192,6 +192,17 @@ describe('digest wire', () => {
     const w = (over: Record<string, unknown>) => pb.status.v1.Digest.encode({ claims: [{ node: Buffer.from(nodeRef(a), 'hex'), policyVersion: 2, enforcement: 'ok', alerts: [], seq: 5, timeMs: T0, signature: new Uint8Array(64), ...over }] }).finish();
     expect(decodeDigest(w({ rolloutStage: 9 }), resolve)).toMatchObject({ ok: false, reason: 'digest claim rollout field out of range' });
     expect(decodeDigest(w({ rolloutEnforcing: 2 }), resolve)).toMatchObject({ ok: false, reason: 'digest claim rollout field out of range' });
+    // With a staged rollout the claim also carries the policy digest the gate compares, signed.
+    const pd = 'ab'.repeat(32);
+    const staged = await claim(1, 7, { rolloutStage: 1, digest: pd });
+    const [sb] = encodeDigests([staged]);
+    const back = decodeDigest(sb!, resolve);
+    expect(back).toMatchObject({ ok: true, claims: [{ peerId: a, rolloutStage: 1, digest: pd }] });
+    if (back.ok) {
+      expect(verify(back.claims[0]!)).toBe(true);
+      expect(verify({ ...back.claims[0]!, digest: 'cd'.repeat(32) })).toBe(false);
+    }
+    expect(decodeDigest(w({ policyDigest: new Uint8Array(5) }), resolve)).toMatchObject({ ok: false, reason: 'malformed digest claim' });
     // Claims without a rollout encode (and sign) exactly as before the fields existed.
     const plain = await claim(1, 6);
     expect(Object.keys(plain)).not.toContain('rolloutStage');
