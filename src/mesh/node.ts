@@ -13,6 +13,7 @@ import { ping } from '@libp2p/ping';
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
 import type { ConnectionGater, Metrics, PrivateKey } from '@libp2p/interface';
 import { LIMITS } from '../wire/limits.js';
+import { coalesceWrites } from '../runtime/socket-writes.js';
 
 export type MeshNode = Libp2p<{ pubsub: GossipSub }>;
 
@@ -35,7 +36,7 @@ export async function createMeshNode(o: NodeInit): Promise<MeshNode> {
   const transports = [];
   if (addrs.some((a) => a.startsWith('/memory/'))) transports.push(memory({ latency: o.memoryLatency ?? 0 }));
   if (addrs.some((a) => /\/tcp\//.test(a)) || transports.length === 0) transports.push(tcp());
-  return (await createLibp2p({
+  const node = (await createLibp2p({
     privateKey: o.privateKey,
     addresses: { listen: o.listen },
     transports,
@@ -63,4 +64,7 @@ export async function createMeshNode(o: NodeInit): Promise<MeshNode> {
       }),
     },
   })) as unknown as MeshNode;
+  // Coalesce each connection's socket writes per tick (src/runtime/socket-writes.ts).
+  node.addEventListener('connection:open', (e) => { coalesceWrites((e.detail as unknown as { maConn?: unknown }).maConn); });
+  return node;
 }

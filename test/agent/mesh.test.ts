@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isCoalesced } from '../../src/runtime/socket-writes.js';
 import { Cluster, until, type NodeSpec } from '../helpers/cluster.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { policyTopic } from '../../src/mesh/mesh.js';
@@ -63,6 +64,11 @@ describe('mesh convergence', () => {
     await until(() => cluster!.running().every((n) => n.agent!.mesh.connectedPeers().length > 0), 10_000);
     await cluster.publish(cluster.nodes[2]!, cluster.policy(1));
     await cluster.converged(1);
+    // Every TCP connection's socket writes are coalesced per tick (src/runtime/socket-writes.ts):
+    // if a libp2p upgrade changes the connection's shape, this says so instead of silently not.
+    const conns = cluster.running().flatMap((n) => n.agent!.mesh.libp2p.getConnections());
+    expect(conns.length).toBeGreaterThan(0);
+    expect(conns.every((c) => isCoalesced((c as unknown as { maConn: unknown }).maConn))).toBe(true);
   });
 
   it('a node offline during an update catches up through sync when it returns', async () => {
