@@ -495,7 +495,9 @@ export class Auditor {
         this.#servedAt = new Map([...this.#servedAt].filter(([id]) => this.#digest.isMember(id)));
         for (const id of o.mesh.connectedPeers()) this.#servedAt.set(id, at);
       }
-      for (const bytes of encodeDigests(claims)) await o.mesh.publishDigest(bytes);
+      // News (a delta) goes to the gossip mesh, which passes it on; a full digest (repair, a
+      // new connection) to every neighbour.
+      for (const bytes of encodeDigests(claims)) await o.mesh.publishDigest(bytes, opts.full ? 'all' : 'mesh');
     }).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'digest publish failed'));
     return this.#publishing;
   }

@@ -325,8 +325,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#gossip.subscribeDigest(merge);
   }
 
-  publishDigest(bytes: Uint8Array): Promise<void> {
-    return this.#gossip.publishDigest(bytes);
+  publishDigest(bytes: Uint8Array, to: 'all' | 'mesh' = 'all'): Promise<void> {
+    return this.#gossip.publishDigest(bytes, to);
   }
 
   /** Forgets every redial backoff: the network changed (a partition healed), dial again now. */
