@@ -6,11 +6,15 @@
  * per accepted version (src/node/trace.ts: received, verified, forwarded, persisted,
  * enforced), collected here into per-hop rows and, with PROCS_TRACE=1, a per-node table.
  *   npx tsx bench/procs.ts [--quick] [--out DIR] [--nodes N] [--updates N]
+ * Diagnostics: PROCS_TRACE=1 prints each update's per-node times and the slowest tenth's hops;
+ * PROCS_CPU=1 the fleet's CPU each second while waiting for quiet; PROCS_PLANE=full|digest
+ * sets audit.statusPlane; PROCS_PROF=i writes agent i's V8 CPU profile to /tmp/prof.
  */
 import '../src/runtime/polyfill.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Cluster, until } from '../test/helpers/cluster.js';
@@ -22,6 +26,7 @@ const quick = process.argv.includes('--quick');
 const out = argValue('--out', 'bench-out');
 const N = Number(argValue('--nodes', '30'));
 const UPDATES = Number(argValue('--updates', quick ? '5' : '10'));
+const cores = availableParallelism();
 const BIN = resolve(import.meta.dirname, '..', 'bin', 'picket.js');
 
 /** A port free on every address (bound on the wildcard), so every agent can listen on it. */
@@ -109,10 +114,10 @@ try {
     writeFileSync(cfg, [
       'meshId: test', `dataDir: ${spec.dir}`, `identityKey: ${join(c.dir, `${spec.name}.key`)}`, `trustedRoot: ${join(c.dir, 'root.json')}`,
       `listen: [/ip4/${ip(i)}/tcp/${port}]`, `bootstrap: [${bootstrap.join(', ')}]`,
-      'mesh: { minPeers: 6 }', 'enforcement: { backend: memory }', 'audit: { interval: 1h, probeInterval: 0 }', 'alerts: []',
+      'mesh: { minPeers: 6 }', 'enforcement: { backend: memory }', `audit: { interval: 1h, probeInterval: 0${process.env.PROCS_PLANE ? `, statusPlane: ${process.env.PROCS_PLANE}` : ''} }`, 'alerts: []',
       `control: { socket: ${join(spec.dir, 'control.sock')} }`, 'log: { level: info, pretty: false }', '',
     ].join('\n'));
-    const child = spawn(process.execPath, [BIN, 'agent', '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } });
+    const child = spawn(process.execPath, [...(process.env.PROCS_PROF === String(i) ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), BIN, 'agent', '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } });
     const p: Proc = { child, applied: new Map(), traces: new Map(), socket: join(spec.dir, 'control.sock'), exited: new Promise((r) => child.once('exit', () => r())) };
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
@@ -124,25 +129,56 @@ try {
     });
     procs.push(p);
   }
+  // The control socket exists once an agent is fully up.
+  // Start-up is CPU-bound (each agent loads and JITs its stack): allow for a shared machine.
+  const up = () => procs.filter((p) => { try { readFileSync(p.socket); return false; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ENOENT'; } }).length;
+  /** CPU seconds (user + system) every agent has used so far. */
+  const fleetCpu = () => procs.reduce((x, p) => { try { const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return x + (Number(f[11]) + Number(f[12])) / 100; } catch { return x; } }, 0);
+  /**
+   * Waits until the fleet is quiet: its agents together used less than QUIET of one core
+   * over each of two consecutive seconds (at most `limit` ms). All N agents share this
+   * machine's cores, so work one agent does after an update (statuses, new connections, GC)
+   * delays every other agent's next update; a fleet of hosts has a CPU per agent. Each update
+   * starts on a quiet fleet, as in production, and how long quieting took is a row of its own.
+   * Returns the ms it took (limit when never quiet).
+   */
+  /** Write syscalls every agent has made so far (sockets, files, logs): each small message costs one. */
+  const fleetWrites = () => procs.reduce((x, p) => { try { return x + Number(/syscw:\s+(\d+)/.exec(readFileSync(`/proc/${p.child.pid}/io`, 'utf8'))?.[1] ?? 0); } catch { return x; } }, 0);
+  const QUIET = 0.25;
+  const quiet = async (limit: number): Promise<number> => {
+    const t0 = Date.now();
+    let calm = 0;
+    while (Date.now() - t0 < limit) {
+      const a = fleetCpu(), w = Date.now();
+      await new Promise((r) => setTimeout(r, 1000));
+      const used = (fleetCpu() - a) / ((Date.now() - w) / 1000);
+      if (process.env.PROCS_CPU) console.log(`  fleet CPU ${Math.round(used * 100)}% of a core`);
+      calm = used < QUIET ? calm + 1 : 0;
+      if (calm >= 2) return Date.now() - t0;
+    }
+    return limit;
+  };
   const publish = async (via: number, v: number) => {
     const p = c.policy(v);
     const r = await call(procs[via]!.socket, 'POST', '/v1/policy', c.signed({ ...p, nodes: p.nodes.map((n, i) => ({ ...n, addresses: [ip(i)] })) }), 120_000);
     if (r.status !== 200) throw new Error(`publish v${v}: ${JSON.stringify(r.body)}`);
   };
-  // The control socket exists once an agent is fully up.
-  // Start-up is CPU-bound (each agent loads and JITs its stack): allow for a shared machine.
-  const up = () => procs.filter((p) => { try { readFileSync(p.socket); return false; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ENOENT'; } }).length;
   await until(() => up() === N, 240_000, () => `${up()}/${N} agents up`);
   await publish(0, 1);
   // The first policy also lets the mesh mix (peers dial what it names): on busy cores, minutes.
   await until(() => procs.every((p) => p.applied.has(1)), 180_000, () => `v1 on ${procs.filter((p) => p.applied.has(1)).length}/${N}`);
   // Steady state, as in bench/mesh.ts: a warm-up, then a quiet gap after each update (every
   // node gossips a signed status 1–3 s after a change).
-  await new Promise((r) => setTimeout(r, quick ? 3000 : Math.max(5000, N * 300)));
   // CPU the idle fleet burns (heartbeats, keep-alives, timers): what every update competes with.
   const cpu = () => procs.map((p) => { const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return Number(f[11]) + Number(f[12]); });
+  const cpuV1 = fleetCpu(), settleT0 = Date.now();
+  const settled = await quiet(180_000);
+  const settleCpu = fleetCpu() - cpuV1;
+  console.log(`fleet quiet ${round(settled / 1000, 1)} s after v1 applied everywhere (${round(settleCpu, 1)} CPU s)${settled >= 180_000 ? ': never quiet, measuring anyway' : ''}`);
+  void settleT0;
   const c0 = cpu(), w0 = Date.now();
   await new Promise((r) => setTimeout(r, quick ? 2000 : 5000));
+  const quietAfter: number[] = [], cpuPerUpdate: number[] = [], writesPerUpdate: number[] = [];
   const idleCpu = cpu().map((x, i) => ((x - c0[i]!) * 10) / (Date.now() - w0)); // clock ticks (10 ms) → fraction of one core
   const perNode: number[] = [], all: number[] = [];
   // Each update is one repetition: its per-node median and p99, for min/median/max across updates.
@@ -150,7 +186,7 @@ try {
   let missed = 0;
   const published = new Map<number, { t0: number; via: number }>();
   for (let v = 2; v < 2 + UPDATES; v++) {
-    const t0 = Date.now();
+    const t0 = Date.now(), cpuAt = fleetCpu(), writesAt = fleetWrites();
     published.set(v, { t0, via: (v * 7) % N });
     await publish((v * 7) % N, v);
     // An agent still without the update after 60 s is a result (the tail), not a reason to lose the run.
@@ -165,7 +201,11 @@ try {
     all.push(Math.max(...lat));
     updMedian.push(median(lat));
     updP99.push(percentile(lat, 99));
-    await new Promise((r) => setTimeout(r, 4000));
+    // The update's own aftermath (every node's status 1–3 s later) before the next one.
+    await new Promise((r) => setTimeout(r, 3000));
+    quietAfter.push(3000 + (await quiet(60_000)));
+    cpuPerUpdate.push(fleetCpu() - cpuAt);
+    writesPerUpdate.push((fleetWrites() - writesAt) / N);
   }
   rows.push(...hops(published));
   const rss = procs.map((p) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
@@ -176,6 +216,11 @@ try {
   rows.push({ scenario: 'convergence', metric: `publish → applied, per node (p99), ${tag}`, unit: 'ms', nodes: N, value: round(percentile(perNode, 99)), ...range(updP99), samples: updP99.map((x) => round(x)) });
   rows.push({ scenario: 'convergence', metric: `publish → applied on every node (median), ${tag}`, unit: 'ms', nodes: N, value: round(median(all)), ...range(all) });
   rows.push({ scenario: 'convergence', metric: `agents still without an update 60 s after it was published (all updates), ${tag}`, unit: 'agent-updates', nodes: N, value: missed });
+  rows.push({ scenario: 'convergence', metric: `first policy applied everywhere → fleet quiet (< ${QUIET * 100}% of a core for 2 s), ${tag} on ${cores} cores`, unit: 'ms', nodes: N, value: settled });
+  rows.push({ scenario: 'convergence', metric: `fleet CPU from the first policy to quiet (start-up's end, mesh mixing, statuses), ${tag}`, unit: 'CPU s', nodes: N, value: round(settleCpu, 1) });
+  rows.push({ scenario: 'convergence', metric: `fleet CPU per update, publish → quiet again, ${tag}`, unit: 'CPU s', nodes: N, value: round(median(cpuPerUpdate), 2), ...range(cpuPerUpdate) });
+  rows.push({ scenario: 'convergence', metric: `write syscalls per agent per update, publish → quiet again, ${tag}`, unit: 'writes', nodes: N, value: round(median(writesPerUpdate)), ...range(writesPerUpdate) });
+  rows.push({ scenario: 'convergence', metric: `publish → fleet quiet again (median update), ${tag} on ${cores} cores`, unit: 'ms', nodes: N, value: round(median(quietAfter)), ...range(quietAfter) });
   rows.push({ scenario: 'memory', metric: `RSS per agent (median), ${tag} with minPeers 6`, unit: 'MB', nodes: N, value: round(median(rss), 1) });
   rows.push({ scenario: 'memory', metric: `idle CPU per agent (median), ${tag}`, unit: '% of a core', nodes: N, value: round(median(idleCpu) * 100, 1) });
 } finally {

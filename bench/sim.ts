@@ -64,6 +64,13 @@ const out = argValue('--out', 'bench-out');
 const planeArg = argValue('--status-plane', 'both');
 if (!['full', 'digest', 'both'].includes(planeArg)) fail(`--status-plane must be full, digest or both (got ${JSON.stringify(planeArg.slice(0, 32))})`);
 const PLANES = (planeArg === 'both' ? ['full', 'digest'] : [planeArg]) as ('full' | 'digest')[];
+/**
+ * The digest plane is simulated for every node's change, and every simulated node holds every
+ * node's claim: memory grows as N² (10,000 nodes: 10⁸ held claims, past this machine's heap).
+ * Sizes above --digest-max run the full plane only, and say so.
+ */
+const DIGEST_MAX = int('--digest-max', '1000', 2, 100_000);
+const planesFor = (n: number) => PLANES.filter((p) => p !== 'digest' || n <= DIGEST_MAX);
 /** The digest plane's runs: long enough for one periodic full digest (statusInterval 30 s, jittered up to 1.1). */
 const DIGEST_END = 60_000 + PARTITION + DIGEST_TIMING.fullEvery * 30_000 * 1.1;
 
@@ -76,7 +83,9 @@ for (const N of SIZES) {
   all[N] = [];
   byPlane[N] = {};
   timing[N] = {};
-  for (const plane of PLANES) {
+  if (planesFor(N).length < PLANES.length) console.log(`sim: ${N} nodes: digest plane not simulated (above --digest-max ${DIGEST_MAX}: every simulated node holds every claim, N² memory)`);
+  if (!planesFor(N).length) fail(`--status-plane digest at ${N} nodes is above --digest-max ${DIGEST_MAX}`);
+  for (const plane of planesFor(N)) {
     const runs: SimResult[] = (byPlane[N][plane] = []);
     const tm = (timing[N][plane] = { wallS: [] as number[], cpuS: [] as number[] });
     for (let k = 0; k < SEEDS; k++) {
@@ -91,7 +100,7 @@ for (const N of SIZES) {
       tm.wallS.push((performance.now() - wall) / 1000);
       tm.cpuS.push((c.user + c.system) / 1e6);
       runs.push(r);
-      if (plane === PLANES[0]) all[N].push(r);
+      if (plane === planesFor(N)[0]) all[N].push(r);
       const { curve: _curve, ...brief } = r;
       console.log(JSON.stringify(brief));
     }
@@ -117,7 +126,7 @@ for (const N of SIZES) {
   rows.push({ scenario: 'sim', metric: 'hop lower bound (1 + D·Σ(D−1)^i ≥ N, × latency)', unit: 'ms', nodes: N, value: hopBound(N) });
   rows.push(row('sim', 'messages sent per node per update (simulated)', 'messages', N, rs.map((r) => r.messagesPerNode)));
   rows.push(row('sim', 'bytes received per node per update (simulated)', 'bytes', N, rs.map((r) => r.bytesPerNode), 0));
-  for (const plane of PLANES) {
+  for (const plane of planesFor(N)) {
     const st = byPlane[N]![plane]!.map((r) => r.status!);
     const end = plane === 'digest' ? DIGEST_END : limit;
     const how = plane === 'full'

@@ -5,7 +5,8 @@
  * judge and its forwarder banned), and that it imports the product's modules instead of copies.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { runSim } from '../../bench/sim/world.js';
@@ -113,5 +114,15 @@ describe('simulator', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'sim.ts'), '--nodes', '10', '--status-plane', 'gossip'], { cwd: root, encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual(['sim: --status-plane must be full, digest or both (got "gossip")']);
+  });
+
+  it('rejects a bad --digest-max, and a digest-only run above it, with one line and exit 2 (no N² run that dies out of memory)', () => {
+    const run = (...a: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'sim.ts'), ...a], { cwd: root, encoding: 'utf8' });
+    const bad = run('--nodes', '10', '--digest-max', '-1');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toEqual(['sim: --digest-max must be a whole number from 2 to 100000 (got "-1")']);
+    const above = run('--nodes', '20', '--status-plane', 'digest', '--digest-max', '10', '--out', mkdtempSync(join(tmpdir(), 'sim-')));
+    expect(above.status).toBe(2);
+    expect(above.stderr.trim().split('\n')).toEqual(['sim: --status-plane digest at 20 nodes is above --digest-max 10']);
   });
 });
