@@ -215,9 +215,10 @@ export class Store {
       { type: 'put', key: 'policy/highest', value: json({ version: p.version, digest: p.digest }) },
       { type: 'put', key: `policy/hist/${pad(p.version)}`, value: p.envelope },
     ];
-    const hist = await this.#range('policy/hist/');
+    // Keys only: the values are whole envelopes (up to 100 × the envelope limit), and trimming needs none of them.
+    const hist = await this.#keys('policy/hist/');
     const excess = hist.length + 1 - this.historyLimit;
-    for (let i = 0; i < excess; i++) ops.push({ type: 'del', key: hist[i]![0] });
+    for (let i = 0; i < excess; i++) ops.push({ type: 'del', key: hist[i]! });
     if (accept) {
       // Keyed by a sequence, not the version: the same version can be accepted again (after
       // its record was lost and it came back), and that is an event worth listing.
