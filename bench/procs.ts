@@ -178,7 +178,7 @@ try {
   void settleT0;
   const c0 = cpu(), w0 = Date.now();
   await new Promise((r) => setTimeout(r, quick ? 2000 : 5000));
-  const quietAfter: number[] = [], cpuPerUpdate: number[] = [], writesPerUpdate: number[] = [];
+  const quietAfter: number[] = [], cpuPerUpdate: number[] = [], writesPerUpdate: number[] = [], cpuToApplied: number[] = [], busyToApplied: number[] = [];
   const idleCpu = cpu().map((x, i) => ((x - c0[i]!) * 10) / (Date.now() - w0)); // clock ticks (10 ms) → fraction of one core
   const perNode: number[] = [], all: number[] = [];
   // Each update is one repetition: its per-node median and p99, for min/median/max across updates.
@@ -195,6 +195,10 @@ try {
       missed += late;
       console.log(`v${v}: ${late}/${N} agents still without it after 60 s`);
     });
+    // The policy path alone: statuses start 1–3 s after a node applies.
+    const pathCpu = fleetCpu() - cpuAt, pathWall = (Date.now() - t0) / 1000;
+    cpuToApplied.push(pathCpu);
+    busyToApplied.push(pathCpu / pathWall / cores);
     const lat = procs.filter((p) => p.applied.has(v)).map((p) => p.applied.get(v)! - t0);
     if (process.env.PROCS_TRACE) console.log(`v${v}: ${[...lat].sort((a, b) => a - b).join(' ')}`);
     perNode.push(...lat);
@@ -219,6 +223,8 @@ try {
   rows.push({ scenario: 'convergence', metric: `first policy applied everywhere → fleet quiet (< ${QUIET * 100}% of a core for 2 s), ${tag} on ${cores} cores`, unit: 'ms', nodes: N, value: settled });
   rows.push({ scenario: 'convergence', metric: `fleet CPU from the first policy to quiet (start-up's end, mesh mixing, statuses), ${tag}`, unit: 'CPU s', nodes: N, value: round(settleCpu, 1) });
   rows.push({ scenario: 'convergence', metric: `fleet CPU per update, publish → quiet again, ${tag}`, unit: 'CPU s', nodes: N, value: round(median(cpuPerUpdate), 2), ...range(cpuPerUpdate) });
+  rows.push({ scenario: 'convergence', metric: `fleet CPU from publish to applied everywhere (the policy path: verify, forward, persist, apply), ${tag}`, unit: 'CPU s', nodes: N, value: round(median(cpuToApplied), 2), ...range(cpuToApplied) });
+  rows.push({ scenario: 'convergence', metric: `share of the machine's ${cores} cores busy from publish to applied everywhere, ${tag}`, unit: 'fraction', nodes: N, value: round(median(busyToApplied), 2), ...range(busyToApplied) });
   rows.push({ scenario: 'convergence', metric: `write syscalls per agent per update, publish → quiet again, ${tag}`, unit: 'writes', nodes: N, value: round(median(writesPerUpdate)), ...range(writesPerUpdate) });
   rows.push({ scenario: 'convergence', metric: `publish → fleet quiet again (median update), ${tag} on ${cores} cores`, unit: 'ms', nodes: N, value: round(median(quietAfter)), ...range(quietAfter) });
   rows.push({ scenario: 'memory', metric: `RSS per agent (median), ${tag} with minPeers 6`, unit: 'MB', nodes: N, value: round(median(rss), 1) });

@@ -7,8 +7,9 @@
  * --quick runs only the headline figures — 30 agent
  * processes, the etcd baseline, the kernel apply, the simulation — at its headline size with
  * ≥ 5 repetitions, and leaves out trust (crypto throughput), the in-process scale and the
- * byte-count scenarios. Its goal is < 2 min on an idle 2-core machine; it has only been
- * timed on a shared one (11 min at load average 15–19: 30 agent processes dominate). The
+ * byte-count scenarios. Its goal is < 2 min on an idle 2-core machine; measured on one: 182 s
+ * (procs 132 s: 30 agents starting, then waiting for a quiet fleet after the first policy and
+ * after each update; apply 20 s, etcd 6 s, sim 23 s). The
  * run records its wall time and the CPU time of everything it started (results.json
  * `run.seconds` / `run.cpuSeconds`), so a run on a busy machine still says what it cost.
  * When procs and etcd run together, the etcd baseline measures only its watchers and is
