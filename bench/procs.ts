@@ -104,7 +104,7 @@ try {
   // addresses peers report (identify, peer exchange), as it would in production. Each agent
   // has its own loopback address (127.0.1.i: the whole of 127/8 is loopback on Linux).
   if (N > 254) throw new Error('--nodes: at most 254 (one loopback address each)');
-  const port = await freePort();
+  const port = await freePort(), metricsPort = await freePort();
   const ip = (i: number) => `127.0.1.${i + 1}`;
   const addr = (i: number) => `/ip4/${ip(i)}/tcp/${port}/p2p/${c.nodes[i]!.peerId}`;
   for (let i = 0; i < N; i++) {
@@ -115,7 +115,7 @@ try {
       'meshId: test', `dataDir: ${spec.dir}`, `identityKey: ${join(c.dir, `${spec.name}.key`)}`, `trustedRoot: ${join(c.dir, 'root.json')}`,
       `listen: [/ip4/${ip(i)}/tcp/${port}]`, `bootstrap: [${bootstrap.join(', ')}]`,
       'mesh: { minPeers: 6 }', 'enforcement: { backend: memory }', `audit: { interval: 1h, probeInterval: 0${process.env.PROCS_PLANE ? `, statusPlane: ${process.env.PROCS_PLANE}` : ''} }`, 'alerts: []',
-      `control: { socket: ${join(spec.dir, 'control.sock')} }`, 'log: { level: info, pretty: false }', '',
+      `control: { socket: ${join(spec.dir, 'control.sock')}, metrics: '${ip(i)}:${metricsPort}' }`, 'log: { level: info, pretty: false }', '',
     ].join('\n'));
     const child = spawn(process.execPath, [...(process.env.PROCS_PROF === String(i) ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), BIN, 'agent', '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } });
     const p: Proc = { child, applied: new Map(), traces: new Map(), socket: join(spec.dir, 'control.sock'), exited: new Promise((r) => child.once('exit', () => r())) };
@@ -158,6 +158,12 @@ try {
     }
     return limit;
   };
+  /** Each agent's status-plane counters (its /metrics): payload bytes received, signature checks, TCP bytes in. */
+  const statusCounters = async () => Promise.all(procs.map(async (_p, i) => {
+    const text = await (await fetch(`http://${ip(i)}:${metricsPort}/metrics`)).text();
+    const sum = (name: string, label = '') => [...text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))].filter((m) => !label || (m[1] ?? '').includes(label)).reduce((a, m) => a + Number(m[2]), 0);
+    return { payload: sum('picket_status_bytes_received_total'), checks: sum('picket_status_signature_checks_total'), tcp: sum('picket_wire_bytes', 'direction="in"') };
+  }));
   const publish = async (via: number, v: number) => {
     const p = c.policy(v);
     const r = await call(procs[via]!.socket, 'POST', '/v1/policy', c.signed({ ...p, nodes: p.nodes.map((n, i) => ({ ...n, addresses: [ip(i)] })) }), 120_000);
@@ -176,8 +182,14 @@ try {
   const settleCpu = fleetCpu() - cpuV1;
   console.log(`fleet quiet ${round(settled / 1000, 1)} s after v1 applied everywhere (${round(settleCpu, 1)} CPU s)${settled >= 180_000 ? ': never quiet, measuring anyway' : ''}`);
   void settleT0;
-  const c0 = cpu(), w0 = Date.now();
-  await new Promise((r) => setTimeout(r, quick ? 2000 : 5000));
+  // The status plane's idle traffic (periodic claims, every 4th interval the full digest and
+  // status) over a window long enough to hold some of it: subtracted from each update's.
+  const IDLE_MS = quick ? 5000 : 30_000;
+  const c0 = cpu(), w0 = Date.now(), s0 = await statusCounters();
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  const s1 = await statusCounters(), idleMs = Date.now() - w0;
+  const idleRate = s1.map((x, i) => ({ payload: (x.payload - s0[i]!.payload) / idleMs, checks: (x.checks - s0[i]!.checks) / idleMs, tcp: (x.tcp - s0[i]!.tcp) / idleMs }));
+  const statusPerUpdate: { payload: number; checks: number; tcp: number }[] = [];
   const quietAfter: number[] = [], cpuPerUpdate: number[] = [], writesPerUpdate: number[] = [], cpuToApplied: number[] = [], busyToApplied: number[] = [];
   const idleCpu = cpu().map((x, i) => ((x - c0[i]!) * 10) / (Date.now() - w0)); // clock ticks (10 ms) → fraction of one core
   const perNode: number[] = [], all: number[] = [];
@@ -186,6 +198,7 @@ try {
   let missed = 0;
   const published = new Map<number, { t0: number; via: number }>();
   for (let v = 2; v < 2 + UPDATES; v++) {
+    const sAt = await statusCounters();
     const t0 = Date.now(), cpuAt = fleetCpu(), writesAt = fleetWrites();
     published.set(v, { t0, via: (v * 7) % N });
     await publish((v * 7) % N, v);
@@ -209,6 +222,16 @@ try {
     await new Promise((r) => setTimeout(r, 3000));
     quietAfter.push(3000 + (await quiet(60_000)));
     cpuPerUpdate.push(fleetCpu() - cpuAt);
+    {
+      const sEnd = await statusCounters(), ms = Date.now() - t0;
+      // Per node (the publisher included: it also receives every other node's status), its idle rate subtracted.
+      const per = sEnd.map((x, i) => ({
+        payload: x.payload - sAt[i]!.payload - idleRate[i]!.payload * ms,
+        checks: Math.max(0, x.checks - sAt[i]!.checks - idleRate[i]!.checks * ms),
+        tcp: x.tcp - sAt[i]!.tcp - idleRate[i]!.tcp * ms,
+      }));
+      statusPerUpdate.push({ payload: median(per.map((x) => x.payload)), checks: median(per.map((x) => x.checks)), tcp: median(per.map((x) => x.tcp)) });
+    }
     writesPerUpdate.push((fleetWrites() - writesAt) / N);
   }
   rows.push(...hops(published));
@@ -225,6 +248,13 @@ try {
   rows.push({ scenario: 'convergence', metric: `fleet CPU per update, publish → quiet again, ${tag}`, unit: 'CPU s', nodes: N, value: round(median(cpuPerUpdate), 2), ...range(cpuPerUpdate) });
   rows.push({ scenario: 'convergence', metric: `fleet CPU from publish to applied everywhere (the policy path: verify, forward, persist, apply), ${tag}`, unit: 'CPU s', nodes: N, value: round(median(cpuToApplied), 2), ...range(cpuToApplied) });
   rows.push({ scenario: 'convergence', metric: `share of the machine's ${cores} cores busy from publish to applied everywhere, ${tag}`, unit: 'fraction', nodes: N, value: round(median(busyToApplied), 2), ...range(busyToApplied) });
+  const plane = process.env.PROCS_PLANE ?? 'digest';
+  const sp = (k: 'payload' | 'checks' | 'tcp') => statusPerUpdate.map((x) => x[k]);
+  rows.push({ scenario: 'status', metric: `${plane} plane, ${tag}: status-plane payload received per node per change (median node, idle rate subtracted)`, unit: 'bytes', nodes: N, value: Math.round(median(sp('payload'))), ...range(sp('payload').map(Math.round)) });
+  rows.push({ scenario: 'status', metric: `${plane} plane, ${tag}: signature checks per node per change (median node, idle rate subtracted)`, unit: 'checks', nodes: N, value: round(median(sp('checks')), 1), ...range(sp('checks').map((x) => round(x, 1))) });
+  rows.push({ scenario: 'status', metric: `${plane} plane, ${tag}: TCP bytes received per node per change, policy included (median node, idle rate subtracted)`, unit: 'bytes', nodes: N, value: Math.round(median(sp('tcp'))), ...range(sp('tcp').map(Math.round)) });
+  rows.push({ scenario: 'status', metric: `${plane} plane, ${tag}: idle, status-plane payload received per node per second (median node)`, unit: 'bytes/s', nodes: N, value: Math.round(median(idleRate.map((x) => x.payload * 1000))) });
+  rows.push({ scenario: 'status', metric: `${plane} plane, ${tag}: idle, signature checks per node per minute (median node)`, unit: 'checks/min', nodes: N, value: round(median(idleRate.map((x) => x.checks * 60_000)), 1) });
   rows.push({ scenario: 'convergence', metric: `write syscalls per agent per update, publish → quiet again, ${tag}`, unit: 'writes', nodes: N, value: round(median(writesPerUpdate)), ...range(writesPerUpdate) });
   rows.push({ scenario: 'convergence', metric: `publish → fleet quiet again (median update), ${tag} on ${cores} cores`, unit: 'ms', nodes: N, value: round(median(quietAfter)), ...range(quietAfter) });
   rows.push({ scenario: 'memory', metric: `RSS per agent (median), ${tag} with minPeers 6`, unit: 'MB', nodes: N, value: round(median(rss), 1) });
@@ -236,6 +266,8 @@ try {
   await c.destroy();
 }
 for (const r of rows) console.log(`${r.scenario.padEnd(12)} ${String(r.nodes ?? '').padStart(4)}  ${r.metric.padEnd(60)} ${String(r.value).padStart(9)} ${r.unit}${r.min !== undefined ? ` [${r.min}–${r.max} over ${r.runs} updates]` : ''}`);
-saveRows(`${out}/procs.json`, rows);
-console.log(`saved ${out}/procs.json`);
+// The headline size keeps its file name; other sizes sit beside it (bench/run.ts reads both).
+const file = `${out}/${N === 30 ? 'procs' : `procs-${N}`}.json`;
+saveRows(file, rows);
+console.log(`saved ${file}`);
 process.exit(0);

@@ -402,6 +402,7 @@ export class Agent {
       const wire = this.mesh.wireBytes();
       m.wireBytes.set({ direction: 'in' }, wire.received);
       m.wireBytes.set({ direction: 'out' }, wire.sent);
+      m.setStatusChecks(this.auditor.verifications);
       m.enforcementState.reset();
       m.enforcementState.set({ state: this.enforcer.status.state }, 1);
     };

@@ -23,7 +23,18 @@ export class Metrics {
   readonly peers = new Gauge({ name: 'picket_peers_connected', help: 'Mesh peers connected', registers: [this.registry] });
   readonly droppedPackets = new Counter({ name: 'picket_dropped_packets_total', help: 'Packets the kernel ruleset dropped, by reason (default-deny, blocked, invalid); would-drop: accepted only because of monitor mode', labelNames: ['reason'], registers: [this.registry] });
   readonly droppedBytes = new Counter({ name: 'picket_dropped_bytes_total', help: 'Bytes of the packets in picket_dropped_packets_total, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly statusChecks = new Counter({ name: 'picket_status_signature_checks_total', help: 'Signature checks the status plane made: kind status (full signed statuses) or claim (digest-plane claims, checked when read or sampled)', labelNames: ['kind'], registers: [this.registry] });
   #exportedDrops = new Map<string, { packets: number; bytes: number }>();
+  #exportedChecks = { status: 0, claim: 0 };
+
+  /** Moves the status-plane check counters up to the auditor's running totals (which only grow). */
+  setStatusChecks(t: { statuses: number; claims: number }): void {
+    const next = { status: t.statuses, claim: t.claims };
+    for (const kind of ['status', 'claim'] as const) {
+      this.statusChecks.inc({ kind }, Math.max(0, next[kind] - this.#exportedChecks[kind]));
+      this.#exportedChecks[kind] = Math.max(next[kind], this.#exportedChecks[kind]);
+    }
+  }
   #server: Server | null = null;
   /** Called before each scrape to refresh gauges from live state. */
   refresh: () => void = () => undefined;

@@ -90,6 +90,9 @@ describe('agent process', () => {
     expect(text).toMatch(/# TYPE picket_peer_strikes_total counter/);
     expect(text).toMatch(/# TYPE picket_budget_exceeded_total counter/);
     expect(text).toMatch(/picket_sync_runs_total \d+/);
+    // What the status plane's signature checks cost, by kind (a lone node checks nobody's).
+    expect(text).toMatch(/picket_status_signature_checks_total\{kind="status"\} 0/);
+    expect(text).toMatch(/picket_status_signature_checks_total\{kind="claim"\} 0/);
     a.child.kill('SIGTERM');
     expect((await a.exited).code).toBe(0);
   });
