@@ -132,8 +132,10 @@ try {
   // The control socket exists once an agent is fully up.
   // Start-up is CPU-bound (each agent loads and JITs its stack): allow for a shared machine.
   const up = () => procs.filter((p) => { try { readFileSync(p.socket); return false; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ENOENT'; } }).length;
+  /** Each agent's CPU so far, user + system, in clock ticks (10 ms); 0 for one that exited. */
+  const cpu = () => procs.map((p) => { try { const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return Number(f[11]) + Number(f[12]); } catch { return 0; } });
   /** CPU seconds (user + system) every agent has used so far. */
-  const fleetCpu = () => procs.reduce((x, p) => { try { const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return x + (Number(f[11]) + Number(f[12])) / 100; } catch { return x; } }, 0);
+  const fleetCpu = () => cpu().reduce((a, b) => a + b, 0) / 100;
   /**
    * Waits until the fleet is quiet: its agents together used less than QUIET of one core
    * over each of two consecutive seconds (at most `limit` ms). All N agents share this
@@ -173,17 +175,14 @@ try {
   await publish(0, 1);
   // The first policy also lets the mesh mix (peers dial what it names): on busy cores, minutes.
   await until(() => procs.every((p) => p.applied.has(1)), 180_000, () => `v1 on ${procs.filter((p) => p.applied.has(1)).length}/${N}`);
-  // Steady state, as in bench/mesh.ts: a warm-up, then a quiet gap after each update (every
-  // node gossips a signed status 1–3 s after a change).
-  // CPU the idle fleet burns (heartbeats, keep-alives, timers): what every update competes with.
-  const cpu = () => procs.map((p) => { const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return Number(f[11]) + Number(f[12]); });
-  const cpuV1 = fleetCpu(), settleT0 = Date.now();
+  // Steady state: the first policy's aftermath passes before anything is measured (quiet()).
+  const cpuV1 = fleetCpu();
   const settled = await quiet(180_000);
   const settleCpu = fleetCpu() - cpuV1;
   console.log(`fleet quiet ${round(settled / 1000, 1)} s after v1 applied everywhere (${round(settleCpu, 1)} CPU s)${settled >= 180_000 ? ': never quiet, measuring anyway' : ''}`);
-  void settleT0;
   // The status plane's idle traffic (periodic claims, every 4th interval the full digest and
   // status) over a window long enough to hold some of it: subtracted from each update's.
+  // With it, the CPU the idle fleet burns (heartbeats, keep-alives, timers): what every update competes with.
   const IDLE_MS = quick ? 5000 : 30_000;
   const c0 = cpu(), w0 = Date.now(), s0 = await statusCounters();
   await new Promise((r) => setTimeout(r, IDLE_MS));

@@ -24,10 +24,7 @@ import { claimRow, DIGEST_TIMING, FleetDigest } from '../../src/audit/status-dig
 import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim, type DigestVerdict } from '../../src/audit/status-claims.js';
 import { fleetView, newerClaim, statusDelay, type NodeStatus } from '../../src/audit/status.js';
 import type { Verdict } from './gossipsub.js';
-import type { StatusFleet, StatusPlaneSim } from './status.js';
-
-/** The agent's defaults (src/agent/config.ts): audit.statusInterval, audit.silentAfter. */
-const STATUS_INTERVAL = 30_000, SILENT_AFTER = 120_000;
+import { everyStatusInterval, SILENT_AFTER, type StatusFleet, type StatusPlaneSim } from './status.js';
 
 export class DigestStatusPlane implements StatusPlaneSim {
   readonly name = 'signed claims in neighbour digests (digest)';
@@ -81,12 +78,7 @@ export class DigestStatusPlane implements StatusPlaneSim {
       this.#periodic[i] = 1;
       // The change falls anywhere in the node's cycle of fullEvery ticks (its count runs from start-up).
       this.#ticks[i] = Math.floor(this.#jitter.next() * DIGEST_TIMING.fullEvery);
-      const every = () => f.clock.setTimeout(() => {
-        every();
-        const full = this.#ticks[i]!++ % DIGEST_TIMING.fullEvery === 0;
-        return this.#publish(i, { periodic: true, full });
-      }, STATUS_INTERVAL * (0.9 + this.#jitter.next() * 0.2));
-      every();
+      everyStatusInterval(f.clock, this.#jitter, () => this.#publish(i, { periodic: true, full: this.#ticks[i]!++ % DIGEST_TIMING.fullEvery === 0 }));
     }
     if (this.#pending[i]) return; // the auditor's #soon(): one digest per burst of changes
     this.#pending[i] = 1;

@@ -68,7 +68,17 @@ export interface StatusPlaneSim {
 }
 
 /** The agent's defaults (src/agent/config.ts): audit.statusInterval, audit.silentAfter. */
-const STATUS_INTERVAL = 30_000, SILENT_AFTER = 120_000;
+export const STATUS_INTERVAL = 30_000, SILENT_AFTER = 120_000;
+
+/**
+ * The auditor's periodic task: `fn` every statusInterval, jittered 0.9–1.1 with `jitter` (a
+ * node's own generator, so the shared stream is the same whether or not it fires in a run).
+ * The next tick is armed before `fn` runs; its promise is returned to the simulated clock.
+ */
+export function everyStatusInterval(clock: Clock, jitter: Random, fn: () => Promise<void>): void {
+  const every = (): void => { clock.setTimeout(() => { every(); return fn(); }, STATUS_INTERVAL * (0.9 + jitter.next() * 0.2)); };
+  every();
+}
 
 /** Today's plane: every node signs a full status on change and gossips it; every node verifies every one. */
 export class CurrentStatusPlane implements StatusPlaneSim {
@@ -99,8 +109,7 @@ export class CurrentStatusPlane implements StatusPlaneSim {
       // first change on; its own generator, so the shared stream (and every other figure) is
       // the same whether or not it ever fires within a run.
       this.#periodic[i] = 1;
-      const every = () => f.clock.setTimeout(() => { every(); return this.#publish(i); }, STATUS_INTERVAL * (0.9 + this.#jitter.next() * 0.2));
-      every();
+      everyStatusInterval(f.clock, this.#jitter, () => this.#publish(i));
     }
     if (this.#pending[i]) return; // the auditor's #soon(): one publish per burst of changes
     this.#pending[i] = 1;
