@@ -19,7 +19,7 @@ import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statu
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, type Claim } from './status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, isTallyChange, type Claim, type OwnState } from './status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim } from './status-claims.js';
 
 export interface AuditOptions {
@@ -83,7 +83,11 @@ export class Auditor {
   #stopped = false;
   #publishing: Promise<void> = Promise.resolve();
   #dirty = new Set<string>();
+  /** What our last claim said (digest plane) and our last full status (publishStatus): each changes only its own. */
   #lastPublished = '';
+  #lastStatusPublished = '';
+  /** The state our last claim (or tally bit) said: whether the next change is one a tally bit says. */
+  #lastState: OwnState | undefined;
   /** Since when peers' signed statuses have reported a newer version than this node enforces. */
   #behindSince: number | null = null;
   #digest: FleetDigest;
@@ -95,6 +99,7 @@ export class Auditor {
   #ticks = 0;
   #relay: Timer | null = null;
   #relayFull = false;
+  #relayAll = false;
   /** When each neighbour last got our full digest (bounded by the policy's nodes). */
   #servedAt = new Map<string, number>();
   /** Full statuses verified (the 'full' plane's cost, and the periodic detail on the digest plane). */
@@ -128,7 +133,7 @@ export class Auditor {
     if (!p || p.version === this.#refsFor) return;
     this.#refsFor = p.version;
     this.#refs = new Map(p.nodes.map((n) => [nodeRef(n.peerId), n.peerId]));
-    this.#digest.setMembers(p.nodes.map((n) => n.peerId));
+    this.#digest.setMembers(p.nodes.map((n) => n.peerId), p.version, this.#o.clock.now());
   }
 
   async start(): Promise<void> {
@@ -432,12 +437,30 @@ export class Auditor {
       return 'reject';
     }
     const now = this.#o.clock.now();
+    // A tally or want that does not fit the policy both sides hold is malformed: nothing of it is merged.
+    for (const t of [d.tally, d.want]) {
+      const bad = t && this.#digest.bitsProblem(t);
+      if (bad && bad !== 'other') {
+        this.#o.log.debug({ from, reason: bad }, 'digest not accepted');
+        return 'reject';
+      }
+    }
     const r = this.#digest.merge(d.claims, from, now);
     for (const c of r.aboutSelf) this.#claimAboutSelf(c, from);
     if (r.changed.length) {
       const applied = this.#o.enforcer.status.policyVersion ?? 0;
       if (this.#behindSince === null && r.changed.some((id) => (this.#digest.newest(id)?.claim.policyVersion ?? 0) > applied)) this.#behindSince = now;
       this.#relaySoon();
+    }
+    if (d.tally) {
+      const t = this.#digest.mergeTally(d.tally, now);
+      if (t.ok && t.changed.length) this.#relaySoon();
+    }
+    if (d.want) {
+      const w = this.#digest.mergeWant(d.want, now);
+      // Wanted claims and passed-on wants go to every neighbour: the one that asked may not be in our gossip mesh.
+      if (w.ok && w.self) void this.publishDigest({ periodic: true, all: true });
+      else if (w.ok) this.#relaySoon(false, true);
     }
     return 'merged';
   }
@@ -453,30 +476,41 @@ export class Auditor {
   }
 
   /** Merged news goes on to our neighbours together, a moment later (one digest, not one per arrival). */
-  #relaySoon(full = false): void {
+  #relaySoon(full = false, all = false): void {
     this.#relayFull ||= full;
+    this.#relayAll ||= all;
     if (this.#relay || this.#stopped) return;
     this.#relay = this.#o.clock.setTimeout(() => {
       this.#relay = null;
-      const all = this.#relayFull;
-      this.#relayFull = false;
-      void this.publishDigest({ full: all });
+      const opts = { full: this.#relayFull, all: this.#relayAll };
+      this.#relayFull = this.#relayAll = false;
+      void this.publishDigest(opts);
     }, DIGEST_TIMING.relayDelay[0] + this.#o.random.next() * (DIGEST_TIMING.relayDelay[1] - DIGEST_TIMING.relayDelay[0]));
   }
 
   /**
    * Signs a fresh claim when what a reader sees changed (or `periodic`: liveness), and sends
-   * our neighbours the claims that changed since the last digest (`full`: every claim held).
+   * our neighbours the claims that changed since the last digest (`full`: every claim held),
+   * with the tally when it changed and the claims we want. A change a tally bit says in full
+   * (isTallyChange: the new version, enforced ok) sets our bit and signs nothing: the next
+   * periodic claim carries it, or a want asks for it sooner.
    */
-  publishDigest(opts: { periodic?: boolean; full?: boolean } = {}): Promise<void> {
+  publishDigest(opts: { periodic?: boolean; full?: boolean; all?: boolean } = {}): Promise<void> {
     this.#publishing = this.#publishing.then(async () => {
       if (this.#stopped) return;
       const o = this.#o;
       this.#members();
       const now = this.statusNow();
       const fingerprint = JSON.stringify({ ...now, time: 0, findings: [] });
-      if (opts.periodic || fingerprint !== this.#lastPublished) {
+      const state: OwnState = { policyVersion: now.policyVersion, enforcement: now.enforcement, alerts: now.alerts, ...(now.rolloutStage ? { rolloutStage: now.rolloutStage } : {}), ...(now.rolloutEnforcing ? { rolloutEnforcing: now.rolloutEnforcing } : {}) };
+      const tallied = now.policyVersion === this.#digest.tallyVersion && now.enforcement === 'ok' && !now.rolloutStage && !now.rolloutEnforcing;
+      if (tallied) this.#digest.mark(o.peerId, o.clock.now());
+      if (!opts.periodic && fingerprint !== this.#lastPublished && tallied && isTallyChange(this.#lastState, state, this.#digest.tallyVersion)) {
         this.#lastPublished = fingerprint;
+        this.#lastState = state;
+      } else if (opts.periodic || fingerprint !== this.#lastPublished) {
+        this.#lastPublished = fingerprint;
+        this.#lastState = state;
         this.#seq = Math.max(this.#seq + 1, o.clock.now());
         await o.store.putJson('status-seq', this.#seq);
         const claim = await signClaim(o.meshId, {
@@ -489,6 +523,7 @@ export class Auditor {
         this.#digest.own(claim, o.clock.now());
       }
       const claims = opts.full ? this.#digest.all() : this.#digest.delta();
+      const extra = { tally: this.#digest.tallyDelta(opts.full), want: this.#digest.wantDelta(), nonce: 1 + o.random.int(0xffff_fffe) };
       if (opts.full) {
         this.#digest.delta();
         const at = o.clock.now();
@@ -497,7 +532,7 @@ export class Auditor {
       }
       // News (a delta) goes to the gossip mesh, which passes it on; a full digest (repair, a
       // new connection) to every neighbour.
-      for (const bytes of encodeDigests(claims)) await o.mesh.publishDigest(bytes, opts.full ? 'all' : 'mesh');
+      for (const bytes of encodeDigests(claims, extra)) await o.mesh.publishDigest(bytes, opts.full || opts.all || extra.want ? 'all' : 'mesh');
     }).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'digest publish failed'));
     return this.#publishing;
   }
@@ -558,8 +593,8 @@ export class Auditor {
       const now = this.statusNow();
       // Drop counters move all the time: they ride along, they are not a reason to publish.
       const fingerprint = JSON.stringify({ ...now, time: 0, dropped: 0, wouldDrop: 0 });
-      if (!periodic && fingerprint === this.#lastPublished) return;
-      this.#lastPublished = fingerprint;
+      if (!periodic && fingerprint === this.#lastStatusPublished) return;
+      this.#lastStatusPublished = fingerprint;
       this.#seq = Math.max(this.#seq + 1, o.clock.now());
       await o.store.putJson('status-seq', this.#seq);
       const s = { ...this.statusNow(), seq: this.#seq };
@@ -595,6 +630,8 @@ export class Auditor {
    */
   #rows(ids: readonly string[], verify: boolean): Map<string, { status: NodeStatus; receivedAt: number; verified: boolean }> {
     const out = new Map<string, { status: NodeStatus; receivedAt: number; verified: boolean }>();
+    // A verified read of nodes whose tally bit is ahead of their newest claim asks for their claims.
+    if (verify && this.#digest.want(ids, this.#o.clock.now()) > 0) this.#relaySoon(false, true);
     for (const id of ids) {
       const s = this.#statuses.get(id);
       const c = claimRow(this.#digest, id, verify);

@@ -10,7 +10,7 @@ import { isBoundedTime, LIMITS } from '../wire/limits.js';
 import { signAsNode, verifyAsNodeSync } from '../trust/node-sign.js';
 import { pb } from '../wire/proto.js';
 import { MAX_STAGES } from '../policy/model.js';
-import type { Claim, ClaimVerifier } from './status-digest.js';
+import type { Bits, Claim, ClaimVerifier } from './status-digest.js';
 
 const DOMAIN = new TextEncoder().encode('picket-claim-v1');
 /** Claims per digest message: a 10,000-node fleet's full digest goes in several. */
@@ -41,11 +41,21 @@ export function claimVerifier(meshId: string): ClaimVerifier {
   return (c) => verifyAsNodeSync(c.peerId, DOMAIN, body(meshId, c), c.signature);
 }
 
-/** Digest messages for these claims (split so none exceeds MAX_DIGEST_CLAIMS). */
-export function encodeDigests(claims: readonly Claim[]): Uint8Array[] {
+/** Tally and want bytes: one bit per node of the largest policy. */
+const MAX_BITS_BYTES = Math.ceil(LIMITS.maxNodes / 8);
+
+/**
+ * Digest messages for these claims (split so none exceeds MAX_DIGEST_CLAIMS), the first
+ * carrying the tally and the want when given. Nothing to say: no message.
+ */
+export function encodeDigests(claims: readonly Claim[], extra: { tally?: Bits; want?: Bits; nonce?: number } = {}): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (let i = 0; i < claims.length; i += MAX_DIGEST_CLAIMS) {
+  const version = extra.tally?.version ?? extra.want?.version;
+  if (extra.tally && extra.want && extra.tally.version !== extra.want.version) throw new Error('tally and want of different versions');
+  for (let i = 0; i < claims.length || (i === 0 && version); i += MAX_DIGEST_CLAIMS) {
     out.push(pb.status.v1.Digest.encode({
+      ...(extra.nonce ? { nonce: extra.nonce } : {}),
+      ...(i === 0 && version ? { tallyVersion: version, ...(extra.tally ? { tally: extra.tally.bits } : {}), ...(extra.want ? { want: extra.want.bits } : {}) } : {}),
       claims: claims.slice(i, i + MAX_DIGEST_CLAIMS).map((c) => ({
         node: Buffer.from(nodeRef(c.peerId), 'hex'), policyVersion: c.policyVersion, enforcement: c.enforcement, alerts: c.alerts, seq: c.seq, timeMs: c.time, signature: c.signature,
         ...(c.rolloutStage ? { rolloutStage: c.rolloutStage } : {}), ...(c.rolloutEnforcing ? { rolloutEnforcing: c.rolloutEnforcing } : {}),
@@ -56,7 +66,7 @@ export function encodeDigests(claims: readonly Claim[]): Uint8Array[] {
   return out;
 }
 
-export type DigestVerdict = { ok: true; claims: Claim[] } | { ok: false; reason: string };
+export type DigestVerdict = { ok: true; claims: Claim[]; tally?: Bits; want?: Bits } | { ok: false; reason: string };
 
 /**
  * Decodes a digest. `resolve` maps a node reference to a PeerId of the receiver's policy
@@ -72,6 +82,10 @@ export function decodeDigest(bytes: Uint8Array, resolve: (ref: string) => string
     return { ok: false, reason: 'malformed digest' };
   }
   if (d.claims.length > MAX_DIGEST_CLAIMS) return { ok: false, reason: 'digest lists too many claims' };
+  const version = Number(d.tallyVersion ?? 0);
+  const tally = d.tally ?? new Uint8Array(), want = d.want ?? new Uint8Array();
+  if (!Number.isSafeInteger(version) || tally.length > MAX_BITS_BYTES || want.length > MAX_BITS_BYTES) return { ok: false, reason: 'digest tally out of range' };
+  if ((tally.length || want.length) && !version) return { ok: false, reason: 'digest tally without a version' };
   const claims: Claim[] = [];
   for (const w of d.claims) {
     const node = w.node ?? new Uint8Array();
@@ -91,5 +105,9 @@ export function decodeDigest(bytes: Uint8Array, resolve: (ref: string) => string
     if (!peerId) continue;
     claims.push({ peerId, policyVersion, enforcement: w.enforcement!, alerts: [...alerts], seq, time, ...(stage ? { rolloutStage: stage } : {}), ...(enforcing ? { rolloutEnforcing: enforcing } : {}), ...(pd.length ? { digest: Buffer.from(pd).toString('hex') } : {}), signature: new Uint8Array(sig) });
   }
-  return { ok: true, claims };
+  return {
+    ok: true, claims,
+    ...(tally.length ? { tally: { version, bits: new Uint8Array(tally) } } : {}),
+    ...(want.length ? { want: { version, bits: new Uint8Array(want) } } : {}),
+  };
 }

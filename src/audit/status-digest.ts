@@ -13,6 +13,16 @@
  * round so forgeries surface even where nothing reads them. A claim that fails is never
  * shown as verified, never relayed again, and counted against the neighbour that sent it.
  *
+ * A fleet-wide change does not travel as N signed claims (issue 16): a node whose change is
+ * only "now enforces the policy it holds, ok" sets its bit in the tally of that version (one
+ * bit per node over the policy's node order, merged by OR) and signs no claim; the tally is
+ * what neighbours relay. So a change costs each node O(N/8) bytes, not O(N) claims. Bits are
+ * hearsay of the weakest kind (unsigned, unattributable): they feed the unverified view
+ * (counts, "seeing v"), never a verified row. A verified read that finds a bit ahead of the
+ * node's newest verified claim *wants* that claim: the want spreads with the tallies, holders
+ * send what they hold, and the node itself signs a fresh claim. The periodic liveness claims
+ * carry the new version anyway within one statusInterval.
+ *
  * Security trade-off (docs/threat-model.md "Status plane"): a listed peer can relay forged
  * claims. They cannot become verified rows or decisions, but until a read or a sample
  * checks them they can stand in the *unverified* view (counts, freshness used for silence).
@@ -26,7 +36,38 @@
  * arrives; all claims held on a new connection (after `relayDelay`) and every `fullEvery`-th
  * statusInterval (anti-entropy, and what repairs relay suppression).
  */
-export const DIGEST_TIMING = Object.freeze({ changeDelay: [1000, 3000] as const, relayDelay: [250, 600] as const, fullEvery: 4 });
+export const DIGEST_TIMING = Object.freeze({ changeDelay: [1000, 3000] as const, relayDelay: [250, 600] as const, fullEvery: 4, wantEvery: 10_000 });
+
+/** What a node's status plane knows of its own state (the part a claim carries). */
+export interface OwnState {
+  policyVersion: number;
+  enforcement: string;
+  alerts: readonly string[];
+  rolloutStage?: number;
+  rolloutEnforcing?: number;
+}
+
+/**
+ * True when going from `prev` to `next` is the fleet-wide change a tally bit says in full:
+ * a newer version, the one the tally counts, enforced ok, the same alerts, no staged
+ * rollout (whose gate reads signed stage and digest). Anything else is signed as a claim.
+ */
+export function isTallyChange(prev: OwnState | undefined, next: OwnState, tallyVersion: number): boolean {
+  return !!prev && next.policyVersion > prev.policyVersion && next.policyVersion === tallyVersion && next.enforcement === 'ok'
+    && !next.rolloutStage && !next.rolloutEnforcing && !prev.rolloutStage && !prev.rolloutEnforcing
+    && next.alerts.length === prev.alerts.length && next.alerts.every((a, i) => a === prev.alerts[i]);
+}
+
+/** A tally or want on the wire: a bitmap over the node order of policy `version`. */
+export interface Bits {
+  version: number;
+  bits: Uint8Array;
+}
+
+/** Versions ahead of the held policy whose tallies are kept until it arrives. */
+const EARLY_VERSIONS = 4;
+
+export type TallyVerdict = { ok: true; changed: string[] } | { ok: false; reason: string };
 
 export interface Claim {
   peerId: string;
@@ -104,6 +145,19 @@ export class FleetDigest {
   #forged = new Set<string>();
   #forgeriesBy = new Map<string, number>();
   #verifications = 0;
+  /** The tally: the policy version it counts, that policy's node order, one bit per node. */
+  #tallyVersion = 0;
+  #order: string[] = [];
+  #index = new Map<string, number>();
+  #bits = new Uint8Array(0);
+  /** When each bit was first learned (hearsay freshness, like a claim's learnedAt). */
+  #bitAt = new Float64Array(0);
+  #tallyChanged = false;
+  /** Nodes whose signed claims this node asks its neighbours for, and when each was last asked (dedupe). */
+  #wantOut = new Set<string>();
+  /** Tallies of versions newer than the policy held, OR-merged per version (at most EARLY_VERSIONS, the lowest kept). */
+  #early = new Map<number, Uint8Array>();
+  #wantedAt = new Map<string, number>();
 
   constructor(o: DigestOptions) {
     this.#o = { maxCandidates: 4, maxAhead: 10 * 60_000, suppressAfter: 0, ...o };
@@ -115,11 +169,162 @@ export class FleetDigest {
     return this.#verifications;
   }
 
-  /** The policy's nodes: claims about anyone else are ignored, and held ones dropped. */
-  setMembers(peerIds: Iterable<string>): void {
-    this.#members = new Set(peerIds);
+  /**
+   * The policy's nodes: claims about anyone else are ignored, and held ones dropped. With
+   * `version` (the policy's), the order of `peerIds` is the tally's bit order; a new version
+   * starts an empty tally.
+   */
+  setMembers(peerIds: Iterable<string>, version = 0, now = 0): void {
+    const order = [...peerIds];
+    this.#members = new Set(order);
     this.#members.add(this.#o.self);
     for (const id of [...this.#entries.keys()]) if (!this.#members.has(id)) this.#entries.delete(id);
+    if (version !== this.#tallyVersion || order.length !== this.#order.length || order.some((id, i) => id !== this.#order[i])) {
+      this.#tallyVersion = version;
+      this.#order = version ? order : [];
+      this.#index = new Map(this.#order.map((id, i) => [id, i]));
+      this.#bits = new Uint8Array(Math.ceil(this.#order.length / 8));
+      this.#bitAt = new Float64Array(this.#order.length);
+      this.#tallyChanged = false;
+      this.#wantOut.clear();
+      this.#wantedAt.clear();
+      // Tallies of this version that came before the policy did (a node that learns a version
+      // last would otherwise never hear the bits its neighbours sent before it).
+      const early = this.#early.get(version);
+      for (const v of [...this.#early.keys()]) if (v <= version) this.#early.delete(v);
+      if (early && version) this.mergeTally({ version, bits: early }, now);
+    }
+  }
+
+  /** The policy version the tally counts (0: none). */
+  get tallyVersion(): number {
+    return this.#tallyVersion;
+  }
+
+  /** Whether the tally has this node's bit: it (says it) enforces tallyVersion, ok. */
+  onTally(peerId: string): boolean {
+    const i = this.#index.get(peerId);
+    return i !== undefined && (this.#bits[i >> 3]! & (1 << (i & 7))) !== 0;
+  }
+
+  /** How many nodes the tally counts. */
+  tallyCount(): number {
+    let n = 0;
+    for (const b of this.#bits) for (let x = b; x; x &= x - 1) n++;
+    return n;
+  }
+
+  /** When a node's bit was first learned (0: not set). */
+  bitLearnedAt(peerId: string): number {
+    const i = this.#index.get(peerId);
+    return i === undefined || !this.onTally(peerId) ? 0 : this.#bitAt[i]!;
+  }
+
+  /** Sets a node's bit (this node's own, once it enforces tallyVersion ok). */
+  mark(peerId: string, now: number): void {
+    const i = this.#index.get(peerId);
+    if (i === undefined || this.onTally(peerId)) return;
+    this.#bits[i >> 3]! |= 1 << (i & 7);
+    this.#bitAt[i] = now;
+    this.#tallyChanged = true;
+  }
+
+  /**
+   * Joins a neighbour's tally (OR). A tally of another version is ignored (the sender holds
+   * another policy: its bit order is not ours); one whose length or padding does not fit the
+   * policy's node count is malformed (the sender is struck).
+   */
+  mergeTally(t: Bits, now: number): TallyVerdict {
+    if (t.version > this.#tallyVersion) { this.#keepEarly(t); return { ok: true, changed: [] }; }
+    const bad = this.#badBits(t);
+    if (bad) return bad === 'other' ? { ok: true, changed: [] } : { ok: false, reason: bad };
+    const changed: string[] = [];
+    for (let b = 0; b < t.bits.length; b++) {
+      const fresh = t.bits[b]! & ~this.#bits[b]!;
+      if (!fresh) continue;
+      this.#bits[b]! |= fresh;
+      for (let k = 0; k < 8; k++) if (fresh & (1 << k)) { this.#bitAt[b * 8 + k] = now; changed.push(this.#order[b * 8 + k]!); }
+    }
+    if (changed.length) this.#tallyChanged = true;
+    return { ok: true, changed };
+  }
+
+  /** The tally to send when it changed since the last call (or always, with `full`). */
+  tallyDelta(full = false): Bits | undefined {
+    const send = (full && this.tallyCount() > 0) || this.#tallyChanged;
+    this.#tallyChanged = false;
+    return send && this.#tallyVersion ? { version: this.#tallyVersion, bits: new Uint8Array(this.#bits) } : undefined;
+  }
+
+  /**
+   * A verified read found these nodes' bits ahead of their newest verified claim: ask for
+   * their claims (each at most once per `every` ms). Returns how many were added.
+   */
+  want(peerIds: Iterable<string>, now: number, every: number = DIGEST_TIMING.wantEvery): number {
+    let n = 0;
+    for (const id of peerIds) {
+      if (id === this.#o.self || !this.onTally(id) || (this.newest(id)?.claim.policyVersion ?? 0) >= this.#tallyVersion) continue;
+      if (now - (this.#wantedAt.get(id) ?? -Infinity) < every) continue;
+      this.#wantedAt.set(id, now);
+      this.#wantOut.add(id);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * A neighbour's want: claims we hold at tallyVersion or newer go out in the next digest
+   * (each at most once per `every` ms); wants for nodes we hold no such claim of are passed on
+   * (only for nodes on our tally, once per `every`: a want cannot make the fleet chase a node
+   * nobody says is there). `self`: this node itself is wanted (it signs a fresh claim).
+   */
+  mergeWant(t: Bits, now: number, every: number = DIGEST_TIMING.wantEvery): { ok: true; self: boolean; send: number } | { ok: false; reason: string } {
+    const bad = this.#badBits(t);
+    if (bad) return bad === 'other' ? { ok: true, self: false, send: 0 } : { ok: false, reason: bad };
+    let self = false, send = 0;
+    for (let b = 0; b < t.bits.length; b++) {
+      for (let x = t.bits[b]!; x; x &= x - 1) {
+        const id = this.#order[b * 8 + Math.log2(x & -x)]!;
+        const h = this.newest(id);
+        const held = !!h && h.claim.policyVersion >= this.#tallyVersion;
+        if (held || id === this.#o.self) {
+          if (now - (this.#wantedAt.get(id) ?? -Infinity) < every) continue;
+          this.#wantedAt.set(id, now);
+          if (held) { this.#changed.add(id); send++; } else self = true;
+        } else this.want([id], now, every);
+      }
+    }
+    return { ok: true, self, send };
+  }
+
+  /** The want to send (cleared by the call), if any. */
+  wantDelta(): Bits | undefined {
+    if (!this.#wantOut.size || !this.#tallyVersion) return undefined;
+    const bits = new Uint8Array(this.#bits.length);
+    for (const id of this.#wantOut) { const i = this.#index.get(id)!; bits[i >> 3]! |= 1 << (i & 7); }
+    this.#wantOut.clear();
+    return { version: this.#tallyVersion, bits };
+  }
+
+  #keepEarly(t: Bits): void {
+    const held = this.#early.get(t.version);
+    if (held && held.length === t.bits.length) { for (let i = 0; i < held.length; i++) held[i]! |= t.bits[i]!; return; }
+    this.#early.set(t.version, new Uint8Array(t.bits));
+    // A liar's far-future versions go first: the next real version is the lowest above ours.
+    while (this.#early.size > EARLY_VERSIONS) this.#early.delete(Math.max(...this.#early.keys()));
+  }
+
+  /** Why a tally or want cannot be merged: 'other' (another policy version: ignored), or why it is malformed. */
+  bitsProblem(t: Bits): string | 'other' | undefined {
+    return this.#badBits(t);
+  }
+
+  #badBits(t: Bits): string | 'other' | undefined {
+    if (t.version !== this.#tallyVersion || !this.#tallyVersion) return 'other';
+    if (t.bits.length !== this.#bits.length) return 'tally length does not fit the policy';
+    const spare = this.#bits.length * 8 - this.#order.length;
+    if (spare && t.bits[t.bits.length - 1]! >> (8 - spare)) return 'tally sets bits past the policy\'s nodes';
+    return undefined;
   }
 
   isMember(peerId: string): boolean {
@@ -275,6 +480,12 @@ export interface ClaimRow {
  */
 export function claimRow(d: FleetDigest, peerId: string, verifiedOnly: boolean): ClaimRow | undefined {
   const h = verifiedOnly ? d.verified(peerId) : d.newest(peerId);
+  // Hearsay: a tally bit ahead of the newest claim says the node enforces tallyVersion, ok.
+  const bit = !verifiedOnly && d.onTally(peerId) && (h?.claim.policyVersion ?? 0) < d.tallyVersion;
+  if (bit) {
+    const at = d.bitLearnedAt(peerId);
+    return { policyVersion: d.tallyVersion, enforcement: 'ok', alerts: h?.claim.alerts ?? [], seq: h?.claim.seq ?? 0, time: h?.claim.time ?? at, learnedAt: Math.max(h?.learnedAt ?? 0, at), verified: false };
+  }
   if (!h) return undefined;
   const c = h.claim;
   return {

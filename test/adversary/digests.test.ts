@@ -50,7 +50,8 @@ async function setup(): Promise<{ victim: NodeSpec; other: NodeSpec; evilSpec: N
   await cluster.start(other);
   await cluster.publish(victim, cluster.policy(1));
   await cluster.converged(1, 10_000, [victim, other]);
-  await until(() => victim.agent!.auditor.fleet({ verify: false }).nodes.find((n) => n.peerId === other.peerId)?.policyVersion === 1, 10_000);
+  // The verified view: reading it asks for the claim the tally bit stands for (a want).
+  await until(() => victim.agent!.auditor.fleet({ verify: true }).nodes.find((n) => n.peerId === other.peerId)?.policyVersion === 1, 10_000);
   const evil = await HostileNode.start(evilSpec.key, evilSpec.listen);
   hostile.push(evil);
   evil.node.services.pubsub.subscribe(TOPIC);

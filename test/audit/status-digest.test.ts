@@ -219,3 +219,141 @@ describe('digest wire', () => {
     expect(verify(other)).toBe(false);
   });
 });
+
+describe('status tallies: a fleet-wide change as one bit per node', () => {
+  const members = ids.slice(0, 5); // self, a, b, c, liar: 5 nodes → 1 byte
+  const tallied = (v = 3) => {
+    const d = new FleetDigest({ self, verify });
+    d.setMembers(members, v);
+    return d;
+  };
+  const bitsOf = (...idx: number[]) => Uint8Array.of(idx.reduce((x, i) => x | (1 << i), 0));
+
+  it('merges by OR: commutative, idempotent, monotonic; only new bits count as a change', () => {
+    const d1 = tallied(), d2 = tallied();
+    expect(d1.mergeTally({ version: 3, bits: bitsOf(1) }, T0)).toEqual({ ok: true, changed: [a] });
+    expect(d1.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0)).toEqual({ ok: true, changed: [b] });
+    d2.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0);
+    d2.mergeTally({ version: 3, bits: bitsOf(1) }, T0);
+    expect(d1.tallyCount()).toBe(2);
+    expect([a, b, c].map((id) => d1.onTally(id))).toEqual([a, b, c].map((id) => d2.onTally(id)));
+    expect(d1.mergeTally({ version: 3, bits: bitsOf(2) }, T0)).toEqual({ ok: true, changed: [] });
+    // Merging never clears a bit.
+    d1.mergeTally({ version: 3, bits: bitsOf() }, T0);
+    expect(d1.onTally(a) && d1.onTally(b)).toBe(true);
+  });
+
+  it('sends its tally only when it changed (or in a full digest); a new policy version starts empty', () => {
+    const d = tallied();
+    expect(d.tallyDelta()).toBeUndefined();
+    d.mark(self, T0);
+    expect(d.tallyDelta()).toEqual({ version: 3, bits: bitsOf(0) });
+    expect(d.tallyDelta()).toBeUndefined();
+    expect(d.tallyDelta(true)).toEqual({ version: 3, bits: bitsOf(0) });
+    d.setMembers(members, 4);
+    expect(d.tallyCount()).toBe(0);
+    expect(d.tallyVersion).toBe(4);
+  });
+
+  it('ignores a tally of another policy version (its bit order is not ours)', () => {
+    const d = tallied(3);
+    expect(d.mergeTally({ version: 2, bits: bitsOf(1, 2, 3) }, T0)).toEqual({ ok: true, changed: [] });
+    expect(d.tallyCount()).toBe(0);
+  });
+
+  it('rejects a tally whose length or padding does not fit the policy (setting bits past its nodes)', () => {
+    const d = tallied(3);
+    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(1, 0) }, T0)).toMatchObject({ ok: false });
+    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(0b1110_0000) }, T0)).toMatchObject({ ok: false, reason: expect.stringContaining('past') });
+    expect(d.tallyCount()).toBe(0);
+  });
+
+  it('a forged bit is hearsay only: the unverified view counts it, the verified view never shows it', async () => {
+    const d = tallied(3);
+    d.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
+    // A liar sets a's bit: "a enforces v3, ok".
+    d.mergeTally({ version: 3, bits: bitsOf(1) }, T0 + 10);
+    expect(claimRow(d, a, false)).toMatchObject({ policyVersion: 3, enforcement: 'ok', verified: false, learnedAt: T0 + 10 });
+    expect(claimRow(d, a, true)).toMatchObject({ policyVersion: 2, verified: true });
+    // A signed claim at the tally's version (or newer) wins over the bit, in both views.
+    d.merge([await claim(1, 9, { policyVersion: 3, enforcement: 'failed' })], a, T0 + 20);
+    expect(claimRow(d, a, false)).toMatchObject({ policyVersion: 3, enforcement: 'failed' });
+    expect(claimRow(d, a, true)).toMatchObject({ policyVersion: 3, enforcement: 'failed', verified: true });
+  });
+
+  it('a verified read wants the claims its bits stand for, once per window, and never for nodes off the tally', async () => {
+    const d = tallied(3);
+    d.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
+    d.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0);
+    expect(d.want([a, b, c, self], T0, 10_000)).toBe(2);
+    expect(d.wantDelta()).toEqual({ version: 3, bits: bitsOf(1, 2) });
+    expect(d.wantDelta()).toBeUndefined();
+    expect(d.want([a, b], T0 + 5_000, 10_000)).toBe(0);
+    expect(d.want([a, b], T0 + 10_000, 10_000)).toBe(2);
+  });
+
+  it('answers a want with the claims it holds, passes on the rest, and asks its own node to sign only when wanted itself', async () => {
+    const d = tallied(3);
+    d.merge([await claim(1, 5, { policyVersion: 3 })], a, T0);
+    d.delta();
+    d.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0);
+    const w = d.mergeWant({ version: 3, bits: bitsOf(1, 2) }, T0, 10_000);
+    expect(w).toEqual({ ok: true, self: false, send: 1 });
+    expect(d.delta().map((x) => x.peerId)).toEqual([a]);
+    expect(d.wantDelta()).toEqual({ version: 3, bits: bitsOf(2) });
+    expect(d.mergeWant({ version: 3, bits: bitsOf(0) }, T0, 10_000)).toEqual({ ok: true, self: true, send: 0 });
+  });
+
+  it('a want flood from one neighbour makes a node relay each claim and pass on each want at most once per window', async () => {
+    const d = tallied(3);
+    d.merge([await claim(1, 5, { policyVersion: 3 })], a, T0);
+    d.delta();
+    d.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0);
+    let sent = 0, passed = 0, self = 0;
+    for (let i = 0; i < 1000; i++) {
+      const w = d.mergeWant({ version: 3, bits: bitsOf(0, 1, 2, 3) }, T0 + i, 10_000);
+      if (w.ok) { sent += w.send; self += w.self ? 1 : 0; }
+      passed += d.wantDelta() ? 1 : 0;
+      d.delta();
+    }
+    expect(sent).toBe(1);
+    expect(passed).toBe(1);
+    expect(self).toBe(1);
+  });
+
+  it('wire: carries a tally and a want, and rejects them oversize or without a version', async () => {
+    const resolve = (ref: string) => ids.find((id) => nodeRef(id) === ref);
+    const [bytes, ...rest] = encodeDigests([], { tally: { version: 3, bits: bitsOf(1) }, want: { version: 3, bits: bitsOf(2) } });
+    expect(rest).toHaveLength(0);
+    expect(decodeDigest(bytes!, resolve)).toEqual({ ok: true, claims: [], tally: { version: 3, bits: bitsOf(1) }, want: { version: 3, bits: bitsOf(2) } });
+    expect(encodeDigests([])).toHaveLength(0);
+    expect(decodeDigest(pb.status.v1.Digest.encode({ tally: bitsOf(1) }).finish(), resolve)).toMatchObject({ ok: false, reason: 'digest tally without a version' });
+    expect(decodeDigest(pb.status.v1.Digest.encode({ tallyVersion: 3, want: new Uint8Array(2000) }).finish(), resolve)).toMatchObject({ ok: false, reason: 'digest tally out of range' });
+  });
+});
+
+describe('status tallies that arrive before their policy', () => {
+  const members = ids.slice(0, 5);
+  it('keeps a tally of a newer version until the policy arrives, then merges it (a node that learns a version last still hears every bit)', () => {
+    const d = new FleetDigest({ self, verify });
+    d.setMembers(members, 2);
+    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(0b0110) }, T0)).toEqual({ ok: true, changed: [] });
+    d.mergeTally({ version: 3, bits: Uint8Array.of(0b1000) }, T0);
+    d.setMembers(members, 3, T0 + 5);
+    expect([a, b, c].map((id) => d.onTally(id))).toEqual([true, true, true]);
+    expect(d.bitLearnedAt(a)).toBe(T0 + 5);
+  });
+  it('a liar\'s far-future tallies cannot evict the next real version\'s, and a kept tally that does not fit is dropped', () => {
+    const d = new FleetDigest({ self, verify });
+    d.setMembers(members, 2);
+    d.mergeTally({ version: 3, bits: Uint8Array.of(0b10) }, T0);
+    for (let v = 1000; v < 1100; v++) d.mergeTally({ version: v, bits: new Uint8Array(1250).fill(255) }, T0);
+    d.setMembers(members, 3, T0);
+    expect(d.onTally(a)).toBe(true);
+    const e = new FleetDigest({ self, verify });
+    e.setMembers(members, 2);
+    e.mergeTally({ version: 3, bits: Uint8Array.of(0xff, 0xff) }, T0);
+    e.setMembers(members, 3, T0);
+    expect(e.tallyCount()).toBe(0);
+  });
+});
