@@ -66,15 +66,18 @@ describe('address classes', () => {
   });
 
   it('hosts with different ports are in different classes; a host alone in its ports stays as plain elements', () => {
-    const t = buildNftTables(rs(policy(1, { nodes, rules })));
+    const lone = N('c1', 6, ['10.77.0.6'], ['cc']);
+    const cRule: Rule = { name: 'c-ports', to: ['role:srv'], from: ['role:cc'], proto: 'tcp', ports: [{ first: 6001, last: 6003 }] };
+    const t = buildNftTables(rs(policy(1, { nodes: [...nodes, lone], rules: [...rules, cRule] })));
     const classes = (t.chains ?? []).filter((c) => /^class_\d+$/.test(c.name));
     expect(classes).toHaveLength(2);
     const ports = (n: string) => t.sets.find((s) => s.name === `${n}_ports`)!.elements;
     const [ca, cb] = classes.map((c) => ports(c.name));
     expect(ca).toEqual(['tcp . 7001', 'tcp . 7002', 'tcp . 7003']);
     expect(cb).toEqual(['tcp . 8001', 'tcp . 8002', 'tcp . 8003']);
-    // x is in no rule: in no map, no set.
-    expect(JSON.stringify(t.sets)).not.toContain('10.77.0.5');
+    expect(t.sets.find((s) => s.name === 'hosts_v4')!.elements).toEqual(['10.77.0.6 . tcp . 6001', '10.77.0.6 . tcp . 6002', '10.77.0.6 . tcp . 6003']);
+    // x is in no rule: in no map and no allow set (only the mesh set knows its address).
+    expect(JSON.stringify(t.sets.filter((s) => !s.name.startsWith('mesh_')))).not.toContain('10.77.0.5');
   });
 
   it('a class chain is entered by jump, never goto, so a class without a match falls through to the CIDR rules and default deny', () => {
