@@ -35,6 +35,8 @@ const rules: Rule[] = [
   { name: 'b-ports', to: ['role:srv'], from: ['role:cb'], proto: 'tcp', ports: [{ first: 8001, last: 8003 }] },
   // a1's addresses (10.77.0.2, fd77::2) and a2's (.3, ::3): a CIDR rule beside their class.
   { name: 'cidr-port', to: ['role:srv'], from: ['cidr:10.77.0.2/31', 'cidr:fd77::2/127'], proto: 'tcp', ports: [{ first: 9001, last: 9001 }] },
+  // On trial: evaluated after every enforced rule, the host classes included.
+  { name: 'on-trial', to: ['role:srv'], from: ['cidr:10.77.0.0/24', 'cidr:fd77::/64'], proto: 'tcp', ports: [{ first: 9500, last: 9500 }], mode: 'monitor' },
 ];
 const base = (v: number, list = nodes): Policy => policy(v, { nodes: list, rules });
 
@@ -50,7 +52,7 @@ describe.runIf(usable)('address classes in the kernel (nft, netns)', () => {
     const hosts = lab.bridge(['srv', 'a1', 'a2', 'b1', 'x']);
     [srv, a1, a2, b1, x] = hosts.map((h) => h.ns) as [string, string, string, string, string];
     hosts.forEach((h, i) => lab.exec(h.ns, ['ip', 'addr', 'add', `fd77::${i + 1}/64`, 'dev', `h${i}`, 'nodad']));
-    const server = lab.spawn(srv, [process.execPath, PROBE, 'serve', '7001,7003,8001,9001']);
+    const server = lab.spawn(srv, [process.execPath, PROBE, 'serve', '7001,7003,8001,9001,9500']);
     await server.line(/serving/);
     backend = new NftBackend({ wrap: ['ip', 'netns', 'exec', srv] });
     enforcer = new Enforcer({ backend, clock: systemClock, log: silentLogger, peerId: PEER(0), meshPorts: [7946], bootstrapAddrs: [], sshFrom: ['10.78.9.0/24'], sshPort: 22 });
@@ -77,12 +79,19 @@ describe.runIf(usable)('address classes in the kernel (nft, netns)', () => {
     expect((await backend.readDrops())?.counts['default-deny']?.packets ?? 0).toBeGreaterThan(before);
   });
 
-  it('a CIDR-allowed port still works for a host that also has a class (the class chain falls through)', () => {
+  it('a CIDR-allowed port still works for a host that also has a class', () => {
     for (const to of [v4, v6]) {
       expect(lab.probe(a1, to, 9001)).toBe('open');
       expect(lab.probe(a2, to, 9001)).toBe('open');
       expect(lab.probe(b1, to, 9001)).toBe('closed');
     }
+  });
+
+  it('a class without a matching port falls through to the rules after it: monitor rules, then the counted default deny', async () => {
+    for (const to of [v4, v6]) expect(lab.probe(a1, to, 9500)).toBe('open'); // would drop: accepted and counted
+    const before = (await backend.readDrops())?.counts['default-deny']?.packets ?? 0;
+    for (const to of [v4, v6]) expect(lab.probe(a1, to, 8001)).toBe('closed');
+    expect((await backend.readDrops())?.counts['default-deny']?.packets ?? 0).toBeGreaterThan(before);
   });
 
   it('an address change moves a host from allowed to denied (and the other way) in one element-only transaction', async () => {
