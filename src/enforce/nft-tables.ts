@@ -5,11 +5,16 @@
  * addresses or ports is a set-element change (incremental, one transaction). Interval sets
  * refuse overlapping elements, so each (source prefix × port range) is emitted disjointly:
  * a prefix only carries the ports its enclosing prefixes do not already allow. Host sources
- * of rules that open at most HOST_PORTS ports go to plain hash sets instead: nft loads and
- * edits those far faster than large interval sets (measured in docs/enforcement.md). A rule
- * opening more ports keeps its ranges as intervals even for hosts: expanding host × port
- * there is what let a 72 KB policy lower to millions of elements (issue 13).
- * src/policy/budget.ts bounds what this emits; keep the two in step.
+ * of rules that open at most HOST_PORTS ports are exact (host, proto, port) triples instead:
+ * nft loads and edits hash sets far faster than large interval sets (docs/enforcement.md).
+ * Hosts whose triples carry identical (proto, port) sets share a class (hostClasses): a
+ * verdict map sends the address to the class's regular chain, which holds the ports once, so
+ * a role rule costs hosts + ports elements rather than hosts × ports, and moving an address
+ * is one map element. Hosts that would not save elements that way stay plain triples in
+ * `hosts_vN`. A rule opening more ports keeps its ranges as intervals even for hosts:
+ * expanding host × port there is what let a 72 KB policy lower to millions of elements
+ * (issue 13). src/policy/budget.ts bounds what this emits (classes only ever emit fewer
+ * elements than the triples it counts); keep the two in step.
  */
 import { bits, formatPrefix, normalizePrefixes, type Family, type Prefix } from '../policy/ip.js';
 import { DEFAULT_LOG_RATE, type AddressSet, type CompiledRule, type NodeRuleset } from '../policy/compile.js';
