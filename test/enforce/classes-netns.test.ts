@@ -122,3 +122,31 @@ describe.runIf(usable)('address classes in the kernel (nft, netns)', () => {
     expect(lab.probe(x, v4, 8001)).toBe('closed');
   });
 });
+
+describe.runIf(usable)('address classes in the forward chain (nft, netns, a DNAT-published port)', () => {
+  const lab = new NetLab();
+  let srv = '', a1 = '', b1 = '';
+  let backend: NftBackend;
+
+  beforeAll(async () => {
+    const hosts = lab.bridge(['srv', 'a1', 'a2', 'b1', 'x'], '10.77.0');
+    [srv, a1, , b1] = hosts.map((h) => h.ns) as [string, string, string, string, string];
+    // A container behind srv, published the way Docker does: host port 8002 → its port 80.
+    const ctr = lab.ns('ctr');
+    lab.link(ctr, '172.31.0.2/24', srv, '172.31.0.1/24');
+    lab.exec(ctr, ['ip', 'route', 'add', 'default', 'via', '172.31.0.1']);
+    lab.exec(srv, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    lab.exec(srv, ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '8002', '-j', 'DNAT', '--to-destination', '172.31.0.2:80']);
+    await lab.spawn(ctr, [process.execPath, PROBE, 'serve', '80']).line(/serving/);
+    backend = new NftBackend({ wrap: ['ip', 'netns', 'exec', srv] });
+    const rs = compile(policy(1, { nodes, rules, settings: { onExpiry: 'keep', forward: 'filter' } }), PEER(0), { now: NOW, meshPorts: [7946], sshFrom: ['10.78.9.0/24'] });
+    expect(nftChainNames(rs).filter((c) => /^fwd_class_\d+$/.test(c))).toHaveLength(2);
+    await backend.apply(rs);
+  });
+  afterAll(() => lab.destroy());
+
+  it('a published port opens to the class whose rule names it, not to another class', () => {
+    expect(lab.probe(b1, '10.77.0.1', 8002)).toBe('open');
+    expect(lab.probe(a1, '10.77.0.1', 8002)).toBe('closed');
+  });
+});
