@@ -7,7 +7,7 @@
  * meaning on a real kernel).
  */
 import { describe, expect, it } from 'vitest';
-import { buildNftTables } from '../../src/enforce/nft-tables.js';
+import { buildNftTables, MAX_CLASSES } from '../../src/enforce/nft-tables.js';
 import { nftChainNames, renderNftDelta, renderNftInPlace, nftSetNames, sameShape } from '../../src/enforce/render-nft.js';
 import { compile } from '../../src/policy/compile.js';
 import { rulesetSize } from '../../src/policy/budget.js';
@@ -135,6 +135,23 @@ describe('address classes', () => {
     expect(fwd.length).toBeGreaterThan(0);
     for (const c of fwd) for (const r of c.rules) expect(r).toMatch(/ct original proto-dst @class_\d+_ports accept/);
     expect(t.forward!.some((r) => r.includes('vmap @fwd_classes_v4'))).toBe(true);
+  });
+
+  it('a policy crafted for one class per pair of hosts gets at most MAX_CLASSES class chains; the other hosts stay plain elements', () => {
+    // 3,000 pairs of hosts, each pair with three ports of its own: every pair would be a class.
+    const pairs = 3000;
+    const many: Policy = policy(1, {
+      nodes: [nodes[0]!, ...Array.from({ length: pairs * 2 }, (_, i) => N(`h${i}`, 10 + i, [`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`], [`pair${i >> 1}`]))]
+        .map((n, i) => (i === 0 ? n : { ...n, peerId: `12D3KooW${String(i).padStart(44, 'C')}` })),
+      rules: Array.from({ length: pairs }, (_, j) => ({ name: `pair${j}`, to: ['role:srv'], from: [`role:pair${j}`], proto: 'tcp' as const, ports: [{ first: 10000 + 3 * j, last: 10002 + 3 * j }] })),
+    });
+    const t = buildNftTables(rs(many));
+    expect(t.chains.length).toBe(MAX_CLASSES);
+    expect(t.sets.filter((s) => s.name.endsWith('_ports'))).toHaveLength(MAX_CLASSES);
+    // Nothing is lost: every host is in a class or has its three plain elements.
+    const mapped = t.sets.filter((s) => s.name.startsWith('classes_')).reduce((n, s) => n + s.elements.length, 0);
+    const plain = t.sets.filter((s) => s.name.startsWith('hosts_')).reduce((n, s) => n + s.elements.length, 0);
+    expect(mapped + plain / 3).toBe(pairs * 2);
   });
 
   it('classes never emit more elements than host × port would, so the compile budget still bounds the lowering', () => {
