@@ -5,11 +5,16 @@
  * addresses or ports is a set-element change (incremental, one transaction). Interval sets
  * refuse overlapping elements, so each (source prefix × port range) is emitted disjointly:
  * a prefix only carries the ports its enclosing prefixes do not already allow. Host sources
- * of rules that open at most HOST_PORTS ports go to plain hash sets instead: nft loads and
- * edits those far faster than large interval sets (measured in docs/enforcement.md). A rule
- * opening more ports keeps its ranges as intervals even for hosts: expanding host × port
- * there is what let a 72 KB policy lower to millions of elements (issue 13).
- * src/policy/budget.ts bounds what this emits; keep the two in step.
+ * of rules that open at most HOST_PORTS ports are exact (host, proto, port) triples instead:
+ * nft loads and edits hash sets far faster than large interval sets (docs/enforcement.md).
+ * Hosts whose triples carry identical (proto, port) sets share a class (hostClasses): a
+ * verdict map sends the address to the class's regular chain, which holds the ports once, so
+ * a role rule costs hosts + ports elements rather than hosts × ports, and moving an address
+ * is one map element. Hosts that would not save elements that way stay plain triples in
+ * `hosts_vN`. A rule opening more ports keeps its ranges as intervals even for hosts:
+ * expanding host × port there is what let a 72 KB policy lower to millions of elements
+ * (issue 13). src/policy/budget.ts bounds what this emits (classes only ever emit fewer
+ * elements than the triples it counts); keep the two in step.
  */
 import { bits, formatPrefix, normalizePrefixes, type Family, type Prefix } from '../policy/ip.js';
 import { DEFAULT_LOG_RATE, type AddressSet, type CompiledRule, type NodeRuleset } from '../policy/compile.js';
@@ -22,6 +27,14 @@ export interface NftSet {
   elements: string[];
   /** Interval sets hold prefixes and ranges; plain (hash) sets only exact elements. Default true. */
   interval?: boolean;
+  /** A verdict map (`type ADDR : verdict`, elements `ADDR : jump CHAIN`): declared as `map`, deleted by key. */
+  map?: boolean;
+}
+
+/** A regular chain (no hook): entered only by a jump, so a miss returns to the caller. */
+export interface NftChain {
+  name: string;
+  rules: string[];
 }
 
 
@@ -35,6 +48,8 @@ export interface NftTables {
   forward?: string[];
   /** The rules of the regular chain `would_drop` (monitor mode: log, count, accept). */
   wouldDrop: string[];
+  /** Regular chains of the host classes (`class_N`, `mon_class_N`, `fwd_class_N`), in order. */
+  chains: NftChain[];
   /** What is in force, for a reader of `nft list`: also the comment of the `origin` element. */
   origin: string;
 }
@@ -147,8 +162,10 @@ export function disjointCover(rects: { prefix: Prefix; ports: Interval[] }[]): {
 
 const portIntervals = (ports: PortRange[]): Interval[] => ports.map((p) => [p.first, p.last]);
 
+const addrType = (f: Family) => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
+
 function addrSet(name: string, family: Family, list: Prefix[]): NftSet {
-  return { name: `${name}_v${family}`, type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', elements: list.map(formatPrefix) };
+  return { name: `${name}_v${family}`, type: addrType(family), elements: list.map(formatPrefix) };
 }
 
 // Rulesets are immutable once compiled: lower each one once (full, delta and shape checks share it).
@@ -179,16 +196,19 @@ function lower(rs: NodeRuleset): NftTables {
     }
     (r.monitor ? monitored : allows).push(r);
   }
-  const enforced = lowerAllows(allows, byName, '', 'accept', '');
+  // Under forward: filter the forward chain enters the same classes through a map of its own.
+  const enforced = lowerAllows(allows, byName, '', 'accept', '', rs.forward ? 2 : 1);
   sets.push(...enforced.sets);
   rules.push(...enforced.rules);
+  const chains = [...enforced.chains];
   // Monitor rules come after every enforced rule, in sets of their own: a packet reaches them
   // only when no enforced rule admits it, which is what "would drop" means. Only emitted when
   // the policy has some, so tables of policies without monitor rules keep their shape.
   if (monitored.length) {
-    const m = lowerAllows(monitored, byName, 'mon_', `jump ${WOULD_DROP_CHAIN}`, 'monitor ');
+    const m = lowerAllows(monitored, byName, 'mon_', `jump ${WOULD_DROP_CHAIN}`, 'monitor ', 1);
     sets.push(...m.sets);
     rules.push(...m.rules);
+    chains.push(...m.chains);
   }
   const rate = logRate(rs);
   if (rs.monitor) {
@@ -208,22 +228,103 @@ function lower(rs: NodeRuleset): NftTables {
   sets.push({ name: ORIGIN_SET, type: 'mark', elements: [originElement(origin)], interval: false });
   const out = rs.output ? lowerOutput(rs.output.rules, byName, rs.monitor === true) : undefined;
   if (out) sets.push(...out.sets);
-  return { sets, rules, wouldDrop, origin, ...(out ? { output: out.rules } : {}), ...(rs.forward ? { forward: forwardRules() } : {}) };
+  let forward: string[] | undefined;
+  if (rs.forward) {
+    const fwd = forwardClasses(enforced.classes);
+    sets.push(...fwd.sets);
+    chains.push(...fwd.chains);
+    forward = forwardRules();
+  }
+  return { sets, rules, wouldDrop, chains, origin, ...(out ? { output: out.rules } : {}), ...(forward ? { forward } : {}) };
 }
 
 /**
- * Lowers allow rules (tcp/udp/icmp, any source) to lookup sets and the rules matching them.
- * `prefix` names the sets (enforced rules: none, the historical names), `verdict` what a
- * match does.
+ * At most this many host classes per lowering (input, monitor): each is a chain and a set
+ * (and a forward chain), heavier in nft and the kernel than elements, and a policy can be
+ * written to make one class per pair of hosts (tens of thousands within the element budget).
+ * Measured: 3,000 pairs of hosts with three ports each load in 204 ms as plain elements,
+ * 478 ms as 3,000 classes, 181 ms with this cap. Realistic fleets have a class per
+ * combination of roles that narrow rules name: tens. Past the cap the classes that save the
+ * fewest elements stay plain elements.
  */
-function lowerAllows(list: CompiledRule[], byName: Map<string, AddressSet>, prefix: string, verdict: string, note: string): { sets: NftSet[]; rules: string[] } {
+export const MAX_CLASSES = 256;
+
+/** One host class of a lowering: its chain and port set, and the addresses that enter it. */
+interface HostClass {
+  /** Its chain; its port set is `${chain}_ports`. */
+  chain: string;
+  /** `proto . port` elements, sorted. */
+  ports: string[];
+  hosts: Record<Family, string[]>;
+}
+
+/** The verdict maps sending each host of `classes` to its class chain (`chainOf` names it). */
+function classMaps(name: string, classes: HostClass[], chainOf: (c: HostClass) => string): NftSet[] {
+  return ([4, 6] as const).map((f) => ({
+    name: `${name}_v${f}`, type: `${addrType(f)} : verdict`, map: true, interval: false,
+    elements: classes.flatMap((c) => c.hosts[f].map((a) => `${a} : jump ${chainOf(c)}`)).sort(),
+  }));
+}
+
+/**
+ * Host sources of narrow rules, grouped into classes: addresses whose (proto, port) sets
+ * are identical share one regular chain holding those ports once, entered from a verdict map
+ * keyed by address. A class is used only when it emits fewer elements than the plain
+ * `address . proto . port` elements it replaces (`maps` verdict-map entries per host + its
+ * ports < hosts × ports), so it never costs more than budget.ts counts; a host alone in its
+ * ports, or a class of single-port hosts, stays plain, and so do the classes past MAX_CLASSES
+ * that save the fewest elements.
+ *
+ * Classes are numbered by the first rule any of their hosts appears in, then by their port
+ * list, never by address: moving a host to a new address keeps every class name, and so is
+ * an element change (its map entry), not a new table shape. A new port for a class is an
+ * element of its port set; only a class appearing or disappearing changes the shape.
+ *
+ * The chain is entered by `jump`, never `goto`: when it has no matching port, evaluation
+ * returns to the caller's next rule (the icmp and monitor rules, the counted default deny).
+ * A goto would end at the base chain's policy instead, skipping the rest of the rules.
+ */
+function hostClasses(hosts: Map<string, { family: Family; first: number; ports: Set<string> }>, maps: number, prefix: string): { classes: HostClass[]; plain: Record<Family, string[]> } {
+  const groups = new Map<string, { first: number; ports: string[]; hosts: Record<Family, string[]> }>();
+  for (const [addr, h] of hosts) {
+    const ports = [...h.ports].sort();
+    const key = ports.join(',');
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { first: h.first, ports, hosts: { 4: [], 6: [] } }));
+    g.first = Math.min(g.first, h.first);
+    g.hosts[h.family].push(addr);
+  }
+  type Group = { first: number; key: string; saved: number; ports: string[]; hosts: Record<Family, string[]> };
+  const order = (a: Group, b: Group) => a.first - b.first || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const candidates: Group[] = [];
+  for (const [key, g] of groups) {
+    const k = g.hosts[4].length + g.hosts[6].length, p = g.ports.length;
+    candidates.push({ key, saved: k * p - (maps * k + p), ...g });
+  }
+  // The classes that save the most, at most MAX_CLASSES of them; numbered in rule order.
+  const kept = new Set(candidates.filter((g) => g.saved > 0).sort((a, b) => b.saved - a.saved || order(a, b)).slice(0, MAX_CLASSES));
+  const plain: Record<Family, string[]> = { 4: [], 6: [] };
+  for (const g of candidates) {
+    if (kept.has(g)) continue;
+    for (const f of [4, 6] as const) for (const a of g.hosts[f]) for (const port of g.ports) plain[f].push(`${a} . ${port}`);
+  }
+  return { classes: [...kept].sort(order).map((g, i) => ({ chain: `${prefix}class_${i}`, ports: g.ports, hosts: g.hosts })), plain };
+}
+
+/**
+ * Lowers allow rules (tcp/udp/icmp, any source) to lookup sets, host classes and the rules
+ * matching them. `prefix` names the sets and chains (enforced rules: none, the historical
+ * names), `verdict` what a match does, `maps` how many verdict maps enter each class (the
+ * forward chain has its own under forward: filter).
+ */
+function lowerAllows(list: CompiledRule[], byName: Map<string, AddressSet>, prefix: string, verdict: string, note: string, maps: number): { sets: NftSet[]; rules: string[]; chains: NftChain[]; classes: HostClass[] } {
   const rects: Record<string, { prefix: Prefix; ports: Interval[] }[]> = {};
-  const hosts: Partial<Record<Family, Set<string>>> = {};
+  const hosts = new Map<string, { family: Family; first: number; ports: Set<string> }>();
   const open: Record<string, Interval[]> = {};
   const icmp: Prefix[] = [];
   let icmpAny = false;
   const sets: NftSet[] = [];
-  for (const r of list) {
+  for (const [ri, r] of list.entries()) {
     const src = r.source === undefined ? undefined : byName.get(r.source);
     if (r.proto === 'icmp') {
       if (!src) icmpAny = true;
@@ -237,15 +338,17 @@ function lowerAllows(list: CompiledRule[], byName: Map<string, AddressSet>, pref
     const narrow = portCount(r.ports) <= HOST_PORTS;
     for (const p of [...src.v4, ...src.v6]) {
       if (narrow && p.len === bits(p.family)) {
-        // A host and a few ports: exact elements in a hash set (fast to load and to change).
-        const set = (hosts[p.family] ??= new Set<string>());
+        // A host and a few ports: exact elements, in a class or a hash set (fast to load and to change).
         const addr = formatPrefix(p);
-        for (const pr of r.ports) for (let port = pr.first; port <= pr.last; port++) set.add(`${addr} . ${r.proto} . ${port}`);
+        let h = hosts.get(addr);
+        if (!h) hosts.set(addr, (h = { family: p.family, first: ri, ports: new Set<string>() }));
+        for (const pr of r.ports) for (let port = pr.first; port <= pr.last; port++) h.ports.add(`${r.proto} . ${port}`);
       } else {
         (rects[`${p.family}:${r.proto}`] ??= []).push({ prefix: p, ports: portIntervals(r.ports) });
       }
     }
   }
+  const { classes, plain } = hostClasses(hosts, maps, prefix);
   const openEls = (['tcp', 'udp'] as Proto[]).flatMap((proto) => mergeIntervals(open[proto] ?? []).map((i) => `${proto} . ${fmtPorts(i)}`));
   sets.push({ name: `${prefix}open`, type: 'inet_proto . inet_service', elements: openEls });
   for (const fam of [4, 6] as const) {
@@ -255,10 +358,12 @@ function lowerAllows(list: CompiledRule[], byName: Map<string, AddressSet>, pref
         for (const i of c.ports) els.push(`${formatPrefix(c.prefix)} . ${proto} . ${fmtPorts(i)}`);
       }
     }
-    const type = `${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`;
+    const type = `${addrType(fam)} . inet_proto . inet_service`;
     sets.push({ name: `${prefix}allow_v${fam}`, type, elements: els });
-    sets.push({ name: `${prefix}hosts_v${fam}`, type, elements: [...(hosts[fam] ?? [])].sort(), interval: false });
+    sets.push({ name: `${prefix}hosts_v${fam}`, type, elements: plain[fam].sort(), interval: false });
   }
+  for (const c of classes) sets.push({ name: `${c.chain}_ports`, type: 'inet_proto . inet_service', elements: c.ports, interval: false });
+  sets.push(...classMaps(`${prefix}classes`, classes, (c) => c.chain));
   const icmpNorm = normalizePrefixes(icmp);
   sets.push(addrSet(`${prefix}icmp`, 4, icmpNorm.filter((p) => p.family === 4)), addrSet(`${prefix}icmp`, 6, icmpNorm.filter((p) => p.family === 6)));
   const rules = [
@@ -267,11 +372,29 @@ function lowerAllows(list: CompiledRule[], byName: Map<string, AddressSet>, pref
     `ip6 saddr . meta l4proto . th dport @${prefix}allow_v6 ${verdict} comment "${note}rules"`,
     `ip saddr . meta l4proto . th dport @${prefix}hosts_v4 ${verdict} comment "${note}rules (hosts)"`,
     `ip6 saddr . meta l4proto . th dport @${prefix}hosts_v6 ${verdict} comment "${note}rules (hosts)"`,
+    `ip saddr vmap @${prefix}classes_v4 comment "${note}rules (host classes)"`,
+    `ip6 saddr vmap @${prefix}classes_v6 comment "${note}rules (host classes)"`,
     `ip saddr @${prefix}icmp_v4 meta l4proto icmp ${verdict} comment "${note}icmp rules"`,
     `ip6 saddr @${prefix}icmp_v6 meta l4proto ipv6-icmp ${verdict} comment "${note}icmp rules"`,
   ];
   if (icmpAny) rules.push(`meta l4proto { icmp, ipv6-icmp } ${verdict} comment "${note}icmp from any"`);
-  return { sets, rules };
+  const chains = classes.map((c) => ({ name: c.chain, rules: [`meta l4proto . th dport @${c.chain}_ports ${verdict}`] }));
+  return { sets, rules, chains, classes };
+}
+
+/**
+ * The forward chain's way into the input chain's host classes: after DNAT the destination
+ * port is the container's, so its class chains match the port the client connected to
+ * (`ct original proto-dst`, one rule per protocol) against the same port sets.
+ */
+function forwardClasses(classes: HostClass[]): { sets: NftSet[]; chains: NftChain[] } {
+  return {
+    sets: classMaps('fwd_classes', classes, (c) => `fwd_${c.chain}`),
+    chains: classes.map((c) => ({
+      name: `fwd_${c.chain}`,
+      rules: (['tcp', 'udp'] as const).map((proto) => `meta l4proto ${proto} meta l4proto . ct original proto-dst @${c.chain}_ports accept`),
+    })),
+  };
 }
 
 /**
@@ -360,6 +483,10 @@ function forwardRules(): string[] {
       `${port} ip6 saddr . meta l4proto . ct original proto-dst @hosts_v6 accept comment "published: rules (hosts)"`,
     );
   }
+  rules.push(
+    'ip saddr vmap @fwd_classes_v4 comment "published: rules (host classes)"',
+    'ip6 saddr vmap @fwd_classes_v6 comment "published: rules (host classes)"',
+  );
   rules.push(`counter name "${NFT_COUNTERS['forward-deny']}" drop comment "published port: no rule allows it"`);
   return rules;
 }

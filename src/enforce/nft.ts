@@ -23,8 +23,10 @@ export function normaliseNftJson(text: string): Record<string, string[]> {
   const doc = JSON.parse(text) as { nftables?: Json[] };
   const out: Record<string, string[]> = {};
   for (const item of doc.nftables ?? []) {
-    if ('set' in item) {
-      const s = item.set as Json;
+    if ('set' in item || 'map' in item) {
+      // Verdict maps (host classes) are sets to the table's shape: one key space, and an
+      // element jumping to another class is drift like any other.
+      const s = (item.set ?? item.map) as Json;
       out[`set ${String(s.name)}`] = ((s.elem as unknown[]) ?? []).map((e) => JSON.stringify(e)).sort();
     } else if ('chain' in item) {
       const c = item.chain as Json;

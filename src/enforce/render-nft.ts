@@ -40,12 +40,14 @@ const FORWARD_HEAD = 'type filter hook forward priority filter; policy accept;';
 interface Chain { name: string; head: string; rules: string[] }
 
 /**
- * The chains of a lowered table, in order: the regular chain monitor mode jumps to (declared
- * before the rules that jump to it), input always, output and forward when the policy asks.
+ * The chains of a lowered table, in order: the regular chains — the one monitor mode jumps
+ * to and the host classes' (declared before the rules and maps that jump to them) — then
+ * input always, output and forward when the policy asks.
  */
 export function nftChains(t: NftTables): Chain[] {
   const chains: Chain[] = [
     { name: WOULD_DROP_CHAIN, head: '', rules: t.wouldDrop },
+    ...t.chains.map((c) => ({ name: c.name, head: '', rules: c.rules })),
     { name: 'input', head: CHAIN_HEAD, rules: [...PREAMBLE, ...t.rules] },
   ];
   if (t.output) chains.push({ name: 'output', head: OUTPUT_HEAD, rules: [...OUTPUT_PREAMBLE, ...t.output] });
@@ -60,7 +62,7 @@ export function nftChainNames(rs: NodeRuleset): string[] {
 
 function setLine(s: NftTables['sets'][number], withElements: boolean): string {
   const els = withElements && s.elements.length ? ` elements = { ${s.elements.join(', ')} }` : '';
-  return `  set ${s.name} { type ${s.type};${s.interval === false ? '' : ' flags interval;'}${els} }`;
+  return `  ${s.map ? 'map' : 'set'} ${s.name} { type ${s.type};${s.interval === false ? '' : ' flags interval;'}${els} }`;
 }
 
 /** The table definition (sets with elements, chain with rules). */
@@ -95,10 +97,17 @@ export function renderNftInPlace(rs: NodeRuleset, existing: { sets: string[]; ch
   const lines: string[] = [];
   const chains = nftChains(t);
   const keep = new Set(chains.map((c) => c.name));
-  for (const c of existing.chains) lines.push(`flush chain ${NFT_FAMILY} ${NFT_TABLE} ${c}`);
+  const had = new Set(existing.chains);
+  // Regular chains of the new ruleset are flushed too, made first if missing (`add chain` of
+  // an existing chain is a no-op): a caller that only knows the base chains (bench/apply.ts's
+  // floor script) then neither duplicates their rules nor hits a set they still reference.
+  for (const c of chains) if (!c.head && !had.has(c.name)) lines.push(`add chain ${NFT_FAMILY} ${NFT_TABLE} ${c.name}`);
+  for (const c of new Set([...existing.chains, ...chains.filter((x) => !x.head).map((x) => x.name)])) lines.push(`flush chain ${NFT_FAMILY} ${NFT_TABLE} ${c}`);
+  // Sets (the verdict maps among them) go before chains: the kernel refuses to delete a
+  // chain a map element still jumps to, or a set a rule still references.
+  for (const name of existing.sets) lines.push(`delete set ${NFT_FAMILY} ${NFT_TABLE} ${name}`);
   // Base chains the new ruleset still has stay (their hooks never go away); others go.
   for (const c of existing.chains) if (!keep.has(c)) lines.push(`delete chain ${NFT_FAMILY} ${NFT_TABLE} ${c}`);
-  for (const name of existing.sets) lines.push(`delete set ${NFT_FAMILY} ${NFT_TABLE} ${name}`);
   lines.push(`table ${NFT_FAMILY} ${NFT_TABLE} {`);
   // Declaring a named counter that exists keeps its value: drop counts survive this replace.
   lines.push(...COUNTER_LINES);
@@ -116,11 +125,12 @@ export function nftSetNames(rs: NodeRuleset): string[] {
 
 /** Same rules and set declarations: the change can be element operations only. */
 export function sameShape(a: NodeRuleset, b: NodeRuleset): boolean {
-  const shape = (t: NftTables) => JSON.stringify([t.rules, t.wouldDrop, t.sets.map((s) => [s.name, s.type]), t.output ?? null, t.forward ?? null]);
+  const shape = (t: NftTables) => JSON.stringify([t.rules, t.wouldDrop, t.chains, t.sets.map((s) => [s.name, s.type, s.interval !== false, s.map === true]), t.output ?? null, t.forward ?? null]);
   return shape(buildNftTables(a)) === shape(buildNftTables(b));
 }
 
-const elementKey = (e: string) => e.replace(/ comment ".*"$/, '');
+/** An element's key: without its comment (the origin element) or its verdict (map elements). */
+const elementKey = (e: string) => e.replace(/ comment ".*"$/, '').replace(/ : .*$/, '');
 
 /**
  * Element-level difference between two rulesets of the same shape, as one nft script (one

@@ -8,7 +8,9 @@
  * The figures are upper bounds of what src/enforce/nft-tables.ts emits, which reads the
  * lowering constants below so the two cannot drift apart:
  *  - a source prefix of a tcp/udp rule costs one element per port range (interval set), or
- *    one per port when it is a host and the rule opens at most HOST_PORTS ports (hash set);
+ *    one per port when it is a host and the rule opens at most HOST_PORTS ports (hash set;
+ *    the lowering groups such hosts into classes only when that emits fewer elements, so
+ *    this bounds the classes' map entries and port sets too);
  *  - interval sets refuse overlaps, so a prefix nested in another carries only the ports its
  *    ancestors do not allow: each range of an ancestor can split one of its ranges in two,
  *    hence Σ over prefixes a of (ranges of a × prefixes nested inside a);
