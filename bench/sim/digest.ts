@@ -3,11 +3,16 @@
  * FleetDigest (src/audit/status-digest.ts) with real signed claims (signClaim with the node's
  * key) and the real verifier (claimVerifier), and digests travel encoded by the real encoder
  * (encodeDigests) and decoded by the real decoder (decodeDigest) after the real budget charge
- * (Budgets.digest). The schedule is the auditor's (src/audit/auditor.ts):
- *  - a change: after DIGEST_TIMING.changeDelay (statusDelay), sign a claim, own() it and send
- *    delta() to every connection (one publish per burst of changes);
- *  - a digest arrives: charge, decode, merge() (no signature check); if anything changed,
- *    delta() to every connection after DIGEST_TIMING.relayDelay (coalesced);
+ * (Budgets.digest). The schedule and decisions are the auditor's (src/audit/auditor.ts):
+ *  - before the change every node's last claim said v1, ok (the steady state);
+ *  - a change: after DIGEST_TIMING.changeDelay (statusDelay), isTallyChange decides: the
+ *    v1 → v2 change sets the node's tally bit (mark) and signs nothing; any other change signs
+ *    a claim and own()s it; then delta(), tallyDelta() and wantDelta() to every connection;
+ *  - a digest arrives: charge, decode, merge() (no signature check), mergeTally(), mergeWant()
+ *    (wanted itself: sign a fresh claim now); if anything changed, a digest to every
+ *    connection after DIGEST_TIMING.relayDelay (coalesced);
+ *  - read(i): the operator's verified read at node i (`status --mesh`), which wants the claims
+ *    behind its bits, until every row verifies (readDone);
  *  - every statusInterval (jittered 0.9–1.1) from the node's first change: a fresh claim and
  *    delta(); every fullEvery-th, all().
  * Digests are published on the digest topic and never forwarded (the validator answers
@@ -20,7 +25,7 @@
  * every receiver gets the same bytes, and merge() never mutates a claim.
  */
 import { seededRandom, type Random } from '../../src/runtime/random.js';
-import { claimRow, DIGEST_TIMING, FleetDigest } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, isTallyChange, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim, type DigestVerdict } from '../../src/audit/status-claims.js';
 import { fleetView, newerClaim, statusDelay, type NodeStatus } from '../../src/audit/status.js';
 import type { Verdict } from './gossipsub.js';
@@ -33,7 +38,8 @@ export class DigestStatusPlane implements StatusPlaneSim {
   #digests: FleetDigest[] = [];
   #refs = new Map<string, string>();
   #publishing: Promise<void>[] = [];
-  #lastPublished: string[] = [];
+  #lastState: OwnState[] = [];
+  #nonce = 0;
   #seq!: Float64Array;
   #ticks!: Uint32Array;
   #pending!: Uint8Array;
@@ -50,12 +56,12 @@ export class DigestStatusPlane implements StatusPlaneSim {
     const verify = claimVerifier(fleet.meshId);
     this.#digests = fleet.peerIds.map((self) => {
       const d = new FleetDigest({ self, verify, ...(this.options.suppressAfter === undefined ? {} : { suppressAfter: this.options.suppressAfter }) });
-      d.setMembers(fleet.peerIds);
+      d.setMembers(fleet.peerIds, fleet.state(0).policyVersion);
       return d;
     });
+    this.#lastState = fleet.peerIds.map((_, i) => this.#own(i));
     this.#refs = new Map(fleet.peerIds.map((id) => [nodeRef(id), id]));
     this.#publishing = Array.from({ length: fleet.n }, () => Promise.resolve());
-    this.#lastPublished = new Array<string>(fleet.n).fill('');
     this.#seq = new Float64Array(fleet.n);
     this.#ticks = new Uint32Array(fleet.n);
     this.#pending = new Uint8Array(fleet.n);
@@ -89,15 +95,32 @@ export class DigestStatusPlane implements StatusPlaneSim {
     }, statusDelay(f.random.next()));
   }
 
-  /** The auditor's publishDigest: a fresh claim when the node's state changed (or periodic), then delta() or all(). */
+  #own(i: number): OwnState {
+    const st = this.#f.state(i);
+    return { policyVersion: st.policyVersion, enforcement: st.enforcement, alerts: [] };
+  }
+
+  /** The auditor's #members(): the tally counts the policy version node i holds. */
+  #members(i: number): FleetDigest {
+    const d = this.#digests[i]!;
+    d.setMembers(this.#f.peerIds, this.#f.state(i).policyVersion, this.#f.clock.now());
+    return d;
+  }
+
+  /** The auditor's publishDigest: a tally bit or a fresh claim when the node's state changed (or periodic), then delta() or all(), the tally and the want. */
   #publish(i: number, opts: { periodic?: boolean; full?: boolean }): Promise<void> {
     this.#publishing[i] = this.#publishing[i]!.then(async () => {
       const f = this.#f;
-      const d = this.#digests[i]!;
-      const st = f.state(i);
-      const fingerprint = JSON.stringify({ v: st.policyVersion, e: st.enforcement });
-      if (opts.periodic || fingerprint !== this.#lastPublished[i]) {
-        this.#lastPublished[i] = fingerprint;
+      const d = this.#members(i);
+      const st = this.#own(i);
+      const last = this.#lastState[i]!;
+      const changed = st.policyVersion !== last.policyVersion || st.enforcement !== last.enforcement;
+      const tallied = st.policyVersion === d.tallyVersion && st.enforcement === 'ok';
+      if (tallied) d.mark(f.peerIds[i]!);
+      if (!opts.periodic && changed && tallied && isTallyChange(last, st, d.tallyVersion)) {
+        this.#lastState[i] = st;
+      } else if (opts.periodic || changed) {
+        this.#lastState[i] = st;
         const now = f.clock.now();
         this.#seq[i] = Math.max(this.#seq[i]! + 1, now);
         const claim = await signClaim(f.meshId, { peerId: f.peerIds[i]!, policyVersion: st.policyVersion, enforcement: st.enforcement, alerts: [], seq: this.#seq[i]!, time: now }, await f.key(i));
@@ -105,7 +128,9 @@ export class DigestStatusPlane implements StatusPlaneSim {
       }
       const claims = opts.full ? d.all() : d.delta();
       if (opts.full) d.delta();
-      for (const bytes of encodeDigests(claims)) {
+      // A nonce as the auditor sends (its bytes; the simulated gossip never dedupes by content).
+      const extra = { tally: d.tallyDelta(opts.full), want: d.wantDelta(), nonce: 1 + (this.#nonce++ % 0xffff_fffe) };
+      for (const bytes of encodeDigests(claims, extra)) {
         let decoded: DigestVerdict | undefined;
         const decode = () => (decoded ??= decodeDigest(bytes, (ref) => this.#refs.get(ref)));
         f.publish(i, bytes, (to, from) => this.#receive(to, from, decode));
@@ -124,9 +149,39 @@ export class DigestStatusPlane implements StatusPlaneSim {
       f.penalise(to)(fromId, 'invalid-status', 'invalid digest');
       return 'reject';
     }
-    const r = this.#digests[to]!.merge(d.claims, fromId, f.clock.now());
+    const digest = this.#members(to);
+    for (const t of [d.tally, d.want]) {
+      const bad = t && digest.bitsProblem(t);
+      if (bad && bad !== 'other') {
+        f.penalise(to)(fromId, 'invalid-status', 'invalid digest');
+        return 'reject';
+      }
+    }
+    const now = f.clock.now();
+    const r = digest.merge(d.claims, fromId, now);
     if (r.changed.length) this.#relaySoon(to);
+    if (d.tally) {
+      const t = digest.mergeTally(d.tally);
+      if (t.ok && t.changed.length) this.#relaySoon(to);
+    }
+    if (d.want) {
+      const w = digest.mergeWant(d.want, now);
+      if (w.ok && w.self) void this.#publish(to, { periodic: true });
+      else if (w.ok) this.#relaySoon(to);
+    }
     return 'ignore';
+  }
+
+  /** The operator's verified read at node i: wants the claims its tally bits stand for. */
+  read(i: number, origins: readonly number[]): void {
+    const d = this.#members(i);
+    if (d.want(origins.map((o) => this.#f.peerIds[o]!), this.#f.clock.now()) > 0) this.#relaySoon(i);
+  }
+
+  /** Whether node i's verified view shows every origin on `version` (each claim verified once). */
+  readDone(i: number, version: number, origins: readonly number[]): boolean {
+    const d = this.#digests[i]!;
+    return origins.every((o) => o === i || claimRow(d, this.#f.peerIds[o]!, true)?.policyVersion === version);
   }
 
   #relaySoon(i: number, full = false): void {
@@ -145,7 +200,8 @@ export class DigestStatusPlane implements StatusPlaneSim {
   seenAt(i: number, version: number, origins: readonly number[]): number {
     const d = this.#digests[i]!;
     let c = 0;
-    for (const o of origins) if (d.newest(this.#f.peerIds[o]!)?.claim.policyVersion === version) c++;
+    // The hearsay view (tally bits and claims, nothing checked), as the auditor's fleet({ verify: false }).
+    for (const o of origins) if (o === i ? this.#f.state(i).policyVersion === version : claimRow(d, this.#f.peerIds[o]!, false)?.policyVersion === version) c++;
     return c;
   }
 
@@ -159,7 +215,9 @@ export class DigestStatusPlane implements StatusPlaneSim {
     const held = new Map<string, { status: NodeStatus; receivedAt: number; verified: boolean }>();
     for (const o of origins) {
       const id = f.peerIds[o]!;
-      const c = claimRow(this.#digests[i]!, id, true);
+      // Its own row from its own state, as the auditor's fleet() does.
+      const st = f.state(o);
+      const c = o === i ? { policyVersion: st.policyVersion, enforcement: st.enforcement, alerts: [], seq: this.#seq[i]!, time: f.clock.now(), learnedAt: f.clock.now(), verified: true } : claimRow(this.#digests[i]!, id, true);
       if (!c) continue;
       held.set(id, {
         status: { meshId: f.meshId, peerId: id, policyVersion: c.policyVersion, digest: '', rulesetHash: '', enforcement: c.enforcement, lastApplyAt: 0, alerts: c.alerts, seq: c.seq, time: c.time, findings: [] },

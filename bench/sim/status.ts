@@ -63,6 +63,12 @@ export interface StatusPlaneSim {
   seenAt(i: number, version: number, origins: readonly number[]): number;
   /** Signature verifications node i ran so far (status plane only). */
   verifications(i: number): number;
+  /**
+   * The operator's verified read at node i (planes whose views are hearsay until read): starts
+   * it; `readDone` says when every row of `origins` verifies on `version`.
+   */
+  read?(i: number, origins: readonly number[]): void;
+  readDone?(i: number, version: number, origins: readonly number[]): boolean;
   /** Checks at one node through the product's own reading of its view (fleet view, lag). */
   observe(i: number, origins: readonly number[]): { summary: string; lagging: boolean };
 }

@@ -59,6 +59,8 @@ export interface SimOptions {
   announceAbove: number | null;
   /** The status plane to run (undefined: none). */
   statusPlane?: StatusPlaneSim;
+  /** Simulate one operator read of the verified view once every view is complete (planes with read()). Default true. */
+  statusRead?: boolean;
   /** Origins whose status change is simulated when the plane is per-origin (≥ nodes: all). */
   statusSample: number;
   /** Nodes that forward a forged announcement of v3 (a fresh key, not the node's) right after the publish. */
@@ -106,6 +108,12 @@ export interface SimResult {
     plane: string; sampledOrigins: number; scale: number;
     bytesPerNodePerChange: number; messagesPerNodePerChange: number; verificationsPerNodePerChange: number;
     viewTo999Ms: number | null; viewTo100Ms: number | null;
+    /**
+     * One operator read of the verified view at the last node once every view is complete
+     * (planes with read()): how long until every row verifies, and what it cost per node
+     * (bytes received, fleet-wide mean). Null: the plane's views are verified as they come.
+     */
+    readMs?: number | null; readBytesPerNode?: number;
     observer: { summary: string; lagging: boolean };
   };
   curve: [number, number][];
@@ -428,6 +436,25 @@ export async function runSim(opts: Partial<SimOptions> & Pick<SimOptions, 'nodes
   });
   if (!done && accepted === N) statusComplete();
   curve.push([nextSample, round(accepted / N, 4)]);
+  // The change's own cost, before any read.
+  const changeBytes = Float64Array.from(statusMeter.received), changeMsgs = Float64Array.from(statusMeter.messages);
+  const ver = new Float64Array(N);
+  if (plane) for (let i = 0; i < N; i++) ver[i] = plane.verifications(i);
+
+  // The operator's read (planes whose views are hearsay until read): the last node's verified view.
+  let read: { ms: number | null; bytes: number } | undefined;
+  if (plane?.read && plane.readDone && done && o.statusRead !== false) {
+    const t0 = net.t, reader = N - 1;
+    plane.read(reader, origins);
+    const readDone = () => plane.readDone!(reader, 2, origins);
+    // The read is retried as `status --mesh --watch` would (every 2 s): a want lost to a budget or a race is asked again after wantEvery.
+    const again = () => { if (!readDone()) { plane.read!(reader, origins); net.at(net.t + 2000, again); } };
+    net.at(t0 + 2000, again);
+    await net.run(t0 + 120_000, readDone);
+    let sum = 0;
+    for (let i = 0; i < N; i++) sum += statusMeter.received[i]! - changeBytes[i]!;
+    read = { ms: readDone() ? Math.round(net.t - t0) : null, bytes: Math.round(sum / N) };
+  }
 
   const combined = new Float64Array(N);
   for (let i = 0; i < N; i++) combined[i] = policyMeter.received[i]! + syncMeter.received[i]!;
@@ -442,14 +469,13 @@ export async function runSim(opts: Partial<SimOptions> & Pick<SimOptions, 'nodes
   };
   if (plane) {
     const scale = origins.length ? N / origins.length : 1;
-    const ver = new Float64Array(N);
-    for (let i = 0; i < N; i++) ver[i] = plane.verifications(i);
     result.status = {
       plane: plane.name, sampledOrigins: origins.length, scale: round(scale, 3),
-      bytesPerNodePerChange: Math.round(mean(statusMeter.received) * scale),
-      messagesPerNodePerChange: round(mean(statusMeter.messages) * scale),
+      bytesPerNodePerChange: Math.round(mean(changeBytes) * scale),
+      messagesPerNodePerChange: round(mean(changeMsgs) * scale),
       verificationsPerNodePerChange: round(mean(ver) * scale),
       viewTo999Ms: view999 === null ? null : Math.round(view999), viewTo100Ms: view100 === null ? null : Math.round(view100),
+      ...(read ? { readMs: read.ms, readBytesPerNode: read.bytes } : {}),
       observer: plane.observe(N - 1, origins),
     };
   }

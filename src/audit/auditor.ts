@@ -453,7 +453,7 @@ export class Auditor {
       this.#relaySoon();
     }
     if (d.tally) {
-      const t = this.#digest.mergeTally(d.tally, now);
+      const t = this.#digest.mergeTally(d.tally);
       if (t.ok && t.changed.length) this.#relaySoon();
     }
     if (d.want) {
@@ -504,7 +504,7 @@ export class Auditor {
       const fingerprint = JSON.stringify({ ...now, time: 0, findings: [] });
       const state: OwnState = { policyVersion: now.policyVersion, enforcement: now.enforcement, alerts: now.alerts, ...(now.rolloutStage ? { rolloutStage: now.rolloutStage } : {}), ...(now.rolloutEnforcing ? { rolloutEnforcing: now.rolloutEnforcing } : {}) };
       const tallied = now.policyVersion === this.#digest.tallyVersion && now.enforcement === 'ok' && !now.rolloutStage && !now.rolloutEnforcing;
-      if (tallied) this.#digest.mark(o.peerId, o.clock.now());
+      if (tallied) this.#digest.mark(o.peerId);
       if (!opts.periodic && fingerprint !== this.#lastPublished && tallied && isTallyChange(this.#lastState, state, this.#digest.tallyVersion)) {
         this.#lastPublished = fingerprint;
         this.#lastState = state;

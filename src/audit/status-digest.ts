@@ -150,8 +150,12 @@ export class FleetDigest {
   #order: string[] = [];
   #index = new Map<string, number>();
   #bits = new Uint8Array(0);
-  /** When each bit was first learned (hearsay freshness, like a claim's learnedAt). */
-  #bitAt = new Float64Array(0);
+  /**
+   * When this tally started (the policy arrived here): a bit's freshness. Bits prove nothing
+   * about liveness (claims do); one time per tally, not per bit, keeps a 10,000-node tally at
+   * 1.25 KB.
+   */
+  #tallyAt = 0;
   #tallyChanged = false;
   /** Nodes whose signed claims this node asks its neighbours for, and when each was last asked (dedupe). */
   #wantOut = new Set<string>();
@@ -184,7 +188,7 @@ export class FleetDigest {
       this.#order = version ? order : [];
       this.#index = new Map(this.#order.map((id, i) => [id, i]));
       this.#bits = new Uint8Array(Math.ceil(this.#order.length / 8));
-      this.#bitAt = new Float64Array(this.#order.length);
+      this.#tallyAt = now;
       this.#tallyChanged = false;
       this.#wantOut.clear();
       this.#wantedAt.clear();
@@ -192,7 +196,7 @@ export class FleetDigest {
       // last would otherwise never hear the bits its neighbours sent before it).
       const early = this.#early.get(version);
       for (const v of [...this.#early.keys()]) if (v <= version) this.#early.delete(v);
-      if (early && version) this.mergeTally({ version, bits: early }, now);
+      if (early && version) this.mergeTally({ version, bits: early });
     }
   }
 
@@ -214,18 +218,16 @@ export class FleetDigest {
     return n;
   }
 
-  /** When a node's bit was first learned (0: not set). */
+  /** A set bit's freshness: when its tally started here (0: not set). */
   bitLearnedAt(peerId: string): number {
-    const i = this.#index.get(peerId);
-    return i === undefined || !this.onTally(peerId) ? 0 : this.#bitAt[i]!;
+    return this.onTally(peerId) ? this.#tallyAt : 0;
   }
 
   /** Sets a node's bit (this node's own, once it enforces tallyVersion ok). */
-  mark(peerId: string, now: number): void {
+  mark(peerId: string): void {
     const i = this.#index.get(peerId);
     if (i === undefined || this.onTally(peerId)) return;
     this.#bits[i >> 3]! |= 1 << (i & 7);
-    this.#bitAt[i] = now;
     this.#tallyChanged = true;
   }
 
@@ -234,7 +236,7 @@ export class FleetDigest {
    * another policy: its bit order is not ours); one whose length or padding does not fit the
    * policy's node count is malformed (the sender is struck).
    */
-  mergeTally(t: Bits, now: number): TallyVerdict {
+  mergeTally(t: Bits): TallyVerdict {
     if (t.version > this.#tallyVersion) { this.#keepEarly(t); return { ok: true, changed: [] }; }
     const bad = this.#badBits(t);
     if (bad) return bad === 'other' ? { ok: true, changed: [] } : { ok: false, reason: bad };
@@ -243,7 +245,7 @@ export class FleetDigest {
       const fresh = t.bits[b]! & ~this.#bits[b]!;
       if (!fresh) continue;
       this.#bits[b]! |= fresh;
-      for (let k = 0; k < 8; k++) if (fresh & (1 << k)) { this.#bitAt[b * 8 + k] = now; changed.push(this.#order[b * 8 + k]!); }
+      for (let k = 0; k < 8; k++) if (fresh & (1 << k)) changed.push(this.#order[b * 8 + k]!);
     }
     if (changed.length) this.#tallyChanged = true;
     return { ok: true, changed };

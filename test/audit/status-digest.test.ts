@@ -231,22 +231,22 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
 
   it('merges by OR: commutative, idempotent, monotonic; only new bits count as a change', () => {
     const d1 = tallied(), d2 = tallied();
-    expect(d1.mergeTally({ version: 3, bits: bitsOf(1) }, T0)).toEqual({ ok: true, changed: [a] });
-    expect(d1.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0)).toEqual({ ok: true, changed: [b] });
-    d2.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0);
-    d2.mergeTally({ version: 3, bits: bitsOf(1) }, T0);
+    expect(d1.mergeTally({ version: 3, bits: bitsOf(1) })).toEqual({ ok: true, changed: [a] });
+    expect(d1.mergeTally({ version: 3, bits: bitsOf(1, 2) })).toEqual({ ok: true, changed: [b] });
+    d2.mergeTally({ version: 3, bits: bitsOf(1, 2) });
+    d2.mergeTally({ version: 3, bits: bitsOf(1) });
     expect(d1.tallyCount()).toBe(2);
     expect([a, b, c].map((id) => d1.onTally(id))).toEqual([a, b, c].map((id) => d2.onTally(id)));
-    expect(d1.mergeTally({ version: 3, bits: bitsOf(2) }, T0)).toEqual({ ok: true, changed: [] });
+    expect(d1.mergeTally({ version: 3, bits: bitsOf(2) })).toEqual({ ok: true, changed: [] });
     // Merging never clears a bit.
-    d1.mergeTally({ version: 3, bits: bitsOf() }, T0);
+    d1.mergeTally({ version: 3, bits: bitsOf() });
     expect(d1.onTally(a) && d1.onTally(b)).toBe(true);
   });
 
   it('sends its tally only when it changed (or in a full digest); a new policy version starts empty', () => {
     const d = tallied();
     expect(d.tallyDelta()).toBeUndefined();
-    d.mark(self, T0);
+    d.mark(self);
     expect(d.tallyDelta()).toEqual({ version: 3, bits: bitsOf(0) });
     expect(d.tallyDelta()).toBeUndefined();
     expect(d.tallyDelta(true)).toEqual({ version: 3, bits: bitsOf(0) });
@@ -257,14 +257,14 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
 
   it('ignores a tally of another policy version (its bit order is not ours)', () => {
     const d = tallied(3);
-    expect(d.mergeTally({ version: 2, bits: bitsOf(1, 2, 3) }, T0)).toEqual({ ok: true, changed: [] });
+    expect(d.mergeTally({ version: 2, bits: bitsOf(1, 2, 3) })).toEqual({ ok: true, changed: [] });
     expect(d.tallyCount()).toBe(0);
   });
 
   it('rejects a tally whose length or padding does not fit the policy (setting bits past its nodes)', () => {
     const d = tallied(3);
-    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(1, 0) }, T0)).toMatchObject({ ok: false });
-    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(0b1110_0000) }, T0)).toMatchObject({ ok: false, reason: expect.stringContaining('past') });
+    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(1, 0) })).toMatchObject({ ok: false });
+    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(0b1110_0000) })).toMatchObject({ ok: false, reason: expect.stringContaining('past') });
     expect(d.tallyCount()).toBe(0);
   });
 
@@ -272,8 +272,9 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
     const d = tallied(3);
     d.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
     // A liar sets a's bit: "a enforces v3, ok".
-    d.mergeTally({ version: 3, bits: bitsOf(1) }, T0 + 10);
-    expect(claimRow(d, a, false)).toMatchObject({ policyVersion: 3, enforcement: 'ok', verified: false, learnedAt: T0 + 10 });
+    d.mergeTally({ version: 3, bits: bitsOf(1) });
+    // Its freshness is the claim's (bits prove no liveness) or, without one, when the tally started.
+    expect(claimRow(d, a, false)).toMatchObject({ policyVersion: 3, enforcement: 'ok', verified: false, learnedAt: T0 });
     expect(claimRow(d, a, true)).toMatchObject({ policyVersion: 2, verified: true });
     // A signed claim at the tally's version (or newer) wins over the bit, in both views.
     d.merge([await claim(1, 9, { policyVersion: 3, enforcement: 'failed' })], a, T0 + 20);
@@ -284,7 +285,7 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
   it('a verified read wants the claims its bits stand for, once per window, and never for nodes off the tally', async () => {
     const d = tallied(3);
     d.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
-    d.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0);
+    d.mergeTally({ version: 3, bits: bitsOf(1, 2) });
     expect(d.want([a, b, c, self], T0, 10_000)).toBe(2);
     expect(d.wantDelta()).toEqual({ version: 3, bits: bitsOf(1, 2) });
     expect(d.wantDelta()).toBeUndefined();
@@ -296,7 +297,7 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
     const d = tallied(3);
     d.merge([await claim(1, 5, { policyVersion: 3 })], a, T0);
     d.delta();
-    d.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0);
+    d.mergeTally({ version: 3, bits: bitsOf(1, 2) });
     const w = d.mergeWant({ version: 3, bits: bitsOf(1, 2) }, T0, 10_000);
     expect(w).toEqual({ ok: true, self: false, send: 1 });
     expect(d.delta().map((x) => x.peerId)).toEqual([a]);
@@ -308,7 +309,7 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
     const d = tallied(3);
     d.merge([await claim(1, 5, { policyVersion: 3 })], a, T0);
     d.delta();
-    d.mergeTally({ version: 3, bits: bitsOf(1, 2) }, T0);
+    d.mergeTally({ version: 3, bits: bitsOf(1, 2) });
     let sent = 0, passed = 0, self = 0;
     for (let i = 0; i < 1000; i++) {
       const w = d.mergeWant({ version: 3, bits: bitsOf(0, 1, 2, 3) }, T0 + i, 10_000);
@@ -337,8 +338,8 @@ describe('status tallies that arrive before their policy', () => {
   it('keeps a tally of a newer version until the policy arrives, then merges it (a node that learns a version last still hears every bit)', () => {
     const d = new FleetDigest({ self, verify });
     d.setMembers(members, 2);
-    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(0b0110) }, T0)).toEqual({ ok: true, changed: [] });
-    d.mergeTally({ version: 3, bits: Uint8Array.of(0b1000) }, T0);
+    expect(d.mergeTally({ version: 3, bits: Uint8Array.of(0b0110) })).toEqual({ ok: true, changed: [] });
+    d.mergeTally({ version: 3, bits: Uint8Array.of(0b1000) });
     d.setMembers(members, 3, T0 + 5);
     expect([a, b, c].map((id) => d.onTally(id))).toEqual([true, true, true]);
     expect(d.bitLearnedAt(a)).toBe(T0 + 5);
@@ -346,13 +347,13 @@ describe('status tallies that arrive before their policy', () => {
   it('a liar\'s far-future tallies cannot evict the next real version\'s, and a kept tally that does not fit is dropped', () => {
     const d = new FleetDigest({ self, verify });
     d.setMembers(members, 2);
-    d.mergeTally({ version: 3, bits: Uint8Array.of(0b10) }, T0);
-    for (let v = 1000; v < 1100; v++) d.mergeTally({ version: v, bits: new Uint8Array(1250).fill(255) }, T0);
+    d.mergeTally({ version: 3, bits: Uint8Array.of(0b10) });
+    for (let v = 1000; v < 1100; v++) d.mergeTally({ version: v, bits: new Uint8Array(1250).fill(255) });
     d.setMembers(members, 3, T0);
     expect(d.onTally(a)).toBe(true);
     const e = new FleetDigest({ self, verify });
     e.setMembers(members, 2);
-    e.mergeTally({ version: 3, bits: Uint8Array.of(0xff, 0xff) }, T0);
+    e.mergeTally({ version: 3, bits: Uint8Array.of(0xff, 0xff) });
     e.setMembers(members, 3, T0);
     expect(e.tallyCount()).toBe(0);
   });
