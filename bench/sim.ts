@@ -5,6 +5,7 @@
  * transport, with gossipsub modelled as the library it is.
  *   npm run sim -- --nodes 10000 [--nodes-list 1000,10000] --degree 6 --latency 50ms --loss 0.05
  *                  [--partition 2s] [--seed S] [--seeds K] [--status-sample S] [--rules R] [--sync 30s] [--out DIR]
+ *                  [--status-plane full|digest|both] [--digest-max N] [--digest-seeds-above K]
  * `--nodes` takes one size or a comma list; each size runs K seeds (S, S+1, …) and reports
  * min / median / max over them. Same seed → same result (the JSON, not the wall time).
  * Status: every node signs a status after it applies the update; a seeded sample of origins
@@ -73,6 +74,9 @@ const PLANES = (planeArg === 'both' ? ['full', 'digest'] : [planeArg]) as ('full
 const DIGEST_MAX = int('--digest-max', '1000', 2, 100_000);
 const planesFor = (_n: number) => PLANES;
 const readAt = (n: number) => n <= DIGEST_MAX;
+/** Seeds for the digest plane above --digest-max (10,000 nodes: ~3 min and 6 GB a run). Default: --seeds. */
+const DIGEST_SEEDS_ABOVE = process.argv.includes('--digest-seeds-above') ? int('--digest-seeds-above', '1', 1, 100) : undefined;
+const seedsFor = (n: number, plane: 'full' | 'digest') => (plane === 'digest' && !readAt(n) && DIGEST_SEEDS_ABOVE !== undefined ? Math.min(DIGEST_SEEDS_ABOVE, SEEDS) : SEEDS);
 /** The digest plane's runs: long enough for one periodic full digest (statusInterval 30 s, jittered up to 1.1). */
 const DIGEST_END = 60_000 + PARTITION + DIGEST_TIMING.fullEvery * 30_000 * 1.1;
 
@@ -89,7 +93,7 @@ for (const N of SIZES) {
   for (const plane of planesFor(N)) {
     const runs: SimResult[] = (byPlane[N][plane] = []);
     const tm = (timing[N][plane] = { wallS: [] as number[], cpuS: [] as number[] });
-    for (let k = 0; k < SEEDS; k++) {
+    for (let k = 0; k < seedsFor(N, plane); k++) {
       const seed = SEED + k;
       const wall = performance.now(), cpu = process.cpuUsage();
       const statusPlane: StatusPlaneSim = plane === 'full' ? new CurrentStatusPlane() : new DigestStatusPlane();

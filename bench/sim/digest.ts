@@ -200,7 +200,9 @@ export class DigestStatusPlane implements StatusPlaneSim {
   seenAt(i: number, version: number, origins: readonly number[]): number {
     const d = this.#digests[i]!;
     let c = 0;
-    // The hearsay view (tally bits and claims, nothing checked), as the auditor's fleet({ verify: false }).
+    // The hearsay view (tally bits and claims, nothing checked), as the auditor's fleet({ verify: false }):
+    // counted from the tally when every node is asked (the digest plane is never sampled), row by row otherwise.
+    if (origins.length === this.#f.n) return d.countAt(version) + (this.#f.state(i).policyVersion === version && !d.onTally(this.#f.peerIds[i]!) && (d.newest(this.#f.peerIds[i]!)?.claim.policyVersion ?? 0) !== version ? 1 : 0);
     for (const o of origins) if (o === i ? this.#f.state(i).policyVersion === version : claimRow(d, this.#f.peerIds[o]!, false)?.policyVersion === version) c++;
     return c;
   }

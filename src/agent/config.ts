@@ -83,7 +83,7 @@ export const AgentConfigSchema = z.strictObject({
   audit: z.strictObject({
     interval: duration('60s').describe('Listening-socket self-audit period.'),
     statusInterval: duration('30s').describe('Status period: a fresh signed claim (liveness) to direct neighbours; with statusPlane full, the full signed status flooded to every node (also sent on every change).'),
-    statusPlane: z.enum(['digest', 'full']).default('digest').describe('How status changes travel. digest: compact signed claims to direct neighbours, merged and verified only when used (a fleet-wide change costs a node no signature check); the full signed status goes out every 4th statusInterval. full: every node floods its full signed status on every change and verifies everyone else\'s (N checks per node per change; for comparison). Restart to change.'),
+    statusPlane: z.enum(['digest', 'full']).default('digest').describe('How status changes travel. digest: compact signed claims to direct neighbours, merged and verified only when used, and a fleet-wide change as one tally bit per node (a change costs a node no signature check and O(N/8) bytes; a verified read asks for the claims behind the bits); the full signed status goes out every 4th statusInterval. full: every node floods its full signed status on every change and verifies everyone else\'s (N checks per node per change; for comparison). Restart to change.'),
     silentAfter: duration('2m').describe('A node not heard from for this long is shown as silent (and alerted).'),
     probeInterval: duration('5m').describe('Peer probes: how often a few peers are checked from outside; 0 disables.'),
     probePeers: z.number().int().min(0).max(32).default(3).describe('Peers probed per round (small: probes are traffic).'),

@@ -358,3 +358,14 @@ describe('status tallies that arrive before their policy', () => {
     expect(e.tallyCount()).toBe(0);
   });
 });
+
+describe('status tally counts', () => {
+  it('countAt agrees with the hearsay rows, node by node, whatever mix of bits and claims is held', async () => {
+    const members = ids.slice(0, 5);
+    const d = new FleetDigest({ self, verify });
+    d.setMembers(members, 3);
+    d.mergeTally({ version: 3, bits: Uint8Array.of(0b00111) }); // self, a, b
+    d.merge([await claim(2, 5, { policyVersion: 4 }), await claim(3, 6, { policyVersion: 3 }), await claim(1, 7, { policyVersion: 2 })], a, T0);
+    for (const v of [2, 3, 4]) expect(d.countAt(v)).toBe(members.filter((id) => claimRow(d, id, false)?.policyVersion === v).length);
+  });
+});
