@@ -617,9 +617,13 @@ export class Auditor {
     this.#members();
     const nodes = o.engine.current?.policy.nodes ?? [];
     const now = o.clock.now();
-    const statuses = this.#rows(nodes.map((n) => n.peerId), opts.verify ?? true);
+    const ids = nodes.map((n) => n.peerId);
+    const verify = opts.verify ?? true;
+    const statuses = this.#rows(ids, verify);
     statuses.set(o.peerId, { status: { ...this.statusNow(), seq: this.#seq }, receivedAt: now, verified: true });
-    return fleetView(nodes.map((n) => ({ peerId: n.peerId, name: n.name })), statuses, now, o.silentAfter);
+    // What hearsay says beyond the verified rows (a fleet-wide change is tally bits until the claims arrive).
+    const reported = verify ? new Map([...this.#rows(ids, false)].map(([id, r]) => [id, r.status.policyVersion])) : undefined;
+    return fleetView(nodes.map((n) => ({ peerId: n.peerId, name: n.name })), statuses, now, o.silentAfter, reported);
   }
 
   /**

@@ -185,13 +185,21 @@ export interface FleetNode {
   /** Its stage in its policy's staged rollout (null: none), and the older version still in force (null: none held back). */
   rolloutStage?: number | null;
   rolloutEnforcing?: number | null;
+  /**
+   * A newer version the node is *reported* on (hearsay: a tally bit or an unchecked claim)
+   * while its newest verified claim says policyVersion; its signed claim has been asked for.
+   * Absent: nothing newer reported.
+   */
+  reportedVersion?: number;
 }
 
 /** The fleet view (pure): every policy node with its latest status, silent ones marked. */
-export function fleetView(nodes: { peerId: string; name: string }[], statuses: Map<string, { status: NodeStatus; receivedAt: number; verified?: boolean }>, now: number, silentAfter: number): { nodes: FleetNode[]; summary: string } {
+export function fleetView(nodes: { peerId: string; name: string }[], statuses: Map<string, { status: NodeStatus; receivedAt: number; verified?: boolean }>, now: number, silentAfter: number, reported?: ReadonlyMap<string, number>): { nodes: FleetNode[]; summary: string } {
   const out: FleetNode[] = nodes.map((n) => {
     const s = statuses.get(n.peerId);
+    const r = reported?.get(n.peerId);
     return {
+      ...(r !== undefined && r > (s?.status.policyVersion ?? 0) ? { reportedVersion: r } : {}),
       peerId: n.peerId, name: n.name,
       policyVersion: s ? s.status.policyVersion : null,
       digest: s ? s.status.digest || null : null,
@@ -216,6 +224,9 @@ export function fleetView(nodes: { peerId: string; name: string }[], statuses: M
   const held = out.filter((n) => n.policyVersion === newest && !n.silent && n.rolloutEnforcing != null).length;
   const parts = [`${onNewest}/${out.length} on v${newest}`];
   if (held) parts.push(`${held} held back by its rollout`);
+  // Hearsay ahead of the signatures (a change travels as unsigned tally bits; a verified read asks for the claims).
+  const reporting = out.filter((n) => n.reportedVersion === newest && n.policyVersion !== newest).length;
+  if (reporting) parts.push(`${reporting} more report v${newest} (signed claims requested)`);
   if (drifted) parts.push(`${drifted} drifted`);
   if (failed) parts.push(`${failed} failed`);
   if (silent) parts.push(`${silent} silent`);

@@ -45,7 +45,8 @@ export function formatMesh(m: MeshJson, now: number): string {
   const count = (n: number | undefined) => (n === undefined ? '-' : String(Math.trunc(Number(n)) || 0)).padEnd(10);
   const rows = m.nodes.map((n) => [
     `${e(n.name)}${n.self ? ' *' : ''}`.padEnd(16),
-    (n.policyVersion === null ? '-' : `v${n.policyVersion}`).padEnd(8),
+    // "v1>v2?": signed v1, reported (unsigned) v2 while its claim is on the way.
+    (n.policyVersion === null ? '-' : `v${n.policyVersion}${n.reportedVersion ? `>v${Math.trunc(Number(n.reportedVersion))}?` : ''}`).padEnd(8),
     ...(staged ? [stageCell(n).padEnd(14)] : []),
     e(n.silent ? `${n.enforcement ?? '-'} (silent)` : n.enforcement ?? '-').padEnd(15),
     ago(n.lastSeen).padEnd(10),

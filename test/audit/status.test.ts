@@ -1,3 +1,4 @@
+import { formatMesh } from '../../src/cli/status.js';
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -61,6 +62,22 @@ describe('fleet view', () => {
     );
     expect(view.summary).toBe('2/4 on v7, 1 drifted, 2 silent');
     expect(view.nodes.find((n) => n.name === 'd')).toMatchObject({ policyVersion: null, silent: true, lastSeen: null });
+  });
+});
+
+describe('fleet view: hearsay ahead of the signatures', () => {
+  it('marks nodes reported (unsigned) on a newer version than their verified claim, and counts them apart from the verified ones', () => {
+    const now = 1_000_000;
+    const s = (v: number) => ({ status: status({ policyVersion: v, enforcement: 'ok' }), receivedAt: now });
+    const view = fleetView(
+      [{ peerId: 'a', name: 'a' }, { peerId: 'b', name: 'b' }, { peerId: 'c', name: 'c' }],
+      new Map([['a', s(7)], ['b', s(6)], ['c', s(6)]]),
+      now, 120_000, new Map([['a', 7], ['b', 7], ['c', 5]]),
+    );
+    // b's signed claim says v6; a tally bit says v7. c is reported on nothing newer.
+    expect(view.summary).toBe('1/3 on v7, 1 more report v7 (signed claims requested)');
+    expect(view.nodes.map((n) => n.reportedVersion)).toEqual([undefined, 7, undefined]);
+    expect(formatMesh({ summary: view.summary, nodes: view.nodes.map((n) => ({ ...n, connected: false, self: false })) } as never, now).split('\n')[2]).toMatch(/^b +v6>v7\? /);
   });
 });
 
