@@ -41,9 +41,29 @@ async function claimBy(evil: HostileNode, c: ClaimFields) {
 }
 const digest = (claims: unknown[]) => DigestPb.encode(DigestPb.create({ claims })).finish();
 
+/** A digest carrying a tally and/or a want (bitmaps over the policy's node order, LSB first), as any listed peer can send it. */
+const bitsDigest = (f: { tallyVersion?: number; tally?: Uint8Array; want?: Uint8Array; claims?: unknown[]; nonce: number }) =>
+  DigestPb.encode(DigestPb.create({ claims: [], ...f })).finish();
+/** One byte (policies of up to 8 nodes) with these nodes' bits set, in the cluster's node order (the order policy() lists them). */
+const bitsFor = (...nodes: NodeSpec[]) => Uint8Array.of(nodes.reduce((x, n) => x | (1 << cluster!.nodes.indexOf(n)), 0));
+const hasBit = (bits: Uint8Array | undefined, n: NodeSpec) => { const i = cluster!.nodes.indexOf(n); return !!bits && ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0; };
+
+interface SentDigest { tallyVersion: number; tally?: Uint8Array; want?: Uint8Array; claims: { node: Uint8Array; seq: number; policyVersion: number }[] }
+/** Every digest `n` sends from now on, decoded from the bytes it hands its mesh. */
+function sentBy(n: NodeSpec): SentDigest[] {
+  const mesh = n.agent!.mesh;
+  const out: SentDigest[] = [];
+  const send = mesh.publishDigest.bind(mesh);
+  mesh.publishDigest = (bytes, to) => {
+    out.push(DigestPb.toObject(DigestPb.decode(bytes), { longs: Number, defaults: false }) as SentDigest);
+    return send(bytes, to);
+  };
+  return out;
+}
+
 /** Two honest nodes on policy v1 that also lists the attacker, who is connected to the victim and sees its digest subscription. */
-async function setup(): Promise<{ victim: NodeSpec; other: NodeSpec; evilSpec: NodeSpec; evil: HostileNode }> {
-  cluster = await Cluster.create(2, { overrides: { audit: { probeInterval: 0, interval: '1h', statusInterval: '1h' } } });
+async function setup(audit: Record<string, unknown> = {}): Promise<{ victim: NodeSpec; other: NodeSpec; evilSpec: NodeSpec; evil: HostileNode }> {
+  cluster = await Cluster.create(2, { overrides: { audit: { probeInterval: 0, interval: '1h', statusInterval: '1h', ...audit } } });
   const evilSpec = await cluster.addNode();
   const [victim, other] = cluster.nodes as [NodeSpec, NodeSpec];
   await cluster.start(victim);
@@ -110,5 +130,144 @@ describe('status digests from a lying listed peer', () => {
     await other.agent!.alerts.raise('drift-repaired', 'drift-repaired', 'warning', 'test drift', {});
     await other.agent!.auditor.publishDigest();
     await until(() => rowOf(victim, other.peerId, true).alerts.includes('drift-repaired'), 10_000);
+  });
+});
+
+describe('status tallies and wants from a lying listed peer', () => {
+  it('a tally bit for a node still on the old version never shows it on the new one in the verified view, even after wants go out and a forged claim answers them', { timeout: 60_000 }, async () => {
+    const { victim, other, evilSpec, evil } = await setup();
+    // `other` never gets v2: it is stopped (its last signed claim says v1).
+    await cluster!.stop(other);
+    await cluster!.publish(victim, cluster!.policy(2));
+    await cluster!.converged(2, 10_000, [victim]);
+    await until(() => victim.agent!.auditor.digest.tallyVersion === 2, 10_000);
+    const sent = sentBy(victim);
+    await evil.publish(TOPIC, bitsDigest({ tallyVersion: 2, tally: bitsFor(other, evilSpec), nonce: 1 }));
+    // The hearsay view may count it (that is what bits are for)…
+    await until(() => rowOf(victim, other.peerId, false).policyVersion === 2, 10_000);
+    // …the verified view (status --mesh, publish --wait, rollout gates) never does. Each read
+    // wants other's claim; the liar answers the first want with a claim it forged.
+    let shown: unknown;
+    const read = () => { const r = rowOf(victim, other.peerId, true); if (r.policyVersion !== 1 || !r.verified) shown ??= r; };
+    const wants = () => sent.filter((d) => d.tallyVersion === 2 && hasBit(d.want, other)).length;
+    await until(() => { read(); return wants() >= 1; }, 10_000);
+    await evil.publish(TOPIC, digest([await claimBy(evil, { peerId: other.peerId, policyVersion: 2, enforcement: 'ok', seq: Date.now() + 1000 })]));
+    await until(() => { read(); return victim.agent!.auditor.digest.forgeriesBy(evilSpec.peerId) >= 1; }, 10_000);
+    // Time passes: the next want window (DIGEST_TIMING.wantEvery) asks again, and still nothing verifies v2.
+    await until(() => { read(); return wants() >= 2; }, 30_000, () => `wants sent: ${wants()}`);
+    read();
+    expect(shown).toBeUndefined();
+    expect(victim.agent!.auditor.fleet({ verify: true }).summary).toMatch(/^1\/3 on v2/);
+  });
+
+  it('a tally of the wrong length, one setting bits past the node count, or one without a version is rejected and struck, and nothing of it is merged', async () => {
+    const { victim, evilSpec, evil } = await setup();
+    const seq = Date.now();
+    const mine = async (i: number) => [await claimBy(evil, { peerId: evilSpec.peerId, policyVersion: 1, enforcement: 'ok', seq: seq + i })];
+    // Three nodes: one byte, bits 3..7 are padding. Each digest also carries the liar's own valid claim and bit.
+    const bad = [
+      bitsDigest({ tallyVersion: 1, tally: Uint8Array.of(bitsFor(evilSpec)[0]!, 0), claims: await mine(1), nonce: 1 }),
+      bitsDigest({ tallyVersion: 1, tally: Uint8Array.of(bitsFor(evilSpec)[0]! | 0b1000_0000), claims: await mine(2), nonce: 2 }),
+      bitsDigest({ tally: bitsFor(evilSpec), claims: await mine(3), nonce: 3 }),
+    ];
+    const admission = victim.agent!.mesh.admission;
+    for (const [i, bytes] of bad.entries()) {
+      await evil.publish(TOPIC, bytes);
+      await until(() => admission.strikes(evilSpec.peerId) > i || admission.isBanned(evilSpec.peerId), 10_000, () => `strikes after digest ${i}: ${admission.strikes(evilSpec.peerId)}`);
+    }
+    expect(admission.isBanned(evilSpec.peerId)).toBe(true);
+    const d = victim.agent!.auditor.digest;
+    expect(d.onTally(evilSpec.peerId)).toBe(false);
+    expect(d.newest(evilSpec.peerId)).toBeUndefined();
+  });
+
+  it('a want flood for every node keeps the victim\'s own digests bounded (one fresh claim per window), and honest tallies and claims still merge', { timeout: 60_000 }, async () => {
+    const { victim, other, evilSpec, evil } = await setup();
+    const sent = sentBy(victim);
+    const seq0 = victim.agent!.auditor.digest.newest(victim.peerId)?.claim.seq ?? 0;
+    // Within the digests budget (so what holds is the want rule, not the ban): 110 wants for all three nodes.
+    const FLOOD = 110;
+    const seq = Date.now();
+    for (let i = 0; i < FLOOD; i++) {
+      const last = i === FLOOD - 1 ? [await claimBy(evil, { peerId: evilSpec.peerId, policyVersion: 1, enforcement: 'ok', seq })] : [];
+      await evil.publish(TOPIC, bitsDigest({ tallyVersion: 1, want: bitsFor(victim, other, evilSpec), claims: last, nonce: i + 1 }));
+    }
+    // The last want carried the liar's own claim: once it is merged, every want before it was.
+    await until(() => victim.agent!.auditor.digest.newest(evilSpec.peerId)?.claim.seq === seq, 10_000);
+    await victim.agent!.auditor.publishDigest(); // waits for everything the wants queued
+    const own = new Set(sent.flatMap((d) => d.claims.filter((c) => Buffer.from(c.node).equals(ref(victim.peerId)) && c.seq > seq0).map((c) => c.seq)));
+    expect(own.size).toBeLessThanOrEqual(1);
+    expect(sent.length).toBeLessThanOrEqual(10);
+    // The honest neighbour's next version still travels: its tally bit, then (a verified read wants it) its claim.
+    await cluster!.publish(other, cluster!.policy(2));
+    await until(() => victim.agent!.auditor.digest.tallyVersion === 2 && victim.agent!.auditor.digest.onTally(other.peerId), 15_000);
+    await until(() => rowOf(victim, other.peerId, true).policyVersion === 2, 15_000, () => JSON.stringify(rowOf(victim, other.peerId, true)));
+  });
+
+  it('far-future tally versions cannot evict the next real version\'s early tally: the victim merges it when that version arrives', { timeout: 60_000 }, async () => {
+    const { victim, other, evilSpec, evil } = await setup();
+    // `other` gets v2 first and alone; the victim hears its bit (relayed) before it holds v2.
+    await cluster!.partition([victim, evilSpec], [other]);
+    const p2 = cluster!.policy(2);
+    await cluster!.publish(other, p2);
+    await cluster!.converged(2, 10_000, [other]);
+    const big = new Uint8Array(1250).fill(0xff);
+    let nonce = 0;
+    for (let v = 1001; v < 1031; v++) await evil.publish(TOPIC, bitsDigest({ tallyVersion: v, tally: big, nonce: ++nonce }));
+    await evil.publish(TOPIC, bitsDigest({ tallyVersion: 2, tally: bitsFor(other), nonce: ++nonce }));
+    const seq = Date.now();
+    for (let v = 1031; v < 1061; v++) await evil.publish(TOPIC, bitsDigest({ tallyVersion: v, tally: big, nonce: ++nonce, claims: v === 1060 ? [await claimBy(evil, { peerId: evilSpec.peerId, policyVersion: 1, enforcement: 'ok', seq })] : [] }));
+    await until(() => victim.agent!.auditor.digest.newest(evilSpec.peerId)?.claim.seq === seq, 10_000);
+    expect(victim.agent!.auditor.digest.tallyVersion).toBe(1);
+    // v2 reaches the victim (still cut off from `other`, whose later digests cannot reach it).
+    await cluster!.publish(victim, p2);
+    await until(() => victim.agent!.auditor.digest.tallyVersion === 2, 10_000);
+    expect(victim.agent!.auditor.digest.onTally(other.peerId)).toBe(true);
+    expect(rowOf(victim, other.peerId, false)).toMatchObject({ policyVersion: 2, verified: false });
+  });
+
+  it('a wrong-sized tally for the next version does not erase the early tally honest neighbours sent for it', { timeout: 60_000 }, async () => {
+    const { victim, other, evilSpec, evil } = await setup();
+    await cluster!.partition([victim, evilSpec], [other]);
+    const p2 = cluster!.policy(2);
+    await cluster!.publish(other, p2);
+    await cluster!.converged(2, 10_000, [other]);
+    const seq = Date.now();
+    await evil.publish(TOPIC, bitsDigest({ tallyVersion: 2, tally: bitsFor(other), nonce: 1 }));
+    // The liar's tally of v2 is two bytes: it cannot fit a three-node policy, but the victim cannot know before v2 arrives.
+    await evil.publish(TOPIC, bitsDigest({ tallyVersion: 2, tally: Uint8Array.of(0xff, 0xff), nonce: 2, claims: [await claimBy(evil, { peerId: evilSpec.peerId, policyVersion: 1, enforcement: 'ok', seq })] }));
+    await until(() => victim.agent!.auditor.digest.newest(evilSpec.peerId)?.claim.seq === seq, 10_000);
+    await cluster!.publish(victim, p2);
+    await until(() => victim.agent!.auditor.digest.tallyVersion === 2, 10_000);
+    expect(victim.agent!.auditor.digest.onTally(other.peerId)).toBe(true);
+  });
+
+  it('a replayed tally of a previous version is ignored: it neither counts a node on the new version nor strikes its sender', async () => {
+    const { victim, other, evilSpec, evil } = await setup();
+    await cluster!.stop(other);
+    await cluster!.publish(victim, cluster!.policy(2));
+    await until(() => victim.agent!.auditor.digest.tallyVersion === 2, 10_000);
+    // v1's tally had everyone's bit; v2's bit order could be another, and nobody but the victim says v2.
+    const seq = Date.now();
+    await evil.publish(TOPIC, bitsDigest({ tallyVersion: 1, tally: bitsFor(victim, other, evilSpec), nonce: 1, claims: [await claimBy(evil, { peerId: evilSpec.peerId, policyVersion: 1, enforcement: 'ok', seq })] }));
+    await until(() => victim.agent!.auditor.digest.newest(evilSpec.peerId)?.claim.seq === seq, 10_000);
+    const d = victim.agent!.auditor.digest;
+    expect([d.onTally(other.peerId), d.onTally(evilSpec.peerId)]).toEqual([false, false]);
+    expect(rowOf(victim, other.peerId, false).policyVersion).toBe(1);
+    expect(struck(victim, evilSpec.peerId)).toBe(false);
+  });
+
+  it('a liar\'s tally bit cannot resolve a dead node\'s node-silent alert (only a verified claim can)', { timeout: 60_000 }, async () => {
+    const { victim, other, evil } = await setup({ silentAfter: '4s' });
+    const auditor = victim.agent!.auditor, alerts = victim.agent!.alerts;
+    await cluster!.stop(other);
+    const key = `node-silent/${other.peerId}`;
+    await until(async () => { await auditor.audit(); return alerts.isOpen(key); }, 20_000);
+    await cluster!.publish(victim, cluster!.policy(2));
+    await until(() => auditor.digest.tallyVersion === 2, 10_000);
+    await evil.publish(TOPIC, bitsDigest({ tallyVersion: 2, tally: bitsFor(other), nonce: 1 }));
+    await until(() => auditor.digest.onTally(other.peerId), 10_000);
+    await auditor.audit();
+    expect(alerts.isOpen(key)).toBe(true);
   });
 });
