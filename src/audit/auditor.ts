@@ -701,9 +701,13 @@ export class Auditor {
       // are checked each round so forged ones surface (docs/threat-model.md "Status plane").
       this.#digest.sample(o.sampleClaims ?? 3, (n) => o.random.int(n));
       const open = new Set(o.alerts.openAlerts().filter((a) => a.class === 'node-silent').map((a) => a.key.slice('node-silent/'.length)));
-      for (const n of this.fleet({ verify: false }).nodes) if (!n.silent && open.has(n.peerId)) this.#digest.verified(n.peerId);
+      // An open alert resolves only on a verified row: a checked claim or full status, never a
+      // tally bit (bits are unsigned and prove no liveness; a liar could set a dead node's).
+      // Checking also drops forged claims, so the background view below no longer shows them.
+      const checked = open.size ? this.#rows([...open], true) : new Map<string, { receivedAt: number }>();
+      const heard = (id: string) => { const r = checked.get(id); return !!r && now - r.receivedAt <= o.silentAfter; };
       for (const n of this.fleet({ verify: false }).nodes) {
-        if (!n.silent || n.peerId === o.peerId) continue;
+        if (n.peerId === o.peerId || (!n.silent && (!open.has(n.peerId) || heard(n.peerId)))) continue;
         const key = `node-silent/${n.peerId}`;
         keep.add(key);
         await o.alerts.raise(key, 'node-silent', 'warning', `Node ${n.name} has not been heard from ${n.lastSeen ? `since ${n.lastSeen}` : 'since this agent started'}`, { peerId: n.peerId, name: n.name, lastSeen: n.lastSeen });
