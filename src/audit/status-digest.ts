@@ -77,6 +77,8 @@ function lookupOf(ids: readonly string[]): { set: ReadonlySet<string>; index: Re
 
 /** Versions ahead of the held policy whose tallies are kept until it arrives. */
 const EARLY_VERSIONS = 4;
+/** Tally lengths kept per early version (the policy's node count is not known before it arrives). */
+const EARLY_LENGTHS = 4;
 
 export type TallyVerdict = { ok: true; changed: string[] } | { ok: false; reason: string };
 
@@ -173,8 +175,11 @@ export class FleetDigest {
   #tallyN = 0;
   /** Nodes whose signed claims this node asks its neighbours for, and when each was last asked (dedupe). */
   #wantOut = new Set<string>();
-  /** Tallies of versions newer than the policy held, OR-merged per version (at most EARLY_VERSIONS, the lowest kept). */
-  #early = new Map<number, Uint8Array>();
+  /**
+   * Tallies of versions newer than the policy held, OR-merged per version and length (at most
+   * EARLY_VERSIONS, the lowest kept; EARLY_LENGTHS lengths each).
+   */
+  #early = new Map<number, Map<number, Uint8Array>>();
   #wantedAt = new Map<string, number>();
 
   constructor(o: DigestOptions) {
@@ -212,7 +217,8 @@ export class FleetDigest {
       // last would otherwise never hear the bits its neighbours sent before it).
       const early = this.#early.get(version);
       for (const v of [...this.#early.keys()]) if (v <= version) this.#early.delete(v);
-      if (early && version) this.mergeTally({ version, bits: early });
+      // The lengths that do not fit this policy are dropped here (mergeTally: malformed).
+      if (early && version) for (const bits of early.values()) this.mergeTally({ version, bits });
     }
   }
 
@@ -340,9 +346,19 @@ export class FleetDigest {
   }
 
   #keepEarly(t: Bits): void {
-    const held = this.#early.get(t.version);
-    if (held && held.length === t.bits.length) { for (let i = 0; i < held.length; i++) held[i]! |= t.bits[i]!; return; }
-    this.#early.set(t.version, new Uint8Array(t.bits));
+    let byLength = this.#early.get(t.version);
+    if (!byLength) this.#early.set(t.version, (byLength = new Map()));
+    const held = byLength.get(t.bits.length);
+    if (held) { for (let i = 0; i < held.length; i++) held[i]! |= t.bits[i]!; return; }
+    // Which length fits is known only when the policy arrives: a tally of another length (a
+    // liar's) is kept beside the others, never in their place. Past EARLY_LENGTHS a new length
+    // is dropped, unless it is the held policy's (node lists seldom change size): that one
+    // takes the place of the oldest other.
+    if (byLength.size >= EARLY_LENGTHS) {
+      if (t.bits.length !== this.#bits.length) return;
+      byLength.delete([...byLength.keys()].find((n) => n !== this.#bits.length)!);
+    }
+    byLength.set(t.bits.length, new Uint8Array(t.bits));
     // A liar's far-future versions go first: the next real version is the lowest above ours.
     while (this.#early.size > EARLY_VERSIONS) this.#early.delete(Math.max(...this.#early.keys()));
   }

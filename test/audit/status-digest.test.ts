@@ -357,6 +357,21 @@ describe('status tallies that arrive before their policy', () => {
     e.setMembers(members, 3, T0);
     expect(e.tallyCount()).toBe(0);
   });
+  it('a liar\'s tallies of other lengths for the next version are kept beside the honest one, never in its place', () => {
+    const d = new FleetDigest({ self, verify });
+    d.setMembers(members, 2);
+    d.mergeTally({ version: 3, bits: Uint8Array.of(0b10) });
+    for (let n = 2; n < 100; n++) d.mergeTally({ version: 3, bits: new Uint8Array(n).fill(255) });
+    d.setMembers(members, 3, T0);
+    expect([a, b].map((id) => d.onTally(id))).toEqual([true, false]);
+    // Lengths the liar sent first fill the slots; the held policy's length still gets one.
+    const e = new FleetDigest({ self, verify });
+    e.setMembers(members, 2);
+    for (let n = 2; n < 100; n++) e.mergeTally({ version: 3, bits: new Uint8Array(n).fill(255) });
+    e.mergeTally({ version: 3, bits: Uint8Array.of(0b10) });
+    e.setMembers(members, 3, T0);
+    expect([a, b].map((id) => e.onTally(id))).toEqual([true, false]);
+  });
 });
 
 describe('status tally counts', () => {
