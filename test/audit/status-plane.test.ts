@@ -45,3 +45,25 @@ describe('status plane at fleet size', () => {
     expect(spent(reader)).toBe(r1); // nothing new: nothing checked again
   });
 });
+
+describe('status tallies beside full statuses', () => {
+  it('a tally bit shows a node on the new version even when its last full status is newer than its last claim (every fullEvery-th tick signs the claim, then the status)', { timeout: 60_000 }, async () => {
+    const c = cluster = await Cluster.create(2, { overrides: { audit: { probeInterval: 0, interval: '1h', statusInterval: '1h' } } });
+    await c.startAll();
+    const [a, b] = c.nodes as [NodeSpec, NodeSpec];
+    await c.publish(a, c.policy(1));
+    await c.converged(1, 10_000);
+    await until(() => complete(a, 1, false), 10_000, () => a.agent!.auditor.fleet({ verify: false }).summary);
+    // What b's periodic tick does every fullEvery-th statusInterval: a claim, then the full status (a higher seq).
+    const checked = a.agent!.auditor.verifications.statuses;
+    await b.agent!.auditor.publishDigest({ periodic: true, full: true });
+    await b.agent!.auditor.publishStatus(true);
+    await until(() => a.agent!.auditor.verifications.statuses > checked, 10_000);
+    await c.publish(a, c.policy(2));
+    await c.converged(2, 10_000);
+    // b's change travels as its tally bit (it signs no claim for it): a's background view shows it.
+    await until(() => a.agent!.auditor.digest.onTally(b.peerId), 10_000);
+    await until(() => complete(a, 2, false), 10_000, () => a.agent!.auditor.fleet({ verify: false }).summary);
+    expect(a.agent!.auditor.digest.newest(b.peerId)?.claim.policyVersion).toBe(1);
+  });
+});
