@@ -639,7 +639,12 @@ export class Auditor {
     for (const id of ids) {
       const s = this.#statuses.get(id);
       const c = claimRow(this.#digest, id, verify);
-      if (c && (!s || c.seq > s.status.seq)) {
+      // A tally bit carries no seq (its row has the node's last claim's): it says the node
+      // enforces tallyVersion, which is newer than any status of an older version. Every
+      // fullEvery-th tick signs the claim and then the full status, so without this a quarter
+      // of the fleet's bits would hide behind their own statuses.
+      const bit = !verify && c !== undefined && !c.verified && c.policyVersion === this.#digest.tallyVersion && this.#digest.onTally(id);
+      if (c && (!s || c.seq > s.status.seq || (bit && s.status.policyVersion < c.policyVersion))) {
         const same = s?.status.policyVersion === c.policyVersion;
         out.set(id, {
           status: {
