@@ -3,7 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { randomBytes } from 'node:crypto';
-import { claimRow, FleetDigest, type Claim } from '../../src/audit/status-digest.js';
+import { claimRow, FleetDigest, isTallyChange, type Claim, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from '../../src/audit/status-claims.js';
 import { pb } from '../../src/wire/proto.js';
 
@@ -382,5 +382,26 @@ describe('status tally counts', () => {
     d.mergeTally({ version: 3, bits: Uint8Array.of(0b00111) }); // self, a, b
     d.merge([await claim(2, 5, { policyVersion: 4 }), await claim(3, 6, { policyVersion: 3 }), await claim(1, 7, { policyVersion: 2 })], a, T0);
     for (const v of [2, 3, 4]) expect(d.countAt(v)).toBe(members.filter((id) => claimRow(d, id, false)?.policyVersion === v).length);
+  });
+});
+
+describe('which changes a tally bit may say instead of a signed claim', () => {
+  const st = (policyVersion: number, enforcement = 'ok', alerts: string[] = [], more: Partial<OwnState> = {}): OwnState => ({ policyVersion, enforcement, alerts, ...more });
+  it.each([
+    ['the next version, enforced ok, same alerts', st(1), st(2), true],
+    ['the next version after a failed apply of the last one (the bit is the truth now)', st(1, 'failed'), st(2), true],
+    ['a first change after a restart (nothing said yet in this run: a claim)', undefined, st(2), false],
+    ['failed → ok at the same version', st(2, 'failed'), st(2), false],
+    ['ok → failed at the same version', st(2), st(2, 'failed'), false],
+    ['the next version with an alert opening together', st(1), st(2, 'ok', ['drift-repaired']), false],
+    ['the next version with an alert resolving together', st(1, 'ok', ['drift-repaired']), st(2), false],
+    ['the next version, not yet applied', st(1), st(2, 'pending'), false],
+    ['pending → ok at the same version', st(2, 'pending'), st(2), false],
+    ['a version the tally does not count', st(1), st(3), false],
+    ['a staged rollout (its gate reads signed stage and digest)', st(1), st(2, 'ok', [], { rolloutStage: 1 }), false],
+    ['out of a staged rollout', st(1, 'ok', [], { rolloutStage: 2 }), st(2), false],
+    ['held back by a rollout', st(1), st(2, 'ok', [], { rolloutEnforcing: 1 }), false],
+  ] as [string, OwnState | undefined, OwnState, boolean][])('%s', (_, prev, next, bit) => {
+    expect(isTallyChange(prev, next, 2)).toBe(bit);
   });
 });
