@@ -158,6 +158,8 @@ describe('status tallies and wants from a lying listed peer', () => {
     await until(() => { read(); return wants() >= 2; }, 30_000, () => `wants sent: ${wants()}`);
     read();
     expect(shown).toBeUndefined();
+    // The operator sees the lie only as hearsay, apart ("v1>v2?", "1 more report v2"); publish --wait counts policyVersion.
+    expect(rowOf(victim, other.peerId, true).reportedVersion).toBe(2);
     expect(victim.agent!.auditor.fleet({ verify: true }).summary).toMatch(/^1\/3 on v2/);
   });
 
