@@ -167,7 +167,7 @@ export class DigestStatusPlane implements StatusPlaneSim {
     if (d.want) {
       const w = digest.mergeWant(d.want, now);
       if (w.ok && w.self) void this.#publish(to, { periodic: true });
-      else if (w.ok) this.#relaySoon(to);
+      else if (w.ok && w.send + w.passed > 0) this.#relaySoon(to);
     }
     return 'ignore';
   }

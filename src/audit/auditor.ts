@@ -460,7 +460,7 @@ export class Auditor {
       const w = this.#digest.mergeWant(d.want, now);
       // Wanted claims and passed-on wants go to every neighbour: the one that asked may not be in our gossip mesh.
       if (w.ok && w.self) void this.publishDigest({ periodic: true, all: true });
-      else if (w.ok) this.#relaySoon(false, true);
+      else if (w.ok && w.send + w.passed > 0) this.#relaySoon(false, true);
     }
     return 'merged';
   }

@@ -317,10 +317,10 @@ export class FleetDigest {
    * (only for nodes on our tally, once per `every`: a want cannot make the fleet chase a node
    * nobody says is there). `self`: this node itself is wanted (it signs a fresh claim).
    */
-  mergeWant(t: Bits, now: number, every: number = DIGEST_TIMING.wantEvery): { ok: true; self: boolean; send: number } | { ok: false; reason: string } {
+  mergeWant(t: Bits, now: number, every: number = DIGEST_TIMING.wantEvery): { ok: true; self: boolean; send: number; passed: number } | { ok: false; reason: string } {
     const bad = this.#badBits(t);
-    if (bad) return bad === 'other' ? { ok: true, self: false, send: 0 } : { ok: false, reason: bad };
-    let self = false, send = 0;
+    if (bad) return bad === 'other' ? { ok: true, self: false, send: 0, passed: 0 } : { ok: false, reason: bad };
+    let self = false, send = 0, passed = 0;
     for (let b = 0; b < t.bits.length; b++) {
       for (let x = t.bits[b]!; x; x &= x - 1) {
         const id = this.#order[b * 8 + Math.log2(x & -x)]!;
@@ -330,10 +330,10 @@ export class FleetDigest {
           if (now - (this.#wantedAt.get(id) ?? -Infinity) < every) continue;
           this.#wantedAt.set(id, now);
           if (held) { this.#changed.add(id); send++; } else self = true;
-        } else this.want([id], now, every);
+        } else passed += this.want([id], now, every);
       }
     }
-    return { ok: true, self, send };
+    return { ok: true, self, send, passed };
   }
 
   /** The want to send (cleared by the call), if any. */

@@ -299,10 +299,10 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
     d.delta();
     d.mergeTally({ version: 3, bits: bitsOf(1, 2) });
     const w = d.mergeWant({ version: 3, bits: bitsOf(1, 2) }, T0, 10_000);
-    expect(w).toEqual({ ok: true, self: false, send: 1 });
+    expect(w).toEqual({ ok: true, self: false, send: 1, passed: 1 });
     expect(d.delta().map((x) => x.peerId)).toEqual([a]);
     expect(d.wantDelta()).toEqual({ version: 3, bits: bitsOf(2) });
-    expect(d.mergeWant({ version: 3, bits: bitsOf(0) }, T0, 10_000)).toEqual({ ok: true, self: true, send: 0 });
+    expect(d.mergeWant({ version: 3, bits: bitsOf(0) }, T0, 10_000)).toEqual({ ok: true, self: true, send: 0, passed: 0 });
   });
 
   it('a want flood from one neighbour makes a node relay each claim and pass on each want at most once per window', async () => {
