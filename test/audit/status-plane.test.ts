@@ -33,6 +33,11 @@ describe('status plane at fleet size', () => {
     // …having checked fewer signatures than there are other nodes whose status changed.
     const cost = c.nodes.map((n, i) => spent(n) - before[i]!);
     for (const x of cost) expect(x).toBeLessThan(N - 1);
+    // …and no node signed a claim for it: what every view learnt came as tally bits (a node
+    // far from the publisher holds no v2 claim of anyone but, at most, the few it read).
+    const far = c.nodes[0]!;
+    const claimsOnV2 = c.nodes.filter((n) => n !== far && far.agent!.auditor.digest.newest(n.peerId)?.claim.policyVersion === 2).length;
+    expect(claimsOnV2).toBe(0);
 
     // The change travelled as tally bits, not signed claims: the operator's read wants the
     // claims its bits stand for, gets them (each node signs one, holders relay it), verifies
