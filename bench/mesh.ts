@@ -4,7 +4,8 @@
  * healing a 50/50 partition to full convergence, and the RSS of one agent process with 20
  * peers. Prints a table and saves JSON.   npx tsx bench/mesh.ts [--quick] [--out DIR]
  * `--only-convergence 30` runs publish → applied for that one cluster size and nothing else
- * (a before/after comparison of one change on a shared machine).
+ * (a before/after comparison of one change on a shared machine). `--only-heal RUNS` runs the
+ * partition-heal scenario alone (30 agents, or `--heal-nodes N`), RUNS heals, and prints each.
  */
 import '../src/runtime/polyfill.js';
 import { performance } from 'node:perf_hooks';
@@ -102,7 +103,9 @@ async function heal(n: number, runs: number): Promise<void> {
       await c.heal();
       await c.converged(v, 60_000);
       times.push(performance.now() - t0);
+      console.log(`heal ${r + 1}/${runs}: ${round(times.at(-1)!)} ms`);
     }
+    console.log(`heal ${n} nodes, ${runs} runs: min ${round(Math.min(...times))} / median ${round(median(times))} / max ${round(Math.max(...times))} ms`);
     rows.push({ scenario: 'heal', metric: '50/50 partition healed → all converged (median, syncInterval 1 s)', unit: 'ms', nodes: n, value: round(median(times)) });
   } finally {
     await c.destroy();
@@ -135,12 +138,16 @@ async function memory(peers: number): Promise<void> {
 }
 
 const only = argValue('--only-convergence', '');
-const sizes = only ? [Number(only)] : quick ? [10, 30] : [10, 30, 100];
+const onlyHeal = Number(argValue('--only-heal', '0'));
+const sizes = onlyHeal ? [] : only ? [Number(only)] : quick ? [10, 30] : [10, 30, 100];
+if (onlyHeal) {
+  await heal(Number(argValue('--heal-nodes', '30')), onlyHeal);
+}
 for (const n of sizes) {
   await convergence(n, quick ? 5 : 10);
   console.log(`convergence ${n} done`);
 }
-if (!only) {
+if (!only && !onlyHeal) {
   await heal(quick ? 10 : 30, quick ? 2 : 3);
   await memory(20);
 }
