@@ -151,7 +151,33 @@ export class AntiEntropy {
     const o = this.#o;
     if (await this.#reach()) return; // the new connection triggers a sync by itself
     const connected = this.#connectedPeers();
-    if (connected.length) await this.syncWith(connected[o.random.int(connected.length)]!);
+    const peer = this.#roundPeer(connected);
+    if (peer === undefined) return;
+    if (connected.includes(peer)) {
+      await this.syncWith(peer);
+      return;
+    }
+    // At the connection target, and the pick is a node this one is not connected to: one
+    // exchange over a connection opened for it and closed after it. Without this, two sides
+    // of a healed partition that each hold their full target never reach each other (the
+    // redial loop dials only below minPeers, mixing only below its target).
+    const conn = await o.dialer.dial(peer);
+    if (!conn) return;
+    await this.syncWith(peer); // the one the new connection started (or a new one)
+    if (this.#connectedPeers().length > 3 * o.minPeers) await conn.close().catch(() => conn.abort(new Error('exchange over')));
+  }
+
+  /**
+   * The periodic exchange's peer: a random policy node, connected or not (a node without an
+   * address, not admitted, or in its redial backoff is skipped); before any policy, a random
+   * connected peer.
+   */
+  #roundPeer(connected: string[]): string | undefined {
+    const o = this.#o;
+    const cur = o.engine.current;
+    const reachable = cur ? cur.policy.nodes.map((n) => n.peerId).filter((p) => p !== o.self && (connected.includes(p) || (o.dialer.knows(p) && o.admission.isAllowed(p) && o.dialer.due(p)))) : [];
+    const pool = reachable.length ? reachable : connected;
+    return pool.length ? pool[o.random.int(pool.length)] : undefined;
   }
 
   /**

@@ -13,7 +13,7 @@ import type { Store, PeerRecord } from '../store/store.js';
 import type { NodePort } from '../node/engine.js';
 import type { Admission } from './admission.js';
 import type { MeshNode } from './node.js';
-import { dialStages, exchangeFailed, inScope, mergeAddrs, reachedFirstHand, rescope, scopeOf, type AddressScope, type AddrSource, type PeerAddr } from './peer-book.js';
+import { dialStages, exchangeFailed, redialPicks, inScope, mergeAddrs, reachedFirstHand, rescope, scopeOf, type AddressScope, type AddrSource, type PeerAddr } from './peer-book.js';
 
 export interface DialerInit {
   self: string;
@@ -175,15 +175,7 @@ export class Dialer {
     const connected = new Set(this.#node.getConnections().map((c) => c.remotePeer.toString()));
     const candidates = [...this.#known.entries()].filter(([p, k]) => !connected.has(p) && k.nextAt <= now && o.admission.isAllowed(p)).map(([p]) => p);
     shuffle(candidates, o.random);
-    // Only listed peers (the policy's nodes; before any policy, the bootstrap peers) count
-    // towards minPeers for dialling listed peers: strangers connected before the first policy
-    // must not stop this node from reaching the bootstrap peers that will bring it. (Once a
-    // policy exists no stranger is connected, and this is the plain minPeers rule.)
-    const listed = candidates.filter((p) => o.admission.isListed(p));
-    const needAny = o.minPeers - connected.size;
-    const needListed = o.minPeers - [...connected].filter((p) => o.admission.isListed(p)).length;
-    const pick = needAny > 0 ? [...listed, ...candidates.filter((p) => !o.admission.isListed(p))].slice(0, Math.min(needAny, 4)) : listed.slice(0, Math.min(needListed, 4));
-    for (const peer of pick) void this.dial(peer);
+    for (const peer of redialPicks(candidates, [...connected], (p) => o.admission.isListed(p), o.minPeers)) void this.dial(peer);
     // Trim: far above minPeers, close a few random connections (never a bootstrap peer's),
     // strangers' first.
     const excess = connected.size - 4 * o.minPeers;

@@ -1,6 +1,6 @@
 /**
  * Where a peer may be dialled (pure): which addresses this node accepts for a PeerId, from
- * whom, and in which order it dials them. Peer exchange is a claim like any other
+ * whom, and in which order it dials them; and whom the redial loop dials (redialPicks). Peer exchange is a claim like any other
  * (issue 13, "eclipse by peer exchange"), so:
  *  - addresses from peer exchange are taken only for PeerIds the held policy lists, and only
  *    inside that node's policy addresses or the configured `mesh.peerAddressCidrs`;
@@ -115,4 +115,24 @@ export function reachedFirstHand(list: readonly PeerAddr[]): PeerAddr[] {
 /** After the policy changed: what is no longer in scope goes. */
 export function rescope(scope: AddressScope, peer: string, list: readonly PeerAddr[]): PeerAddr[] {
   return list.filter((a) => inScope(scope, peer, a.ma, a.source));
+}
+
+/** At most this many dials per redial tick. */
+export const MAX_REDIALS_PER_TICK = 4;
+
+/**
+ * Whom the redial loop dials this tick (pure), from the candidates in random order: towards
+ * `minPeers` connections, at most MAX_REDIALS_PER_TICK at a time. Only listed peers (the
+ * policy's nodes; before any policy, the bootstrap peers) count towards minPeers for dialling
+ * listed peers: strangers connected before the first policy must not stop this node from
+ * reaching the bootstrap peers that will bring it. (Once a policy exists no stranger is
+ * connected, and this is the plain minPeers rule.)
+ */
+export function redialPicks(candidates: readonly string[], connected: readonly string[], isListed: (peer: string) => boolean, minPeers: number): string[] {
+  const listed = candidates.filter(isListed);
+  const needAny = minPeers - connected.length;
+  const needListed = minPeers - connected.filter(isListed).length;
+  if (needAny > 0) return [...listed, ...candidates.filter((p) => !isListed(p))].slice(0, Math.min(needAny, MAX_REDIALS_PER_TICK));
+  // Nothing to top up: a slice to a negative need would dial all but that many candidates.
+  return needListed > 0 ? listed.slice(0, Math.min(needListed, MAX_REDIALS_PER_TICK)) : [];
 }
