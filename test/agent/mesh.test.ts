@@ -104,17 +104,19 @@ describe('mesh convergence', () => {
   });
 
   it('a healed partition whose sides each hold their full connection target still converges (the periodic exchange reaches nodes it is not connected to)', async () => {
-    // minPeers 1: the mixing target is 3 connections, and each side of 4 is a full mesh of 3.
-    // Neither the redial loop (at minPeers) nor mixing (at its target) dials across: only the
-    // periodic exchange with a random policy node, connected or not, can.
-    cluster = await Cluster.create(8, { minPeers: 1, bootstrapCount: 2 });
+    // minPeers 1: the mixing target is 3 connections, and each side of 4 is a full mesh of 3
+    // (one port everywhere: the policy gives every node every address). Neither the redial loop
+    // (at minPeers) nor mixing (at its target) dials across: only the periodic exchange with a
+    // random policy node, connected or not, can.
+    cluster = await Cluster.create(8, { transport: 'tcp', minPeers: 1, bootstrapCount: 2, sharedPort: 40000 + (process.pid % 20000) });
     await cluster.startAll();
     await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
     await cluster.converged(1);
     const [a, b] = [cluster.nodes.slice(0, 4), cluster.nodes.slice(4)];
     await cluster.partition(a, b);
     const side = (n: NodeSpec) => (a.includes(n) ? a : b);
-    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().filter((p) => side(n).some((m) => m.peerId === p)).length === 3), 20_000);
+    const inSide = (n: NodeSpec) => n.agent!.mesh.connectedPeers().filter((p) => side(n).some((m) => m.peerId === p)).length;
+    await until(() => cluster!.nodes.every((n) => inSide(n) === 3), 20_000, () => `peers on its side: ${cluster!.nodes.map((n) => `${n.name}=${inSide(n)}/${n.agent!.mesh.connectedPeers().length}`).join(' ')}`);
     await cluster.publish(a[0]!, cluster.policy(2));
     await cluster.converged(2, 10_000, a);
     await cluster.heal();
