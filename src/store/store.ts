@@ -215,21 +215,41 @@ export class Store {
       { type: 'put', key: 'policy/highest', value: json({ version: p.version, digest: p.digest }) },
       { type: 'put', key: `policy/hist/${pad(p.version)}`, value: p.envelope },
     ];
-    // Keys only: the values are whole envelopes (up to 100 × the envelope limit), and trimming needs none of them.
-    const hist = await this.#keys('policy/hist/');
+    // Keys only: the values are whole envelopes (up to 100 × the envelope limit), and trimming
+    // needs none of them. Read once, then kept here: this process is the store's only writer,
+    // and an accept is then one LevelDB batch, not two scans before it (on a saturated event
+    // loop each scan waited whole turns: seconds per accept after a healed partition).
+    const histKey = `policy/hist/${pad(p.version)}`;
+    const hist = (this.#histKeys ??= await this.#keys('policy/hist/')).filter((k) => k !== histKey);
     const excess = hist.length + 1 - this.historyLimit;
-    for (let i = 0; i < excess; i++) ops.push({ type: 'del', key: hist[i]! });
+    const histDel = hist.slice(0, Math.max(0, excess));
+    for (const key of histDel) ops.push({ type: 'del', key });
+    let logAfter: string[] | undefined;
     if (accept) {
       // Keyed by a sequence, not the version: the same version can be accepted again (after
       // its record was lost and it came back), and that is an event worth listing.
-      const log = await this.#keys('policy/log/');
+      const log = (this.#logKeys ??= await this.#keys('policy/log/'));
       const last = log.at(-1);
       const seq = last ? Number(last.slice('policy/log/'.length)) + 1 : 1;
-      ops.push({ type: 'put', key: `policy/log/${pad(seq)}`, value: json(accept) });
-      for (let i = 0; i < log.length + 1 - ACCEPT_LOG_LIMIT; i++) ops.push({ type: 'del', key: log[i]! });
+      const logKey = `policy/log/${pad(seq)}`;
+      ops.push({ type: 'put', key: logKey, value: json(accept) });
+      const logDel = log.slice(0, Math.max(0, log.length + 1 - ACCEPT_LOG_LIMIT));
+      for (const key of logDel) ops.push({ type: 'del', key });
+      logAfter = [...log.slice(logDel.length), logKey];
     }
-    await this.#db.batch(ops);
+    try {
+      await this.#db.batch(ops);
+    } catch (e) {
+      this.#histKeys = this.#logKeys = undefined; // unknown what landed: read them again next time
+      throw e;
+    }
+    this.#histKeys = [...hist.slice(histDel.length), histKey].sort();
+    if (logAfter) this.#logKeys = logAfter;
   }
+
+  /** History and accept-log keys, oldest first, once read (savePolicy keeps them). */
+  #histKeys: string[] | undefined;
+  #logKeys: string[] | undefined;
 
   async #keys(prefix: string): Promise<string[]> {
     const out: string[] = [];
@@ -307,6 +327,7 @@ export class Store {
     const keys: string[] = [];
     for (const prefix of ['root/', 'policy/', 'trust/']) for (const [k] of await this.#range(prefix)) keys.push(k);
     if (await this.#get('kv/blocked')) keys.push('kv/blocked');
+    this.#histKeys = this.#logKeys = undefined;
     if (keys.length) await this.#db.batch(keys.map((key) => ({ type: 'del' as const, key })));
     return keys;
   }

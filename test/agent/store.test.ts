@@ -42,3 +42,21 @@ describe('policy accept log', () => {
     t.cleanup();
   });
 });
+
+describe('policy history keys kept in memory (one batch per accept)', () => {
+  it('stay true to the disk: the same version saved again, a reset, then more accepts, and a reopen', async () => {
+    const s = await Store.open(t.path('keys'), 3);
+    for (const v of [1, 2, 2, 3, 4]) await s.savePolicy({ envelope: new Uint8Array([v]), version: v, digest: `d${v}`, acceptedAt: v }, undefined, { version: v, digest: `d${v}`, signers: [], acceptedAt: v, source: 'control' });
+    expect((await s.policyHistory()).map((b) => b[0])).toEqual([2, 3, 4]);
+    await s.resetTrust();
+    expect(await s.policyHistory()).toEqual([]);
+    for (const v of [7, 8, 9, 10]) await s.savePolicy({ envelope: new Uint8Array([v]), version: v, digest: `d${v}`, acceptedAt: v }, undefined, { version: v, digest: `d${v}`, signers: [], acceptedAt: v, source: 'control' });
+    expect((await s.policyHistory()).map((b) => b[0])).toEqual([8, 9, 10]);
+    await s.close();
+    const r = await Store.open(t.path('keys'), 3);
+    expect((await r.policyHistory()).map((b) => b[0])).toEqual([8, 9, 10]);
+    expect((await r.acceptLog()).map((a) => a.version)).toEqual([7, 8, 9, 10]);
+    await r.close();
+    t.cleanup();
+  });
+});
