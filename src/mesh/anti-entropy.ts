@@ -44,6 +44,9 @@ export interface AntiEntropyInit {
   maxInboundStreams: number;
 }
 
+/** The gap between two mixing dials after a policy is accepted (ms, uniform in the range). */
+const MIX_PACE = [300, 1000] as const;
+
 export class AntiEntropy {
   /** Bodies on their way: pulls and exchanges with peers that are ahead. */
   readonly inflight: InFlight;
@@ -137,34 +140,51 @@ export class AntiEntropy {
   policyAccepted(): void {
     const o = this.#o;
     const connected = this.#connectedPeers();
-    if (this.#stopped || !connected.length || connected.length >= 3 * o.minPeers) return;
+    if (this.#stopped || this.#mixing || !connected.length || connected.length >= 3 * o.minPeers) return;
     // A round: first dial one policy node this one already has an address for (the policy
     // itself gives them when the fleet runs on one port: then no exchange teaches anything new
     // and, without this dial, a line-bootstrapped fleet stayed a line, 9 hops deep at 30
-    // nodes); otherwise one exchange with a connected peer to learn addresses.
-    this.#timers.push(o.clock.setTimeout(() => {
-      if (!this.#stopped) void this.#round().catch(() => undefined);
-    }, 200 + o.random.next() * 1000));
+    // nodes); otherwise one exchange with a connected peer to learn addresses. While dials
+    // succeed and the node is below its target, the next follows MIX_PACE later: a fresh fleet
+    // reaches its target within seconds of its first policy, one dial at a time (one dial per
+    // sync interval took minutes, during which every update competed with the mixing; all at
+    // once was the storm that made a healed partition take seconds).
+    this.#mixing = true;
+    const step = (): void => {
+      this.#timers.push(o.clock.setTimeout(() => {
+        if (this.#stopped) { this.#mixing = false; return; }
+        void this.#round().then((dialed) => {
+          if (dialed && !this.#stopped && this.#connectedPeers().length < 3 * o.minPeers) step();
+          else this.#mixing = false;
+        }, () => { this.#mixing = false; });
+      }, MIX_PACE[0] + o.random.next() * (MIX_PACE[1] - MIX_PACE[0])));
+    };
+    step();
   }
 
-  async #round(): Promise<void> {
+  /** A mixing sequence (policyAccepted) is running: one at a time. */
+  #mixing = false;
+
+  /** One round; true when it dialed a new connection. */
+  async #round(): Promise<boolean> {
     const o = this.#o;
-    if (await this.#reach()) return; // the new connection triggers a sync by itself
+    if (await this.#reach()) return true; // the new connection triggers a sync by itself
     const connected = this.#connectedPeers();
     const peer = this.#roundPeer(connected);
-    if (peer === undefined) return;
+    if (peer === undefined) return false;
     if (connected.includes(peer)) {
       await this.syncWith(peer);
-      return;
+      return false;
     }
     // At the connection target, and the pick is a node this one is not connected to: one
     // exchange over a connection opened for it and closed after it. Without this, two sides
     // of a healed partition that each hold their full target never reach each other (the
     // redial loop dials only below minPeers, mixing only below its target).
     const conn = await o.dialer.dial(peer);
-    if (!conn) return;
+    if (!conn) return false;
     await this.syncWith(peer); // the one the new connection started (or a new one)
     if (this.#connectedPeers().length > 3 * o.minPeers) await conn.close().catch(() => conn.abort(new Error('exchange over')));
+    return false;
   }
 
   /**

@@ -40,6 +40,22 @@ describe('mesh convergence', () => {
     await lineMixes({ sharedPort: 20000 + (process.pid % 20000) });
   });
 
+  it('after its first policy every node reaches its connection target in seconds, one paced dial at a time, not one dial per sync interval (no storm either)', { timeout: 120_000 }, async () => {
+    // One port everywhere (nothing to learn from exchanges) and a sync interval beyond the test:
+    // only the mixing that the accept starts can take a line to the target of 3 × minPeers.
+    cluster = await Cluster.create(8, { transport: 'tcp', minPeers: 2, bootstrapCount: 1, bootstrapMode: 'previous', syncInterval: '1h', sharedPort: 20000 + ((process.pid + 7) % 20000) });
+    await cluster.startAll();
+    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= 1), 20_000);
+    let opened = 0;
+    for (const n of cluster.nodes) n.agent!.mesh.libp2p.addEventListener('connection:open', () => { opened++; });
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+    await cluster.converged(1, 30_000);
+    const target = 3 * 2;
+    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= target - 1), 60_000, () => cluster!.nodes.map((n) => n.agent!.mesh.connectedPeers().length).join(','));
+    // Paced, not a storm: each connection is opened once on each side, and 8 nodes hold at most 28.
+    expect(opened).toBeLessThanOrEqual(2 * 28 + 8);
+  });
+
   it('10 nodes on the memory transport with latency converge on a published policy', async () => {
     cluster = await Cluster.create(10, { latency: 5 });
     await cluster.startAll();
