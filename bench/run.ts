@@ -292,17 +292,20 @@ ${(() => {
   lengths, 12-byte yamux headers); coalescing each connection's writes per tick
   (src/runtime/socket-writes.ts) cut write syscalls per agent per update from 3,229 to 1,424
   in one side-by-side pair of runs, with no CPU change visible above run-to-run noise.
-- **A healed 50/50 partition** (30 agents in one process, syncInterval 1 s) took ~5.6 s to
-  converge where the last full run before the mesh started mixing took 0.57 s. Measured after
-  that run: the halves reconnect at once (15 links across after 250 ms, ~125 after 2.75 s —
-  every node's anti-entropy round dials across, each node being below its connection target
-  of 3 × minPeers), yet the new version crosses only after ~2.5–3 s, then reaches every node
-  within 0.5 s. The same figures at this session's first commit: the code of this session
-  did not cause it. The likely cause, not proven: ~125 Noise handshakes, identifies, gossipsub
-  joins and syncs in one event loop at once; an exchange that must carry the body waits
-  behind them. On hosts each node makes a handful of those dials. To look at next: one dial
-  per round across a heal rather than one per node per round, and the sync of a connection
-  that brings a newer version ahead of the rest.
+- **A healed 50/50 partition** (30 agents in one process, syncInterval 1 s; \`bench/mesh.ts
+  --only-heal RUNS\` runs it alone). It had grown from 0.57 s to 4–10 s; the cause was a bug:
+  once a node held minPeers connections, the redial loop took \`slice(0, minPeers − connected)\`
+  of its known peers — a negative count, so "all but the last few" — and started ~7 dials
+  every 100 ms tick. After a heal that was 115–150 new connections within 3 s (627 dials in one
+  traced run), each a Noise handshake, identify, gossipsub and a sync, all in this one
+  process; the version crossed at once, but storing it (then 5–7 LevelDB steps, each waiting
+  a turn of a loop taking 0.3–2 s per turn) took 2–6 s. Fixed: the redial loop dials only
+  below minPeers (at most 4 a tick), the periodic exchange reaches a policy node it is not
+  connected to (the storm had been the only thing reconnecting two halves that each held their
+  full connection target), and an accept is one LevelDB batch. Side by side with the old code
+  (the helper's 4 × 5 heals, shared machine): median 8.0–10.3 s before, 1.6–5.4 s after.
+  What is left above 1 s: the first heal after start-up (the mesh still mixing), and heals
+  that start while the process is still busy with the other side's publish aftermath.
 - **Where each update's time went** (the \`hops\` rows): every agent logs one \`update trace\`
   line per version (received, verified, forwarded, persisted, enforced; src/node/trace.ts),
   which bench/procs.ts turns into per-hop figures and the hop count from the publisher. A
