@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cluster, until, type NodeSpec } from '../helpers/cluster.js';
+import { HostileNode } from '../adversary/hostile-node.js';
 
 let cluster: Cluster | null = null;
 afterEach(async () => {
@@ -70,5 +71,42 @@ describe('status tallies beside full statuses', () => {
     await until(() => a.agent!.auditor.digest.onTally(b.peerId), 10_000);
     await until(() => complete(a, 2, false), 10_000, () => a.agent!.auditor.fleet({ verify: false }).summary);
     expect(a.agent!.auditor.digest.newest(b.peerId)?.claim.policyVersion).toBe(1);
+  });
+});
+
+describe('full digests for new neighbours', () => {
+  it('a connection opened for one exchange and closed again costs no full digest to every neighbour; one that stays gets it', { timeout: 120_000 }, async () => {
+    // Four agents with minPeers 1: each reaches its connection target (3) among the others, so
+    // none dials the extra listed node by itself.
+    const c = cluster = await Cluster.create(4, { minPeers: 1, syncInterval: '1h', overrides: { audit: { probeInterval: 0, interval: '1h', statusInterval: '1h' } } });
+    const peerSpec = await c.addNode(); // listed in the policy, never runs an agent: a plain libp2p peer dials as it
+    const agents = c.nodes.filter((n) => n !== peerSpec);
+    for (const n of agents) await c.start(n);
+    const a = agents[0]!;
+    await c.publish(a, c.policy(1));
+    await c.converged(1, 30_000, agents);
+    await until(() => agents.every((n) => n.agent!.mesh.connectedPeers().length >= 3), 30_000);
+    // The full digests those connections set off (settle time, then the relay delay) pass first.
+    await new Promise((r) => setTimeout(r, 6000));
+    const peer = await HostileNode.start(peerSpec.key, peerSpec.listen);
+    try {
+      // a's digests to every neighbour ('all': full digests, wants) from here on.
+      const toAll: number[] = [];
+      const mesh = a.agent!.mesh;
+      const orig = mesh.publishDigest.bind(mesh);
+      mesh.publishDigest = (bytes, to = 'all') => { if (to === 'all') toAll.push(Date.now()); return orig(bytes, to); };
+      // A transient connection, as the periodic exchange opens to a node it is not connected to.
+      const [conn] = await peer.connectMany(a.agent!.mesh.listenAddrs()[0]!, 1);
+      await until(() => a.agent!.mesh.connectedPeers().includes(peerSpec.peerId), 10_000);
+      await conn!.close();
+      await until(() => !a.agent!.mesh.connectedPeers().includes(peerSpec.peerId), 10_000);
+      await new Promise((r) => setTimeout(r, 5000)); // past the settle time: nothing may follow
+      expect(toAll).toHaveLength(0);
+      // A connection that stays gets a's full digest (to every neighbour).
+      await peer.connectMany(a.agent!.mesh.listenAddrs()[0]!, 1);
+      await until(() => toAll.length > 0, 20_000);
+    } finally {
+      await peer.stop();
+    }
   });
 });
