@@ -270,15 +270,16 @@ ${(() => {
   together. Earlier runs used fixed gaps (3–9 s) and measured the first updates inside the
   first policy's aftermath: p99 4–15 s, which was that backlog, not the protocol.
 - **Convergence at 100 nodes** runs 100 complete agents (libp2p, Noise, yamux, gossipsub,
-  LevelDB, signed status gossip) in *one* Node.js process on two cores. The "CPU of the idle
-  agents" rows show the cliff: a few percent of a core for 10 or 30 idle agents, more than a
-  whole core for 100 (gossipsub heartbeats and IHAVE gossip, keep-alive pings, periodic signed
-  statuses that every agent verifies from every other, connections still growing towards
-  their target) — the process is saturated before anything is published. Every fleet-wide change then makes
-  each node send one signed status and verify ~99 (about 10,000 status deliveries, plus
-  duplicates, for one process), gossipsub heartbeats run late and some nodes receive the
-  update from anti-entropy instead of the gossip mesh — the tail. One agent per host does not
-  share a CPU with 99 others; the simulation models the protocol itself at 10,000 nodes.
+  LevelDB, the status plane) in *one* Node.js process on two cores. The "CPU of the idle
+  agents" rows show the cliff: a few percent of a core for 10 idle agents, about a quarter of
+  a core for 30, more than a whole core for 100 (libp2p's keep-alive ping on every connection
+  every 10 s, gossipsub heartbeats, the periodic liveness claims and every 4th interval the
+  full signed statuses every agent verifies from every other) — the process is saturated
+  before anything is published, so gossipsub heartbeats run late and some nodes receive the
+  update from anti-entropy instead of the gossip mesh: the tail. The redial-storm fix (see the
+  healed partition below) cut it roughly in half (8.7 → ~4.8 s median in the runs around it);
+  what is left is 100 agents' idle work on two cores. One agent per host does not share a CPU
+  with 99 others; the simulation models the protocol itself at 10,000 nodes.
 - **30 agent processes** (real \`picket agent\` binaries, one per node) share two cores. An
   etcd watcher receives a value; an agent verifies the signed policy, forwards it, persists
   it, compiles and applies it, then signs and relays its status: the "fleet CPU per update"
