@@ -27,6 +27,7 @@ import { buildNftTables } from '../src/enforce/nft-tables.js';
 import { compile, type NodeRuleset } from '../src/policy/compile.js';
 import type { Policy } from '../src/policy/model.js';
 import { argValue, round, saveRows, spread, type Row } from './stats.js';
+import { applyBenchPolicy } from './apply-policy.js';
 
 const quick = process.argv.includes('--quick');
 const out = resolve(argValue('--out', 'bench-out'));
@@ -51,22 +52,7 @@ const now = Date.now();
 const tmp = join(out, 'apply-tmp');
 mkdirSync(tmp, { recursive: true });
 
-function policyWith(rules: number, shift = 0): Policy {
-  const nodes = Array.from({ length: 50 }, (_, i) => ({
-    name: `n${i}`, peerId: `12D3KooW${String(i).padStart(44, 'A').replace(/\d/g, 'B')}${i}`.slice(0, 52),
-    addresses: [`10.${20 + (i >> 8)}.${i & 255}.${1 + (i === 7 ? shift : 0)}`], roles: [`r${i % 10}`],
-  }));
-  return {
-    meshId: 'bench', version: 1, issuedAt: now, expires: now + 86400e3, nodes,
-    rules: Array.from({ length: rules }, (_, i) => ({
-      name: `rule${i}`, to: ['any'],
-      from: [i % 2 ? `role:r${i % 10}` : `cidr:172.${16 + (i % 16)}.${(i >> 4) & 255}.0/24`],
-      proto: i % 7 === 0 ? 'udp' as const : 'tcp' as const,
-      ports: [{ first: 1024 + (i % 50000), last: 1024 + (i % 50000) }],
-    })),
-    exceptions: [], settings: { onExpiry: 'keep' },
-  };
-}
+const policyWith = (rules: number, shift = 0): Policy => applyBenchPolicy(rules, now, shift);
 
 async function time(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();

@@ -25,7 +25,7 @@
  * every receiver gets the same bytes, and merge() never mutates a claim.
  */
 import { seededRandom, type Random } from '../../src/runtime/random.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, isTallyChange, type OwnState } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim, type DigestVerdict } from '../../src/audit/status-claims.js';
 import { fleetView, newerClaim, statusDelay, type NodeStatus } from '../../src/audit/status.js';
 import type { Verdict } from './gossipsub.js';
@@ -115,12 +115,9 @@ export class DigestStatusPlane implements StatusPlaneSim {
       const st = this.#own(i);
       const last = this.#lastState[i]!;
       const changed = st.policyVersion !== last.policyVersion || st.enforcement !== last.enforcement;
-      const tallied = st.policyVersion === d.tallyVersion && st.enforcement === 'ok';
-      if (tallied) d.mark(f.peerIds[i]!);
-      if (!opts.periodic && changed && tallied && isTallyChange(last, st, d.tallyVersion)) {
-        this.#lastState[i] = st;
-      } else if (opts.periodic || changed) {
-        this.#lastState[i] = st;
+      const step = d.ownStep(last, st, changed, !!opts.periodic);
+      if (step !== 'none') this.#lastState[i] = st;
+      if (step === 'claim') {
         const now = f.clock.now();
         this.#seq[i] = Math.max(this.#seq[i]! + 1, now);
         const claim = await signClaim(f.meshId, { peerId: f.peerIds[i]!, policyVersion: st.policyVersion, enforcement: st.enforcement, alerts: [], seq: this.#seq[i]!, time: now }, await f.key(i));

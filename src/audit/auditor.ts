@@ -19,7 +19,7 @@ import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statu
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, isTallyChange, type Claim, type OwnState } from './status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, type Claim, type OwnState } from './status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim } from './status-claims.js';
 
 export interface AuditOptions {
@@ -513,14 +513,12 @@ export class Auditor {
       const now = this.statusNow();
       const fingerprint = JSON.stringify({ ...now, time: 0, findings: [] });
       const state: OwnState = { policyVersion: now.policyVersion, enforcement: now.enforcement, alerts: now.alerts, ...(now.rolloutStage ? { rolloutStage: now.rolloutStage } : {}), ...(now.rolloutEnforcing ? { rolloutEnforcing: now.rolloutEnforcing } : {}) };
-      const tallied = now.policyVersion === this.#digest.tallyVersion && now.enforcement === 'ok' && !now.rolloutStage && !now.rolloutEnforcing;
-      if (tallied) this.#digest.mark(o.peerId);
-      if (!opts.periodic && fingerprint !== this.#lastPublished && tallied && isTallyChange(this.#lastState, state, this.#digest.tallyVersion)) {
+      const step = this.#digest.ownStep(this.#lastState, state, fingerprint !== this.#lastPublished, !!opts.periodic);
+      if (step !== 'none') {
         this.#lastPublished = fingerprint;
         this.#lastState = state;
-      } else if (opts.periodic || fingerprint !== this.#lastPublished) {
-        this.#lastPublished = fingerprint;
-        this.#lastState = state;
+      }
+      if (step === 'claim') {
         this.#seq = Math.max(this.#seq + 1, o.clock.now());
         await o.store.putJson('status-seq', this.#seq);
         const claim = await signClaim(o.meshId, {

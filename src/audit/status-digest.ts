@@ -254,6 +254,19 @@ export class FleetDigest {
     return n;
   }
 
+  /**
+   * What this node's own state change calls for (the auditor's publishDigest, and the
+   * simulator's): sets our bit while we enforce tallyVersion ok (no rollout), then 'tally' for
+   * a change the bit says in full (isTallyChange), 'claim' for any other change or a periodic
+   * (liveness) step, 'none' when nothing changed.
+   */
+  ownStep(last: OwnState | undefined, next: OwnState, changed: boolean, periodic: boolean): 'tally' | 'claim' | 'none' {
+    const tallied = next.policyVersion === this.#tallyVersion && next.enforcement === 'ok' && !next.rolloutStage && !next.rolloutEnforcing;
+    if (tallied) this.mark(this.#o.self);
+    if (!periodic && changed && tallied && isTallyChange(last, next, this.#tallyVersion)) return 'tally';
+    return periodic || changed ? 'claim' : 'none';
+  }
+
   /** A set bit's freshness: when its tally started here (0: not set). */
   bitLearnedAt(peerId: string): number {
     return this.onTally(peerId) ? this.#tallyAt : 0;

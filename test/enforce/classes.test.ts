@@ -13,24 +13,10 @@ import { compile } from '../../src/policy/compile.js';
 import { rulesetSize } from '../../src/policy/budget.js';
 import type { Policy, Rule } from '../../src/policy/model.js';
 import { NOW, PEER, policy } from '../helpers/trust.js';
+import { applyBenchPolicy } from '../../bench/apply-policy.js';
 
-/** The 10,000-rule policy of bench/apply.ts (policyWith): 50 nodes, one role each of 10. */
-function benchPolicy(rules: number, shift = 0): Policy {
-  const nodes = Array.from({ length: 50 }, (_, i) => ({
-    name: `n${i}`, peerId: `12D3KooW${String(i).padStart(44, 'A').replace(/\d/g, 'B')}${i}`.slice(0, 52),
-    addresses: [`10.${20 + (i >> 8)}.${i & 255}.${1 + (i === 7 ? shift : 0)}`], roles: [`r${i % 10}`],
-  }));
-  return {
-    meshId: 'bench', version: 1, issuedAt: NOW, expires: NOW + 86400e3, nodes,
-    rules: Array.from({ length: rules }, (_, i) => ({
-      name: `rule${i}`, to: ['any'],
-      from: [i % 2 ? `role:r${i % 10}` : `cidr:172.${16 + (i % 16)}.${(i >> 4) & 255}.0/24`],
-      proto: i % 7 === 0 ? 'udp' as const : 'tcp' as const,
-      ports: [{ first: 1024 + (i % 50000), last: 1024 + (i % 50000) }],
-    })),
-    exceptions: [], settings: { onExpiry: 'keep' },
-  };
-}
+/** The 10,000-rule policy of bench/apply.ts: 50 nodes, one role each of 10. */
+const benchPolicy = (rules: number, shift = 0): Policy => applyBenchPolicy(rules, NOW, shift);
 
 const elements = (p: Policy) => buildNftTables(compile(p, 'n0', { now: NOW })).sets.reduce((n, s) => n + s.elements.length, 0);
 /** Element operations in a delta script: every element of every add/delete line. */
