@@ -403,6 +403,7 @@ export class Agent {
       m.wireBytes.set({ direction: 'in' }, wire.received);
       m.wireBytes.set({ direction: 'out' }, wire.sent);
       m.setStatusChecks(this.auditor.verifications);
+      m.setClaimsSigned(this.auditor.claimsSigned);
       m.enforcementState.reset();
       m.enforcementState.set({ state: this.enforcer.status.state }, 1);
     };

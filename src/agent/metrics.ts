@@ -24,8 +24,10 @@ export class Metrics {
   readonly droppedPackets = new Counter({ name: 'picket_dropped_packets_total', help: 'Packets the kernel ruleset dropped, by reason (default-deny, blocked, invalid); would-drop: accepted only because of monitor mode', labelNames: ['reason'], registers: [this.registry] });
   readonly droppedBytes = new Counter({ name: 'picket_dropped_bytes_total', help: 'Bytes of the packets in picket_dropped_packets_total, by reason', labelNames: ['reason'], registers: [this.registry] });
   readonly statusChecks = new Counter({ name: 'picket_status_signature_checks_total', help: 'Signature checks the status plane made: kind status (full signed statuses) or claim (digest-plane claims, checked when read or sampled)', labelNames: ['kind'], registers: [this.registry] });
+  readonly claimsSigned = new Counter({ name: 'picket_status_claims_signed_total', help: 'Status claims this node signed, by reason: change (one a tally bit cannot say), periodic (liveness), wanted (a reader asked for it)', labelNames: ['reason'], registers: [this.registry] });
   #exportedDrops = new Map<string, { packets: number; bytes: number }>();
   #exportedChecks = { status: 0, claim: 0 };
+  #exportedSigned = { change: 0, periodic: 0, wanted: 0 };
 
   /** Moves the status-plane check counters up to the auditor's running totals (which only grow). */
   setStatusChecks(t: { statuses: number; claims: number }): void {
@@ -33,6 +35,14 @@ export class Metrics {
     for (const kind of ['status', 'claim'] as const) {
       this.statusChecks.inc({ kind }, Math.max(0, next[kind] - this.#exportedChecks[kind]));
       this.#exportedChecks[kind] = Math.max(next[kind], this.#exportedChecks[kind]);
+    }
+  }
+
+  /** Moves the signed-claim counters up to the auditor's running totals (which only grow). */
+  setClaimsSigned(t: { change: number; periodic: number; wanted: number }): void {
+    for (const reason of ['change', 'periodic', 'wanted'] as const) {
+      this.claimsSigned.inc({ reason }, Math.max(0, t[reason] - this.#exportedSigned[reason]));
+      this.#exportedSigned[reason] = Math.max(t[reason], this.#exportedSigned[reason]);
     }
   }
   #server: Server | null = null;

@@ -107,6 +107,8 @@ export class Auditor {
   #servedAt = new Map<string, number>();
   /** Full statuses verified (the 'full' plane's cost, and the periodic detail on the digest plane). */
   #statusVerifications = 0;
+  /** Claims this node signed, by why: a change a tally bit cannot say, the periodic (liveness) step, or a reader's want. */
+  #claimsSigned = { change: 0, periodic: 0, wanted: 0 };
   /** Per node, the alert classes of its latest status for an older version: what a rollout's "new alerts" are measured against. */
   #alertsBefore = new Map<string, string[]>();
   #healthListeners: (() => void)[] = [];
@@ -124,6 +126,11 @@ export class Auditor {
   /** Signature checks this node made for the status plane (benchmarks, metrics). */
   get verifications(): { statuses: number; claims: number } {
     return { statuses: this.#statusVerifications, claims: this.#digest.verifications };
+  }
+
+  /** Claims this node signed, by reason (benchmarks, metrics, tests). */
+  get claimsSigned(): { change: number; periodic: number; wanted: number } {
+    return { ...this.#claimsSigned };
   }
 
   /** The pure status-plane state (tests, simulations). */
@@ -469,7 +476,7 @@ export class Auditor {
     if (d.want) {
       const w = this.#digest.mergeWant(d.want, now);
       // Wanted claims and passed-on wants go to every neighbour: the one that asked may not be in our gossip mesh.
-      if (w.ok && w.self) void this.publishDigest({ periodic: true, all: true });
+      if (w.ok && w.self) void this.publishDigest({ periodic: true, all: true, wanted: true });
       else if (w.ok && w.send + w.passed > 0) this.#relaySoon(false, true);
     }
     return 'merged';
@@ -505,7 +512,7 @@ export class Auditor {
    * (isTallyChange: the new version, enforced ok) sets our bit and signs nothing: the next
    * periodic claim carries it, or a want asks for it sooner.
    */
-  publishDigest(opts: { periodic?: boolean; full?: boolean; all?: boolean } = {}): Promise<void> {
+  publishDigest(opts: { periodic?: boolean; full?: boolean; all?: boolean; wanted?: boolean } = {}): Promise<void> {
     this.#publishing = this.#publishing.then(async () => {
       if (this.#stopped) return;
       const o = this.#o;
@@ -519,6 +526,7 @@ export class Auditor {
         this.#lastState = state;
       }
       if (step === 'claim') {
+        this.#claimsSigned[opts.wanted ? 'wanted' : opts.periodic ? 'periodic' : 'change']++;
         this.#seq = Math.max(this.#seq + 1, o.clock.now());
         await o.store.putJson('status-seq', this.#seq);
         const claim = await signClaim(o.meshId, {

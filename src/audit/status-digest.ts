@@ -258,11 +258,14 @@ export class FleetDigest {
    * What this node's own state change calls for (the auditor's publishDigest, and the
    * simulator's): sets our bit while we enforce tallyVersion ok (no rollout), then 'tally' for
    * a change the bit says in full (isTallyChange), 'claim' for any other change or a periodic
-   * (liveness) step, 'none' when nothing changed.
+   * (liveness) step, 'none' when nothing changed. Entering `pending` (a version held, its apply
+   * not run yet) is 'none' unless periodic: the apply's outcome follows within moments, and
+   * until then the last claim (the previous version, as enforced) is still the truth.
    */
   ownStep(last: OwnState | undefined, next: OwnState, changed: boolean, periodic: boolean): 'tally' | 'claim' | 'none' {
     const tallied = next.policyVersion === this.#tallyVersion && next.enforcement === 'ok' && !next.rolloutStage && !next.rolloutEnforcing;
     if (tallied) this.mark(this.#o.self);
+    if (!periodic && next.enforcement === 'pending') return 'none';
     if (!periodic && changed && tallied && isTallyChange(last, next, this.#tallyVersion)) return 'tally';
     return periodic || changed ? 'claim' : 'none';
   }

@@ -93,6 +93,9 @@ describe('agent process', () => {
     // What the status plane's signature checks cost, by kind (a lone node checks nobody's).
     expect(text).toMatch(/picket_status_signature_checks_total\{kind="status"\} 0/);
     expect(text).toMatch(/picket_status_signature_checks_total\{kind="claim"\} 0/);
+    // The claims it signed, by reason: its start-up claim is periodic (liveness), nobody wanted one.
+    expect(text).toMatch(/picket_status_claims_signed_total\{reason="periodic"\} [1-9]/);
+    expect(text).toMatch(/picket_status_claims_signed_total\{reason="wanted"\} 0/);
     a.child.kill('SIGTERM');
     expect((await a.exited).code).toBe(0);
   });

@@ -255,6 +255,21 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
     expect(d.tallyVersion).toBe(4);
   });
 
+  it('a digest sent between accepting a version and applying it (pending) signs no claim: the change is still one tally bit', () => {
+    // On a busy node a neighbour's relay lands in the apply window: signing "v3 pending" there
+    // and "v3 ok" after it cost two claims per node per change (seen in CI), not one bit.
+    const d = tallied();
+    const v2: OwnState = { policyVersion: 2, enforcement: 'ok', alerts: [] };
+    const pending: OwnState = { policyVersion: 3, enforcement: 'pending', alerts: [] };
+    expect(d.ownStep(v2, pending, true, false)).toBe('none');
+    expect(d.onTally(self)).toBe(false);
+    expect(d.ownStep(v2, { ...pending, enforcement: 'ok' }, true, false)).toBe('tally');
+    expect(d.onTally(self)).toBe(true);
+    // Liveness still says it as it is, and a failed apply is a change worth a signature.
+    expect(d.ownStep(v2, pending, true, true)).toBe('claim');
+    expect(d.ownStep(v2, { ...pending, enforcement: 'failed' }, true, false)).toBe('claim');
+  });
+
   it('ignores a tally of another policy version (its bit order is not ours)', () => {
     const d = tallied(3);
     expect(d.mergeTally({ version: 2, bits: bitsOf(1, 2, 3) })).toEqual({ ok: true, changed: [] });

@@ -26,6 +26,7 @@ describe('status plane at fleet size', () => {
     const reader = c.nodes[3]!;
     await until(() => complete(reader, 1, true), 60_000, () => reader.agent!.auditor.fleet({ verify: true }).summary);
     const before = c.nodes.map(spent);
+    const signedBefore = c.nodes.map((n) => n.agent!.auditor.claimsSigned);
 
     await c.publish(c.nodes[N - 1]!, c.policy(2));
     await c.converged(2, 30_000);
@@ -34,11 +35,14 @@ describe('status plane at fleet size', () => {
     // …having checked fewer signatures than there are other nodes whose status changed.
     const cost = c.nodes.map((n, i) => spent(n) - before[i]!);
     for (const x of cost) expect(x).toBeLessThan(N - 1);
-    // …and no node signed a claim for it: what every view learnt came as tally bits (a node
-    // far from the publisher holds no v2 claim of anyone but, at most, the few it read).
+    // …and no node signed a claim for the change: what every view learnt came as tally bits.
+    // The only claims signed since answer a want (the v1 read's wants may still be passing on
+    // a busy machine, and a node answers with its state now, v2).
+    const signed = c.nodes.map((n, i) => { const a = n.agent!.auditor.claimsSigned, b = signedBefore[i]!; return { change: a.change - b.change, periodic: a.periodic - b.periodic, wanted: a.wanted - b.wanted }; });
+    expect(signed.map((x) => x.change + x.periodic)).toEqual(signed.map(() => 0));
     const far = c.nodes[0]!;
     const claimsOnV2 = c.nodes.filter((n) => n !== far && far.agent!.auditor.digest.newest(n.peerId)?.claim.policyVersion === 2).length;
-    expect(claimsOnV2).toBe(0);
+    expect(claimsOnV2).toBeLessThanOrEqual(signed.reduce((t, x) => t + x.wanted, 0));
 
     // The change travelled as tally bits, not signed claims: the operator's read wants the
     // claims its bits stand for, gets them (each node signs one, holders relay it), verifies
