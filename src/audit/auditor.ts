@@ -20,7 +20,7 @@ import { processesByInode, readListeners, unexpectedListeners, type Listener } f
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
 import { claimRow, DIGEST_TIMING, FleetDigest, type Claim, type OwnState } from './status-digest.js';
-import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim } from './status-claims.js';
+import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from './status-claims.js';
 
 export interface AuditOptions {
   meshId: string;
@@ -156,7 +156,7 @@ export class Auditor {
     o.mesh.subscribeStatus((bytes, from, withinBudget) => this.#receive(bytes, from, withinBudget));
     this.#members();
     o.engine.on('policy', () => this.#members());
-    if (this.#plane === 'digest') o.mesh.subscribeDigest((bytes, from) => this.#receiveDigest(bytes, from));
+    if (this.#plane === 'digest') o.mesh.subscribeDigest((bytes, from) => this.#receiveDigest(bytes, from), MAX_DIGEST_BYTES);
     // Alerts open from before a restart stay open at least one quiet window.
     for (const a of o.alerts.openAlerts()) if (a.class === 'duplicate-identity') this.#twinSeenAt.set(a.key, this.#startedAt);
     o.mesh.libp2p.addEventListener('peer:identify', (e) => {
@@ -200,12 +200,13 @@ export class Auditor {
       // Only a connection that stays: the periodic exchange opens one to a node it is not
       // connected to and closes it after one sync, and a full digest to every neighbour for each
       // of those tripled the idle status traffic (30 agents: 1.1 → 2.9–3.8 KB/s per node).
+      // To that neighbour only, on a stream of its own (#sendFull).
       o.mesh.libp2p.addEventListener('peer:connect', (e) => {
         const peer = e.detail.toString();
         o.clock.setTimeout(() => {
           if (this.#stopped || !o.mesh.connectedPeers().includes(peer)) return;
           const at = this.#servedAt.get(peer);
-          if (at === undefined || o.clock.now() - at > (this.#o.fullEvery ?? DIGEST_TIMING.fullEvery) * this.#o.statusInterval) this.#relaySoon(true);
+          if (at === undefined || o.clock.now() - at > (this.#o.fullEvery ?? DIGEST_TIMING.fullEvery) * this.#o.statusInterval) void this.#sendFull(peer);
         }, NEW_NEIGHBOUR_SETTLE);
       });
       await this.publishDigest({ periodic: true, full: true });
@@ -490,6 +491,22 @@ export class Auditor {
     const ok = claimVerifier(this.#o.meshId)(c);
     this.#statusVerifications++;
     if (ok) void this.#twin({ ...this.statusNow(), seq: c.seq, time: c.time, policyVersion: c.policyVersion, enforcement: c.enforcement }, from);
+  }
+
+  /**
+   * Our whole view (every claim held, the full tally) to one new neighbour, on a stream of its
+   * own: O(N) bytes per connection instead of O(N × degree) through gossip. A neighbour that
+   * does not speak the direct protocol (an older agent) gets a full digest the old way.
+   */
+  async #sendFull(peer: string): Promise<void> {
+    const o = this.#o;
+    this.#members();
+    this.#servedAt.set(peer, o.clock.now());
+    const frames = encodeDigests(this.#digest.all(), { tally: this.#digest.tallyFull(), nonce: 1 + o.random.int(0xffff_fffe) });
+    if (await o.mesh.sendDigest(peer, frames)) return;
+    if (this.#stopped || !o.mesh.connectedPeers().includes(peer)) return;
+    this.#servedAt.delete(peer);
+    this.#relaySoon(true);
   }
 
   /** Merged news goes on to our neighbours together, a moment later (one digest, not one per arrival). */

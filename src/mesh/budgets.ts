@@ -11,7 +11,7 @@
  * | budget (kind)            | default            | counted per                          | an overrun costs the sender                                        |
  * |--------------------------|--------------------|--------------------------------------|--------------------------------------------------------------------|
  * | `connections`            | 2                  | PeerId (both directions)             | connection refused after Noise, or closed at once; strike          |
- * | `streams`                | 2 at once          | PeerId × protocol (sync)             | stream reset before a byte is read; strike                         |
+ * | `streams`                | 2 at once          | PeerId × protocol (sync, digest)     | stream reset before a byte is read; strike                         |
  * | `statuses`               | 30 burst, 60/min   | node that signed it (origin)         | not stored, not relayed; strike when the origin is the sender      |
  * | `announcements`          | 10 burst, 10/min   | forwarding peer                      | not verified, not pulled, not relayed; strike                      |
  * | `digests`                | 120 burst, 600/min | sending neighbour                    | not decoded, not merged; strike                                    |

@@ -4,7 +4,9 @@
  * accept / ignore / reject, and a reject is a strike against the forwarding peer — and
  * publishing: a policy is pushed whole, or announced and pulled through anti-entropy when large.
  */
-import type { PrivateKey } from '@libp2p/interface';
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { lpStream } from '@libp2p/utils';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { CurrentPolicy, NodePort, Verified } from '../node/engine.js';
@@ -15,6 +17,7 @@ import type { Budgets } from './budgets.js';
 import type { MeshNode } from './node.js';
 import { signAnnouncement } from './announce.js';
 import { AnnouncementIntake, policyIntake } from './intake.js';
+import { FrameError, step } from './frames.js';
 
 import { gossipVerdict, TopicValidatorResult, type Overrun } from './verdicts.js';
 
@@ -26,6 +29,14 @@ export const statusTopic = (meshId: string) => `/picket/${meshId}/status/1`;
 export const digestTopic = (meshId: string) => `/picket/${meshId}/digest/1`;
 /** Merges one digest from a direct neighbour: 'reject' when it is malformed (the sender is struck). */
 export type DigestHandler = (bytes: Uint8Array, from: string) => 'merged' | 'reject';
+/**
+ * A full digest for one new neighbour, on a stream of its own: gossipsub cannot address one
+ * peer, and a full digest to every neighbour for each new connection made mixing cost
+ * O(N × degree) per connection. The stream carries length-prefixed digest messages, one way.
+ */
+export const digestProtocol = (meshId: string) => `/picket/${meshId}/digest/1.0.0`;
+/** How long one direct digest stream may take, end to end. */
+const DIRECT_DIGEST_TIMEOUT = 10_000;
 export const announceTopic = (meshId: string) => `/picket/${meshId}/announce/1`;
 
 export type StatusVerdict = 'accept' | 'ignore' | 'reject';
@@ -181,21 +192,80 @@ export class Gossip {
    * handed to `merge`, and then never forwarded (Ignore): a digest is one neighbour's view,
    * and the receiver republishes its own merged view instead.
    */
-  subscribeDigest(merge: DigestHandler): void {
+  subscribeDigest(merge: DigestHandler, maxBytes: number): void {
     const o = this.#o;
     const topic = digestTopic(o.meshId);
     this.#node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
       const from = peer.toString();
-      o.metrics.statusBytesIn.inc({ kind: 'digest' }, msg.data.length);
-      const charge = o.budgets.digest(from);
-      if (!charge.ok) { o.overrun(from, charge); return TopicValidatorResult.Ignore; }
-      if (merge(msg.data, from) === 'reject') {
-        o.penalise(from, 'invalid-status', 'invalid digest');
-        return TopicValidatorResult.Reject;
-      }
-      return TopicValidatorResult.Ignore;
+      return this.#takeDigest(msg.data, from, merge) === 'reject' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore;
     });
     this.#node.services.pubsub.subscribe(topic);
+    // The same digests on a direct stream (a new neighbour's full view): the same budget, the
+    // same merge; a stream is charged before a byte is read, its frames are bounded before
+    // they are buffered, and the whole stream by a timeout.
+    const protocol = digestProtocol(o.meshId);
+    void this.#node.handle(protocol, (stream: Stream, connection: Connection) => {
+      const from = connection.remotePeer.toString();
+      const { charge, release } = o.budgets.openStream(protocol, from);
+      if (!charge.ok) {
+        stream.abort(new Error(`over the ${charge.kind} budget`));
+        o.overrun(from, charge);
+        return;
+      }
+      void this.#readDirect(stream, from, merge, maxBytes).finally(release);
+    }, { maxInboundStreams: 4 }).catch((e: unknown) => o.log.warn({ err: (e as Error).message }, 'digest protocol not registered'));
+  }
+
+  /** One digest from `from`: charged, merged; 'over' past its budget, 'reject' when malformed (struck). */
+  #takeDigest(bytes: Uint8Array, from: string, merge: DigestHandler): 'merged' | 'over' | 'reject' {
+    const o = this.#o;
+    o.metrics.statusBytesIn.inc({ kind: 'digest' }, bytes.length);
+    const charge = o.budgets.digest(from);
+    if (!charge.ok) { o.overrun(from, charge); return 'over'; }
+    if (merge(bytes, from) === 'reject') {
+      o.penalise(from, 'invalid-status', 'invalid digest');
+      return 'reject';
+    }
+    return 'merged';
+  }
+
+  async #readDirect(stream: Stream, from: string, merge: DigestHandler, maxBytes: number): Promise<void> {
+    const signal = AbortSignal.timeout(DIRECT_DIGEST_TIMEOUT);
+    try {
+      for (;;) {
+        const bytes = await step(stream, signal, undefined, maxBytes);
+        if (this.#takeDigest(bytes!, from, merge) !== 'merged') break;
+      }
+    } catch (e) {
+      const f = e instanceof FrameError ? e.fault : 'closed';
+      // The end of the stream ends the digest; a frame past the limit or a broken one is a strike.
+      if (f === 'oversize' || f === 'framing') this.#o.penalise(from, 'invalid-status', `direct digest: ${(e as Error).message}`);
+      if (f === 'closed') { await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream.abort(new Error('close timed out'))); return; }
+    }
+    stream.abort(new Error('digest stream ended'));
+  }
+
+  /**
+   * Sends digests to one connected neighbour on a stream of their own. False when that is not
+   * possible (not connected, or a peer that does not speak the protocol: an older agent).
+   */
+  async sendDigest(peer: string, frames: readonly Uint8Array[]): Promise<boolean> {
+    const conn = this.#node.getConnections(peerIdFromString(peer)).find((c) => c.status === 'open');
+    if (!conn) return false;
+    let stream: Stream | undefined;
+    try {
+      const signal = AbortSignal.timeout(DIRECT_DIGEST_TIMEOUT);
+      stream = await conn.newStream(digestProtocol(this.#o.meshId), { signal });
+      const lp = lpStream(stream, { maxDataLength: Math.max(...frames.map((f) => f.length), 1) });
+      for (const f of frames) await lp.write(f, { signal });
+      lp.unwrap();
+      await stream.close({ signal });
+      return true;
+    } catch (e) {
+      stream?.abort(e as Error);
+      this.#o.log.debug({ peer, err: (e as Error).message }, 'direct digest not sent');
+      return false;
+    }
   }
 
   /**

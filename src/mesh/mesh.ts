@@ -321,8 +321,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** Status-plane digests from direct neighbours (never relayed): `merge` says merged or reject. */
-  subscribeDigest(merge: DigestHandler): void {
-    this.#gossip.subscribeDigest(merge);
+  subscribeDigest(merge: DigestHandler, maxBytes: number): void {
+    this.#gossip.subscribeDigest(merge, maxBytes);
+  }
+
+  /** Digests to one connected neighbour on a stream of their own; false when that cannot be done. */
+  sendDigest(peer: string, frames: readonly Uint8Array[]): Promise<boolean> {
+    return this.#gossip.sendDigest(peer, frames);
   }
 
   publishDigest(bytes: Uint8Array, to: 'all' | 'mesh' = 'all'): Promise<void> {

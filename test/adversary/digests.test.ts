@@ -13,6 +13,7 @@ import { Cluster, until, type NodeSpec } from '../helpers/cluster.js';
 import { DEFAULT_BUDGETS } from '../../src/mesh/budgets.js';
 import { DIGEST_TIMING } from '../../src/audit/status-digest.js';
 import { HostileNode } from './hostile-node.js';
+import { EvilStream } from './evil-peer.js';
 
 const root = await protobuf.load(join(import.meta.dirname, '..', '..', 'proto', 'picket', 'status', 'v1', 'status.proto'));
 const ClaimPb = root.lookupType('picket.status.v1.Claim');
@@ -282,5 +283,62 @@ describe('status tallies and wants from a lying listed peer', () => {
     await until(() => auditor.digest.onTally(other.peerId), 10_000);
     await auditor.audit();
     expect(alerts.isOpen(key)).toBe(true);
+  });
+});
+
+/** A new neighbour's full view travels on a stream of its own (digestProtocol): the same attacks, on that door. */
+const DIRECT = '/picket/test/digest/1.0.0';
+const openDirect = async (evil: HostileNode, victim: NodeSpec) => new EvilStream(await evil.node.dialProtocol(peerIdFromString(victim.peerId), DIRECT));
+
+describe('direct digest streams from a lying listed peer', () => {
+  it('a direct digest frame announced at 4 MiB is cut at its length prefix (never buffered) and its sender struck', async () => {
+    const { victim, evilSpec, evil } = await setup();
+    const s = await openDirect(evil, victim);
+    const sent = await s.hugeFrame(4 * 1024 * 1024, 4 * 1024 * 1024);
+    await until(() => struck(victim, evilSpec.peerId), 10_000);
+    expect(sent).toBeLessThan(1024 * 1024 + 512 * 1024);
+    await until(() => s.closed(), 10_000);
+  });
+
+  it('a garbage direct digest is rejected, its sender struck, and nothing after it on the stream is merged', async () => {
+    const { victim, other, evilSpec, evil } = await setup();
+    const s = await openDirect(evil, victim);
+    await s.frame(Uint8Array.of(0xff, 0xff, 0xff, 0x0f, 0x01, 0x02));
+    await s.frame(digest([await claimBy(evil, { peerId: evilSpec.peerId, policyVersion: 7, enforcement: 'ok', seq: Date.now() })])).catch(() => undefined);
+    await until(() => struck(victim, evilSpec.peerId), 10_000);
+    await until(() => s.closed(), 10_000);
+    expect(victim.agent!.auditor.digest.newest(evilSpec.peerId)?.claim.policyVersion).not.toBe(7);
+    expect(rowOf(victim, other.peerId, true).policyVersion).toBe(1);
+  });
+
+  it('3000 digest frames on one direct stream are cut at the digest budget: a stream buys no more than gossip', async () => {
+    const { victim, other, evilSpec, evil } = await setup();
+    const s = await openDirect(evil, victim);
+    const claim = await claimBy(evil, { peerId: evilSpec.peerId, policyVersion: 1, enforcement: 'ok', seq: Date.now() });
+    let written = 0;
+    try {
+      for (let i = 0; i < 3000 && !s.closed(); i++) { await s.frame(digest([{ ...claim, seq: claim.seq + i + 1 }])); written++; }
+    } catch { /* cut by the victim */ }
+    await until(async () => (await Cluster.counters(victim)).budgetExceeded.digests! >= 1, 10_000);
+    // The victim stopped reading at its budget: what it merged is bounded by the burst, not by what was written.
+    const merged = victim.agent!.auditor.digest.newest(evilSpec.peerId)!.claim.seq - claim.seq;
+    expect(merged).toBeLessThanOrEqual(DEFAULT_BUDGETS.digestBurst + 5);
+    expect(written).toBeGreaterThan(merged);
+    await until(() => s.closed(), 10_000);
+    // The honest neighbour's news still arrives.
+    await other.agent!.alerts.raise('drift-repaired', 'drift-repaired', 'warning', 'test drift', {});
+    await other.agent!.auditor.publishDigest();
+    await until(() => rowOf(victim, other.peerId, true).alerts.includes('drift-repaired'), 10_000);
+  });
+
+  it('direct digest streams held open and silent are closed by the stream timeout, and past the stream budget they are refused', { timeout: 60_000 }, async () => {
+    const { victim, evilSpec, evil } = await setup();
+    // Within the budget (two at once): held by nobody but the victim's timeout.
+    const held = await Promise.all([openDirect(evil, victim), openDirect(evil, victim)]);
+    await until(() => held.every((s) => s.closed()), 30_000, () => `${held.filter((s) => !s.closed()).length} still open`);
+    expect(victim.agent!.mesh.admission.isBanned(evilSpec.peerId)).toBe(false);
+    // Six at once: past two, refused before a byte is read.
+    await Promise.all(Array.from({ length: 6 }, () => openDirect(evil, victim).catch(() => undefined)));
+    await until(async () => (await Cluster.counters(victim)).budgetExceeded.streams! >= 1, 10_000);
   });
 });

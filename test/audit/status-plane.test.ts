@@ -106,11 +106,43 @@ describe('full digests for new neighbours', () => {
       await until(() => !a.agent!.mesh.connectedPeers().includes(peerSpec.peerId), 10_000);
       await new Promise((r) => setTimeout(r, 5000)); // past the settle time: nothing may follow
       expect(toAll).toHaveLength(0);
-      // A connection that stays gets a's full digest (to every neighbour).
+      // A connection that stays gets a's full view; this peer does not speak the direct digest
+      // protocol (an older agent), so it comes the old way: a full digest to every neighbour.
       await peer.connectMany(a.agent!.mesh.listenAddrs()[0]!, 1);
       await until(() => toAll.length > 0, 20_000);
     } finally {
       await peer.stop();
     }
+  });
+});
+
+describe('a new neighbour\'s full view on a stream of its own', () => {
+  it('an agent joining a running fleet learns every node\'s state from its neighbours\' direct digests, and nobody sends a digest to every neighbour for it', { timeout: 120_000 }, async () => {
+    const c = cluster = await Cluster.create(4, { minPeers: 2, syncInterval: '1h', overrides: { audit: { probeInterval: 0, interval: '1h', statusInterval: '1h' } } });
+    const late = await c.addNode();
+    const early = c.nodes.filter((n) => n !== late);
+    for (const n of early) await c.start(n);
+    await c.publish(early[0]!, c.policy(1));
+    await c.converged(1, 30_000, early);
+    const ids = new Set(early.map((n) => n.peerId));
+    await until(() => early.every((n) => n.agent!.auditor.fleet({ verify: false }).nodes.filter((r) => ids.has(r.peerId)).every((r) => r.policyVersion === 1 && r.enforcement === 'ok')), 30_000);
+    // The full digests the first connections set off (settle time, then the relay delay) pass first.
+    await new Promise((r) => setTimeout(r, 5000));
+    const toAll: string[] = [];
+    const direct: string[] = [];
+    for (const n of early) {
+      const mesh = n.agent!.mesh;
+      const pub = mesh.publishDigest.bind(mesh), send = mesh.sendDigest.bind(mesh);
+      mesh.publishDigest = (bytes, to = 'all') => { if (to === 'all') toAll.push(n.peerId); return pub(bytes, to); };
+      mesh.sendDigest = async (peer, frames) => { const ok = await send(peer, frames); if (ok) direct.push(`${n.peerId}>${peer}`); return ok; };
+    }
+    await c.start(late);
+    await c.converged(1, 30_000);
+    // The early nodes' signed claims: nothing but full digests can bring them (statuses are
+    // hourly, nobody changed; the tally it gets with the first relay says versions, not claims).
+    await until(() => early.every((n) => late.agent!.auditor.digest.newest(n.peerId)?.claim.policyVersion !== undefined), 30_000, () => `direct: ${direct.join(' ')}`);
+    await until(() => complete(late, 1, false), 30_000, () => late.agent!.auditor.fleet({ verify: false }).summary);
+    expect(direct.filter((d) => d.endsWith(`>${late.peerId}`)).length).toBeGreaterThanOrEqual(1);
+    expect(toAll).toEqual([]);
   });
 });
