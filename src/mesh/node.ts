@@ -31,6 +31,9 @@ export interface NodeInit {
   noIdontwant?: boolean;
 }
 
+/** How often each end pings each connection (libp2p's connection monitor). */
+export const PING_INTERVAL = 30_000;
+
 export async function createMeshNode(o: NodeInit): Promise<MeshNode> {
   const addrs = [...o.listen, ...o.bootstrap];
   const transports = [];
@@ -44,6 +47,11 @@ export async function createMeshNode(o: NodeInit): Promise<MeshNode> {
     streamMuxers: [yamux()],
     connectionGater: o.gater,
     connectionManager: { maxConnections: o.maxConnections },
+    // Both ends ping every connection to find dead ones (a host that vanished without a FIN).
+    // libp2p's 10 s made pings a third of an idle fleet's CPU (30 agents in one process: 11.5%
+    // of a core of 27% with periodic statuses off); at 30 s a dead connection is dropped within
+    // ~30–40 s instead of ~10–20 s, while gossip reaches every node through the others.
+    connectionMonitor: { pingInterval: PING_INTERVAL },
     metrics: o.metrics,
     services: {
       identify: identify(),
