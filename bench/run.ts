@@ -277,18 +277,24 @@ ${(() => {
 - **Convergence at 100 nodes** runs 100 complete agents (libp2p, Noise, yamux, gossipsub,
   LevelDB, the status plane) in *one* Node.js process on two cores. The "CPU of the idle
   agents" rows show the cliff: a few percent of a core for 10 idle agents, about a quarter of
-  a core for 30, more than a whole core for 100 (libp2p's keep-alive ping on every connection
-  every 10 s, gossipsub heartbeats, the periodic liveness claims and every 4th interval the
-  full signed statuses every agent verifies from every other) — the process is saturated
+  a core for 30, more than a whole core for 100 (keep-alive pings on every connection —
+  every 30 s since this report, 10 s before —, gossipsub heartbeats, the periodic liveness
+  claims and every 4th interval the full signed statuses every agent verifies from every
+  other) — the process is saturated
   before anything is published, so gossipsub heartbeats run late and some nodes receive the
   update from anti-entropy instead of the gossip mesh: the tail. The redial-storm fix (see the
-  healed partition below) cut it roughly in half (8.7 → ~4.8 s median in the runs around it);
+  healed partition below) cut it roughly in half (8.7 → ~4.8 s median in the runs around it),
+  and the pings and direct full digests of this report to ~3.1 s;
   what is left is 100 agents' idle work on two cores. One agent per host does not share a CPU
   with 99 others; the simulation models the protocol itself at 10,000 nodes.
-- **The p99 of 30 agent processes** sits inside this machine's run-to-run spread: full runs on
-  the same day gave 416, 422, 552 and 578 ms (per-update p99s from 218 to 738 ms); one update
-  whose window catches a periodic exchange's extra connection or a status round on the same two
-  cores moves it past 500 ms.
+- **The p99 of 30 agent processes** sits close to the goal: earlier full runs the same day
+  gave 416, 422, 552 and 578 ms (per-update p99s from 218 to 738 ms); one update whose window
+  catches a periodic exchange's extra connection or a status round on the same two cores moves
+  it past 500 ms. This run's changes took work off those two cores: keep-alive pings every 30 s
+  instead of 10 s (libp2p's default; they had been about a third of an idle fleet's CPU), and a
+  new neighbour's full digest sent to it alone instead of to every neighbour. In one side-by-side
+  pair of \`--quick\` runs the pings alone moved idle CPU per agent from 4.5 to 0.6% of a core,
+  fleet CPU per update from 10.3 to 4.3 CPU s and the p99 from 1,209 to 471 ms.
 - **30 agent processes** (real \`picket agent\` binaries, one per node) share two cores. An
   etcd watcher receives a value; an agent verifies the signed policy, forwards it, persists
   it, compiles and applies it, then signs and relays its status: the "fleet CPU per update"
@@ -349,24 +355,28 @@ ${(() => {
   node per change are O(N/8 · log N) — at 10,000 simulated nodes a small fraction of the full
   plane's — and not O(log N): only a count (how many nodes on vX), not a complete view, fits
   in O(log N). On real agents the change's own bits are lost in the status plane's
-  other traffic: in one process at 30 nodes the digest plane received 52 KB of status payload
-  per change against the full plane's 8 KB, because those windows hold full digests — a new
-  neighbour's full digest is published to every neighbour (gossipsub cannot send to one peer),
-  and every 4th interval each node sends all its claims to every neighbour. That, not the
-  tally, is what grows with N there; a direct stream to the new neighbour is the next step. The verified view costs a want round trip on the first read after a change
+  other traffic: in one process at 30 nodes the digest plane received 18.6 KB of status
+  payload per change (0.7–62 KB over the changes) against the full plane's 8.6 KB, because
+  some windows hold full digests: every 4th interval each node sends all its claims to every
+  neighbour. A new neighbour's full view, which had been published to every neighbour
+  (gossipsub cannot address one peer: 52 KB per change in the report before this one), now
+  goes to that neighbour alone on a stream of its own (\`/picket/<mesh>/digest/1.0.0\`). The verified view costs a want round trip on the first read after a change
   (the "operator read" rows: every node then relays every wanted claim once, O(N) for that
   read). Bits are unsigned hearsay: they never make a verified row (threat-model.md). The
   digest plane's operator read is simulated up to 400 nodes (every simulated node then holds
   every claim: N² memory); above that the change alone, at 10,000 nodes one seed (~3 min,
   6 GB).
-- **\`--quick\` in under 2 minutes** is missed (a full run does not time it; it took 181 s on an
-  idle machine before this report's changes): 30 agent processes take ~20 s to start on two
-  cores; after the first policy every node dials up to its connection target (3 × minPeers), and
-  the fleet is quiet only ~37 s later (~60 CPU s: each new connection costs its Noise handshake,
-  identify, gossipsub, a sync and a full digest); then 5 updates, each waited out until the
-  fleet is quiet again (~9 s); the kernel apply (~15 s), etcd (~5 s) and the simulation (~30 s)
-  follow. The waits are what make the convergence figure honest; the mixing cost is the part
-  worth cutting next (a new neighbour's full digest goes to every neighbour, not just to it).
+- **\`--quick\` in under 2 minutes** is missed (a full run does not time it): on the final code
+  of this report it took 146 s on an idle machine (181 s before the previous report's changes,
+  170 s before this report's pings and direct full digests). 30 agent processes take ~20 s to
+  start on two cores; after the first policy every node dials up to its connection target
+  (3 × minPeers) and the fleet is quiet ~13 s later (~18 CPU s, was ~37 s and ~60 CPU s while
+  a new neighbour's full digest went to every neighbour); then 5 updates, each waited out
+  until the fleet is quiet again (a fixed 3 s, then 2 calm seconds: ≥ 5 s each); the
+  kernel apply (~15 s), etcd (~5 s) and the simulation (~27 s) follow. What is left is mostly
+  those waits and the simulation's repeated runs (5 seeds each, as every headline figure is),
+  which make the figures honest; running parts side by side would put one benchmark's CPU
+  into another's timings.
 - **RSS** is measured on one agent process after it has joined 20 peers, run as the shipped
   unit runs it (\`NODE_OPTIONS=--max-semi-space-size=4\`): ~100 MB; with Node's defaults it
   was 121 MB (92–125 MB across runs).
