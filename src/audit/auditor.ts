@@ -67,7 +67,7 @@ const EVENT_ALERT_TTL = 3_600_000; // forged-policy and peer-penalised resolve a
 /** A strike reason simple enough to repeat in an alert ("gossip malformed", "sync stalled"). */
 const PLAIN_REASON = /^[a-z][a-z0-9 -]{0,63}$/;
 
-/** How long a new connection must stay before this node sends it (and every neighbour) its full digest (ms). */
+/** How long a new connection must stay before this node sends that neighbour its full digest (ms). */
 const NEW_NEIGHBOUR_SETTLE = 3000;
 
 export class Auditor {
@@ -193,14 +193,11 @@ export class Auditor {
     this.#schedule();
     await this.publishStatus();
     if (this.#plane === 'digest') {
-      // A new neighbour holds none of our view: it gets all of it, a moment later — unless it
-      // had our full view lately. A digest goes to every neighbour and connections come and go
-      // (sync dials, trimming): a full digest per connection cost 11 KB/s per node idle at 30
-      // nodes; without any, views missed nodes after start-up (lost first digests).
-      // Only a connection that stays: the periodic exchange opens one to a node it is not
-      // connected to and closes it after one sync, and a full digest to every neighbour for each
-      // of those tripled the idle status traffic (30 agents: 1.1 → 2.9–3.8 KB/s per node).
-      // To that neighbour only, on a stream of its own (#sendFull).
+      // A new neighbour holds none of our view: it gets all of it, on a stream of its own
+      // (#sendFull), unless it had our full view lately — without any, views missed nodes
+      // after start-up (lost first digests). Only a connection that stays (NEW_NEIGHBOUR_SETTLE):
+      // the periodic exchange opens one to a node it is not connected to and closes it after
+      // one sync, and connections come and go (sync dials, trimming).
       o.mesh.libp2p.addEventListener('peer:connect', (e) => {
         const peer = e.detail.toString();
         o.clock.setTimeout(() => {

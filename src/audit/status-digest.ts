@@ -304,16 +304,20 @@ export class FleetDigest {
     return { ok: true, changed };
   }
 
-  /** The tally to send when it changed since the last call (or always, with `full`). */
   /** The whole tally, when any bit is set (a new neighbour's copy: leaves what the next delta sends alone). */
   tallyFull(): Bits | undefined {
-    return this.tallyCount() > 0 && this.#tallyVersion ? { version: this.#tallyVersion, bits: new Uint8Array(this.#bits) } : undefined;
+    return this.tallyCount() > 0 ? this.#tallyCopy() : undefined;
   }
 
+  /** The tally to send when it changed since the last call (or always, with `full`). */
   tallyDelta(full = false): Bits | undefined {
     const send = (full && this.tallyCount() > 0) || this.#tallyChanged;
     this.#tallyChanged = false;
-    return send && this.#tallyVersion ? { version: this.#tallyVersion, bits: new Uint8Array(this.#bits) } : undefined;
+    return send ? this.#tallyCopy() : undefined;
+  }
+
+  #tallyCopy(): Bits | undefined {
+    return this.#tallyVersion ? { version: this.#tallyVersion, bits: new Uint8Array(this.#bits) } : undefined;
   }
 
   /**

@@ -1,8 +1,10 @@
 /**
- * Room: gossip. The three topics (policy envelopes, large-policy announcements, signed
- * statuses), their validators — each maps what the engine or a verifier says into
+ * Room: gossip. The topics (policy envelopes, large-policy announcements, signed statuses,
+ * status digests), their validators — each maps what the engine or a verifier says into
  * accept / ignore / reject, and a reject is a strike against the forwarding peer — and
  * publishing: a policy is pushed whole, or announced and pulled through anti-entropy when large.
+ * Status digests also travel on a direct stream to one neighbour (digestProtocol), with the
+ * same budget and merge as the topic.
  */
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -188,9 +190,10 @@ export class Gossip {
   }
 
   /**
-   * Subscribes to the digest topic. Every digest is charged to its sender's digest budget,
-   * handed to `merge`, and then never forwarded (Ignore): a digest is one neighbour's view,
-   * and the receiver republishes its own merged view instead.
+   * Subscribes to the digest topic and serves the direct digest protocol. Every digest is
+   * charged to its sender's digest budget, handed to `merge`, and then never forwarded
+   * (Ignore): a digest is one neighbour's view, and the receiver republishes its own merged
+   * view instead. `maxBytes`: one digest message's limit, checked before a direct frame is buffered.
    */
   subscribeDigest(merge: DigestHandler, maxBytes: number): void {
     const o = this.#o;
