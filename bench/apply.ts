@@ -4,11 +4,13 @@
  * the timed sections of the product path contain no `ip netns exec` spawn — as in the agent,
  * which runs in its host's namespace. For 100 / 1,000 / 10,000-rule policies, side by side in
  * one run, each repeated and reported as min / median / max:
- *   - nft full replace and one-address change, the product path (NftBackend: one `nft -f -`
- *     transaction over a pipe);
+ *   - nft full replace and one-address change, the product path (NftBackend: a full replace is
+ *     one `nft -f -` transaction over a pipe, an element change one line to its long-lived
+ *     `nft -i`);
  *   - the same two applies the way the previous version did them (temp file, `nft -c` then
  *     `nft -f`, each through `ip netns exec`): the "before";
- *   - `nft -f FILE` by hand on the very script the backend sends: the physical floor;
+ *   - `nft -f FILE` by hand on the very script the backend sends: the physical floor of a full
+ *     replace (a new process per change, which an element change no longer pays);
  *   - iptables-restore applying the same ruleset expanded rule by rule;
  * and the event-loop lag of the applying process during 10,000-rule applies.
  * Writes only under --out (scripts for the floor and the "before" path go to OUT/apply-tmp).
@@ -113,6 +115,7 @@ try {
     await nft.apply(a);
     const inc = await alternate(runs, () => nft.apply(b), () => nft.apply(a));
     if (nft.applies.incremental < runs) throw new Error('one-address changes were not applied as element changes');
+    if (nft.sessionsStarted !== 1) throw new Error(`element changes started ${nft.sessionsStarted} nft sessions, not 1`);
     // The same applies by hand: `nft -f FILE` of the same scripts (the state is `a` again).
     const floorFull = await alternate(runs, () => run({}, ['nft', '-f', join(tmp, 'ac.nft')]), () => run({}, ['nft', '-f', join(tmp, 'ca.nft')]));
     const floorInc = await alternate(runs, () => run({}, ['nft', '-f', join(tmp, 'ab.nft')]), () => run({}, ['nft', '-f', join(tmp, 'ba.nft')]));
@@ -153,6 +156,7 @@ try {
       console.log(`event-loop lag p99 during 10k apply: ${round(h.percentile(99) / 1e6)} ms (max ${round(h.max / 1e6)})`);
     }
     await nft.remove();
+    nft.close();
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });

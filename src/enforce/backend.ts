@@ -45,6 +45,8 @@ export interface Backend {
   readBack(): Promise<ReadBack | null>;
   /** Forget incremental state so the next apply replaces everything (after drift). */
   invalidate?(): void;
+  /** Ends what the backend keeps running between applies (agent shutdown). */
+  close?(): void;
   /** Removes what this backend put in place (a backend switched away from on reload). */
   remove?(): Promise<void>;
   /**

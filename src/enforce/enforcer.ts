@@ -132,7 +132,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
    * backend starts from nothing known about what is in force (no read-back to compare yet).
    */
   reconfigure(o: Partial<Pick<EnforcerOptions, 'backend' | 'bootstrapAddrs' | 'confirmWindow' | 'lostGrace' | 'dropLog'>>): void {
-    if (o.backend && o.backend !== this.#opts.backend) this.#applied = null;
+    if (o.backend && o.backend !== this.#opts.backend) {
+      this.#applied = null;
+      this.#opts.backend.close?.();
+    }
     this.#opts = { ...this.#opts, ...o };
   }
 
@@ -322,6 +325,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
   /** Cancels the guard's pending check (agent shutdown): nothing is applied after stop. */
   stop(): void {
     this.#stopped = true;
+    this.#opts.backend.close?.();
     this.#pendingLoss?.timer.cancel();
     this.#pendingLoss = null;
   }

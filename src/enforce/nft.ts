@@ -1,7 +1,9 @@
 /**
- * The nftables backend. Every apply is one `nft -f -` transaction fed over a pipe (nothing
- * written to disk): full applies replace the contents of `table inet picket`; changes that
- * only move addresses or ports are set-element operations. nft commits a script as one
+ * The nftables backend. Every apply is one nft transaction fed over a pipe (nothing written
+ * to disk): full applies replace the contents of `table inet picket` through `nft -f -`;
+ * changes that only move addresses or ports are set-element operations, sent as one line to
+ * a long-lived `nft -i` (nft-session.ts: no process start, no wait for the kernel's release
+ * of deleted elements) and through `nft -f -` when the session cannot take them. nft commits a script as one
  * netlink batch, so an error anywhere in it — the last line included — leaves the previous
  * ruleset in force; a separate `nft -c` pass would only parse the script a second time
  * (docs/enforcement.md, decisions.md). Read-back lists the table as JSON, normalises it
@@ -12,6 +14,7 @@ import type { NodeRuleset } from '../policy/compile.js';
 import { ApplyError, backendInstance, type Backend, type DropCount, type DropReading, type ReadBack } from './backend.js';
 import { NFT_COUNTERS, type DropReason } from './nft-tables.js';
 import { run, type Runner } from './exec.js';
+import { NftSession } from './nft-session.js';
 import { NFT_FAMILY, NFT_TABLE, nftChainNames, nftSetNames, renderNft, renderNftDelta, renderNftInPlace, sameShape } from './render-nft.js';
 
 export type NftOptions = Runner;
@@ -55,7 +58,12 @@ export class NftBackend implements Backend {
   /** Bumped whenever the table is recreated (its named counters start again from zero). */
   #resets = 0;
 
-  constructor(private readonly o: NftOptions = {}) {}
+  /** Element-only changes go through one long-lived `nft -i`. */
+  readonly #session: NftSession;
+
+  constructor(private readonly o: NftOptions = {}) {
+    this.#session = new NftSession(o);
+  }
 
   async apply(rs: NodeRuleset): Promise<void> {
     const last = this.#last;
@@ -67,7 +75,8 @@ export class NftBackend implements Backend {
         return;
       }
       try {
-        await this.#transaction(delta);
+        const line = this.#session.closed ? null : NftSession.line(delta);
+        await (line ? this.#session.transaction(line) : this.#transaction(delta));
         this.applies.incremental++;
         this.#last = rs;
         return;
@@ -141,6 +150,16 @@ export class NftBackend implements Backend {
     }
     if (epoch !== `${this.#instance}:${this.#resets}`) return null;
     return { epoch, counts: parseNftCounters(text) };
+  }
+
+  /** Ends the long-lived `nft -i` (agent shutdown); later applies spawn `nft -f -`. */
+  close(): void {
+    this.#session.close();
+  }
+
+  /** Processes the element-change session has started (1 unless one died or timed out). */
+  get sessionsStarted(): number {
+    return this.#session.started;
   }
 
   /** Removes the picket table (uninstall, tests). */
