@@ -10,7 +10,8 @@
  *    a claim and own()s it; then delta(), tallyDelta() and wantDelta() to every connection;
  *  - a digest arrives: charge, decode, merge() (no signature check), mergeTally(), mergeWant()
  *    (wanted itself: sign a fresh claim now); if anything changed, a digest to every
- *    connection after DIGEST_TIMING.relayDelay (coalesced);
+ *    connection after relayDelayFor (coalesced: news after DIGEST_TIMING.relayDelay,
+ *    liveness alone after a fraction of the statusInterval);
  *  - read(i): the operator's verified read at node i (`status --mesh`), which wants the claims
  *    behind its bits, until every row verifies (readDone);
  *  - every statusInterval (jittered 0.9–1.1) from the node's first change: a fresh claim and
@@ -25,11 +26,11 @@
  * every receiver gets the same bytes, and merge() never mutates a claim.
  */
 import { seededRandom, type Random } from '../../src/runtime/random.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, type OwnState } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, relayDelayFor, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim, type DigestVerdict } from '../../src/audit/status-claims.js';
 import { fleetView, newerClaim, statusDelay, type NodeStatus } from '../../src/audit/status.js';
 import type { Verdict } from './gossipsub.js';
-import { everyStatusInterval, SILENT_AFTER, type StatusFleet, type StatusPlaneSim } from './status.js';
+import { everyStatusInterval, SILENT_AFTER, STATUS_INTERVAL, type StatusFleet, type StatusPlaneSim } from './status.js';
 
 export class DigestStatusPlane implements StatusPlaneSim {
   readonly name = 'signed claims in neighbour digests (digest)';
@@ -44,6 +45,8 @@ export class DigestStatusPlane implements StatusPlaneSim {
   #ticks!: Uint32Array;
   #pending!: Uint8Array;
   #relay!: Uint8Array;
+  #relayDue!: Float64Array;
+  #relayTimer: ({ cancel(): void } | undefined)[] = [];
   #relayFull!: Uint8Array;
   #periodic!: Uint8Array;
   #jitter!: Random;
@@ -66,6 +69,7 @@ export class DigestStatusPlane implements StatusPlaneSim {
     this.#ticks = new Uint32Array(fleet.n);
     this.#pending = new Uint8Array(fleet.n);
     this.#relay = new Uint8Array(fleet.n);
+    this.#relayDue = new Float64Array(fleet.n);
     this.#relayFull = new Uint8Array(fleet.n);
     this.#periodic = new Uint8Array(fleet.n);
     this.#jitter = seededRandom(fleet.n);
@@ -156,7 +160,7 @@ export class DigestStatusPlane implements StatusPlaneSim {
     }
     const now = f.clock.now();
     const r = digest.merge(d.claims, fromId, now);
-    if (r.changed.length) this.#relaySoon(to);
+    if (r.changed.length) this.#relaySoon(to, false, r.news);
     if (d.tally) {
       const t = digest.mergeTally(d.tally);
       if (t.ok && t.changed.length) this.#relaySoon(to);
@@ -181,17 +185,22 @@ export class DigestStatusPlane implements StatusPlaneSim {
     return origins.every((o) => o === i || claimRow(d, this.#f.peerIds[o]!, true)?.policyVersion === version);
   }
 
-  #relaySoon(i: number, full = false): void {
+  /** The auditor's #relaySoon: news after relayDelay, liveness alone later (relayDelayFor); news brings a waiting relay forward. */
+  #relaySoon(i: number, full = false, news = true): void {
     if (full) this.#relayFull[i] = 1;
-    if (this.#relay[i]) return;
+    const now = this.#f.clock.now();
+    const delay = relayDelayFor(news, STATUS_INTERVAL, () => this.#f.random.next());
+    if (this.#relay[i] && this.#relayDue[i]! <= now + delay) return;
+    this.#relayTimer[i]?.cancel();
     this.#relay[i] = 1;
-    const [lo, hi] = DIGEST_TIMING.relayDelay;
-    this.#f.clock.setTimeout(() => {
+    this.#relayDue[i] = now + delay;
+    this.#relayTimer[i] = this.#f.clock.setTimeout(() => {
       this.#relay[i] = 0;
+      this.#relayTimer[i] = undefined;
       const all = this.#relayFull[i] === 1;
       this.#relayFull[i] = 0;
       return this.#publish(i, { full: all });
-    }, lo + this.#f.random.next() * (hi - lo));
+    }, delay);
   }
 
   seenAt(i: number, version: number, origins: readonly number[]): number {

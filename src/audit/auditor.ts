@@ -19,7 +19,7 @@ import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statu
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, type Claim, type OwnState } from './status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, relayDelayFor, type Claim, type OwnState } from './status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from './status-claims.js';
 
 export interface AuditOptions {
@@ -101,6 +101,8 @@ export class Auditor {
   #publishedClaims = new Map<number, string>();
   #ticks = 0;
   #relay: Timer | null = null;
+  /** When the pending relay fires (clock.now() time). */
+  #relayDue = 0;
   #relayFull = false;
   #relayAll = false;
   /** When each neighbour last got our full digest (bounded by the policy's nodes). */
@@ -465,7 +467,7 @@ export class Auditor {
     if (r.changed.length) {
       const applied = this.#o.enforcer.status.policyVersion ?? 0;
       if (this.#behindSince === null && r.changed.some((id) => (this.#digest.newest(id)?.claim.policyVersion ?? 0) > applied)) this.#behindSince = now;
-      this.#relaySoon();
+      this.#relaySoon(false, false, r.news);
     }
     if (d.tally) {
       const t = this.#digest.mergeTally(d.tally);
@@ -506,17 +508,26 @@ export class Auditor {
     this.#relaySoon(true);
   }
 
-  /** Merged news goes on to our neighbours together, a moment later (one digest, not one per arrival). */
-  #relaySoon(full = false, all = false): void {
+  /**
+   * Merged news goes on to our neighbours together, a moment later (one digest, not one per
+   * arrival); liveness alone (`news` false) later still (relayDelayFor). News arriving while a
+   * liveness relay waits brings it forward: the one digest carries both.
+   */
+  #relaySoon(full = false, all = false, news = true): void {
     this.#relayFull ||= full;
     this.#relayAll ||= all;
-    if (this.#relay || this.#stopped) return;
+    if (this.#stopped) return;
+    const now = this.#o.clock.now();
+    const delay = relayDelayFor(news, this.#o.statusInterval, () => this.#o.random.next());
+    if (this.#relay && this.#relayDue <= now + delay) return;
+    this.#relay?.cancel();
+    this.#relayDue = now + delay;
     this.#relay = this.#o.clock.setTimeout(() => {
       this.#relay = null;
       const opts = { full: this.#relayFull, all: this.#relayAll };
       this.#relayFull = this.#relayAll = false;
       void this.publishDigest(opts);
-    }, DIGEST_TIMING.relayDelay[0] + this.#o.random.next() * (DIGEST_TIMING.relayDelay[1] - DIGEST_TIMING.relayDelay[0]));
+    }, delay);
   }
 
   /**

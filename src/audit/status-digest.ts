@@ -33,10 +33,34 @@
  * its own change `changeDelay` ms after it happens (uniform in the range: a whole fleet
  * changes at once after a policy lands, and statuses must not compete with the policy);
  * news merged from neighbours coalesced into one digest `relayDelay` ms after the first
- * arrives; all claims held on a new connection (after `relayDelay`) and every `fullEvery`-th
- * statusInterval (anti-entropy, and what repairs relay suppression).
+ * arrives; liveness alone (newer claims that say what the older ones said) coalesced for
+ * `livenessRelay` × statusInterval (relayDelayFor); all claims held on a new connection
+ * (after `relayDelay`) and every `fullEvery`-th statusInterval (anti-entropy, and what
+ * repairs relay suppression).
  */
-export const DIGEST_TIMING = Object.freeze({ changeDelay: [1000, 3000] as const, relayDelay: [250, 600] as const, fullEvery: 4, wantEvery: 10_000 });
+export const DIGEST_TIMING = Object.freeze({ changeDelay: [1000, 3000] as const, relayDelay: [250, 600] as const, livenessRelay: [0.1, 0.2] as const, fullEvery: 4, wantEvery: 10_000 });
+
+/**
+ * How long a node waits before relaying what it merged (one digest for all of it). News — a
+ * claim whose state differs from the one it replaces, tally bits, a want — goes on after
+ * `relayDelay`. Liveness alone waits `livenessRelay` × statusInterval: every node signs one
+ * such claim per interval, and relaying each as it came made every claim its own wave through
+ * the fleet (N waves per interval, each node sending a digest per wave: 30 agents in one
+ * process spent ~5 CPU s per interval on it). Coalesced, a node relays a handful of times per
+ * interval, and a claim still crosses a hop in at most 0.2 × statusInterval, far inside
+ * silentAfter (2 min against a 30 s interval by default).
+ */
+export function relayDelayFor(news: boolean, statusInterval: number, random: () => number): number {
+  const [lo, hi] = news ? DIGEST_TIMING.relayDelay : DIGEST_TIMING.livenessRelay.map((f) => f * statusInterval);
+  return Math.max(lo!, DIGEST_TIMING.relayDelay[0]) + random() * Math.max(0, hi! - lo!);
+}
+
+/** True when two claims say the same (what a reader sees), whatever their seq and time: the newer is liveness only. */
+export function sameState(a: Claim, b: Claim): boolean {
+  return a.policyVersion === b.policyVersion && a.enforcement === b.enforcement && a.digest === b.digest
+    && a.rolloutStage === b.rolloutStage && a.rolloutEnforcing === b.rolloutEnforcing
+    && a.alerts.length === b.alerts.length && a.alerts.every((x, i) => x === b.alerts[i]);
+}
 
 /** What a node's status plane knows of its own state (the part a claim carries). */
 export interface OwnState {
@@ -143,6 +167,8 @@ interface Entry {
 export interface MergeResult {
   /** Nodes whose newest claim changed. */
   changed: string[];
+  /** Some changed claim says something new (not liveness alone: sameState with the claim it replaced). */
+  news: boolean;
   /** Claims about this node that it did not hand in itself (echoes, forgeries or a twin). */
   aboutSelf: Claim[];
 }
@@ -416,7 +442,7 @@ export class FleetDigest {
 
   /** Joins claims a neighbour sent. Verifies nothing. */
   merge(claims: readonly Claim[], from: string, now: number): MergeResult {
-    const out: MergeResult = { changed: [], aboutSelf: [] };
+    const out: MergeResult = { changed: [], news: false, aboutSelf: [] };
     for (const c of claims) {
       if (!this.isMember(c.peerId) || c.time > now + this.#o.maxAhead || c.seq > now + this.#o.maxAhead) continue;
       if (this.#forged.has(sigKey(c))) continue;
@@ -437,6 +463,7 @@ export class FleetDigest {
       if (this.newest(c.peerId)?.claim !== before) {
         e.heard = new Set([from]);
         out.changed.push(c.peerId);
+        if (!before || !sameState(before, c)) out.news = true;
         this.#changed.add(c.peerId);
       }
     }

@@ -3,7 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { randomBytes } from 'node:crypto';
-import { claimRow, FleetDigest, isTallyChange, type Claim, type OwnState } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, isTallyChange, relayDelayFor, type Claim, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from '../../src/audit/status-claims.js';
 import { pb } from '../../src/wire/proto.js';
 
@@ -42,6 +42,37 @@ describe('status digest merge (a join: order, repetition and delay do not matter
     expect(d.merge(x, a, T0).changed).toHaveLength(2);
     expect(d.merge(x, a, T0).changed).toHaveLength(0);
     expect(d.merge(x, b, T0).changed).toHaveLength(0);
+  });
+  it('tells liveness from news: a newer claim that says the same is liveness only, a changed state is news', async () => {
+    const d = digest();
+    expect(d.merge([await claim(1, 5)], a, T0).news).toBe(true); // first heard of: news
+    const live = d.merge([await claim(1, 6)], a, T0);
+    expect(live.changed).toEqual([a]);
+    expect(live.news).toBe(false);
+    expect(d.merge([await claim(1, 7, { enforcement: 'failed' })], a, T0).news).toBe(true);
+    expect(d.merge([await claim(1, 8, { enforcement: 'failed', alerts: ['port-open'] })], a, T0).news).toBe(true);
+    expect(d.merge([await claim(1, 9, { enforcement: 'failed', alerts: ['port-open'], policyVersion: 3 })], a, T0).news).toBe(true);
+    // One news claim among liveness claims makes the whole merge news: nothing waits behind liveness.
+    const mixed = d.merge([await claim(2, 1), await claim(1, 10, { enforcement: 'failed', alerts: ['port-open'], policyVersion: 3 })], b, T0);
+    expect(mixed.news).toBe(true);
+  });
+  it('a liar relaying a real change as a liveness look-alike cannot slow it: the claim itself says what changed', async () => {
+    const d = digest();
+    d.merge([await claim(1, 5)], a, T0);
+    // The liar's copy (forged signature) of "same as before" with a higher seq, then the real failure.
+    expect(d.merge([await forged(1, 6)], liar, T0).news).toBe(false);
+    expect(d.merge([await claim(1, 7, { enforcement: 'failed' })], b, T0).news).toBe(true);
+  });
+  it('relays news within relayDelay and liveness alone within a fraction of the status interval, far inside silentAfter', () => {
+    for (const r of [0, 0.5, 0.999]) {
+      const news = relayDelayFor(true, 30_000, () => r), live = relayDelayFor(false, 30_000, () => r);
+      expect(news).toBeGreaterThanOrEqual(DIGEST_TIMING.relayDelay[0]);
+      expect(news).toBeLessThanOrEqual(DIGEST_TIMING.relayDelay[1]);
+      expect(live).toBeGreaterThanOrEqual(3000);
+      expect(live).toBeLessThanOrEqual(6000);
+    }
+    // A tiny interval (tests) never relays liveness faster than news.
+    expect(relayDelayFor(false, 100, () => 0)).toBeGreaterThanOrEqual(DIGEST_TIMING.relayDelay[0]);
   });
   it('is monotonic: a node\'s newest seq never goes down, whatever arrives', async () => {
     const d = digest();
