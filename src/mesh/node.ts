@@ -14,6 +14,9 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
 import type { ConnectionGater, Metrics, PrivateKey } from '@libp2p/interface';
 import { LIMITS } from '../wire/limits.js';
 import { coalesceWrites } from '../runtime/socket-writes.js';
+import { installLengthPrefixFix } from './length-prefix.js';
+
+installLengthPrefixFix();
 
 export type MeshNode = Libp2p<{ pubsub: GossipSub }>;
 
@@ -33,6 +36,14 @@ export interface NodeInit {
 
 /** How often each end pings each connection (libp2p's connection monitor). */
 export const PING_INTERVAL = 30_000;
+/**
+ * gossipsub v1.2 answers every received message of at least this many bytes with an
+ * IDONTWANT to each mesh peer. Its default (512 B) covered every status digest (~1–2 KB),
+ * which is never forwarded, so each digest a node received cost 6–12 control messages for
+ * nothing. Policies large enough for duplicates to matter (tens of KB and up; a 200 KB one is
+ * where IDONTWANT paid off in bench/bytes.ts) stay above it.
+ */
+export const IDONTWANT_MIN_BYTES = 16 * 1024;
 
 export async function createMeshNode(o: NodeInit): Promise<MeshNode> {
   const addrs = [...o.listen, ...o.bootstrap];
@@ -62,7 +73,7 @@ export async function createMeshNode(o: NodeInit): Promise<MeshNode> {
         ignoreDuplicatePublishError: true,
         globalSignaturePolicy: 'StrictNoSign',
         maxInboundDataLength: LIMITS.maxEnvelopeBytes + 64 * 1024,
-        ...(o.noIdontwant ? { idontwantMinDataSize: Number.MAX_SAFE_INTEGER } : {}),
+        idontwantMinDataSize: o.noIdontwant ? Number.MAX_SAFE_INTEGER : IDONTWANT_MIN_BYTES,
         heartbeatInterval: 700,
         // Admission already limits the mesh to PeerIds the signed policy lists, so gossipsub's
         // Sybil defence against many peers behind one IP only hurts here: fleets share IPs
