@@ -26,7 +26,7 @@
  * every receiver gets the same bytes, and merge() never mutates a claim.
  */
 import { seededRandom, type Random } from '../../src/runtime/random.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, relayDelayFor, type OwnState } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, firstTick, relayDelayFor, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim, type DigestVerdict } from '../../src/audit/status-claims.js';
 import { fleetView, newerClaim, statusDelay, type NodeStatus } from '../../src/audit/status.js';
 import type { Verdict } from './gossipsub.js';
@@ -87,7 +87,7 @@ export class DigestStatusPlane implements StatusPlaneSim {
       // generator, so the shared stream is the same whether or not it fires within a run.
       this.#periodic[i] = 1;
       // The change falls anywhere in the node's cycle of fullEvery ticks (its count runs from start-up).
-      this.#ticks[i] = Math.floor(this.#jitter.next() * DIGEST_TIMING.fullEvery);
+      this.#ticks[i] = firstTick(() => this.#jitter.next());
       everyStatusInterval(f.clock, this.#jitter, () => this.#publish(i, { periodic: true, full: this.#ticks[i]!++ % DIGEST_TIMING.fullEvery === 0 }));
     }
     if (this.#pending[i]) return; // the auditor's #soon(): one digest per burst of changes

@@ -19,7 +19,7 @@ import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statu
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, relayDelayFor, type Claim, type OwnState } from './status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, firstTick, relayDelayFor, type Claim, type OwnState } from './status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from './status-claims.js';
 
 export interface AuditOptions {
@@ -99,7 +99,8 @@ export class Auditor {
   #refsFor = -1;
   /** Signatures of the claims this process signed, by seq (bounded): tells echoes from twins. */
   #publishedClaims = new Map<number, string>();
-  #ticks = 0;
+  /** Periodic ticks so far, from a random phase (firstTick): -1 until the first. */
+  #ticks = -1;
   #relay: Timer | null = null;
   /** When the pending relay fires (clock.now() time). */
   #relayDue = 0;
@@ -437,7 +438,9 @@ export class Auditor {
 
   /** The periodic step on the digest plane: a fresh claim (liveness); every fullEvery-th, the details too. */
   async #tick(): Promise<void> {
-    const full = this.#ticks++ % (this.#o.fullEvery ?? DIGEST_TIMING.fullEvery) === 0;
+    const every = this.#o.fullEvery ?? DIGEST_TIMING.fullEvery;
+    if (this.#ticks < 0) this.#ticks = 1 + firstTick(() => this.#o.random.next(), every);
+    const full = this.#ticks++ % every === 0;
     await this.publishDigest({ periodic: true, full });
     if (full) await this.publishStatus(true);
   }

@@ -3,7 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { randomBytes } from 'node:crypto';
-import { claimRow, DIGEST_TIMING, FleetDigest, isTallyChange, relayDelayFor, type Claim, type OwnState } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, firstTick, FleetDigest, isTallyChange, relayDelayFor, type Claim, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from '../../src/audit/status-claims.js';
 import { pb } from '../../src/wire/proto.js';
 
@@ -62,6 +62,15 @@ describe('status digest merge (a join: order, repetition and delay do not matter
     // The liar's copy (forged signature) of "same as before" with a higher seq, then the real failure.
     expect(d.merge([await forged(1, 6)], liar, T0).news).toBe(false);
     expect(d.merge([await claim(1, 7, { enforcement: 'failed' })], b, T0).news).toBe(true);
+  });
+  it('a fleet started together does not send its full statuses in the same interval: each node starts its cycle at random', () => {
+    const counts = [0, 0, 0, 0];
+    let x = 7;
+    const rnd = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 400; i++) counts[firstTick(rnd)]!++;
+    for (const c of counts) expect(c).toBeGreaterThan(60); // ~100 each: no interval gets the whole fleet
+    expect(firstTick(() => 0.9999999, 4)).toBe(3);
+    expect(firstTick(() => 0.5, 1)).toBe(0);
   });
   it('relays news within relayDelay and liveness alone within a fraction of the status interval, far inside silentAfter', () => {
     for (const r of [0, 0.5, 0.999]) {
