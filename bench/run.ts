@@ -94,7 +94,7 @@ if (only.includes('status')) ran.status = runScript('status.ts', ['--sizes', '10
 // Both status planes at every size. The digest plane's operator read (every node then holds
 // every claim: N² memory) up to --digest-max only; above it the change alone, and at 10,000
 // nodes one seed (~3 min and 6 GB a run).
-if (only.includes('sim')) ran.sim = runScript('sim.ts', ['--nodes', quick ? '1000,200' : '10000,1000,400', '--digest-max', quick ? '200' : '400', '--seeds', '5', ...(quick ? [] : ['--digest-seeds-above', '1']), '--degree', '6', '--latency', '50ms', '--loss', '0.05', '--seed', '42']);
+if (only.includes('sim')) ran.sim = runScript('sim.ts', ['--nodes', quick ? '1000' : '10000,1000,400', ...(quick ? ['--status-plane', 'digest'] : []), '--digest-max', quick ? '200' : '400', '--seeds', '5', ...(quick ? [] : ['--digest-seeds-above', '1']), '--degree', '6', '--latency', '50ms', '--loss', '0.05', '--seed', '42']);
 
 const rows: Row[] = [];
 for (const f of ['trust.json', 'mesh.json', 'procs.json', 'procs-10.json', 'bytes.json', 'apply.json', 'etcd.json', 'sim-rows.json', 'status.json']) {

@@ -14,7 +14,10 @@
  *    liveness alone after a fraction of the statusInterval);
  *  - read(i): the operator's verified read at node i (`status --mesh`), which wants the claims
  *    behind its bits, until every row verifies (readDone);
- *  - every statusInterval (jittered 0.9–1.1) from the node's first change: a fresh claim and
+ *  - every statusInterval (jittered 0.9–1.1) from the node's first change (the agent's first
+ *    tick comes at a random point of its first interval after start-up, firstRunDelay; the
+ *    simulated fleet has no start-up, and its ticks start one interval after the change, so
+ *    the change's window holds no liveness traffic): a fresh claim and
  *    delta(); every fullEvery-th, all().
  * Digests are published on the digest topic and never forwarded (the validator answers
  * Ignore), so gossipsub's flood publish delivers each to the sender's direct connections only.

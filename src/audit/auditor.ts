@@ -19,7 +19,7 @@ import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statu
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, firstTick, relayDelayFor, type Claim, type OwnState } from './status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, firstRunDelay, firstTick, relayDelayFor, type Claim, type OwnState } from './status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from './status-claims.js';
 
 export interface AuditOptions {
@@ -239,16 +239,23 @@ export class Auditor {
     return this.#o;
   }
 
-  #every(ms: number, fn: () => Promise<unknown>): void {
+  /**
+   * `fn` every `ms` (jittered 0.9–1.1). The first run comes at a random point of the first
+   * interval (firstRunDelay): agents started together — a fleet-wide restart, a benchmark whose
+   * 30 agents finish starting within a second of each other on shared cores — would otherwise
+   * run every periodic task in the same second, every interval (30 agent processes: each
+   * status round a burst of ~10 CPU s, and an update published into one took 4 s).
+   */
+  #every(ms: number, fn: () => Promise<unknown>, delay = firstRunDelay(ms, () => this.#o.random.next())): void {
     if (!ms || this.#stopped) return;
     const gen = this.#generation;
     const t = this.#o.clock.setTimeout(() => {
       void fn().catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'audit task failed')).finally(() => {
         this.#timers = this.#timers.filter((x) => x !== t);
         // A reconfigure() since this task started has armed its own schedule.
-        if (gen === this.#generation) this.#every(ms, fn);
+        if (gen === this.#generation) this.#every(ms, fn, ms * (0.9 + this.#o.random.next() * 0.2));
       });
-    }, ms * (0.9 + this.#o.random.next() * 0.2));
+    }, delay);
     this.#timers.push(t);
   }
 

@@ -68,6 +68,11 @@ export function firstTick(random: () => number, fullEvery: number = DIGEST_TIMIN
   return Math.min(fullEvery - 1, Math.floor(random() * fullEvery));
 }
 
+/** When a periodic task first runs: at a random point of its first interval (never at once: start-up sends its own). */
+export function firstRunDelay(interval: number, random: () => number): number {
+  return interval * (0.1 + 0.9 * random());
+}
+
 /** True when two claims say the same (what a reader sees), whatever their seq and time: the newer is liveness only. */
 export function sameState(a: Claim, b: Claim): boolean {
   return a.policyVersion === b.policyVersion && a.enforcement === b.enforcement && a.digest === b.digest

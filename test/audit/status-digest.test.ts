@@ -3,7 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { randomBytes } from 'node:crypto';
-import { claimRow, DIGEST_TIMING, firstTick, FleetDigest, isTallyChange, relayDelayFor, type Claim, type OwnState } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, firstRunDelay, firstTick, FleetDigest, isTallyChange, relayDelayFor, type Claim, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from '../../src/audit/status-claims.js';
 import { pb } from '../../src/wire/proto.js';
 
@@ -71,6 +71,16 @@ describe('status digest merge (a join: order, repetition and delay do not matter
     for (const c of counts) expect(c).toBeGreaterThan(60); // ~100 each: no interval gets the whole fleet
     expect(firstTick(() => 0.9999999, 4)).toBe(3);
     expect(firstTick(() => 0.5, 1)).toBe(0);
+  });
+  it('a fleet started in the same second spreads its first periodic statuses over the interval (no fleet-wide round)', () => {
+    let x = 11;
+    const rnd = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const firsts = Array.from({ length: 300 }, () => firstRunDelay(30_000, rnd));
+    for (const d of firsts) { expect(d).toBeGreaterThanOrEqual(3000); expect(d).toBeLessThanOrEqual(30_000); }
+    // Per 3-second slot of the interval, no slot holds more than a fifth of the fleet (uniform: a tenth).
+    const slots = new Array(10).fill(0) as number[];
+    for (const d of firsts) slots[Math.min(9, Math.floor(d / 3000))]!++;
+    expect(Math.max(...slots)).toBeLessThan(60);
   });
   it('relays news within relayDelay and liveness alone within a fraction of the status interval, far inside silentAfter', () => {
     for (const r of [0, 0.5, 0.999]) {
