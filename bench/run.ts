@@ -370,28 +370,31 @@ ${(() => {
   node per change are O(N/8 · log N) — at 10,000 simulated nodes a small fraction of the full
   plane's — and not O(log N): only a count (how many nodes on vX), not a complete view, fits
   in O(log N). On real agents the change's own bits are lost in the status plane's
-  other traffic: in one process at 30 nodes the digest plane received 18.6 KB of status
-  payload per change (0.7–62 KB over the changes) against the full plane's 8.6 KB, because
-  some windows hold full digests: every 4th interval each node sends all its claims to every
-  neighbour. A new neighbour's full view, which had been published to every neighbour
-  (gossipsub cannot address one peer: 52 KB per change in the report before this one), now
-  goes to that neighbour alone on a stream of its own (\`/picket/<mesh>/digest/1.0.0\`). The verified view costs a want round trip on the first read after a change
+  other traffic: in one process at 30 nodes the digest plane received 28 KB of status
+  payload per change (23–46 KB over the changes; 18.6 KB in the previous report) against the
+  full plane's 9.5 KB, because every change window now holds part of the steady liveness and
+  full-digest traffic — spread over each interval since this report instead of in rounds the
+  idle window could catch or miss — and idle subtraction removes it only on average. A new
+  neighbour's full view, which had been published to every neighbour (gossipsub cannot
+  address one peer: 52 KB per change two reports ago), goes to that neighbour alone on a
+  stream of its own (\`/picket/<mesh>/digest/1.0.0\`). The verified view costs a want round trip on the first read after a change
   (the "operator read" rows: every node then relays every wanted claim once, O(N) for that
   read). Bits are unsigned hearsay: they never make a verified row (threat-model.md). The
   digest plane's operator read is simulated up to 400 nodes (every simulated node then holds
   every claim: N² memory); above that the change alone, at 10,000 nodes one seed (~3 min,
   6 GB).
 - **\`--quick\` in under 2 minutes** is missed (a full run does not time it): on the final code
-  of this report it took 146 s on an idle machine (181 s before the previous report's changes,
-  170 s before this report's pings and direct full digests). 30 agent processes take ~20 s to
-  start on two cores; after the first policy every node dials up to its connection target
-  (3 × minPeers) and the fleet is quiet ~13 s later (~18 CPU s, was ~37 s and ~60 CPU s while
-  a new neighbour's full digest went to every neighbour); then 5 updates, each waited out
-  until the fleet is quiet again (a fixed 3 s, then 2 calm seconds: ≥ 5 s each); the
-  kernel apply (~15 s), etcd (~5 s) and the simulation (~27 s) follow. What is left is mostly
-  those waits and the simulation's repeated runs (5 seeds each, as every headline figure is),
-  which make the figures honest; running parts side by side would put one benchmark's CPU
-  into another's timings.
+  of this report it took 128 s on an idle machine (146 s at the previous report, 181 s before
+  that). Of it, the 30 agent processes take 100 s: ~19 s to start on two cores (mostly loading
+  and compiling the agent's modules: ~0.55 of each agent's ~1.2 CPU s), ~27 s until the fleet
+  has settled after the first policy (every node dials up to its connection target, and the
+  first periodic statuses now fall inside that window), a 5 s idle window, then 5 updates, each
+  waited out until the fleet is back at its idle rate (≥ 5 s each; 11–12 s when one meets a
+  full-status tick). The kernel apply now runs its headline size only (10k rules, 12 s), etcd
+  takes 6 s and the simulation 9 s (the digest plane at 1,000 nodes, 5 seeds, was 27 s with the
+  full plane and 200 nodes). What is left is the agents' start-up and the waits that make the
+  figures honest; running parts side by side would put one benchmark's CPU into another's
+  timings.
 - **RSS** is measured on one agent process after it has joined 20 peers, run as the shipped
   unit runs it (\`NODE_OPTIONS=--max-semi-space-size=4\`): ~100 MB; with Node's defaults it
   was 121 MB (92–125 MB across runs).
