@@ -6,18 +6,21 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { LengthPrefixedDecoder } from '@libp2p/utils';
-import { Uint8ArrayList } from 'uint8arraylist';
 import { installLengthPrefixFix } from '../../src/mesh/length-prefix.js';
 
 installLengthPrefixFix();
+
+type LengthDecoder = NonNullable<NonNullable<ConstructorParameters<typeof LengthPrefixedDecoder>[0]>['lengthDecoder']>;
+/** A 2-byte big-endian length, as Noise reads it. */
+const uint16: LengthDecoder = (x) => (x instanceof Uint8Array ? (x[0]! << 8) | x[1]! : x.getUint16(0));
 
 /** Noise's framing: a 2-byte big-endian length. Counts the RangeErrors it throws. */
 function noiseDecoder() {
   const counts = { throws: 0 };
   const d = new LengthPrefixedDecoder({
-    lengthDecoder: (data: Uint8ArrayList | Uint8Array) => {
+    lengthDecoder: (data) => {
       if (data.length < 2) { counts.throws++; throw new RangeError('Could not decode int16BE'); }
-      return data instanceof Uint8Array ? (data[0]! << 8) | data[1]! : data.getUint16(0);
+      return uint16(data);
     },
     encodingLength: () => 2,
     maxDataLength: 65535,
@@ -49,7 +52,7 @@ describe('length-prefixed decoding (Noise frames) without an exception per chunk
     expect(() => [...d.decode(Uint8Array.from([0xc8, 0x01, 1, 2, 3]))]).toThrow(/Invalid message length/);
   });
   it('a peer flooding the buffer without ever completing a frame is still cut at the buffer limit', () => {
-    const d = new LengthPrefixedDecoder({ maxBufferSize: 1024, maxDataLength: 65535, encodingLength: () => 2, lengthDecoder: (x: Uint8ArrayList | Uint8Array) => (x instanceof Uint8Array ? (x[0]! << 8) | x[1]! : x.getUint16(0)) });
+    const d = new LengthPrefixedDecoder({ maxBufferSize: 1024, maxDataLength: 65535, encodingLength: () => 2, lengthDecoder: uint16 });
     expect(drain(d, Uint8Array.from([0xff, 0xff]))).toEqual([]); // a 65,535-byte frame announced
     expect(() => { for (let i = 0; i < 100; i++) drain(d, new Uint8Array(30)); }).toThrow(/Buffer length limit exceeded/);
   });
