@@ -140,14 +140,6 @@ try {
   const cpu = () => procs.map((p) => { try { const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return Number(f[11]) + Number(f[12]); } catch { return 0; } });
   /** CPU seconds (user + system) every agent has used so far. */
   const fleetCpu = () => cpu().reduce((a, b) => a + b, 0) / 100;
-  /**
-   * Waits until the fleet is quiet: its agents together used less than `threshold` of one core
-   * over each of two consecutive seconds (at most `limit` ms). All N agents share this
-   * machine's cores, so work one agent does after an update (statuses, new connections, GC)
-   * delays every other agent's next update; a fleet of hosts has a CPU per agent. Each update
-   * starts on a quiet fleet, as in production, and how long quieting took is a row of its own.
-   * Returns the ms it took (limit when never quiet).
-   */
   /** Write syscalls every agent has made so far (sockets, files, logs): each small message costs one. */
   const fleetWrites = () => procs.reduce((x, p) => { try { return x + Number(/syscw:\s+(\d+)/.exec(readFileSync(`/proc/${p.child.pid}/io`, 'utf8'))?.[1] ?? 0); } catch { return x; } }, 0);
   /** Above the fleet's idle rate, this much of one core still counts as quiet. */
@@ -156,18 +148,25 @@ try {
   const SETTLED = 1;
   let lastCounters: Record<string, number> = {};
   const COUNTERS = ['picket_status_bytes_received_total', 'picket_status_claims_signed_total', 'picket_status_signature_checks_total', 'picket_sync_runs_total', 'picket_peers_connected', 'picket_gossip_bytes_received_total', 'picket_wire_bytes'];
-  /** PROCS_CPU diagnostics: a few counters summed over every agent. */
+  /** PROCS_CPU diagnostics: a few counters summed over every agent (an agent that does not answer counts nothing). */
   const fleetCounters = async (): Promise<Record<string, number>> => {
     const out: Record<string, number> = {};
-    await Promise.all(procs.map(async (_p, i) => {
-      const text = await (await fetch(`http://${ip(i)}:${metricsPort}/metrics`)).text().catch(() => '');
-      for (const name of COUNTERS) for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
-        const key = `${name.replace('picket_', '')}${m[1] ?? ''}`;
-        out[key] = (out[key] ?? 0) + Number(m[2]);
+    for (const samples of await Promise.all(procs.map((_p, i) => metricsOf(i).catch(() => [])))) {
+      for (const [name, labels, value] of samples) {
+        const key = `${name.replace('picket_', '')}${labels}`;
+        if (COUNTERS.includes(name)) out[key] = (out[key] ?? 0) + value;
       }
-    }));
+    }
     return out;
   };
+  /**
+   * Waits until the fleet is quiet: its agents together used less than `threshold` of one core
+   * over each of two consecutive seconds (at most `limit` ms). All N agents share this
+   * machine's cores, so work one agent does after an update (statuses, new connections, GC)
+   * delays every other agent's next update; a fleet of hosts has a CPU per agent. Each update
+   * starts on a quiet fleet, as in production, and how long quieting took is a row of its own.
+   * Returns the ms it took (limit when never quiet).
+   */
   const quiet = async (limit: number, threshold: number): Promise<number> => {
     const t0 = Date.now();
     let calm = 0;
@@ -187,10 +186,15 @@ try {
     }
     return limit;
   };
+  /** Agent i's /metrics, one [name, labels, value] per sample. */
+  async function metricsOf(i: number): Promise<[string, string, number][]> {
+    const text = await (await fetch(`http://${ip(i)}:${metricsPort}/metrics`)).text();
+    return [...text.matchAll(/^(picket_\w+)(\{[^}]*\})? (\S+)$/gm)].map((m) => [m[1]!, m[2] ?? '', Number(m[3])]);
+  }
   /** Each agent's status-plane counters (its /metrics): payload bytes received, signature checks, TCP bytes in. */
   const statusCounters = async () => Promise.all(procs.map(async (_p, i) => {
-    const text = await (await fetch(`http://${ip(i)}:${metricsPort}/metrics`)).text();
-    const sum = (name: string, label = '') => [...text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))].filter((m) => !label || (m[1] ?? '').includes(label)).reduce((a, m) => a + Number(m[2]), 0);
+    const samples = await metricsOf(i);
+    const sum = (name: string, label = '') => samples.filter(([n, l]) => n === name && (!label || l.includes(label))).reduce((a, [, , v]) => a + v, 0);
     return { payload: sum('picket_status_bytes_received_total'), checks: sum('picket_status_signature_checks_total'), tcp: sum('picket_wire_bytes', 'direction="in"') };
   }));
   const publish = async (via: number, v: number) => {

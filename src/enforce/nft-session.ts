@@ -37,6 +37,9 @@ const MAX_PENDING_OUTPUT = 4 * SESSION_MAX_SCRIPT;
 /** Printable ASCII without `#` (a comment to the end of the line in nft syntax). */
 const SAFE_LINE = /^[\x20-\x22\x24-\x7e]*$/;
 
+/** One line nft reads as one batch, whose output cannot be taken for the marker. */
+const plain = (line: string) => line.length <= SESSION_MAX_SCRIPT && SAFE_LINE.test(line) && !line.includes(MARK);
+
 /** A child's stdio stream is a net.Socket over a pipe (Readable in the types). */
 const pipe = (child: ChildProcessWithoutNullStreams) => child.stdout as unknown as Socket;
 
@@ -61,7 +64,7 @@ export class NftSession {
   static line(script: string): string | null {
     if (script.length > SESSION_MAX_SCRIPT) return null;
     const line = script.split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
-    return line && SAFE_LINE.test(line) && !line.includes(MARK) ? line : null;
+    return line && plain(line) ? line : null;
   }
 
   /** Runs `line` (from NftSession.line) as one transaction: resolves once it is in force. */
@@ -83,7 +86,7 @@ export class NftSession {
 
   #run(line: string): Promise<void> {
     if (this.#closed) return Promise.reject(new ApplyError('nft session closed'));
-    if (!SAFE_LINE.test(line) || line.length > SESSION_MAX_SCRIPT) return Promise.reject(new ApplyError('nft session: script is not one plain line'));
+    if (!plain(line)) return Promise.reject(new ApplyError('nft session: script is not one plain line'));
     const child = this.#child ?? this.#start();
     return new Promise<void>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => this.#kill(new ApplyError(`nft -i: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
