@@ -13,7 +13,7 @@
  *  - the status plane behind StatusPlaneSim (status.ts).
  * Gossipsub is a library and is modelled as such (gossipsub.ts). What is not the product's
  * code is said where it is: the order of the four sync messages (sync.ts runSync), the
- * anti-entropy schedule (a jittered round per syncInterval, one exchange after an accept while
+ * anti-entropy schedule's dialling (the round's delay is the agent's roundDelay; one exchange after an accept while
  * below 3 × minPeers, a sync on every reconnection), and the 20 ms apply. Not run: peer
  * exchange (counted in bytes only; no peer book, no dialling beyond the initial connections),
  * root rotations (only policy envelopes are offered), gossipsub mesh maintenance and scoring.
@@ -37,7 +37,7 @@ import { Budgets } from '../../src/mesh/budgets.js';
 import { InFlight } from '../../src/mesh/inflight.js';
 import { PullBudget, signAnnouncement, type Announcement } from '../../src/mesh/announce.js';
 import { AnnouncementIntake, policyIntake, pullAnnounced } from '../../src/mesh/intake.js';
-import { planPush, pushLimit, type Holdings } from '../../src/mesh/sync-plan.js';
+import { planPush, pushLimit, roundDelay, type Holdings } from '../../src/mesh/sync-plan.js';
 import { judgeDelivery, type Pushed } from '../../src/mesh/sync.js';
 import { TopicValidatorResult } from '../../src/mesh/verdicts.js';
 import { GossipsubModel, type Verdict } from './gossipsub.js';
@@ -347,16 +347,17 @@ export async function runSim(opts: Partial<SimOptions> & Pick<SimOptions, 'nodes
     nodes.push(n);
   }
 
-  // Anti-entropy rounds: every syncInterval (jittered 0.8–1.2), one exchange with a random connection.
+  // Anti-entropy rounds: the agent's schedule (roundDelay), one exchange with a random connection.
   const END = o.endMs ?? 60_000 + o.partitionMs;
   for (let i = 0; i < N; i++) {
+    const delay = () => roundDelay(o.syncIntervalMs, nodes[i]!.current.version > 0, rnd.next());
     const round = () => {
       const c = [...conns[i]!];
       if (c.length) void syncWith(i, c[rnd.int(c.length)]!);
-      const next = net.t + o.syncIntervalMs * (0.8 + rnd.next() * 0.4);
+      const next = net.t + delay();
       if (next <= END) net.at(next, round);
     };
-    net.at(o.syncIntervalMs * (0.8 + rnd.next() * 0.4), round);
+    net.at(delay(), round);
   }
   gossip.startHeartbeats(END);
 

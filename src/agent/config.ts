@@ -55,7 +55,7 @@ export const AgentConfigSchema = z.strictObject({
   listen: z.array(multiaddr).default(['/ip4/0.0.0.0/tcp/7946']).describe('Mesh listen addresses. The TCP ports are opened to mesh peers only.'),
   bootstrap: z.array(multiaddr).default([]).describe('Peers dialled at start (with /p2p/<PeerId>). Their addresses may reach the mesh port before any policy exists.'),
   policyFile: z.string().optional().describe('A signed policy (JSON as `policy sign` writes it, or protobuf) that config management drops in place; watched and offered like a gossiped one. A file that cannot be used raises policy-file-rejected and changes nothing.'),
-  syncInterval: duration('30s').describe('Anti-entropy with a random peer. Shorter heals faster after partitions; longer sends less.'),
+  syncInterval: duration('30s').describe('Anti-entropy with a random peer. Shorter heals faster after partitions; longer sends less. A node that holds no policy yet runs its exchange every 4–6 s when this is longer.'),
   mesh: z.strictObject({
     minPeers: z.number().int().min(1).max(100).default(6).describe('Connections the agent keeps dialling towards. More: faster spread and more resilience; fewer: less traffic.'),
     redialMin: duration('500ms').describe('First backoff after a failed dial.'),

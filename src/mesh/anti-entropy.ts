@@ -19,7 +19,7 @@ import type { MeshMetrics } from './metrics.js';
 import type { Budgets } from './budgets.js';
 import { gossipVerdict, TopicValidatorResult, type Overrun } from './verdicts.js';
 import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal, type SyncStats } from './sync.js';
-import type { Holdings } from './sync-plan.js';
+import { roundDelay, type Holdings } from './sync-plan.js';
 import { PullBudget, type Announcement } from './announce.js';
 import { InFlight } from './inflight.js';
 import { pullAnnounced } from './intake.js';
@@ -113,12 +113,14 @@ export class AntiEntropy {
 
   /**
    * Periodic anti-entropy with a random policy node — connected or not, so that two sides
-   * of a healed partition that are each above minPeers still find each other.
+   * of a healed partition that are each above minPeers still find each other. Each round's
+   * delay is drawn when the previous one fires (roundDelay): a node without a policy runs
+   * them every few seconds until it holds one.
    */
   #schedule(): void {
     if (this.#stopped) return;
     const o = this.#o;
-    const jitter = o.syncInterval * (0.8 + o.random.next() * 0.4);
+    const jitter = roundDelay(o.syncInterval, o.engine.current !== null, o.random.next());
     this.#timers.push(o.clock.setTimeout(() => {
       // Never let one slow exchange stall the schedule: each round is bounded by its own timeouts.
       void this.#round().catch(() => undefined);

@@ -66,3 +66,17 @@ export function pushLimit(mine: Holdings, theirs: Holdings, bodyWanted: boolean)
   const roots = theirs.rootVersion > mine.rootVersion ? Math.min(MAX_SYNC_ROOTS, theirs.rootVersion - mine.rootVersion) : 0;
   return MAX_PEERS_BYTES + roots * MAX_ROOT_BYTES + (bodyWanted ? LIMITS.maxEnvelopeBytes + 64 : 0);
 }
+
+/**
+ * A node that holds no policy runs its anti-entropy round at least this often (ms). The eager
+ * push misses a node that joins the gossip mesh a heartbeat after it (a fresh fleet's first
+ * publish, a busy machine), gossipsub never re-sends it, and such a node cannot mix (it knows
+ * no policy nodes): waiting a sync interval (default 30 s) left it on the baseline that long.
+ * Only nodes without a policy pay it: a Hello each way, about 100 bytes.
+ */
+export const NO_POLICY_ROUND_MS = 5000;
+
+/** The delay to the next anti-entropy round (ms), jittered 0.8–1.2; `r` uniform in [0, 1). */
+export function roundDelay(syncInterval: number, holdsPolicy: boolean, r: number): number {
+  return (holdsPolicy ? syncInterval : Math.min(syncInterval, NO_POLICY_ROUND_MS)) * (0.8 + r * 0.4);
+}

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { multiaddr } from '@multiformats/multiaddr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isCoalesced } from '../../src/runtime/socket-writes.js';
 import { Cluster, until, type NodeSpec } from '../helpers/cluster.js';
@@ -54,6 +55,30 @@ describe('mesh convergence', () => {
     await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= target - 1), 60_000, () => cluster!.nodes.map((n) => n.agent!.mesh.connectedPeers().length).join(','));
     // Paced, not a storm: each connection is opened once on each side, and 8 nodes hold at most 28.
     expect(opened).toBeLessThanOrEqual(2 * 28 + 8);
+  });
+
+  it('a node that missed the first policy\'s push and is never dialed again still pulls it within seconds, though its sync interval is an hour', { timeout: 60_000 }, async () => {
+    // A full mesh of 4 at its connection target (minPeers 1: 3 connections), so nobody mixes
+    // or dials after the publish; the sync interval is beyond the test. d stops listening on
+    // the policy topic: what a node misses when it joins the gossip mesh a heartbeat after
+    // the eager push (a fresh fleet's first publish under load, CI: n7=0 for 30 s).
+    cluster = await Cluster.create(4, { minPeers: 1, bootstrapCount: 3, syncInterval: '1h' });
+    await cluster.startAll();
+    // Bootstrap dials stop at minPeers: the test completes the mesh itself.
+    for (const [i, a] of cluster.nodes.entries()) {
+      for (const b of cluster.nodes.slice(i + 1)) if (!a.agent!.mesh.connectedPeers().includes(b.peerId)) await a.agent!.mesh.libp2p.dial(multiaddr(b.agent!.mesh.listenAddrs()[0]!));
+    }
+    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length === 3), 20_000, () => cluster!.nodes.map((n) => n.agent!.mesh.connectedPeers().length).join(','));
+    const d = cluster.nodes[3]!;
+    d.agent!.mesh.libp2p.services.pubsub.unsubscribe(policyTopic('test'));
+    await until(() => cluster!.nodes.slice(0, 3).every((n) => !n.agent!.mesh.libp2p.services.pubsub.getSubscribers(policyTopic('test')).some((p) => p.toString() === d.peerId)), 10_000);
+    // The exchange each new connection starts has ended on d's three links (one in flight
+    // would carry the policy, as it should).
+    await until(async () => { const c = await Cluster.counters(d); return c.syncRuns + c.syncFailures >= 3; }, 20_000);
+    await cluster.publish(cluster.nodes[0]!, cluster.policy(1));
+    await cluster.converged(1, 30_000, cluster.nodes.slice(0, 3));
+    // Only d's own exchange can bring it: a node without a policy runs one every few seconds.
+    await cluster.converged(1, 30_000, [d]);
   });
 
   it('10 nodes on the memory transport with latency converge on a published policy', async () => {
