@@ -16,7 +16,7 @@ import type { Admission, Penalise } from './admission.js';
 import type { AntiEntropy } from './anti-entropy.js';
 import type { MeshMetrics } from './metrics.js';
 import type { Budgets } from './budgets.js';
-import type { MeshNode } from './node.js';
+import { excludeFromLazyGossip, type MeshNode } from './node.js';
 import { signAnnouncement } from './announce.js';
 import { AnnouncementIntake, policyIntake } from './intake.js';
 import { FrameError, step } from './frames.js';
@@ -203,6 +203,8 @@ export class Gossip {
       return this.#takeDigest(msg.data, from, merge) === 'reject' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore;
     });
     this.#node.services.pubsub.subscribe(topic);
+    // A relay goes to the gossip mesh only: no IHAVE that would hand it to every other neighbour.
+    if (!excludeFromLazyGossip(this.#node, topic)) o.log.warn({ topic }, 'gossipsub lazy gossip could not be turned off for digests: every neighbour gets every digest');
     // The same digests on a direct stream (a new neighbour's full view): the same budget, the
     // same merge; a stream is charged before a byte is read, its frames are bounded before
     // they are buffered, and the whole stream by a timeout.

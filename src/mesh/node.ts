@@ -87,3 +87,38 @@ export async function createMeshNode(o: NodeInit): Promise<MeshNode> {
   node.addEventListener('connection:open', (e) => { coalesceWrites((e.detail as unknown as { maConn?: unknown }).maConn); });
   return node;
 }
+
+type GossipIds = (topics: Set<string>) => Map<string, unknown[]>;
+/** Per gossipsub message cache: the topics it no longer advertises. */
+const noLazy = new WeakMap<object, Set<string>>();
+
+/**
+ * Messages on `topic` are never advertised by lazy gossip (IHAVE at each heartbeat to peers
+ * outside the topic's gossip mesh, who answer IWANT and get the message). For the status
+ * digests this was the whole relay again: a digest is never forwarded and goes to the gossip
+ * mesh on purpose, yet gossipsub offered each one this node published to ~6 more neighbours
+ * per heartbeat for 3 heartbeats, so every neighbour got every digest plus an IHAVE and an
+ * IWANT for it. Eager delivery (flood publish to every peer, the mesh) is unchanged.
+ * gossipsub has no per-topic setting for it: this filters the topics its heartbeat asks its
+ * message cache for (@libp2p/gossipsub 17: `mcache.getGossipIDs`). False when that shape is
+ * not there (a test says so rather than the setting silently doing nothing).
+ */
+export function excludeFromLazyGossip(node: MeshNode, topic: string): boolean {
+  const mcache = (node.services.pubsub as unknown as { mcache?: { getGossipIDs?: GossipIds } }).mcache;
+  if (typeof mcache !== 'object' || mcache === null || typeof mcache.getGossipIDs !== 'function') return false;
+  let off = noLazy.get(mcache);
+  if (!off) {
+    const excluded = (off = new Set());
+    noLazy.set(mcache, off);
+    const ids = mcache.getGossipIDs.bind(mcache);
+    mcache.getGossipIDs = (topics) => ids(new Set([...topics].filter((t) => !excluded.has(t))));
+  }
+  off.add(topic);
+  return true;
+}
+
+/** The topics excludeFromLazyGossip took out of this node's lazy gossip. */
+export function lazyGossipOff(node: MeshNode): string[] {
+  const mcache = (node.services.pubsub as unknown as { mcache?: object }).mcache;
+  return [...((mcache && noLazy.get(mcache)) ?? [])];
+}

@@ -1,0 +1,52 @@
+/**
+ * Status digests are never forwarded (the validator answers Ignore) and a relay goes only to
+ * the gossip mesh: gossipsub's lazy gossip (IHAVE of our own publishes to non-mesh peers,
+ * answered by IWANT and the message) used to carry every digest to every neighbour anyway.
+ * Policies keep their lazy gossip: it is what repairs a missed eager push.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cluster, until } from '../helpers/cluster.js';
+import { digestTopic, policyTopic } from '../../src/mesh/mesh.js';
+import { lazyGossipOff } from '../../src/mesh/node.js';
+
+let cluster: Cluster | undefined;
+afterEach(async () => {
+  await cluster?.destroy();
+  cluster = undefined;
+});
+
+/** The message ids gossipsub would advertise in IHAVE now (its message cache's gossip window), by topic. */
+function advertised(n: Cluster['nodes'][number], topics: string[]): Map<string, unknown[]> {
+  const mcache = (n.agent!.mesh.libp2p.services.pubsub as unknown as { mcache: { getGossipIDs(t: Set<string>): Map<string, unknown[]> } }).mcache;
+  return mcache.getGossipIDs(new Set(topics));
+}
+
+describe('lazy gossip', () => {
+  it('a digest this node publishes is never advertised by IHAVE to peers outside its gossip mesh, while its policy publishes still are', async () => {
+    cluster = await Cluster.create(3, { syncInterval: '1h', overrides: { audit: { interval: '1h', probeInterval: 0, statusInterval: '1s' } } });
+    await cluster.startAll();
+    await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= 1), 10_000);
+    const [a] = cluster.nodes;
+    expect(lazyGossipOff(a!.agent!.mesh.libp2p)).toEqual([digestTopic('test')]);
+    const topics = [digestTopic('test'), policyTopic('test')];
+    let digestSeen = false, policySeen = false;
+    const watch = () => {
+      const ids = advertised(a!, topics);
+      if ((ids.get(digestTopic('test'))?.length ?? 0) > 0) digestSeen = true;
+      if ((ids.get(policyTopic('test'))?.length ?? 0) > 0) policySeen = true;
+    };
+    const timer = setInterval(watch, 20);
+    try {
+      await cluster.publish(a!, cluster.policy(1));
+      await cluster.converged(1, 20_000);
+      // Digests went out meanwhile (the change's, the periodic ones every second).
+      await until(async () => ((await Cluster.counters(cluster!.nodes[1]!)).statusBytesIn.digest ?? 0) > 0, 20_000);
+      await new Promise((r) => setTimeout(r, 2500));
+    } finally {
+      clearInterval(timer);
+    }
+    // The check can fail: the policy a published was in its gossip window.
+    expect(policySeen).toBe(true);
+    expect(digestSeen).toBe(false);
+  });
+});
