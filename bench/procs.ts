@@ -216,7 +216,7 @@ try {
   // The status plane's idle traffic (periodic claims, every 4th interval the full digest and
   // status) over a window long enough to hold some of it: subtracted from each update's.
   // With it, the CPU the idle fleet burns (heartbeats, keep-alives, timers): what every update competes with.
-  const IDLE_MS = quick ? 5000 : 30_000;
+  const IDLE_MS = Number(process.env.PROCS_IDLE_MS ?? (quick ? 5000 : 30_000));
   const c0 = cpu(), w0 = Date.now(), s0 = await statusCounters();
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const s1 = await statusCounters(), idleMs = Date.now() - w0;

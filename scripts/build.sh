@@ -7,3 +7,4 @@ rm -rf dist
 npx tsc -p tsconfig.json
 mkdir -p dist/gen
 cp src/gen/proto.js dist/gen/proto.js
+node scripts/bundle.mjs

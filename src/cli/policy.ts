@@ -57,8 +57,9 @@ async function showPolicy(policy: Policy, envelope: Envelope, digest: string, js
     `# digest ${digest}`,
     `# signed by ${envelope.signatures.map((s) => s.keyId.slice(0, 16)).join(', ') || 'nobody'}`,
   ];
-  const { stringify } = await import('yaml');
-  process.stdout.write(head.join('\n') + '\n' + stringify(policyToAuthoring(policy), { lineWidth: 0 }));
+  // Through authoring.ts, which imports yaml statically: the bundle gives a CommonJS package
+  // imported with import() only a default export.
+  process.stdout.write(head.join('\n') + '\n' + (await authoring()).authoringText(policy));
 }
 
 const meshPortOption = () =>

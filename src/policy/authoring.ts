@@ -3,7 +3,7 @@
  * semantically checked; every problem names the field and the line it came from.
  */
 import { parseDuration } from '../runtime/duration.js';
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, stringify, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { INSTANT_PATTERN, parseInstant } from '../runtime/clock.js';
 import { checkPolicy, formatPath, PATTERNS, type Issue, type Path, type Policy, type PortRange, type Rule } from './model.js';
@@ -252,6 +252,11 @@ export function unknownKeys(doc: Document, lc: LineCounter, path: Path, keys: st
     const range = pair && isScalar(pair.key) ? pair.key.range : undefined;
     return { line: range ? lc.linePos(range[0]).line : lineOf(doc, lc, path), path: formatPath(path), message: `unknown field ${key}` };
   });
+}
+
+/** A policy as the YAML an admin writes (`policy show`). */
+export function authoringText(p: Policy): string {
+  return stringify(policyToAuthoring(p), { lineWidth: 0 });
 }
 
 /** The authoring form of a policy, for `policy show` and round trips. */

@@ -13,11 +13,22 @@ const TRACER = resolve(import.meta.dirname, '../helpers/module-trace.mjs');
 // The agent's stack: what only `picket agent` needs.
 const AGENT_STACK = /\/node_modules\/(libp2p|@libp2p\/[^/]+|@chainsafe\/[^/]+|level|classic-level|abstract-level)\//;
 
+// bin/picket.js runs the bundle (scripts/bundle.mjs): a chunk stands for the source modules
+// esbuild put in it, as its metafile lists them.
+const META = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../dist/bundle/meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
+
+/** The source modules behind a loaded module URL: a bundle chunk's inputs, else the URL itself. */
+function sourcesOf(url: string): string[] {
+  const chunk = /\/(dist\/bundle\/[^/]+\.js)$/.exec(url)?.[1];
+  const out = chunk ? META.outputs[chunk] : undefined;
+  return out ? Object.keys(out.inputs).map((i) => `/${i}`) : [url];
+}
+
 function modulesOf(...args: string[]): { code: number; modules: string[] } {
   const file = t.path(`trace-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(file, '');
   const r = picketWith({ cwd: t.dir, env: { PICKET_MODULE_TRACE: file }, nodeArgs: ['--import', TRACER] }, ...args);
-  const modules = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  const modules = readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap(sourcesOf);
   rmSync(file);
   return { code: r.code, modules };
 }

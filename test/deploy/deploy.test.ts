@@ -280,7 +280,7 @@ describe('packaging', () => {
     const { execFileSync } = await import('node:child_process');
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
     const files = new Set((JSON.parse(out) as [{ files: { path: string }[] }])[0].files.map((f) => f.path));
-    for (const f of ['bin/picket.js', 'dist/cli/main.js', 'dist/gen/proto.js', 'proto/picket/policy/v1/policy.proto', 'deploy/systemd/picket.service', 'deploy/systemd/picket-enforce.service', 'deploy/container/entrypoint.sh', 'docs/operations.md', 'package.json']) {
+    for (const f of ['bin/picket.js', 'dist/bundle/main.js', 'dist/cli/main.js', 'dist/gen/proto.js', 'proto/picket/policy/v1/policy.proto', 'deploy/systemd/picket.service', 'deploy/systemd/picket-enforce.service', 'deploy/container/entrypoint.sh', 'docs/operations.md', 'package.json']) {
       expect(files.has(f), f).toBe(true);
     }
     expect([...files].some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
