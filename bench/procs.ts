@@ -11,9 +11,9 @@
  * the next waits until the fleet is back to that idle rate plus a quarter of a core for 2 s.
  * Diagnostics: PROCS_TRACE=1 prints each update's per-node times and the slowest tenth's hops;
  * PROCS_CPU=1 the fleet's CPU each second while waiting for quiet, with a few status and sync
- * counters summed over the agents; PROCS_PLANE=full|digest
- * sets audit.statusPlane; PROCS_PROF=i writes agent i's V8 CPU profile to /tmp/prof;
- * PROCS_IDLE_MS the idle window (default 30 s, --quick 5 s: a longer one for comparing idle CPU).
+ * counters summed over the agents; PROCS_PLANE=full|digest sets audit.statusPlane;
+ * PROCS_PROF=i writes agent i's V8 CPU profile to /tmp/prof; PROCS_IDLE_MS the idle window
+ * (default 30 s, --quick 5 s: a longer one for comparing idle CPU).
  */
 import '../src/runtime/polyfill.js';
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -10,7 +10,7 @@
  *    a claim and own()s it; then delta(), tallyDelta() and wantDelta() to every connection;
  *  - a digest arrives: charge, decode, merge() (no signature check), mergeTally(), mergeWant()
  *    (wanted itself: sign a fresh claim now); if anything changed, a digest to every
- *    connection after relayDelayFor (coalesced: news after DIGEST_TIMING.relayDelay,
+ *    connection when relayDue says (coalesced: news after DIGEST_TIMING.relayDelay,
  *    liveness alone after a fraction of the statusInterval);
  *  - read(i): the operator's verified read at node i (`status --mesh`), which wants the claims
  *    behind its bits, until every row verifies (readDone);
@@ -29,7 +29,7 @@
  * every receiver gets the same bytes, and merge() never mutates a claim.
  */
 import { seededRandom, type Random } from '../../src/runtime/random.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, firstTick, relayDelayFor, type OwnState } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, firstTick, relayDue, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, nodeRef, signClaim, type DigestVerdict } from '../../src/audit/status-claims.js';
 import { fleetView, newerClaim, statusDelay, type NodeStatus } from '../../src/audit/status.js';
 import type { Verdict } from './gossipsub.js';
@@ -188,22 +188,22 @@ export class DigestStatusPlane implements StatusPlaneSim {
     return origins.every((o) => o === i || claimRow(d, this.#f.peerIds[o]!, true)?.policyVersion === version);
   }
 
-  /** The auditor's #relaySoon: news after relayDelay, liveness alone later (relayDelayFor); news brings a waiting relay forward. */
+  /** The auditor's #relaySoon: when to relay is relayDue's (news soon, liveness later; news brings a waiting relay forward). */
   #relaySoon(i: number, full = false, news = true): void {
     if (full) this.#relayFull[i] = 1;
     const now = this.#f.clock.now();
-    const delay = relayDelayFor(news, STATUS_INTERVAL, () => this.#f.random.next());
-    if (this.#relay[i] && this.#relayDue[i]! <= now + delay) return;
+    const due = relayDue(this.#relay[i] ? this.#relayDue[i]! : null, now, news, STATUS_INTERVAL, () => this.#f.random.next());
+    if (due === null) return;
     this.#relayTimer[i]?.cancel();
     this.#relay[i] = 1;
-    this.#relayDue[i] = now + delay;
+    this.#relayDue[i] = due;
     this.#relayTimer[i] = this.#f.clock.setTimeout(() => {
       this.#relay[i] = 0;
       this.#relayTimer[i] = undefined;
       const all = this.#relayFull[i] === 1;
       this.#relayFull[i] = 0;
       return this.#publish(i, { full: all });
-    }, delay);
+    }, due - now);
   }
 
   seenAt(i: number, version: number, origins: readonly number[]): number {

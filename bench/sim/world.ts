@@ -13,8 +13,8 @@
  *  - the status plane behind StatusPlaneSim (status.ts).
  * Gossipsub is a library and is modelled as such (gossipsub.ts). What is not the product's
  * code is said where it is: the order of the four sync messages (sync.ts runSync), the
- * anti-entropy schedule's dialling (the round's delay is the agent's roundDelay; one exchange after an accept while
- * below 3 × minPeers, a sync on every reconnection), and the 20 ms apply. Not run: peer
+ * anti-entropy schedule's dialling (each round's delay is the agent's roundDelay; one exchange
+ * after an accept while below 3 × minPeers, a sync on every reconnection), and the 20 ms apply. Not run: peer
  * exchange (counted in bytes only; no peer book, no dialling beyond the initial connections),
  * root rotations (only policy envelopes are offered), gossipsub mesh maintenance and scoring.
  * Same seed → same result: all randomness comes from one seeded generator, all time from the

@@ -19,7 +19,7 @@ import { fleetView, intakeStatus, statusDelay, judgeOwnStatus, newerClaim, statu
 import { processesByInode, readListeners, unexpectedListeners, type Listener } from './listeners.js';
 import { planProbes, runProbes } from './probe.js';
 import { TwinWatch } from './twins.js';
-import { claimRow, DIGEST_TIMING, FleetDigest, firstRunDelay, firstTick, relayDelayFor, type Claim, type OwnState } from './status-digest.js';
+import { claimRow, DIGEST_TIMING, FleetDigest, firstRunDelay, firstTick, relayDue, type Claim, type OwnState } from './status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from './status-claims.js';
 
 export interface AuditOptions {
@@ -528,16 +528,16 @@ export class Auditor {
     this.#relayAll ||= all;
     if (this.#stopped) return;
     const now = this.#o.clock.now();
-    const delay = relayDelayFor(news, this.#o.statusInterval, () => this.#o.random.next());
-    if (this.#relay && this.#relayDue <= now + delay) return;
+    const due = relayDue(this.#relay ? this.#relayDue : null, now, news, this.#o.statusInterval, () => this.#o.random.next());
+    if (due === null) return;
     this.#relay?.cancel();
-    this.#relayDue = now + delay;
+    this.#relayDue = due;
     this.#relay = this.#o.clock.setTimeout(() => {
       this.#relay = null;
       const opts = { full: this.#relayFull, all: this.#relayAll };
       this.#relayFull = this.#relayAll = false;
       void this.publishDigest(opts);
-    }, delay);
+    }, due - now);
   }
 
   /**

@@ -56,6 +56,16 @@ export function relayDelayFor(news: boolean, statusInterval: number, random: () 
 }
 
 /**
+ * When merged claims are relayed: the due time (clock.now() ms) of a new relay, or null when
+ * the one already pending (due at `pendingDue`; null: none) goes as soon or sooner. News
+ * arriving while a liveness relay waits brings it forward; nothing pushes a relay back.
+ */
+export function relayDue(pendingDue: number | null, now: number, news: boolean, statusInterval: number, random: () => number): number | null {
+  const due = now + relayDelayFor(news, statusInterval, random);
+  return pendingDue !== null && pendingDue <= due ? null : due;
+}
+
+/**
  * Where a node starts its cycle of `fullEvery` periodic ticks (the full digest and full
  * status go out when the count is a multiple of fullEvery): at random. Counting from 0 made
  * every node's first tick a full one, so a fleet started together — a benchmark, a rollout of

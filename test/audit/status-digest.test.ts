@@ -3,7 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { randomBytes } from 'node:crypto';
-import { claimRow, DIGEST_TIMING, firstRunDelay, firstTick, FleetDigest, isTallyChange, relayDelayFor, type Claim, type OwnState } from '../../src/audit/status-digest.js';
+import { claimRow, DIGEST_TIMING, firstRunDelay, firstTick, FleetDigest, isTallyChange, relayDelayFor, relayDue, type Claim, type OwnState } from '../../src/audit/status-digest.js';
 import { claimVerifier, decodeDigest, encodeDigests, MAX_DIGEST_BYTES, nodeRef, signClaim } from '../../src/audit/status-claims.js';
 import { pb } from '../../src/wire/proto.js';
 
@@ -92,6 +92,18 @@ describe('status digest merge (a join: order, repetition and delay do not matter
     }
     // A tiny interval (tests) never relays liveness faster than news.
     expect(relayDelayFor(false, 100, () => 0)).toBeGreaterThanOrEqual(DIGEST_TIMING.relayDelay[0]);
+  });
+  it('news brings a waiting liveness relay forward; nothing pushes a pending relay back', () => {
+    const now = 1_000_000;
+    const live = relayDue(null, now, false, 30_000, () => 0.5)!;
+    expect(live).toBeGreaterThanOrEqual(now + 3000);
+    // News while it waits: a new, sooner relay replaces it.
+    const news = relayDue(live, now + 100, true, 30_000, () => 0.5);
+    expect(news).not.toBeNull();
+    expect(news!).toBeLessThan(live);
+    // Liveness (or news) while a sooner relay is pending: that one stands.
+    expect(relayDue(news, now + 200, false, 30_000, () => 0)).toBeNull();
+    expect(relayDue(news, now + 200, true, 30_000, () => 0.999)).toBeNull();
   });
   it('is monotonic: a node\'s newest seq never goes down, whatever arrives', async () => {
     const d = digest();
