@@ -13,7 +13,7 @@ import type { Store, PeerRecord } from '../store/store.js';
 import type { NodePort } from '../node/engine.js';
 import type { Admission } from './admission.js';
 import type { MeshNode } from './node.js';
-import { dialStages, exchangeFailed, redialPicks, inScope, mergeAddrs, reachedFirstHand, rescope, scopeOf, type AddressScope, type AddrSource, type PeerAddr } from './peer-book.js';
+import { dialStages, exchangeFailed, redialNeeded, redialPicks, inScope, mergeAddrs, reachedFirstHand, rescope, scopeOf, type AddressScope, type AddrSource, type PeerAddr } from './peer-book.js';
 
 export interface DialerInit {
   self: string;
@@ -40,12 +40,21 @@ interface Known {
   bootstrap: boolean;
 }
 
+/**
+ * The redial loop's backstop tick at its target. Nothing it does there depends on time
+ * passing except a trim, which waits for it: a closed connection or a policy change wakes
+ * the loop at once. (Ticking every redialMin regardless was 8.6% of a thread running 100
+ * idle agents at the tests' 100 ms.)
+ */
+const IDLE_TICK_MS = 5000;
+
 export class Dialer {
   #o: DialerInit;
   #node!: MeshNode;
   #known = new Map<string, Known>();
   #dirtyPeers = new Map<string, PeerRecord>();
-  #timers: Timer[] = [];
+  /** The redial loop's next tick, and when it is due. */
+  #next: { timer: Timer; at: number } | null = null;
   #stopped = false;
   #scope: AddressScope;
 
@@ -58,6 +67,7 @@ export class Dialer {
   rescope(): void {
     this.#scope = scopeOf(this.#o.engine.current?.policy.nodes, this.#o.peerAddressCidrs, this.#scope.memory);
     for (const [peer, k] of this.#known) k.addrs = rescope(this.#scope, peer, k.addrs);
+    this.#wake(); // who counts as listed may have changed
   }
   /** Run-time settings (the agent's SIGHUP): read at their next use. */
   reconfigure(c: Partial<Pick<DialerInit, 'minPeers' | 'redialMin' | 'redialMax'>>): void {
@@ -134,9 +144,15 @@ export class Dialer {
     if (k) { k.failures = 0; k.nextAt = 0; }
   }
 
+  /** A connection closed: the redial loop looks at once whether to top up. */
+  disconnected(): void {
+    this.#wake();
+  }
+
   /** Forget every backoff (the network changed: a partition healed). */
   resetBackoff(): void {
     for (const k of this.#known.values()) { k.failures = 0; k.nextAt = 0; }
+    this.#wake();
   }
 
   /**
@@ -163,31 +179,57 @@ export class Dialer {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const t of this.#timers) t.cancel();
+    this.#next?.timer.cancel();
+    this.#next = null;
     await this.flush();
   }
 
-  /** Redial loop: keep towards minPeers connections, backing off per peer. */
+  /**
+   * Redial loop: keep towards minPeers connections, backing off per peer. It ticks every
+   * redialMin while it has something to do (top up, trim); at its target it only waits for a
+   * connection to close or the policy to change (#wake), with a slow tick as a backstop.
+   */
   #tick(): void {
+    this.#next = null;
     if (this.#stopped) return;
     const o = this.#o;
     const now = o.clock.now();
     const connected = new Set(this.#node.getConnections().map((c) => c.remotePeer.toString()));
-    const candidates = [...this.#known.entries()].filter(([p, k]) => !connected.has(p) && k.nextAt <= now && o.admission.isAllowed(p)).map(([p]) => p);
-    shuffle(candidates, o.random);
-    for (const peer of redialPicks(candidates, [...connected], (p) => o.admission.isListed(p), o.minPeers)) void this.dial(peer);
+    const isListed = (p: string): boolean => o.admission.isListed(p);
+    const needed = redialNeeded([...connected], isListed, o.minPeers);
+    if (needed) {
+      const candidates = [...this.#known.entries()].filter(([p, k]) => !connected.has(p) && k.nextAt <= now && o.admission.isAllowed(p)).map(([p]) => p);
+      shuffle(candidates, o.random);
+      for (const peer of redialPicks(candidates, [...connected], isListed, o.minPeers)) void this.dial(peer);
+    }
     // Trim: far above minPeers, close a few random connections (never a bootstrap peer's),
     // strangers' first.
     const excess = connected.size - 4 * o.minPeers;
-    if (excess > 0) {
+        if (excess > 0) {
       const extra = this.#node.getConnections().filter((c) => !this.#known.get(c.remotePeer.toString())?.bootstrap);
       shuffle(extra, o.random);
       extra.sort((a, b) => Number(o.admission.isListed(a.remotePeer.toString())) - Number(o.admission.isListed(b.remotePeer.toString())));
       for (const c of extra.slice(0, excess)) void c.close().catch(() => undefined);
     }
     void this.flush();
-    this.#timers.push(o.clock.setTimeout(() => this.#tick(), Math.max(100, o.redialMin)));
-    if (this.#timers.length > 16) this.#timers.splice(0, this.#timers.length - 16);
+    this.#schedule(needed || excess > 0 ? this.#busyTick() : Math.max(this.#busyTick(), IDLE_TICK_MS));
+  }
+
+  #busyTick(): number {
+    return Math.max(100, this.#o.redialMin);
+  }
+
+  #schedule(delay: number): void {
+    const at = this.#o.clock.now() + delay;
+    if (this.#next && this.#next.at <= at) return;
+    this.#next?.timer.cancel();
+    this.#next = { timer: this.#o.clock.setTimeout(() => this.#tick(), delay), at };
+  }
+
+  /** Something may have left the loop work to do: its next tick comes within redialMin. */
+  #wake(): void {
+    if (this.#stopped || !this.#next) return; // not started yet, or stopped
+    this.#schedule(this.#busyTick());
   }
 
   async dial(peer: string): Promise<Connection | undefined> {

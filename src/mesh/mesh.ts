@@ -204,7 +204,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       // The dialling side starts it; both starting it would move a large body twice.
       if (e.detail.direction === 'outbound') void this.#sync.syncWith(peer);
     });
-    node.addEventListener('connection:close', (e) => this.budgets.closed(e.detail.remotePeer.toString()));
+    node.addEventListener('connection:close', (e) => {
+      this.budgets.closed(e.detail.remotePeer.toString());
+      this.#dialer.disconnected();
+    });
     node.addEventListener('peer:identify', (e) => {
       const peer = e.detail.peerId.toString();
       const listenAddrs = e.detail.listenAddrs.filter((a) => !a.toString().includes('/p2p-circuit'));

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isCoalesced } from '../../src/runtime/socket-writes.js';
 import { Cluster, until, type NodeSpec } from '../helpers/cluster.js';
 import { createLogger } from '../../src/runtime/logger.js';
+import { systemClock, type Clock } from '../../src/runtime/clock.js';
 import { policyTopic } from '../../src/mesh/mesh.js';
 
 let cluster: Cluster | undefined;
@@ -79,6 +80,30 @@ describe('mesh convergence', () => {
     await cluster.converged(1, 30_000, cluster.nodes.slice(0, 3));
     // Only d's own exchange can bring it: a node without a policy runs one every few seconds.
     await cluster.converged(1, 30_000, [d]);
+  });
+
+  it('a node at its connection target redials as soon as a connection closes, not at its slow idle tick', { timeout: 60_000 }, async () => {
+    // On this clock a timer of 4 s or more never fires: the redial loop's backstop tick at its
+    // target (5 s), the sync rounds, the periodic statuses. Only the close can bring the loop
+    // back, so without the wake the two nodes stay apart for good.
+    const shortTimersOnly: Clock = {
+      ...systemClock,
+      setTimeout: (fn, ms) => (ms >= 4000 ? { cancel: () => undefined } : systemClock.setTimeout(fn, ms)),
+      sleep: (ms) => (ms >= 4000 ? new Promise<void>(() => undefined) : systemClock.sleep(ms)),
+    };
+    cluster = await Cluster.create(2, { minPeers: 1, syncInterval: '1h' });
+    cluster.deps = () => ({ clock: shortTimersOnly });
+    await cluster.startAll();
+    const [a, b] = cluster.nodes as [NodeSpec, NodeSpec];
+    await until(() => a.agent!.mesh.connectedPeers().includes(b.peerId), 20_000);
+    // With a policy both list each other: each is at its target (before one, a bootstrap peer
+    // listed nobody and kept its loop busy).
+    await cluster.publish(a, cluster.policy(1));
+    await cluster.converged(1, 20_000);
+    await new Promise((r) => setTimeout(r, 2500)); // the mixing after the policy ends (one 300–1000 ms step), the loops idle
+    await a.agent!.mesh.libp2p.hangUp(b.agent!.mesh.libp2p.peerId);
+    await until(() => !a.agent!.mesh.connectedPeers().includes(b.peerId), 10_000);
+    await until(() => a.agent!.mesh.connectedPeers().includes(b.peerId), 20_000);
   });
 
   it('10 nodes on the memory transport with latency converge on a published policy', async () => {

@@ -1,6 +1,6 @@
 /** The redial loop's choice (pure): whom a node dials towards minPeers, and when it dials nobody. */
 import { describe, expect, it } from 'vitest';
-import { MAX_REDIALS_PER_TICK, redialPicks } from '../../src/mesh/peer-book.js';
+import { MAX_REDIALS_PER_TICK, redialNeeded, redialPicks } from '../../src/mesh/peer-book.js';
 
 const peers = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 const listedOnly = (p: string) => !p.startsWith('s');
@@ -26,5 +26,21 @@ describe('redial picks', () => {
     expect(redialPicks(['c0', 's9', 'c1'], peers('s', 6), listedOnly, 6)).toEqual(['c0', 'c1']);
     // Below minPeers overall: listed first, then strangers.
     expect(redialPicks(['s9', 'c0'], [], listedOnly, 6)).toEqual(['c0', 's9']);
+  });
+
+  it('the loop skips its peer-book scan only when redialPicks would pick nobody (the shortcut never drops a dial)', () => {
+    let skipped = 0;
+    for (let connected = 0; connected <= 9; connected++) {
+      for (let strangers = 0; strangers <= connected; strangers++) {
+        const conn = [...peers('x', connected - strangers), ...peers('s', strangers)];
+        const candidates = ['c0', 's90', 'c1', 'c2', 's91', 'c3', 'c4', 'c5', 'c6'];
+        const picks = redialPicks(candidates, conn, listedOnly, 6);
+        const needed = redialNeeded(conn, listedOnly, 6);
+        if (!needed) skipped++;
+        expect(needed || picks.length === 0, `${connected} connected, ${strangers} strangers`).toBe(true);
+        expect(needed, `${connected} connected, ${strangers} strangers`).toBe(picks.length > 0);
+      }
+    }
+    expect(skipped).toBeGreaterThan(0);
   });
 });
