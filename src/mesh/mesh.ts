@@ -21,7 +21,8 @@ import type { Store } from '../store/store.js';
 import type { NodePort } from '../node/engine.js';
 import { Admission, type StrikeReason } from './admission.js';
 import { Budgets, type BudgetKind, type BudgetLimits, type Charge } from './budgets.js';
-import { createMeshNode, type MeshNode } from './node.js';
+import { createMeshNode, PING_INTERVAL, PING_TIMEOUT, type MeshNode } from './node.js';
+import { KeepAlive } from './keepalive.js';
 import { Dialer } from './dialer.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { Gossip, type DigestHandler, type StatusValidator } from './gossip.js';
@@ -89,6 +90,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #o: MeshOptions;
   #node!: MeshNode;
   #dialer: Dialer;
+  #keepAlive: KeepAlive | null = null;
   #sync: AntiEntropy;
   #gossip: Gossip;
 
@@ -243,6 +245,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     o.log.info({ peerId: this.peerId, addrs: node.getMultiaddrs().map(String) }, 'mesh listening');
     this.#dialer.start();
     this.#sync.start();
+    this.#keepAlive = new KeepAlive(node, { clock: o.clock, interval: PING_INTERVAL, timeout: PING_TIMEOUT, log: o.log });
+    this.#keepAlive.start();
   }
 
   /** Policy nodes become the allow-list; peers no longer listed are cut off at once. */
@@ -343,6 +347,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   async stop(): Promise<void> {
+    this.#keepAlive?.stop();
     this.#sync.stop();
     await this.#dialer.stop();
     await this.#node?.stop();

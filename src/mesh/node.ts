@@ -34,8 +34,10 @@ export interface NodeInit {
   noIdontwant?: boolean;
 }
 
-/** How often each end pings each connection (libp2p's connection monitor). */
+/** How often each end pings each connection (keepalive.ts). */
 export const PING_INTERVAL = 30_000;
+/** How long a keep-alive ping may go unanswered before the connection is aborted. */
+export const PING_TIMEOUT = 10_000;
 /**
  * gossipsub v1.2 answers every received message of at least this many bytes with an
  * IDONTWANT to each mesh peer. Its default (512 B) covered every status digest (~1–2 KB),
@@ -55,14 +57,16 @@ export async function createMeshNode(o: NodeInit): Promise<MeshNode> {
     addresses: { listen: o.listen },
     transports,
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ enableKeepAlive: false })],
     connectionGater: o.gater,
     connectionManager: { maxConnections: o.maxConnections },
-    // Both ends ping every connection to find dead ones (a host that vanished without a FIN).
-    // libp2p's 10 s made pings a third of an idle fleet's CPU (30 agents in one process: 11.5%
-    // of a core of 27% with periodic statuses off); at 30 s a dead connection is dropped within
-    // ~30–40 s instead of ~10–20 s, while gossip reaches every node through the others.
-    connectionMonitor: { pingInterval: PING_INTERVAL },
+    // Both ends ping every connection to find dead ones (a host that vanished without a FIN),
+    // at the muxer (keepalive.ts), not with libp2p's monitor's stream per ping; yamux's own
+    // keep-alive pings but never acts on a missing answer. libp2p's 10 s made pings a third of
+    // an idle fleet's CPU (30 agents in one process: 11.5% of a core of 27% with periodic
+    // statuses off); at 30 s a dead connection is dropped within ~30–40 s instead of ~10–20 s,
+    // while gossip reaches every node through the others.
+    connectionMonitor: { enabled: false },
     metrics: o.metrics,
     services: {
       identify: identify(),
