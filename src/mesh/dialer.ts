@@ -205,7 +205,7 @@ export class Dialer {
     // Trim: far above minPeers, close a few random connections (never a bootstrap peer's),
     // strangers' first.
     const excess = connected.size - 4 * o.minPeers;
-        if (excess > 0) {
+    if (excess > 0) {
       const extra = this.#node.getConnections().filter((c) => !this.#known.get(c.remotePeer.toString())?.bootstrap);
       shuffle(extra, o.random);
       extra.sort((a, b) => Number(o.admission.isListed(a.remotePeer.toString())) - Number(o.admission.isListed(b.remotePeer.toString())));
