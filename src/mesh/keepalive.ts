@@ -41,7 +41,7 @@ export class KeepAlive {
   #stopped = false;
   /** Connections with a ping out: one at a time each. */
   #pinging = new WeakSet<Connection>();
-  /** How many pings went over a stream because the muxer had none (for tests and the log). */
+  /** How many pings went over a stream because the muxer had none (tests read it). */
   streamPings = 0;
 
   constructor(node: MeshNode, o: KeepAliveInit) {
