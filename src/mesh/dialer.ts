@@ -195,12 +195,13 @@ export class Dialer {
     const o = this.#o;
     const now = o.clock.now();
     const connected = new Set(this.#node.getConnections().map((c) => c.remotePeer.toString()));
+    const peers = [...connected];
     const isListed = (p: string): boolean => o.admission.isListed(p);
-    const needed = redialNeeded([...connected], isListed, o.minPeers);
+    const needed = redialNeeded(peers, isListed, o.minPeers);
     if (needed) {
       const candidates = [...this.#known.entries()].filter(([p, k]) => !connected.has(p) && k.nextAt <= now && o.admission.isAllowed(p)).map(([p]) => p);
       shuffle(candidates, o.random);
-      for (const peer of redialPicks(candidates, [...connected], isListed, o.minPeers)) void this.dial(peer);
+      for (const peer of redialPicks(candidates, peers, isListed, o.minPeers)) void this.dial(peer);
     }
     // Trim: far above minPeers, close a few random connections (never a bootstrap peer's),
     // strangers' first.

@@ -121,14 +121,6 @@ export function rescope(scope: AddressScope, peer: string, list: readonly PeerAd
 export const MAX_REDIALS_PER_TICK = 4;
 
 /**
- * Whom the redial loop dials this tick (pure), from the candidates in random order: towards
- * `minPeers` connections, at most MAX_REDIALS_PER_TICK at a time. Only listed peers (the
- * policy's nodes; before any policy, the bootstrap peers) count towards minPeers for dialling
- * listed peers: strangers connected before the first policy must not stop this node from
- * reaching the bootstrap peers that will bring it. (Once a policy exists no stranger is
- * connected, and this is the plain minPeers rule.)
- */
-/**
  * Whether the redial loop has anything to top up: redialPicks picks nobody otherwise. The
  * loop asks this first, every tick, so a node at its target does not sort through its whole
  * peer book ten times a second (8.6% of a thread running 100 idle agents).
@@ -137,11 +129,20 @@ export function redialNeeded(connected: readonly string[], isListed: (peer: stri
   return connected.length < minPeers || connected.filter(isListed).length < minPeers;
 }
 
+/**
+ * Whom the redial loop dials this tick (pure), from the candidates in random order: towards
+ * `minPeers` connections, at most MAX_REDIALS_PER_TICK at a time. Only listed peers (the
+ * policy's nodes; before any policy, the bootstrap peers) count towards minPeers for dialling
+ * listed peers: strangers connected before the first policy must not stop this node from
+ * reaching the bootstrap peers that will bring it. (Once a policy exists no stranger is
+ * connected, and this is the plain minPeers rule.)
+ */
 export function redialPicks(candidates: readonly string[], connected: readonly string[], isListed: (peer: string) => boolean, minPeers: number): string[] {
+  if (!redialNeeded(connected, isListed, minPeers)) return [];
   const listed = candidates.filter(isListed);
   const needAny = minPeers - connected.length;
   const needListed = minPeers - connected.filter(isListed).length;
   if (needAny > 0) return [...listed, ...candidates.filter((p) => !isListed(p))].slice(0, Math.min(needAny, MAX_REDIALS_PER_TICK));
-  // Nothing to top up: a slice to a negative need would dial all but that many candidates.
-  return needListed > 0 ? listed.slice(0, Math.min(needListed, MAX_REDIALS_PER_TICK)) : [];
+  // Here needListed > 0 (redialNeeded): a slice to a negative need would dial all but that many.
+  return listed.slice(0, Math.min(needListed, MAX_REDIALS_PER_TICK));
 }
