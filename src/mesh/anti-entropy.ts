@@ -185,7 +185,7 @@ export class AntiEntropy {
     const conn = await o.dialer.dial(peer);
     if (!conn) return false;
     await this.syncWith(peer); // the one the new connection started (or a new one)
-    if (this.#connectedPeers().length > 3 * o.minPeers) await conn.close().catch(() => conn.abort(new Error('exchange over')));
+    if (this.#connectedPeers().length > 3 * o.minPeers) await o.dialer.close(conn, 'exchange over');
     return false;
   }
 

@@ -10,7 +10,7 @@
  *
  * | budget (kind)            | default            | counted per                          | an overrun costs the sender                                        |
  * |--------------------------|--------------------|--------------------------------------|--------------------------------------------------------------------|
- * | `connections`            | 2                  | PeerId (both directions)             | connection refused after Noise, or closed at once; strike          |
+ * | `connections`            | 2                  | PeerId (both directions)             | connection refused after Noise, or closed at once; strike after 10 free refusals (+10/min) |
  * | `streams`                | 2 at once          | PeerId × protocol (sync, digest)     | stream reset before a byte is read; strike                         |
  * | `statuses`               | 30 burst, 60/min   | node that signed it (origin)         | not stored, not relayed; strike when the origin is the sender      |
  * | `announcements`          | 10 burst, 10/min   | forwarding peer                      | not verified, not pulled, not relayed; strike                      |
@@ -28,6 +28,15 @@ import type { Clock } from '../runtime/clock.js';
 
 export interface BudgetLimits {
   connectionsPerPeer: number;
+  /**
+   * Connections past `connectionsPerPeer` a listed peer may attempt (refused) before the
+   * refusals cost it strikes. A node back from a partition, or restarted after its host froze,
+   * finds its neighbours still holding its old connections until their keep-alive drops them
+   * (up to 40 s): its dial backoff (0.5 s doubling to 30 s) retries about 7 times in that
+   * time. A peer dialling in a loop spends this in seconds and is struck as before.
+   */
+  refusedConnectionBurst: number;
+  refusedConnectionsPerMinute: number;
   inboundStreamsPerProtocol: number;
   statusBurst: number;
   statusesPerMinute: number;
@@ -41,6 +50,8 @@ export interface BudgetLimits {
 
 export const DEFAULT_BUDGETS: Readonly<BudgetLimits> = Object.freeze({
   connectionsPerPeer: 2,
+  refusedConnectionBurst: 10,
+  refusedConnectionsPerMinute: 10,
   inboundStreamsPerProtocol: 2,
   statusBurst: 30,
   statusesPerMinute: 60,
@@ -104,6 +115,7 @@ export class Budgets {
   #statuses: Buckets;
   #announcements: Buckets;
   #digests: Buckets;
+  #refusedConnections: Buckets;
   /** Open connections per peer (from libp2p's open/close events). */
   #conns = new Map<string, number>();
   /** Open inbound streams per protocol and peer. */
@@ -116,6 +128,7 @@ export class Budgets {
     this.#statuses = new Buckets(clock, this.limits.statusBurst, this.limits.statusesPerMinute);
     this.#announcements = new Buckets(clock, this.limits.announcementBurst, this.limits.announcementsPerMinute);
     this.#digests = new Buckets(clock, this.limits.digestBurst, this.limits.digestsPerMinute);
+    this.#refusedConnections = new Buckets(clock, this.limits.refusedConnectionBurst, this.limits.refusedConnectionsPerMinute);
   }
 
   connectionsOf(peer: string): number {
@@ -131,7 +144,7 @@ export class Budgets {
 
   /** May `peer` open one more connection? Checked by the gater before the connection exists. */
   admitConnection(peer: string): Charge {
-    if (this.connectionsOf(peer) >= this.limits.connectionsPerPeer) return { ok: false, kind: 'connections', strike: this.listed(peer) };
+    if (this.connectionsOf(peer) >= this.limits.connectionsPerPeer) return this.#refuseConnection(peer);
     if (!this.listed(peer) && this.unadmittedConnections() >= this.limits.unadmittedConnections) return { ok: false, kind: 'unadmitted-connections', strike: false };
     return OK;
   }
@@ -143,9 +156,14 @@ export class Budgets {
   opened(peer: string): Charge {
     const n = this.connectionsOf(peer) + 1;
     this.#conns.set(peer, n);
-    if (n > this.limits.connectionsPerPeer) return { ok: false, kind: 'connections', strike: this.listed(peer) };
+    if (n > this.limits.connectionsPerPeer) return this.#refuseConnection(peer);
     if (!this.listed(peer) && this.unadmittedConnections() > this.limits.unadmittedConnections) return { ok: false, kind: 'unadmitted-connections', strike: false };
     return OK;
+  }
+
+  /** One connection past the peer's budget, refused: a strike once its free retries are spent. */
+  #refuseConnection(peer: string): Charge {
+    return { ok: false, kind: 'connections', strike: this.listed(peer) && !this.#refusedConnections.take(peer) };
   }
 
   closed(peer: string): void {

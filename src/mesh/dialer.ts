@@ -48,6 +48,13 @@ interface Known {
  */
 const IDLE_TICK_MS = 5000;
 
+/**
+ * A connection that closes sooner than this after it opened was not a successful dial: the
+ * far side refused it (its budget for us is full of connections it has not yet found dead, or
+ * we are banned there). Its backoff grows as for a failed dial instead of starting over.
+ */
+export const SHORT_LIVED_MS = 2000;
+
 export class Dialer {
   #o: DialerInit;
   #node!: MeshNode;
@@ -57,6 +64,9 @@ export class Dialer {
   #next: { timer: Timer; at: number } | null = null;
   #stopped = false;
   #scope: AddressScope;
+  /** When each open connection opened (connected()), and the ones this node is closing on purpose. */
+  #openedAt = new WeakMap<Connection, number>();
+  #closing = new WeakSet<Connection>();
 
   constructor(o: DialerInit) {
     this.#o = o;
@@ -138,15 +148,43 @@ export class Dialer {
     this.#dirtyPeers.set(peer, { addrs: listenAddrs.map(String), lastSeen: this.#o.clock.now() });
   }
 
-  /** A connection opened: whatever backoff the peer had is over. */
-  connected(peer: string): void {
-    const k = this.#known.get(peer);
-    if (k) { k.failures = 0; k.nextAt = 0; }
+  /**
+   * A connection opened: the peer is due again whenever it is next missed. Its failure count
+   * stays until the connection has proved itself (see `disconnected`).
+   */
+  connected(conn: Connection): void {
+    const k = this.#known.get(conn.remotePeer.toString());
+    if (k) k.nextAt = 0;
+    this.#openedAt.set(conn, this.#o.clock.now());
   }
 
-  /** A connection closed: the redial loop looks at once whether to top up. */
-  disconnected(): void {
+  /**
+   * A connection closed: the redial loop looks at once whether to top up. One we dialled that
+   * lived less than SHORT_LIVED_MS, and that we did not close ourselves (`close`), counts as
+   * a failed dial of that peer; a longer one clears its backoff.
+   */
+  disconnected(conn: Connection): void {
+    const k = this.#known.get(conn.remotePeer.toString());
+    const openedAt = this.#openedAt.get(conn);
+    if (k && openedAt !== undefined) {
+      if (this.#o.clock.now() - openedAt >= SHORT_LIVED_MS) k.failures = 0;
+      else if (conn.direction === 'outbound' && !this.#closing.has(conn)) this.#failed(k);
+    }
     this.#wake();
+  }
+
+  /** Closes a connection on purpose (an exchange over, a trim): not a refusal, whatever its age. */
+  async close(conn: Connection, why: string): Promise<void> {
+    this.#closing.add(conn);
+    await conn.close().catch(() => conn.abort(new Error(why)));
+  }
+
+  /** One more failed dial of a peer: it is not dialled again before its backoff is over. */
+  #failed(k: Known): void {
+    const o = this.#o;
+    k.failures++;
+    const backoff = Math.min(o.redialMax, o.redialMin * 2 ** Math.min(k.failures - 1, 20));
+    k.nextAt = o.clock.now() + backoff * (0.75 + o.random.next() * 0.5);
   }
 
   /** Forget every backoff (the network changed: a partition healed). */
@@ -210,7 +248,7 @@ export class Dialer {
       const extra = this.#node.getConnections().filter((c) => !this.#known.get(c.remotePeer.toString())?.bootstrap);
       shuffle(extra, o.random);
       extra.sort((a, b) => Number(o.admission.isListed(a.remotePeer.toString())) - Number(o.admission.isListed(b.remotePeer.toString())));
-      for (const c of extra.slice(0, excess)) void c.close().catch(() => undefined);
+      for (const c of extra.slice(0, excess)) void this.close(c, 'trimmed');
     }
     void this.flush();
     this.#schedule(needed || excess > 0 ? this.#busyTick() : Math.max(this.#busyTick(), IDLE_TICK_MS));
@@ -251,13 +289,9 @@ export class Dialer {
         }
       }
       if (!conn) throw last;
-      k.failures = 0;
-      k.nextAt = 0;
-      return conn;
+      return conn; // its backoff: connected() and disconnected() (a refusal opens, then closes)
     } catch (e) {
-      k.failures++;
-      const backoff = Math.min(o.redialMax, o.redialMin * 2 ** Math.min(k.failures - 1, 20));
-      k.nextAt = o.clock.now() + backoff * (0.75 + o.random.next() * 0.5);
+      this.#failed(k);
       o.log.debug({ peer, failures: k.failures, err: (e as Error).message }, 'dial failed');
       return undefined;
     }

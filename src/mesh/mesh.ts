@@ -201,14 +201,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
         void e.detail.close().catch(() => e.detail.abort(new Error('over the connection budget')));
         return;
       }
-      this.#dialer.connected(peer);
+      this.#dialer.connected(e.detail);
       // Anti-entropy on every new connection: this is what heals partitions and offline nodes.
       // The dialling side starts it; both starting it would move a large body twice.
       if (e.detail.direction === 'outbound') void this.#sync.syncWith(peer);
     });
     node.addEventListener('connection:close', (e) => {
       this.budgets.closed(e.detail.remotePeer.toString());
-      this.#dialer.disconnected();
+      this.#dialer.disconnected(e.detail);
     });
     node.addEventListener('peer:identify', (e) => {
       const peer = e.detail.peerId.toString();

@@ -25,14 +25,32 @@ describe('per-peer budgets', () => {
   it('a peer holds at most its connections; strangers together at most theirs; a stranger is never struck', () => {
     const { b } = make();
     for (let i = 0; i < DEFAULT_BUDGETS.connectionsPerPeer; i++) { expect(b.admitConnection('L1').ok).toBe(true); b.opened('L1'); }
+    // Past the budget: refused; free while the peer may be a node back from a partition whose
+    // old connections we still hold, struck once it has retried more than that explains.
+    for (let i = 0; i < DEFAULT_BUDGETS.refusedConnectionBurst; i++) expect(b.admitConnection('L1')).toEqual({ ok: false, kind: 'connections', strike: false });
     expect(b.admitConnection('L1')).toEqual({ ok: false, kind: 'connections', strike: true });
+    expect(b.opened('L1')).toEqual({ ok: false, kind: 'connections', strike: true }); // the backstop draws on the same allowance
     for (let i = 0; i < DEFAULT_BUDGETS.unadmittedConnections; i++) expect(b.opened(`S${i}`).ok).toBe(true);
     expect(b.admitConnection('S-new')).toEqual({ ok: false, kind: 'unadmitted-connections', strike: false });
     expect(b.opened('S-race')).toEqual({ ok: false, kind: 'unadmitted-connections', strike: false });
     expect(b.admitConnection('L2').ok).toBe(true); // strangers never take a listed peer's slot
     b.closed('S0');
     b.closed('S-race');
+    b.closed('L1');
     expect(b.admitConnection('S-new').ok).toBe(true);
+  });
+
+  it('a listed peer dialling in a loop past its connection budget is struck; the free refusals refill with time, per peer', () => {
+    const { clock, b } = make();
+    for (let i = 0; i < DEFAULT_BUDGETS.connectionsPerPeer; i++) b.opened('L1');
+    const loop = Array.from({ length: 100 }, () => b.admitConnection('L1'));
+    expect(loop.every((c) => !c.ok)).toBe(true);
+    expect(loop.filter((c) => !c.ok && !c.strike)).toHaveLength(DEFAULT_BUDGETS.refusedConnectionBurst);
+    clock.advance(60_000);
+    const strikes = Array.from({ length: 20 }, () => b.admitConnection('L1')).filter((c) => !c.ok && c.strike).length;
+    expect(strikes).toBe(20 - DEFAULT_BUDGETS.refusedConnectionsPerMinute); // refilled at its rate, never beyond the burst
+    for (let i = 0; i < DEFAULT_BUDGETS.connectionsPerPeer; i++) b.opened('L2');
+    expect(b.admitConnection('L2')).toEqual({ ok: false, kind: 'connections', strike: false }); // one peer's loop does not spend another's
   });
 
   it('inbound streams are bounded per peer and protocol, and for strangers together; release frees exactly one', () => {

@@ -50,10 +50,11 @@ describe('duplicate identity in a mesh', () => {
     await c.publish(b, c.policy(1, { nodes: [a, b, n2] }));
     await c.converged(1);
     // Two nodes that dialled each other at the same moment keep both connections, which fills
-    // the per-peer connection budget (2): every connection the twin then opened was closed at
-    // once and struck, and three strikes banned the PeerId before anyone had seen the twin
-    // (about 1 run in 12 on a loaded machine). Noticed and left alone in the product; here
-    // each pair keeps one connection, and minPeers 2 keeps the loops from redialling.
+    // the per-peer connection budget (2, per PeerId, whichever process holds it): the twin is
+    // refused there and must be seen elsewhere. (Before the refusals were free and a refused
+    // dial backed off, three quick refusals banned the PeerId before anyone had seen the twin:
+    // test/mesh/return-after-partition.test.ts.) Here each pair keeps one connection, and
+    // minPeers 2 keeps the loops from redialling.
     await until(() => [A, B, N2].every((x) => x.mesh.connectedPeers().length >= 2), 20_000);
     await new Promise((r) => setTimeout(r, 2000)); // the mixing after the policy is over (300–1000 ms steps)
     for (const x of [B, N2]) for (const extra of x.mesh.libp2p.getConnections(A.mesh.libp2p.peerId).slice(1)) await extra.close();
