@@ -16,7 +16,7 @@ import type { Admission, Penalise } from './admission.js';
 import type { AntiEntropy } from './anti-entropy.js';
 import type { MeshMetrics } from './metrics.js';
 import type { Budgets } from './budgets.js';
-import { excludeFromLazyGossip, type MeshNode } from './node.js';
+import { excludeFromLazyGossip, keepGossipAttached, type MeshNode } from './node.js';
 import { signAnnouncement } from './announce.js';
 import { AnnouncementIntake, policyIntake } from './intake.js';
 import { FrameError, step } from './frames.js';
@@ -104,6 +104,7 @@ export class Gossip {
     const announce = announceTopic(o.meshId);
     pubsub.topicValidators.set(announce, async (peer, msg) => this.#onAnnouncement(peer.toString(), msg.data));
     pubsub.subscribe(announce);
+    if (!keepGossipAttached(node, o.clock)) o.log.warn('gossipsub stream book not found: a peer whose gossip connection closes while another stays gets no gossip until it reconnects');
   }
 
   /**

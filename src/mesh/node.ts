@@ -11,7 +11,8 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
-import type { ConnectionGater, Metrics, PrivateKey } from '@libp2p/interface';
+import type { Connection, ConnectionGater, Metrics, PeerId, PrivateKey } from '@libp2p/interface';
+import type { Clock } from '../runtime/clock.js';
 import { LIMITS } from '../wire/limits.js';
 import { coalesceWrites } from '../runtime/socket-writes.js';
 import { installLengthPrefixFix } from './length-prefix.js';
@@ -118,6 +119,34 @@ export function excludeFromLazyGossip(node: MeshNode, topic: string): boolean {
     mcache.getGossipIDs = (topics) => ids(new Set([...topics].filter((t) => !excluded.has(t))));
   }
   off.add(topic);
+  return true;
+}
+
+/**
+ * Gossipsub opens its stream to a peer once, on the connection the peer identified on first,
+ * and is told of the peer again only when its last connection closes. Two connections
+ * between a pair are common (two nodes that dial each other at the same moment keep both):
+ * when the one carrying the stream closed and the other stayed, the peer stayed in the topic
+ * meshes while nothing could be sent to it — no eager push, no IHAVE, until the other
+ * connection closed too. This watches connection closes and, while the peer still has an
+ * open connection and gossipsub no stream to it, hands gossipsub that connection as if the
+ * peer had just connected (@libp2p/gossipsub 17: `streamsOutbound`, `onPeerConnected`; the
+ * far end answers the new stream with its own). False when that shape is not there.
+ */
+export function keepGossipAttached(node: MeshNode, clock: Clock): boolean {
+  const pubsub = node.services.pubsub as unknown as { streamsOutbound?: unknown; onPeerConnected?: unknown };
+  if (!(pubsub.streamsOutbound instanceof Map) || typeof pubsub.onPeerConnected !== 'function') return false;
+  const streams = pubsub.streamsOutbound as Map<string, unknown>;
+  const connected = pubsub.onPeerConnected as (peerId: PeerId, connection: Connection) => void;
+  node.addEventListener('connection:close', (e) => {
+    const peerId = e.detail.remotePeer;
+    // After the closing connection's streams are gone from gossipsub's book (their close events).
+    clock.setTimeout(() => {
+      if (streams.has(peerId.toString())) return;
+      const open = node.getConnections(peerId).find((c) => c.status === 'open');
+      if (open) connected.call(node.services.pubsub, peerId, open);
+    }, 0);
+  });
   return true;
 }
 
