@@ -1,6 +1,7 @@
 /**
  * Trust and compile throughput: signatures signed and verified per second, and the time to
- * decode+verify, compile and render a 10,000-rule policy. Prints medians, saves JSON.
+ * decode+verify, compile and render a 10,000-rule policy, and to enforce one update on one
+ * node of a 1,000- and a 10,000-node fleet. Prints medians, saves JSON.
  *   npm run bench:trust -- [--out bench-out]
  */
 import '../src/runtime/polyfill.js';
@@ -13,6 +14,10 @@ import { encodePolicy, type Policy } from '../src/policy/model.js';
 import { compile } from '../src/policy/compile.js';
 import { renderNft } from '../src/enforce/render-nft.js';
 import { renderIptables } from '../src/enforce/render-iptables.js';
+import { Enforcer } from '../src/enforce/enforcer.js';
+import { MemoryBackend } from '../src/enforce/backend.js';
+import { systemClock } from '../src/runtime/clock.js';
+import { silentLogger } from '../src/runtime/logger.js';
 import { argValue, median, round, saveRows, type Row } from './stats.js';
 
 const out = argValue('--out', 'bench-out');
@@ -74,6 +79,22 @@ rows.push({ scenario: 'verify', metric: 'compile 10k-rule policy for one node (m
 rows.push({ scenario: 'verify', metric: 'render nft for a 10k-rule policy (median)', unit: 'ms', rules: 10_000, value: round(median(timeIt(15, () => renderNft(rs!)))) });
 rows.push({ scenario: 'verify', metric: 'render iptables for a 10k-rule policy (median)', unit: 'ms', rules: 10_000, value: round(median(timeIt(15, () => renderIptables(rs!, 4)))) });
 rows.push({ scenario: 'verify', metric: 'compiled rules for n1', unit: 'rules', rules: 10_000, value: rs!.rules.length });
+
+// One update enforced on one node of a large fleet: the agent's whole step after verify
+// (compile, plan, the memory backend's apply and read-back). What a node does per update
+// must grow with the fleet linearly (a quadratic step here took 607 ms at 1,000 nodes).
+for (const fleet of [1000, 10_000]) {
+  const pol = bigPolicy(100, fleet);
+  const e = new Enforcer({ backend: new MemoryBackend(), clock: systemClock, log: silentLogger, peerId: pol.nodes[0]!.peerId, meshPorts: [7946], bootstrapAddrs: [], sshFrom: ['192.168.0.0/16'], sshPort: 22 });
+  const times: number[] = [];
+  for (let v = 1; v <= 9; v++) {
+    const t = performance.now();
+    const s = await e.enforce({ ...pol, version: v }, now);
+    times.push(performance.now() - t);
+    if (s.state !== 'ok') throw new Error(`enforce: ${s.state} ${s.reason ?? ''}`);
+  }
+  rows.push({ scenario: 'verify', metric: `enforce one update on one node of a ${fleet}-node fleet (compile, plan, memory apply; median)`, unit: 'ms', nodes: fleet, value: round(median(times)), min: round(Math.min(...times)), max: round(Math.max(...times)), runs: times.length });
+}
 
 for (const r of rows) console.log(`${r.metric.padEnd(70)} ${String(r.value).padStart(10)} ${r.unit}`);
 saveRows(`${out}/trust.json`, rows);

@@ -221,7 +221,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
       if (exempt.length) o.log.warn({ addresses: exempt }, 'removed nodes keep access: their addresses are exact failsafe hosts (enforcement.failsafe.sshFrom)');
     }
     if (policy) this.#lastPolicy = policy;
-    const narrowed = previousMesh.filter((a) => !meshSet(planned.rs).includes(a));
+    const nowMesh = new Set(meshSet(planned.rs));
+    const narrowed = previousMesh.filter((a) => !nowMesh.has(a));
     this.#confirm = narrowed.length && o.confirmWindow ? { until: o.clock.now() + o.confirmWindow, previousMesh } : null;
     this.#applied = await o.backend.readBack().catch(() => null);
     this.#status = {
