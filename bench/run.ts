@@ -286,8 +286,8 @@ ${(() => {
   aftermath: p99 4–15 s.
 - **Convergence at 100 nodes** runs 100 complete agents (libp2p, Noise, yamux, gossipsub,
   LevelDB, the status plane) in *one* Node.js process on two cores. The "CPU of the idle
-  agents" rows show the cliff: a few percent of a core for 10 idle agents, 14% for 30, 59% for
-  100 (gossipsub heartbeats, keep-alive pings on every connection, the periodic liveness
+  agents" rows show the cliff: a few percent of a core for 10 idle agents, 14% for 30, 65% for
+  100 in this run (59% at the previous report; gossipsub heartbeats, keep-alive pings on every connection, the periodic liveness
   claims, each received from several neighbours, and every 4th interval the full signed
   statuses every agent verifies from every other). Until this report it was more than a whole
   core for 100 and 37–38% for 30: each agent's redial loop scanned its whole peer book every
@@ -297,21 +297,25 @@ ${(() => {
   then relay their statuses on one thread), so some nodes receive it late: the tail. The redial-storm fix (see the
   healed partition below) cut it roughly in half (8.7 → ~4.8 s median in the runs around it),
   and the pings and direct full digests of an earlier report to ~3.1 s; the previous report's
-  changes gave 2.3–3.6 s (the runs vary by that much), the previous one 2.6 s, and this run
-  1.6 s, with the warm-up now lasting until the fleet's connection count stops growing (44 s
-  here: a fixed 30 s had measured 100 agents still dialling towards their targets, ~16
-  handshakes a second); what is left is 100 agents' work on one thread. One agent per host does not share a CPU
+  changes gave 2.3–3.6 s (the runs vary by that much), the next 2.6 s, the previous 1.6 s,
+  with the warm-up lasting until the fleet's connection count stops growing (43 s here: a
+  fixed 30 s had measured 100 agents still dialling towards their targets, ~16 handshakes a
+  second), and this run 1.19 s: each agent's enforce step had re-derived the new mesh set
+  (every address parsed and formatted) once per old mesh address, O(N²) per node — in a CPU
+  profile of this benchmark 6.3 of 56.5 s of the thread during updates, 1.4 s after, and for
+  one node of a 1,000-node fleet 803 → 25 ms per update (the "enforce one update" rows; 58.6 s
+  → 0.2 s at 10,000). What is left is 100 agents' work on one thread. One agent per host does not share a CPU
   with 99 others; the simulation models the protocol itself at 10,000 nodes.
-- **The p99 of 30 agent processes** is missed: 602 ms pooled (775 ms at the previous report,
-  687 ms before it). The row pools every node of all 10 updates, so its p99 is the
-  third-slowest of ~290 node-updates; each update's own p99 is the range, 311–657 ms. The
-  \`--quick\` run of the same code measured 408 ms (5 updates, 277–420). The previous report
-  took status digests out of gossipsub's lazy gossip (a relay meant for the digest topic's
-  gossip mesh had reached every neighbour, with an IHAVE and an IWANT per copy); this one
-  replaced the keep-alive ping streams by muxer pings and stopped idle redial loops. The 30
-  processes' idle fleet is 56% of a core in this run (58% at the previous report). What is
-  left of the tail is 30 processes queueing for two cores: an update's policy path costs the
-  fleet ~0.6–1.4 CPU s, and the "share of the cores busy" row is ~0.95 from publish to applied
+- **The p99 of 30 agent processes** is missed, narrowly: 514 ms pooled (602 ms at the
+  previous report, 775 ms before it). The row pools every node of all 10 updates, so its p99
+  is the third-slowest of ~290 node-updates; each update's own p99 is the range, 280–598 ms.
+  The \`--quick\` run of the same code measured 546 ms (5 updates, 283–559); four \`--quick\`
+  runs of this code earlier the same hour measured p99s of 309, 354, 396 and 416 ms. Earlier
+  reports took status digests out of gossipsub's lazy gossip, replaced the keep-alive ping
+  streams by muxer pings and stopped idle redial loops; the 30 processes' idle fleet is 42%
+  of a core in this run (56% and 58% at the previous two reports). What is left of the tail
+  is 30 processes queueing for two cores: an update's policy path costs the fleet ~0.5–1.2
+  CPU s, and the "share of the cores busy" row is ~0.95 from publish to applied
   everywhere; the enforce stage (a memory backend) is mostly waiting for a core. The remaining
   copies of each liveness claim (one per gossip-mesh neighbour, plus every 4th interval's full
   digest and full status) are the next step.
@@ -349,8 +353,11 @@ ${(() => {
   on its side, which is slower because all 30 agents share this process's one thread and it is
   still busy with the publish's aftermath (statuses, reconnecting within each half): the first
   cross connection opens 0.3–1.3 s after the heal and the exchange waits as long again. That
-  one met its goal in this run at the median (0.97 s, 0.67–1.94 s; 1.83 s at the previous
-  report), as the 30 idle agents' share of the thread fell from 37–38% to 14%. Separate processes do not share that thread; the 30-process rows are the measure
+  one missed its goal in this run (1.46 s at the median, 0.75–2.35 s) after meeting it at the
+  median at the previous report (0.97 s, 0.67–1.94 s; 1.83 s before it): the ranges overlap
+  from report to report, so the median moves with the busy thread. This report's connection
+  changes do not reach it: the benchmark's partition refuses dials at the gater (failed dials,
+  whose backoff the heal resets), not connections that open and then close. Separate processes do not share that thread; the 30-process rows are the measure
   of a busy fleet.
 - **Where each update's time went** (the \`hops\` rows): every agent logs one \`update trace\`
   line per version (received, verified, forwarded, persisted, enforced; src/node/trace.ts),
@@ -376,9 +383,10 @@ ${(() => {
   node per change are O(N/8 · log N) — at 10,000 simulated nodes a small fraction of the full
   plane's — and not O(log N): only a count (how many nodes on vX), not a complete view, fits
   in O(log N). On real agents the change's own bits are lost in the status plane's
-  other traffic: in one process at 30 nodes the digest plane received 16.3 KB of status
-  payload per change (13.2–31.1 KB over the changes; 15.3 KB in the previous report, 28 KB
-  before the digests left gossipsub's lazy gossip) against the full plane's 9.8 KB, because every change window now holds part of the steady liveness and
+  other traffic: in one process at 30 nodes the digest plane received 20.6 KB of status
+  payload per change (16.1–22.6 KB over the changes; 16.3 and 15.3 KB in the previous two
+  reports, 28 KB before the digests left gossipsub's lazy gossip) against the full plane's
+  9.2 KB, because every change window now holds part of the steady liveness and
   full-digest traffic — spread over each interval since this report instead of in rounds the
   idle window could catch or miss — and idle subtraction removes it only on average. A new
   neighbour's full view, which had been published to every neighbour (gossipsub cannot
@@ -390,13 +398,13 @@ ${(() => {
   every claim: N² memory); above that the change alone, at 10,000 nodes one seed (~3 min,
   6 GB).
 - **\`--quick\` in under 2 minutes** is met since this report (a full run does not time it; the
-  target row gives a --quick run of the same code on an idle machine: 110 s; the previous
-  report's code took 92 and 102 s), from 128 s two reports ago (146 s and 181 s before it). Two changes did it. The agent now runs as an
+  target row gives a --quick run of the same code on an idle machine: 98 s; the previous
+  reports' code took 110 s, and 92 and 102 s), from 128 s two reports ago (146 s and 181 s before it). Two changes did it. The agent now runs as an
   esbuild bundle (scripts/bundle.mjs): Node 20 had spent ~0.8 of each agent's ~1.2 CPU s of
   start-up resolving and compiling ~1,000 modules one by one; an agent now starts in ~0.54 CPU s
   and 30 agents are up in ~10 s instead of ~19–21 s. And the status digests left gossipsub's lazy
   gossip (below), which shortened the first policy's aftermath (~27 → ~12–14 s until the fleet
-  settles). Of the 110 s, the 30 agent processes take 84 s (65–73 s of 92–102 s at the previous report): start-up, the settle, a 5 s idle
+  settles). Of the 98 s, the 30 agent processes take 69 s (84 s of 110 s at the previous report): start-up, the settle, a 5 s idle
   window, then 5 updates, each waited out until the fleet is back at its idle rate (≥ 5 s each).
   The kernel apply runs its headline size only (10k rules, 12 s), etcd takes 6 s and the
   simulation 8 s (the digest plane at 1,000 nodes, 5 seeds).
