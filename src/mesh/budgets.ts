@@ -151,12 +151,13 @@ export class Budgets {
 
   /**
    * A connection opened (every direction). Returns an overrun when it takes the peer over a
-   * budget: gater checks race when handshakes run in parallel, this is the backstop.
+   * budget: gater checks race when handshakes run in parallel, this is the backstop. One we
+   * dialled ourselves is refused all the same, but the peer does not pay for it.
    */
-  opened(peer: string): Charge {
+  opened(peer: string, direction: 'inbound' | 'outbound' = 'inbound'): Charge {
     const n = this.connectionsOf(peer) + 1;
     this.#conns.set(peer, n);
-    if (n > this.limits.connectionsPerPeer) return this.#refuseConnection(peer);
+    if (n > this.limits.connectionsPerPeer) return direction === 'inbound' ? this.#refuseConnection(peer) : { ok: false, kind: 'connections', strike: false };
     if (!this.listed(peer) && this.unadmittedConnections() > this.limits.unadmittedConnections) return { ok: false, kind: 'unadmitted-connections', strike: false };
     return OK;
   }

@@ -64,7 +64,7 @@ export class Dialer {
   #next: { timer: Timer; at: number } | null = null;
   #stopped = false;
   #scope: AddressScope;
-  /** When each open connection opened (connected()), and the ones this node is closing on purpose. */
+  /** When each open connection opened (connected(); monotonic), and the ones this node is closing on purpose. */
   #openedAt = new WeakMap<Connection, number>();
   #closing = new WeakSet<Connection>();
 
@@ -155,7 +155,7 @@ export class Dialer {
   connected(conn: Connection): void {
     const k = this.#known.get(conn.remotePeer.toString());
     if (k) k.nextAt = 0;
-    this.#openedAt.set(conn, this.#o.clock.now());
+    this.#openedAt.set(conn, this.#o.clock.monotonic());
   }
 
   /**
@@ -167,7 +167,7 @@ export class Dialer {
     const k = this.#known.get(conn.remotePeer.toString());
     const openedAt = this.#openedAt.get(conn);
     if (k && openedAt !== undefined) {
-      if (this.#o.clock.now() - openedAt >= SHORT_LIVED_MS) k.failures = 0;
+      if (this.#o.clock.monotonic() - openedAt >= SHORT_LIVED_MS) { k.failures = 0; k.nextAt = 0; }
       else if (conn.direction === 'outbound' && !this.#closing.has(conn)) this.#failed(k);
     }
     this.#wake();
@@ -275,6 +275,7 @@ export class Dialer {
     const o = this.#o;
     const k = this.#known.get(peer);
     if (!k) return undefined;
+    const failuresBefore = k.failures;
     try {
       // First-hand addresses first; what other peers pushed only if those fail.
       let conn: Connection | undefined, last: unknown = new Error('no address');
@@ -291,7 +292,8 @@ export class Dialer {
       if (!conn) throw last;
       return conn; // its backoff: connected() and disconnected() (a refusal opens, then closes)
     } catch (e) {
-      this.#failed(k);
+      // A connection that opened and was closed at once may fail this dial too: counted once.
+      if (k.failures === failuresBefore) this.#failed(k);
       o.log.debug({ peer, failures: k.failures, err: (e as Error).message }, 'dial failed');
       return undefined;
     }

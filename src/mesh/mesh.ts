@@ -195,10 +195,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     node.addEventListener('connection:open', (e) => {
       const peer = e.detail.remotePeer.toString();
       // Backstop for handshakes that passed the gater in parallel: over budget, closed at once.
-      const charge = this.budgets.opened(peer);
+      const charge = this.budgets.opened(peer, e.detail.direction);
       if (!charge.ok) {
         this.#overrun(peer, charge.kind, charge.strike);
-        void e.detail.close().catch(() => e.detail.abort(new Error('over the connection budget')));
+        // Aborted, not closed: a graceful close may take a second, and the dialler must see a refusal.
+        e.detail.abort(new Error('over the connection budget'));
         return;
       }
       this.#dialer.connected(e.detail);

@@ -123,26 +123,30 @@ export function excludeFromLazyGossip(node: MeshNode, topic: string): boolean {
 }
 
 /**
- * Gossipsub opens its stream to a peer once, on the connection the peer identified on first,
- * and is told of the peer again only when its last connection closes. Two connections
- * between a pair are common (two nodes that dial each other at the same moment keep both):
- * when the one carrying the stream closed and the other stayed, the peer stayed in the topic
- * meshes while nothing could be sent to it — no eager push, no IHAVE, until the other
- * connection closed too. This watches connection closes and, while the peer still has an
- * open connection and gossipsub no stream to it, hands gossipsub that connection as if the
- * peer had just connected (@libp2p/gossipsub 17: `streamsOutbound`, `onPeerConnected`; the
- * far end answers the new stream with its own). False when that shape is not there.
+ * Gossipsub opens its stream to a peer when the peer identifies on a connection, and ignores
+ * later connections while it holds one. Two connections between a pair are common (two nodes
+ * that dial each other at the same moment keep both): when the one carrying the stream closed
+ * and the other stayed, the peer stayed in the topic meshes while nothing could be sent to it
+ * — no eager push, no IHAVE — until a new connection identified or the far end opened a new
+ * stream, which nothing made happen. This watches connection closes and, for a peer gossipsub
+ * still tracks that has an open connection and no stream, hands gossipsub that connection as
+ * if the peer had just connected (@libp2p/gossipsub 17: `peers`, `streamsOutbound`,
+ * `onPeerConnected`; the far end answers the new stream with its own). Only peers gossipsub
+ * tracks: one it never attached (no identify, no gossipsub protocol) would be added to its
+ * books and never removed. False when that shape is not there.
  */
 export function keepGossipAttached(node: MeshNode, clock: Clock): boolean {
-  const pubsub = node.services.pubsub as unknown as { streamsOutbound?: unknown; onPeerConnected?: unknown };
-  if (!(pubsub.streamsOutbound instanceof Map) || typeof pubsub.onPeerConnected !== 'function') return false;
+  const pubsub = node.services.pubsub as unknown as { peers?: unknown; streamsOutbound?: unknown; onPeerConnected?: unknown };
+  if (!(pubsub.peers instanceof Map) || !(pubsub.streamsOutbound instanceof Map) || typeof pubsub.onPeerConnected !== 'function') return false;
+  const tracked = pubsub.peers as Map<string, unknown>;
   const streams = pubsub.streamsOutbound as Map<string, unknown>;
   const connected = pubsub.onPeerConnected as (peerId: PeerId, connection: Connection) => void;
   node.addEventListener('connection:close', (e) => {
     const peerId = e.detail.remotePeer;
     // After the closing connection's streams are gone from gossipsub's book (their close events).
     clock.setTimeout(() => {
-      if (streams.has(peerId.toString())) return;
+      const id = peerId.toString();
+      if (!tracked.has(id) || streams.has(id)) return;
       const open = node.getConnections(peerId).find((c) => c.status === 'open');
       if (open) connected.call(node.services.pubsub, peerId, open);
     }, 0);

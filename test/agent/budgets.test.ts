@@ -30,6 +30,8 @@ describe('per-peer budgets', () => {
     for (let i = 0; i < DEFAULT_BUDGETS.refusedConnectionBurst; i++) expect(b.admitConnection('L1')).toEqual({ ok: false, kind: 'connections', strike: false });
     expect(b.admitConnection('L1')).toEqual({ ok: false, kind: 'connections', strike: true });
     expect(b.opened('L1')).toEqual({ ok: false, kind: 'connections', strike: true }); // the backstop draws on the same allowance
+    expect(b.opened('L1', 'outbound')).toEqual({ ok: false, kind: 'connections', strike: false }); // our own dial: refused, not the peer's to pay
+    b.closed('L1');
     for (let i = 0; i < DEFAULT_BUDGETS.unadmittedConnections; i++) expect(b.opened(`S${i}`).ok).toBe(true);
     expect(b.admitConnection('S-new')).toEqual({ ok: false, kind: 'unadmitted-connections', strike: false });
     expect(b.opened('S-race')).toEqual({ ok: false, kind: 'unadmitted-connections', strike: false });

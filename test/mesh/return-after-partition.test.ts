@@ -55,7 +55,8 @@ describe('a node back from a partition', () => {
     expect(A.mesh.admission.isBanned(b.peerId)).toBe(false);
     expect(A.mesh.admission.strikes(b.peerId)).toBe(0);
 
-    // A's keep-alive finds the dead connections (here: the old process goes for good); B is back.
+    // A's keep-alive finds the dead connections and aborts them (here, at once); the old process goes.
+    for (const conn of A.mesh.libp2p.getConnections(bId)) conn.abort(new Error('keep-alive: no answer'));
     await c.stop(b);
     await until(() => B2.mesh.connectedPeers().includes(a.peerId), 15_000);
     await c.converged(1, 20_000, [b2]);
