@@ -310,7 +310,7 @@ ${(() => {
   previous report, 775 ms before it). The row pools every node of all 10 updates, so its p99
   is the third-slowest of ~290 node-updates; each update's own p99 is the range, 280–598 ms.
   The \`--quick\` run of the same code measured 546 ms (5 updates, 283–559); four \`--quick\`
-  runs of this code earlier the same hour measured p99s of 309, 354, 396 and 416 ms. Earlier
+  runs of this code earlier the same hour measured p99s of 354–483 ms. Earlier
   reports took status digests out of gossipsub's lazy gossip, replaced the keep-alive ping
   streams by muxer pings and stopped idle redial loops; the 30 processes' idle fleet is 42%
   of a core in this run (56% and 58% at the previous two reports). What is left of the tail
