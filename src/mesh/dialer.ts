@@ -173,7 +173,7 @@ export class Dialer {
     this.#wake();
   }
 
-  /** Closes a connection on purpose (an exchange over, a trim): not a refusal, whatever its age. */
+  /** Closes a connection on purpose (an exchange over, a trim, a peer no longer admitted): not a refusal, whatever its age. */
   async close(conn: Connection, why: string): Promise<void> {
     this.#closing.add(conn);
     await conn.close().catch(() => conn.abort(new Error(why)));

@@ -194,7 +194,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
     node.addEventListener('connection:open', (e) => {
       const peer = e.detail.remotePeer.toString();
-      // Backstop for handshakes that passed the gater in parallel: over budget, closed at once.
+      // Backstop for handshakes that passed the gater in parallel: over budget, aborted at once.
       const charge = this.budgets.opened(peer, e.detail.direction);
       if (!charge.ok) {
         this.#overrun(peer, charge.kind, charge.strike);
@@ -262,7 +262,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const peer = c.remotePeer.toString();
       if (!this.admission.isAllowed(peer)) {
         this.#o.log.info({ peer }, 'peer no longer admitted; disconnecting');
-        void c.close().catch(() => c.abort(new Error('not admitted')));
+        void this.#dialer.close(c, 'not admitted');
       }
     }
   }
