@@ -83,8 +83,11 @@ export function firstRunDelay(interval: number, random: () => number): number {
   return interval * (0.1 + 0.9 * random());
 }
 
+/** What a claim says that a reader sees (its seq, time and signature aside). */
+type ClaimState = Pick<Claim, 'policyVersion' | 'enforcement' | 'digest' | 'rolloutStage' | 'rolloutEnforcing' | 'alerts'>;
+
 /** True when two claims say the same (what a reader sees), whatever their seq and time: the newer is liveness only. */
-export function sameState(a: Claim, b: Claim): boolean {
+export function sameState(a: ClaimState, b: ClaimState): boolean {
   return a.policyVersion === b.policyVersion && a.enforcement === b.enforcement && a.digest === b.digest
     && a.rolloutStage === b.rolloutStage && a.rolloutEnforcing === b.rolloutEnforcing
     && a.alerts.length === b.alerts.length && a.alerts.every((x, i) => x === b.alerts[i]);
@@ -491,11 +494,28 @@ export class FleetDigest {
       if (this.newest(c.peerId)?.claim !== before) {
         e.heard = new Set([from]);
         out.changed.push(c.peerId);
-        if (!before || !sameState(before, c)) out.news = true;
+        const shown = this.#shownBefore(c.peerId, before);
+        if (!shown || !sameState(shown, c) || this.#wantedSince(c.peerId, now)) out.news = true;
         this.#changed.add(c.peerId);
       }
     }
     return out;
+  }
+
+  /**
+   * What the hearsay view showed for a node before `before` was replaced: the claim, or, when
+   * the node's tally bit is ahead of it, what the bit says (claimRow). A newer claim that says
+   * the same is liveness, not news: after a fleet-wide change every node's next periodic claim
+   * repeats its bit, and relaying each as news made N fast waves per change.
+   */
+  #shownBefore(peerId: string, before: Claim | undefined): ClaimState | undefined {
+    if (!this.onTally(peerId) || (before?.policyVersion ?? 0) >= this.#tallyVersion) return before;
+    return { policyVersion: this.#tallyVersion, enforcement: 'ok', alerts: before?.alerts ?? [] };
+  }
+
+  /** Whether this node wanted (or passed on a want for) a node's claim within the last wantEvery: its answer is news. */
+  #wantedSince(peerId: string, now: number): boolean {
+    return now - (this.#wantedAt.get(peerId) ?? -Infinity) < DIGEST_TIMING.wantEvery;
   }
 
   /** The newest claim held for a node, verified or not (hearsay: counts, freshness). */

@@ -332,6 +332,34 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
     expect(d.ownStep(v2, { ...pending, enforcement: 'failed' }, true, false)).toBe('claim');
   });
 
+  it('a node\'s next liveness claim after a change its bit already said is liveness, not news (no relay wave per node after every change)', async () => {
+    // After a fleet-wide change every node's next periodic claim says "v3, ok" where its
+    // last one said "v2, ok". The tally bit said so already: relayed as news, each of the N
+    // claims became its own fast wave through the fleet for one statusInterval after every
+    // change (N digests per node per change), instead of being coalesced as liveness.
+    const d = tallied(3);
+    d.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
+    d.mergeTally({ version: 3, bits: bitsOf(1, 2) });
+    expect(d.merge([await claim(1, 6, { policyVersion: 3 })], a, T0).news).toBe(false);
+    // Known only by its bit: a first claim that says what the bit said is liveness too.
+    expect(d.merge([await claim(2, 6, { policyVersion: 3 })], a, T0).news).toBe(false);
+    // What the bit did not say is news: another enforcement, new alerts, a node off the tally.
+    d.merge([await claim(3, 5, { policyVersion: 2 })], a, T0);
+    d.mergeTally({ version: 3, bits: bitsOf(1, 2, 3) });
+    expect(d.merge([await claim(3, 6, { policyVersion: 3, alerts: ['port-open'] })], a, T0).news).toBe(true);
+    const e = tallied(3);
+    e.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
+    e.mergeTally({ version: 3, bits: bitsOf(1) });
+    expect(e.merge([await claim(1, 6, { policyVersion: 3, enforcement: 'failed' })], a, T0).news).toBe(true);
+    expect(tallied(3).merge([await claim(1, 6, { policyVersion: 3 })], a, T0).news).toBe(true); // no bit: first heard of
+    // A claim a reader wants (here or passed on through here) is on its way to that reader: news, not liveness.
+    const w = tallied(3);
+    w.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
+    w.mergeTally({ version: 3, bits: bitsOf(1) });
+    expect(w.want([a], T0)).toBe(1);
+    expect(w.merge([await claim(1, 6, { policyVersion: 3 })], b, T0 + 100).news).toBe(true);
+  });
+
   it('ignores a tally of another policy version (its bit order is not ours)', () => {
     const d = tallied(3);
     expect(d.mergeTally({ version: 2, bits: bitsOf(1, 2, 3) })).toEqual({ ok: true, changed: [] });
