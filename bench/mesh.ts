@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { Cluster, until } from '../test/helpers/cluster.js';
 import { DEPLOYED_NODE_OPTIONS } from './deployed.js';
 import { argValue, median, percentile, round, saveRows, spread, type Row } from './stats.js';
+import { untilMixed } from './warmup.js';
 
 const quick = process.argv.includes('--quick');
 const out = argValue('--out', 'bench-out');
@@ -36,21 +37,7 @@ async function convergence(n: number, updates: number): Promise<void> {
     await until(() => c.nodes.every((x) => x.agent!.mesh.connectedPeers().length >= Math.min(3, n - 1)), 60_000);
     await c.publish(c.nodes[0]!, c.policy(1));
     await c.converged(1, 60_000);
-    // The warm-up ends once the fleet stops mixing: the fleet's connection count has not
-    // grown for 5 s (at least max(5 s, n × 300 ms), at most 3 minutes). A fixed n × 300 ms
-    // measured 100 agents in one process while they were still dialling towards their targets
-    // (~16 handshakes a second, the thread saturated), not the steady state this scenario is
-    // about. (Each periodic exchange with an unconnected node opens and closes one connection,
-    // so "no connection opened" never holds at 100 nodes.)
-    const warm0 = performance.now();
-    const total = (): number => c.nodes.reduce((a, x) => a + x.agent!.mesh.connectedPeers().length, 0);
-    let most = total(), grewAt = warm0;
-    for (let now = warm0; now - warm0 < 180_000 && (now - warm0 < Math.max(5000, n * 300) || now - grewAt < 5000); now = performance.now()) {
-      await new Promise((r) => setTimeout(r, 500));
-      const t = total();
-      if (t > most) { most = t; grewAt = performance.now(); }
-    }
-    const warmup = Math.round(performance.now() - warm0);
+    const warmup = await untilMixed(c); // bench/warmup.ts: until the connection count stops growing
     // What the idle agents cost this one process before any update (heartbeats, keep-alives,
     // periodic status and sync): the CPU every update then competes with.
     const u0 = process.cpuUsage(), w0 = performance.now();
