@@ -477,7 +477,8 @@ export class Auditor {
     if (r.changed.length) {
       const applied = this.#o.enforcer.status.policyVersion ?? 0;
       if (this.#behindSince === null && r.changed.some((id) => (this.#digest.newest(id)?.claim.policyVersion ?? 0) > applied)) this.#behindSince = now;
-      this.#relaySoon(false, false, r.news);
+      // A claim a reader asked for goes to every neighbour: the one that asked may not be in our gossip mesh.
+      this.#relaySoon(false, r.wanted, r.news);
     }
     if (d.tally) {
       const t = this.#digest.mergeTally(d.tally);

@@ -42,7 +42,8 @@ export const DIGEST_TIMING = Object.freeze({ changeDelay: [1000, 3000] as const,
 
 /**
  * How long a node waits before relaying what it merged (one digest for all of it). News — a
- * claim whose state differs from the one it replaces, tally bits, a want — goes on after
+ * claim whose state differs from what the hearsay view showed (FleetDigest.merge), a claim a
+ * reader asked for, tally bits, a want — goes on after
  * `relayDelay`. Liveness alone waits `livenessRelay` × statusInterval: every node signs one
  * such claim per interval, and relaying each as it came made every claim its own wave through
  * the fleet (N waves per interval, each node sending a digest per wave: 30 agents in one
@@ -198,8 +199,14 @@ interface Entry {
 export interface MergeResult {
   /** Nodes whose newest claim changed. */
   changed: string[];
-  /** Some changed claim says something new (not liveness alone: sameState with the claim it replaced). */
+  /**
+   * Some changed claim says something new: not what the hearsay view showed for that node
+   * (the claim it replaced, or the node's tally bit when that is ahead of it), or it is one a
+   * reader asked for (`wanted`).
+   */
   news: boolean;
+  /** Some changed claim answers a want this node issued or passed on: a reader is waiting for it (relay it to every neighbour). */
+  wanted: boolean;
   /** Claims about this node that it did not hand in itself (echoes, forgeries or a twin). */
   aboutSelf: Claim[];
 }
@@ -238,6 +245,12 @@ export class FleetDigest {
    */
   #early = new Map<number, Map<number, Uint8Array>>();
   #wantedAt = new Map<string, number>();
+  /**
+   * When this node last asked for a node's claim (want(): a read here, or a neighbour's want
+   * passed on). Answering a want does not count: a peer sending wants for everyone must not
+   * turn every liveness claim into news.
+   */
+  #askedAt = new Map<string, number>();
 
   constructor(o: DigestOptions) {
     this.#o = { maxCandidates: 4, maxAhead: 10 * 60_000, suppressAfter: 0, ...o };
@@ -270,6 +283,7 @@ export class FleetDigest {
       this.#tallyChanged = false;
       this.#wantOut.clear();
       this.#wantedAt.clear();
+      this.#askedAt.clear();
       // Tallies of this version that came before the policy did (a node that learns a version
       // last would otherwise never hear the bits its neighbours sent before it).
       const early = this.#early.get(version);
@@ -387,6 +401,7 @@ export class FleetDigest {
       if (id === this.#o.self || !this.onTally(id) || (this.newest(id)?.claim.policyVersion ?? 0) >= this.#tallyVersion) continue;
       if (now - (this.#wantedAt.get(id) ?? -Infinity) < every) continue;
       this.#wantedAt.set(id, now);
+      this.#askedAt.set(id, now);
       this.#wantOut.add(id);
       n++;
     }
@@ -473,7 +488,7 @@ export class FleetDigest {
 
   /** Joins claims a neighbour sent. Verifies nothing. */
   merge(claims: readonly Claim[], from: string, now: number): MergeResult {
-    const out: MergeResult = { changed: [], news: false, aboutSelf: [] };
+    const out: MergeResult = { changed: [], news: false, wanted: false, aboutSelf: [] };
     for (const c of claims) {
       if (!this.isMember(c.peerId) || c.time > now + this.#o.maxAhead || c.seq > now + this.#o.maxAhead) continue;
       if (this.#forged.size && this.#forged.has(sigKey(c))) continue; // the key (base64 of the signature) only when some forgery is held
@@ -495,7 +510,9 @@ export class FleetDigest {
         e.heard = new Set([from]);
         out.changed.push(c.peerId);
         const shown = this.#shownBefore(c.peerId, before);
-        if (!shown || !sameState(shown, c) || this.#wantedSince(c.peerId, now)) out.news = true;
+        const wanted = this.#fillsAsk(c, before, now);
+        if (wanted) out.wanted = true;
+        if (!shown || !sameState(shown, c) || wanted) out.news = true;
         this.#changed.add(c.peerId);
       }
     }
@@ -513,9 +530,14 @@ export class FleetDigest {
     return { policyVersion: this.#tallyVersion, enforcement: 'ok', alerts: before?.alerts ?? [] };
   }
 
-  /** Whether this node wanted (or passed on a want for) a node's claim within the last wantEvery: its answer is news. */
-  #wantedSince(peerId: string, now: number): boolean {
-    return now - (this.#wantedAt.get(peerId) ?? -Infinity) < DIGEST_TIMING.wantEvery;
+  /**
+   * Whether a claim is what this node asked for (want(), within the last wantEvery): the first
+   * claim at the tally's version for a node whose bit was ahead of its newest claim. Once that
+   * gap is filled, later claims are judged as any other.
+   */
+  #fillsAsk(c: Claim, before: Claim | undefined, now: number): boolean {
+    return now - (this.#askedAt.get(c.peerId) ?? -Infinity) < DIGEST_TIMING.wantEvery
+      && c.policyVersion >= this.#tallyVersion && (before?.policyVersion ?? 0) < this.#tallyVersion;
   }
 
   /** The newest claim held for a node, verified or not (hearsay: counts, freshness). */

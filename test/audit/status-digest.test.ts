@@ -352,12 +352,39 @@ describe('status tallies: a fleet-wide change as one bit per node', () => {
     e.mergeTally({ version: 3, bits: bitsOf(1) });
     expect(e.merge([await claim(1, 6, { policyVersion: 3, enforcement: 'failed' })], a, T0).news).toBe(true);
     expect(tallied(3).merge([await claim(1, 6, { policyVersion: 3 })], a, T0).news).toBe(true); // no bit: first heard of
-    // A claim a reader wants (here or passed on through here) is on its way to that reader: news, not liveness.
+    // A liar's bit cannot hold back a real claim that says something else ("pending" is not "ok").
+    const f = tallied(3);
+    f.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
+    f.mergeTally({ version: 3, bits: bitsOf(1) });
+    expect(f.merge([await claim(1, 6, { policyVersion: 3, enforcement: 'pending' })], b, T0).news).toBe(true);
+    // Once a claim at the tally's version is held, the bit no longer speaks: claims are judged against the claim.
+    expect(f.merge([await claim(1, 7, { policyVersion: 3, enforcement: 'pending' })], b, T0).news).toBe(false);
+    expect(f.merge([await claim(1, 8, { policyVersion: 3 })], b, T0).news).toBe(true);
+  });
+
+  it('a claim a reader asked for (here, or a want passed on through here) is news and goes to every neighbour; answering a want changes nothing', async () => {
     const w = tallied(3);
-    w.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
-    w.mergeTally({ version: 3, bits: bitsOf(1) });
+    w.merge([await claim(1, 5, { policyVersion: 2 }), await claim(2, 5, { policyVersion: 2 })], a, T0);
+    w.mergeTally({ version: 3, bits: bitsOf(1, 2) });
     expect(w.want([a], T0)).toBe(1);
-    expect(w.merge([await claim(1, 6, { policyVersion: 3 })], b, T0 + 100).news).toBe(true);
+    expect(w.merge([await claim(1, 6, { policyVersion: 3 })], b, T0 + 100)).toMatchObject({ news: true, wanted: true });
+    // The gap is filled: a's next liveness claim is liveness again, asked for or not.
+    expect(w.merge([await claim(1, 7, { policyVersion: 3 })], b, T0 + 200)).toMatchObject({ news: false, wanted: false });
+    // A neighbour's want for b, which we cannot answer, is passed on: b's claim is news when it comes.
+    expect(w.mergeWant({ version: 3, bits: bitsOf(2) }, T0)).toMatchObject({ ok: true, passed: 1 });
+    expect(w.merge([await claim(2, 6, { policyVersion: 3 })], c, T0 + 300)).toMatchObject({ news: true, wanted: true });
+    // Asked for too long ago (past wantEvery): judged as any other claim.
+    const late = tallied(3);
+    late.merge([await claim(1, 5, { policyVersion: 2 })], a, T0);
+    late.mergeTally({ version: 3, bits: bitsOf(1) });
+    late.want([a], T0);
+    expect(late.merge([await claim(1, 6, { policyVersion: 3 })], b, T0 + DIGEST_TIMING.wantEvery + 1)).toMatchObject({ news: false, wanted: false });
+    // A peer wanting everyone from us, where we hold the claims, turns no later liveness into news.
+    const held = tallied(3);
+    held.merge([await claim(1, 6, { policyVersion: 3 })], a, T0);
+    held.mergeTally({ version: 3, bits: bitsOf(1) });
+    expect(held.mergeWant({ version: 3, bits: bitsOf(1, 2, 3) }, T0)).toMatchObject({ ok: true, send: 1 });
+    expect(held.merge([await claim(1, 7, { policyVersion: 3 })], b, T0 + 100)).toMatchObject({ news: false, wanted: false });
   });
 
   it('ignores a tally of another policy version (its bit order is not ours)', () => {
