@@ -25,7 +25,7 @@ import { createInterface } from 'node:readline';
 import { Cluster, until } from '../test/helpers/cluster.js';
 import { call } from '../src/cli/client.js';
 import { DEPLOYED_NODE_OPTIONS } from './deployed.js';
-import { argValue, median, percentile, round, saveRows, spread, type Row } from './stats.js';
+import { argValue, mean, median, percentile, round, saveRows, spread, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 const out = argValue('--out', 'bench-out');
@@ -272,7 +272,6 @@ try {
       // Payload as the mean over nodes: the steady traffic subtracted comes in bursts (every 4th
       // interval's full digests) that land on a few nodes per window, so the median node was
       // biased low (negative at 30 processes once a change stopped adding liveness waves).
-      const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
       statusPerUpdate.push({ payload: mean(per.map((x) => x.payload)), checks: median(per.map((x) => x.checks)), tcp: median(per.map((x) => x.tcp)) });
     }
     writesPerUpdate.push((fleetWrites() - writesAt) / N);

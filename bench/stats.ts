@@ -11,6 +11,13 @@ export function percentile(values: number[], p: number): number {
 
 export const median = (v: number[]) => percentile(v, 50);
 
+/** The arithmetic mean (0 for none). */
+export function mean(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]!;
+  return a.length ? s / a.length : 0;
+}
+
 /** Min, median and max of repeated measurements, rounded for reporting. */
 export function spread(v: number[], d = 2): { min: number; median: number; max: number } {
   return { min: round(Math.min(...v), d), median: round(median(v), d), max: round(Math.max(...v), d) };

@@ -82,7 +82,7 @@ rows.push({ scenario: 'verify', metric: 'compiled rules for n1', unit: 'rules', 
 
 // One update enforced on one node of a large fleet: the agent's whole step after verify
 // (compile, plan, the memory backend's apply and read-back). What a node does per update
-// must grow with the fleet linearly (a quadratic step here took 607 ms at 1,000 nodes).
+// must grow with the fleet linearly (a quadratic step here took 803 ms at 1,000 nodes).
 for (const fleet of [1000, 10_000]) {
   const pol = bigPolicy(100, fleet);
   const e = new Enforcer({ backend: new MemoryBackend(), clock: systemClock, log: silentLogger, peerId: pol.nodes[0]!.peerId, meshPorts: [7946], bootstrapAddrs: [], sshFrom: ['192.168.0.0/16'], sshPort: 22 });

@@ -43,6 +43,7 @@ import { TopicValidatorResult } from '../../src/mesh/verdicts.js';
 import { GossipsubModel, type Verdict } from './gossipsub.js';
 import { Meter, SimNet } from './net.js';
 import type { NodeState, StatusFleet, StatusPlaneSim } from './status.js';
+import { mean } from '../stats.js';
 
 export interface SimOptions {
   nodes: number;
@@ -120,7 +121,6 @@ export interface SimResult {
 }
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-const mean = (a: Float64Array | Uint32Array | number[]) => { let s = 0; for (const x of a) s += x; return a.length ? s / a.length : 0; };
 
 export async function runSim(opts: Partial<SimOptions> & Pick<SimOptions, 'nodes' | 'seed'>): Promise<SimResult> {
   const o: SimOptions = { ...DEFAULTS, ...opts };
