@@ -19,7 +19,7 @@ import type { MeshMetrics } from './metrics.js';
 import type { Budgets } from './budgets.js';
 import { gossipVerdict, TopicValidatorResult, type Overrun } from './verdicts.js';
 import { MAX_SYNC_PEERS, runSync, SYNC_PROTOCOL, SyncError, type PeerInfo, type SyncLocal, type SyncStats } from './sync.js';
-import { roundDelay, type Holdings } from './sync-plan.js';
+import { roundDelay, roundPeer, type Holdings } from './sync-plan.js';
 import { PullBudget, type Announcement } from './announce.js';
 import { InFlight } from './inflight.js';
 import { pullAnnounced } from './intake.js';
@@ -190,16 +190,14 @@ export class AntiEntropy {
   }
 
   /**
-   * The periodic exchange's peer: a random policy node, connected or not (a node without an
-   * address, not admitted, or in its redial backoff is skipped); before any policy, a random
-   * connected peer.
+   * The periodic exchange's peer (roundPeer): a listed node, connected or not (a node without
+   * an address, not admitted, or in its redial backoff is never picked), a far one only a few
+   * times per fleet-wide interval; before any policy, a random connected peer.
    */
   #roundPeer(connected: string[]): string | undefined {
     const o = this.#o;
-    const cur = o.engine.current;
-    const reachable = cur ? cur.policy.nodes.map((n) => n.peerId).filter((p) => p !== o.self && (connected.includes(p) || (o.dialer.knows(p) && o.admission.isAllowed(p) && o.dialer.due(p)))) : [];
-    const pool = reachable.length ? reachable : connected;
-    return pool.length ? pool[o.random.int(pool.length)] : undefined;
+    const policyPeers = o.engine.current?.policy.nodes.map((n) => n.peerId).filter((p) => p !== o.self) ?? [];
+    return roundPeer({ policyPeers, connected, dialable: (p) => o.dialer.knows(p) && o.admission.isAllowed(p) && o.dialer.due(p), random: o.random });
   }
 
   /**
