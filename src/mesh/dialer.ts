@@ -75,10 +75,19 @@ export class Dialer {
 
   /** The held policy changed: addresses are accepted against its nodes; what is out of scope goes. */
   rescope(): void {
-    this.#scope = scopeOf(this.#o.engine.current?.policy.nodes, this.#o.peerAddressCidrs, this.#scope.memory);
-    for (const [peer, k] of this.#known) k.addrs = rescope(this.#scope, peer, k.addrs);
+    const nodes = this.#o.engine.current?.policy.nodes;
+    // Most versions change rules, not nodes: the same nodes and addresses keep the scope and
+    // every address already in it (parsing them all again was O(N) per accept, per node).
+    const key = nodes ? nodes.map((n) => `${n.peerId}=${n.addresses.join(',')}`).join(';') : null;
+    if (key === null || key !== this.#scopeKey) {
+      this.#scopeKey = key;
+      this.#scope = scopeOf(nodes, this.#o.peerAddressCidrs, this.#scope.memory);
+      for (const [peer, k] of this.#known) k.addrs = rescope(this.#scope, peer, k.addrs);
+    }
     this.#wake(); // who counts as listed may have changed
   }
+  /** The nodes and addresses #scope was built from (null: none yet, or no policy). */
+  #scopeKey: string | null = null;
   /** Run-time settings (the agent's SIGHUP): read at their next use. */
   reconfigure(c: Partial<Pick<DialerInit, 'minPeers' | 'redialMin' | 'redialMax'>>): void {
     this.#o = { ...this.#o, ...c };

@@ -487,7 +487,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     // Forwarded before the local write: the bytes are signed, peers verify them themselves.
     this.#verified({ kind: 'policy', version: v.policy.version, digest: v.digest, bytes }, source, opts);
     const text = encodeTrust(this.#record());
-    const signers = validSigners(env, this.#root.root.roles.policy, this.#root.root.keys).map((k) => k.keyId);
+    const signers = validSigners(env, this.#root.root.roles.policy, this.#root.root.keys, v.verified).map((k) => k.keyId);
     const accept = { version: v.policy.version, digest: v.digest, signers, acceptedAt: now, source: source.kind, ...(source.peer ? { peer: source.peer } : {}) };
     await store.savePolicy({ envelope: bytes, version: v.policy.version, digest: v.digest, acceptedAt: now }, text, accept);
     void this.#writeMirror(text);

@@ -98,6 +98,8 @@ export interface ThresholdCount {
   present: number;
   /** Signatures actually verified: the CPU this envelope cost (each one hashes the whole message). */
   checked: number;
+  /** What each verified signature's key id came to (`checked` entries): validSigners need not verify them again. */
+  verified: ReadonlyMap<string, boolean>;
 }
 
 /**
@@ -116,7 +118,7 @@ export interface ThresholdCount {
 export function countSignatures(env: Envelope, role: Role, keys: PublicKey[], opts: { exhaustive?: boolean } = {}): ThresholdCount {
   const byId = new Map(keys.map((k) => [k.keyId, k.publicKey]));
   const allowed = new Set(role.keyIds);
-  const candidates: { key: Uint8Array; sig: Uint8Array }[] = [];
+  const candidates: { keyId: string; key: Uint8Array; sig: Uint8Array }[] = [];
   const seen = new Set<string>();
   let unknown = 0;
   for (const s of env.signatures) {
@@ -124,20 +126,23 @@ export function countSignatures(env: Envelope, role: Role, keys: PublicKey[], op
     if (!pk) unknown++;
     else if (!seen.has(s.keyId)) {
       seen.add(s.keyId);
-      candidates.push({ key: pk, sig: s.sig });
+      candidates.push({ keyId: s.keyId, key: pk, sig: s.sig });
     }
   }
   let valid = 0, invalid = 0, checked = 0;
+  const verified = new Map<string, boolean>();
   // The message is built only if some signature is worth checking (a 4 MiB copy otherwise wasted).
   let message: Uint8Array | undefined;
   for (const [i, c] of candidates.entries()) {
     if (!opts.exhaustive && (valid >= role.threshold || valid + (candidates.length - i) < role.threshold)) break;
     message ??= pae(env.payloadType, env.payload);
     checked++;
-    if (verifyBytes(c.key, message, c.sig)) valid++;
+    const ok = verifyBytes(c.key, message, c.sig);
+    verified.set(c.keyId, ok);
+    if (ok) valid++;
     else invalid++;
   }
-  return { valid, threshold: role.threshold, invalid, unknown, present: candidates.length, checked };
+  return { valid, threshold: role.threshold, invalid, unknown, present: candidates.length, checked, verified };
 }
 
 export function describeCount(c: ThresholdCount, roleName: string): string {
@@ -149,17 +154,23 @@ export function describeCount(c: ThresholdCount, roleName: string): string {
 
 /**
  * The role keys whose signature on `env` verifies, in the root's key order, for reports that
- * name who signed (`policy verify`). Offline tools only: it verifies every distinct role key.
+ * name who signed (`policy verify`, the accept record). It verifies every distinct role key
+ * (one signature each, the first) except those in `known`: what countSignatures already
+ * verified on this envelope (`ThresholdCount.verified`), so an accept verifies each signature once.
  */
-export function validSigners(env: Envelope, role: Role, keys: PublicKey[]): PublicKey[] {
+export function validSigners(env: Envelope, role: Role, keys: PublicKey[], known?: ReadonlyMap<string, boolean>): PublicKey[] {
   const allowed = new Set(role.keyIds);
   const first = new Map<string, Uint8Array>();
   for (const s of env.signatures) if (allowed.has(s.keyId) && !first.has(s.keyId)) first.set(s.keyId, s.sig);
   if (first.size === 0) return [];
-  const message = pae(env.payloadType, env.payload);
+  let message: Uint8Array | undefined;
   return keys.filter((k) => {
     const sig = first.get(k.keyId);
-    return sig !== undefined && verifyBytes(k.publicKey, message, sig);
+    if (sig === undefined) return false;
+    const answer = known?.get(k.keyId);
+    if (answer !== undefined) return answer;
+    message ??= pae(env.payloadType, env.payload);
+    return verifyBytes(k.publicKey, message, sig);
   });
 }
 

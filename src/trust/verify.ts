@@ -39,7 +39,8 @@ export interface Rejection {
   digest?: string;
 }
 
-export type PolicyVerdict = { outcome: 'accepted'; policy: Policy; envelope: Envelope; digest: string } | Rejection;
+/** `verified`: the policy signatures checked to reach the threshold, by key id (ThresholdCount.verified). */
+export type PolicyVerdict = { outcome: 'accepted'; policy: Policy; envelope: Envelope; digest: string; verified: ReadonlyMap<string, boolean> } | Rejection;
 export type RootVerdict = { outcome: 'accepted'; root: RootDoc; envelope: Envelope; digest: string } | Rejection;
 /** A pinned root: a RootVerdict whose success also carries it as trusted state (`ok` kept for older callers). */
 export type PinnedVerdict = { ok: true; outcome: 'accepted'; root: RootDoc; envelope: Envelope; digest: string; trusted: TrustedRoot } | Rejection;
@@ -110,7 +111,7 @@ export function verifyPolicy(input: Uint8Array | Envelope, state: TrustedState, 
       if (digest === current.digest && current.held === false) {
         // The floor's own document, whose body this node lost: restore it. It was accepted once,
         // so neither its own expiry nor the root's stops it from being the last good policy again.
-        return { outcome: 'accepted', policy, envelope: env, digest };
+        return { outcome: 'accepted', policy, envelope: env, digest, verified: count.verified };
       }
       return digest === current.digest
         ? { outcome: 'duplicate', reason: `v${policy.version} is already held`, ...at }
@@ -126,7 +127,7 @@ export function verifyPolicy(input: Uint8Array | Envelope, state: TrustedState, 
   // Checked last so that replays and forgeries keep their own names; an honest peer's new
   // policy under an expired root is refused without blame (the operator must rotate the root).
   if (rootExpired(root, now)) return { outcome: 'root-expired', reason: `trusted root v${root.version} expired at ${isoOf(root.expires)}; no new policy is accepted until a newer root arrives`, ...at };
-  return { outcome: 'accepted', policy, envelope: env, digest };
+  return { outcome: 'accepted', policy, envelope: env, digest, verified: count.verified };
 }
 
 function isoOf(ms: number): string {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { countSignatures, describeCount } from '../../src/trust/root.js';
+import { countSignatures, describeCount, validSigners } from '../../src/trust/root.js';
 import { encodeEnvelope, type Envelope, type Signature } from '../../src/trust/envelope.js';
 import { verifyPolicy } from '../../src/trust/verify.js';
 import { keys, NOW, policy, rootDoc, signPolicy, trusted } from '../helpers/trust.js';
@@ -82,5 +82,29 @@ describe('countSignatures: bounded verification cost', () => {
       expect(count.checked).toBeLessThanOrEqual(new Set(sigs.map((s) => s.keyId)).size);
       expect(count.valid).toBeLessThanOrEqual(root.roles.policy.threshold);
     }
+  });
+});
+
+describe('the signers an accept records: each signature verified once', () => {
+  const signed = signPolicy(policy(5), [a, b, c]);
+  const root = rootDoc([a], 1, [a, b, c], 1);
+
+  it('an accepted verdict carries what the threshold count verified', () => {
+    const v = verifyPolicy(encodeEnvelope(signed), { root: trusted(root, [a]) }, NOW);
+    expect(v.outcome).toBe('accepted');
+    if (v.outcome !== 'accepted') return;
+    // Threshold 1: one verification decided it, and the verdict says which key and how.
+    expect([...v.verified]).toEqual([[a.keyId, true]]);
+  });
+
+  it('validSigners does not verify again what the count already verified (the engine re-verified every signature on every accept to name the signers)', () => {
+    // a's signature is replaced by a bogus one: verified again, it would fail. Told that a's
+    // verified, validSigners takes that answer; b and c are still verified here.
+    const env = withSigs(signed, [bogus(a.keyId), honest(signed, b.keyId), honest(signed, c.keyId)]);
+    expect(validSigners(env, root.roles.policy, root.keys, new Map([[a.keyId, true]])).map((k) => k.keyId)).toEqual([a.keyId, b.keyId, c.keyId]);
+    // A key the count found invalid stays out, even with an honest signature now.
+    expect(validSigners(signed, root.roles.policy, root.keys, new Map([[a.keyId, false]])).map((k) => k.keyId)).toEqual([b.keyId, c.keyId]);
+    // Without answers, every distinct role key is verified (offline tools).
+    expect(validSigners(env, root.roles.policy, root.keys).map((k) => k.keyId)).toEqual([b.keyId, c.keyId]);
   });
 });
