@@ -156,7 +156,7 @@ export class Auditor {
       // Statuses stored before decode-time validation existed are checked as if they had just arrived.
       if (v?.status && !statusFieldProblem(v.status)) this.#statuses.set(k.slice('status/'.length), v);
     }
-    o.mesh.subscribeStatus((bytes, from, withinBudget) => this.#receive(bytes, from, withinBudget));
+    o.mesh.subscribeStatus((bytes, from, withinBudget) => this.#receive(bytes, from, withinBudget), { lazyGossip: this.#plane === 'full' });
     this.#members();
     o.engine.on('policy', () => this.#members());
     if (this.#plane === 'digest') o.mesh.subscribeDigest((bytes, from) => this.#receiveDigest(bytes, from), MAX_DIGEST_BYTES);

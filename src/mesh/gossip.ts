@@ -146,7 +146,14 @@ export class Gossip {
    * Only statuses newer than what is held for their node (the validator's seq check) and
    * within their node's budget are stored and relayed.
    */
-  subscribeStatus(validate: StatusValidator): void {
+  /**
+   * `lazyGossip: false` (the digest plane): full statuses are details a node refreshes every
+   * few intervals, and eager push through the gossip mesh delivers them; gossipsub's IHAVE for
+   * them, at every heartbeat to ~6 non-mesh neighbours, cost more than what it repaired (100
+   * agents in one process: ~860 IHAVE a second). On the full plane statuses are the whole plane
+   * and keep it.
+   */
+  subscribeStatus(validate: StatusValidator, opts: { lazyGossip?: boolean } = {}): void {
     const o = this.#o;
     const topic = statusTopic(o.meshId);
     const map = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const;
@@ -163,6 +170,7 @@ export class Gossip {
       return map[v];
     });
     this.#node.services.pubsub.subscribe(topic);
+    if (opts.lazyGossip === false && !excludeFromLazyGossip(this.#node, topic)) o.log.warn({ topic }, 'gossipsub lazy gossip could not be turned off for full statuses');
   }
 
   /** Gossip mesh and topic peers of `topic` now (what a forward reaches at once). */

@@ -320,8 +320,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * Subscribes to the signed-status topic; the validator decides accept / ignore / reject and
    * asks `withinBudget(origin)` before it stores a verified, newer status.
    */
-  subscribeStatus(validate: StatusValidator): void {
-    this.#gossip.subscribeStatus(validate);
+  subscribeStatus(validate: StatusValidator, opts: { lazyGossip?: boolean } = {}): void {
+    this.#gossip.subscribeStatus(validate, opts);
   }
 
   publishStatus(bytes: Uint8Array): Promise<void> {
