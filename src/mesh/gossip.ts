@@ -145,13 +145,11 @@ export class Gossip {
    * Subscribes to the signed-status topic; the validator decides accept / ignore / reject.
    * Only statuses newer than what is held for their node (the validator's seq check) and
    * within their node's budget are stored and relayed.
-   */
-  /**
    * `lazyGossip: false` (the digest plane): full statuses are details a node refreshes every
    * few intervals, and eager push through the gossip mesh delivers them; gossipsub's IHAVE for
-   * them, at every heartbeat to ~6 non-mesh neighbours, cost more than what it repaired (100
-   * agents in one process: ~860 IHAVE a second). On the full plane statuses are the whole plane
-   * and keep it.
+   * them, at every heartbeat to ~6 neighbours outside the mesh, cost more than what it repaired
+   * (100 agents in one process: the heartbeats 7.1 → 3.2 CPU s over a run). On the full plane
+   * statuses are the whole plane and keep it.
    */
   subscribeStatus(validate: StatusValidator, opts: { lazyGossip?: boolean } = {}): void {
     const o = this.#o;
