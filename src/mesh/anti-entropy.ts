@@ -197,7 +197,18 @@ export class AntiEntropy {
   #roundPeer(connected: string[]): string | undefined {
     const o = this.#o;
     const policyPeers = o.engine.current?.policy.nodes.map((n) => n.peerId).filter((p) => p !== o.self) ?? [];
-    return roundPeer({ policyPeers, connected, dialable: (p) => o.dialer.knows(p) && o.admission.isAllowed(p) && o.dialer.due(p), random: o.random });
+    const peer = roundPeer({ policyPeers, connected, dialable: (p) => this.#dialable(p), random: o.random, roundsSinceFar: this.#roundsSinceFar });
+    this.#roundsSinceFar = peer !== undefined && !connected.includes(peer) ? 0 : this.#roundsSinceFar + 1;
+    return peer;
+  }
+
+  /** Rounds since the periodic exchange last picked a node this one was not connected to. */
+  #roundsSinceFar = 0;
+
+  /** A listed node this one could dial now: an address known, admitted, out of its redial backoff. */
+  #dialable(peer: string): boolean {
+    const o = this.#o;
+    return o.dialer.knows(peer) && o.admission.isAllowed(peer) && o.dialer.due(peer);
   }
 
   /**
@@ -213,8 +224,7 @@ export class AntiEntropy {
     const connected = this.#connectedPeers();
     if (connected.length >= 3 * o.minPeers) return false;
     const cur = o.engine.current;
-    const policyPeers = cur ? cur.policy.nodes.map((n) => n.peerId).filter((p) => p !== o.self && o.dialer.knows(p)) : [];
-    const unconnected = policyPeers.filter((p) => !connected.includes(p) && o.admission.isAllowed(p) && o.dialer.due(p));
+    const unconnected = cur ? cur.policy.nodes.map((n) => n.peerId).filter((p) => p !== o.self && !connected.includes(p) && this.#dialable(p)) : [];
     if (!unconnected.length) return false;
     return (await o.dialer.dial(unconnected[o.random.int(unconnected.length)]!)) !== undefined;
   }

@@ -57,11 +57,15 @@ describe('lazy gossip', () => {
     await until(() => cluster!.nodes.every((n) => n.agent!.mesh.connectedPeers().length >= 1), 10_000);
     const [a, b, c] = cluster.nodes as [Cluster['nodes'][number], Cluster['nodes'][number], Cluster['nodes'][number]];
     expect(lazyGossipOff(a.agent!.mesh.libp2p).sort()).toEqual([digestTopic('test'), statusTopic('test')].sort());
-    let statusSeen = false, policySeen = false;
+    let statusSeen = false, policySeen = false, statusCached = false;
+    // The message cache itself (what lazy gossip would draw on): a full status must be in it
+    // while we watch, or "never advertised" would hold for want of a status to advertise.
+    const history = (a.agent!.mesh.libp2p.services.pubsub as unknown as { mcache: { history: { topic: string }[][] } }).mcache.history;
     const timer = setInterval(() => {
       const ids = advertised(a, [statusTopic('test'), policyTopic('test')]);
       if ((ids.get(statusTopic('test'))?.length ?? 0) > 0) statusSeen = true;
       if ((ids.get(policyTopic('test'))?.length ?? 0) > 0) policySeen = true;
+      if (history.slice(0, 3).some((h) => h.some((m) => m.topic === statusTopic('test')))) statusCached = true;
     }, 20);
     try {
       await cluster.publish(a, cluster.policy(1));
@@ -73,6 +77,7 @@ describe('lazy gossip', () => {
       clearInterval(timer);
     }
     expect(policySeen).toBe(true);
+    expect(statusCached).toBe(true);
     expect(statusSeen).toBe(false);
   });
 
