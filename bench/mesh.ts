@@ -54,6 +54,7 @@ async function convergence(n: number, updates: number): Promise<void> {
     rows.push({ scenario: 'convergence', metric: 'CPU of the idle agents, all in this process (before updates)', unit: '% of a core', nodes: n, value: round(((u.user + u.system) / 1000 / idleMs) * 100, 1) });
     rows.push({ scenario: 'convergence', metric: 'connections opened per minute by the idle agents (both ends counted)', unit: 'per minute', nodes: n, value: round((opened / idleMs) * 60_000, 1) });
     const quiet: number[] = [];
+    let notQuiet = 0;
     const perNode: number[] = [];
     const all: number[] = [];
     const backToBack: number[] = [];
@@ -82,7 +83,11 @@ async function convergence(n: number, updates: number): Promise<void> {
         all.push(Math.max(...lat));
       }
       if (v + 1 >= 2 + updates) await new Promise((r) => setTimeout(r, 200));
-      else quiet.push(await quietAgain(idleElu, t0));
+      else {
+        const q = await quietAgain(idleElu, t0);
+        quiet.push(q.ms);
+        if (!q.quiet) notQuiet++;
+      }
     }
     rows.push({ scenario: 'convergence', metric: 'publish → applied, per node (median)', unit: 'ms', nodes: n, value: round(median(perNode)) });
     rows.push({ scenario: 'convergence', metric: 'publish → applied, per node (p99)', unit: 'ms', nodes: n, value: round(percentile(perNode, 99)) });
@@ -90,7 +95,6 @@ async function convergence(n: number, updates: number): Promise<void> {
     rows.push({ scenario: 'convergence', metric: 'back-to-back: published 200 ms after the previous update converged, per node (median)', unit: 'ms', nodes: n, value: round(median(backToBack)) });
     rows.push({ scenario: 'convergence', metric: 'publish → this process quiet again (back to the idle agents\' load; the next update waits for it), median', unit: 'ms', nodes: n, value: round(median(quiet)), ...spread(quiet) });
     rows.push({ scenario: 'convergence', metric: 'updates after which this process was not back to the idle load within 30 s (the next was published anyway)', unit: 'updates', nodes: n, value: notQuiet });
-    notQuiet = 0;
     rows.push({ scenario: 'convergence', metric: 'warm-up after the first policy, before measuring (until the connection count stops growing for 5 s)', unit: 'ms', nodes: n, value: warmup });
     const slow = stragglers.filter((x) => x.nodes === n);
     rows.push({ scenario: 'convergence', metric: 'updates where some node took over 60 s (slow tail)', unit: 'updates', nodes: n, value: slow.length });
@@ -130,14 +134,13 @@ async function untilQuiet(limit: number, windows: number, maxMs: number): Promis
  * thread saturated for seconds, and a fixed 4 s gap published the next update into it
  * (profiled: the thread busy from one publish to the next), measuring the previous update's
  * aftermath — which the back-to-back row measures on purpose. At 10 agents the load never
- * leaves the idle band, so this is its minimum of two windows. Returns ms since `t0`; a wait
- * that ran out is counted in `notQuiet`.
+ * leaves the idle band, so this is its minimum of two windows. `ms` since `t0`; `quiet` false
+ * when the wait ran out.
  */
-async function quietAgain(idleElu: number, t0: number): Promise<number> {
-  if (!(await untilQuiet(idleElu + 0.15, 2, 30_000))) notQuiet++;
-  return performance.now() - t0;
+async function quietAgain(idleElu: number, t0: number): Promise<{ ms: number; quiet: boolean }> {
+  const quiet = await untilQuiet(idleElu + 0.15, 2, 30_000);
+  return { ms: performance.now() - t0, quiet };
 }
-let notQuiet = 0;
 
 /** Until this process's event loop is busy less than 25% of a 500 ms window (at most 15 s). */
 async function quietProcess(): Promise<void> {

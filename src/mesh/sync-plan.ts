@@ -5,6 +5,7 @@
  * this node is willing to read, and whether the peer owes a body.
  */
 import { LIMITS } from '../wire/limits.js';
+import type { Random } from '../runtime/random.js';
 
 export interface Holdings {
   meshId: string;
@@ -109,7 +110,7 @@ export interface RoundPeerInput {
   connected: readonly string[];
   /** A listed node this node could dial now: an address known, admitted, out of its backoff. */
   dialable: (peer: string) => boolean;
-  random: { next(): number; int(n: number): number };
+  random: Random;
   /** Rounds since this node last picked a node it was not connected to (the caller counts). */
   roundsSinceFar: number;
 }
