@@ -14,12 +14,17 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { createRequire } from 'node:module';
+import { build } from 'esbuild';
 import { performance } from 'node:perf_hooks';
 import { Cluster, until } from '../test/helpers/cluster.js';
 import { trustPinnedRoot, verifyPolicy } from '../src/trust/verify.js';
 import { compile } from '../src/policy/compile.js';
 import { argValue, median, percentile, round, saveRows, spread, type Row } from './stats.js';
-import { findEtcd, ETCD_INSTALL } from './machine.js';
+import { cpuTicks, findEtcd, ETCD_INSTALL } from './machine.js';
+import { DEPLOYED_NODE_OPTIONS } from './deployed.js';
+import { watchKey } from './etcd-watch.js';
 
 const quick = process.argv.includes('--quick');
 const watchersOnly = process.argv.includes('--watchers-only');
@@ -52,39 +57,87 @@ process.on('exit', () => etcd.kill('SIGKILL'));
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(1));
 const base = `http://127.0.0.1:${client}`;
 const KEY = '/picket/bench/policy';
+const AGENT = resolve(import.meta.dirname, 'etcd-agent.ts');
 
 async function etcdUp(): Promise<boolean> {
   try { return (await fetch(`${base}/health`)).ok; } catch { return false; }
 }
 
-/** A watcher: streams /v3/watch, and on every new value verifies and compiles it (an agent's work). */
+/** A watcher: on every new value of the key, verifies and compiles it (an agent's work, in this one process). */
 function watcher(i: number, c: Cluster, onApplied: (i: number, version: number) => void): AbortController {
-  const ctl = new AbortController();
-  void (async () => {
-    const res = await fetch(`${base}/v3/watch`, { method: 'POST', body: JSON.stringify({ create_request: { key: b64(KEY) } }), signal: ctl.signal });
-    const reader = res.body!.getReader();
-    let buf = '';
-    const pinned = trustPinnedRoot(c.rootEnvelope);
-    if (!('ok' in pinned)) throw new Error(pinned.reason);
-    const state = { root: pinned.trusted, meshId: 'test' };
-    for (;;) {
-      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
-      if (done) return;
-      buf += Buffer.from(value!).toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl); buf = buf.slice(nl + 1);
-        const msg = JSON.parse(line) as { result?: { events?: { kv: { value: string } }[] } };
-        for (const ev of msg.result?.events ?? []) {
-          const v = verifyPolicy(new Uint8Array(Buffer.from(ev.kv.value, 'base64')), state, Date.now());
-          if (v.outcome !== 'accepted') continue;
-          compile(v.policy, c.nodes[i]!.peerId, { now: Date.now() });
-          onApplied(i, v.policy.version);
+  const pinned = trustPinnedRoot(c.rootEnvelope);
+  if (!('ok' in pinned)) throw new Error(pinned.reason);
+  const state = { root: pinned.trusted, meshId: 'test' };
+  return watchKey(base, KEY, (value) => {
+    const v = verifyPolicy(value, state, Date.now());
+    if (v.outcome !== 'accepted') return;
+    compile(v.policy, c.nodes[i]!.peerId, { now: Date.now() });
+    onApplied(i, v.policy.version);
+  });
+}
+
+/**
+ * N agent processes fed by etcd (bench/etcd-agent.ts: the product's node engine, its store and
+ * the memory backend, as bench/procs.ts runs `picket agent`), each with its own watch: put →
+ * "ruleset applied" in each one's log, per update. The same per-node work as a mesh agent's
+ * policy path, without the mesh.
+ */
+async function etcdAgents(c: Cluster): Promise<{ lat: number[]; upd: number[]; cpu: number[] }> {
+  const applied = new Map<number, Map<number, number>>(); // version → node → time (its log line's)
+  let watching = 0;
+  // One bundle, as bin/picket.js runs one (30 processes each loading ~300 TypeScript modules
+  // through tsx would take most of a minute on two cores); classic-level stays outside, by its
+  // absolute path, because it loads a native addon relative to its own package.
+  // Split at every import(), so the agent module's lazily loaded network stack stays unloaded.
+  await build({
+    entryPoints: { 'etcd-agent': AGENT }, outdir: join(dir, 'bundle'), outExtension: { '.js': '.mjs' }, bundle: true, splitting: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning',
+    banner: { js: "import { createRequire as __picketRequire } from 'node:module'; const require = __picketRequire(import.meta.url);" },
+    plugins: [{ name: 'classic-level', setup: (b) => b.onResolve({ filter: /^classic-level$/ }, () => ({ path: createRequire(import.meta.url).resolve('classic-level'), external: true })) }],
+  });
+  const kids = c.nodes.map((spec, i) => {
+    const child = spawn(process.execPath, [join(dir, 'bundle', 'etcd-agent.mjs'), '--data', join(dir, `agent-${i}`), '--root', join(c.dir, 'root.json'), '--peer', spec.peerId, '--etcd', base, '--key', KEY],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const l = JSON.parse(line) as { msg?: string; version?: number | null; time?: string };
+        const t = Date.parse(l.time ?? '');
+        if (l.msg === 'watching') watching++;
+        if (l.msg === 'ruleset applied' && typeof l.version === 'number' && Number.isFinite(t)) {
+          const m = applied.get(l.version) ?? new Map<number, number>();
+          if (!m.has(i)) m.set(i, t);
+          applied.set(l.version, m);
         }
-      }
+      } catch { /* not a log line */ }
+    });
+    return child;
+  });
+  try {
+    const up0 = performance.now();
+    await until(() => watching === N, 120_000, () => `${watching}/${N} etcd-fed agents watching`);
+    console.log(`${N} etcd-fed agents watching in ${round((performance.now() - up0) / 1000, 1)} s`);
+    // A first value, not measured, as the mesh agents get their first policy before theirs:
+    // it ends start-up (the first store write, the first compile and apply).
+    await fetch(`${base}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(KEY), value: b64(c.signed(c.policy(100))) }) });
+    await until(() => (applied.get(100)?.size ?? 0) === N, 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const lat: number[] = [], upd: number[] = [], cpu: number[] = [];
+    const fleetCpu = () => kids.reduce((a, k) => a + cpuTicks(k.pid), 0) / 100;
+    for (let v = 1; v <= UPDATES; v++) {
+      const cpu0 = fleetCpu();
+      const t = Date.now(); // the agents' log lines carry wall-clock milliseconds
+      await fetch(`${base}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(KEY), value: b64(c.signed(c.policy(100 + v))) }) });
+      await until(() => (applied.get(100 + v)?.size ?? 0) === N, 60_000);
+      const l = [...applied.get(100 + v)!.values()].map((x) => x - t);
+      lat.push(...l);
+      upd.push(median(l));
+      cpu.push(fleetCpu() - cpu0);
+      await new Promise((r) => setTimeout(r, 500));
     }
-  })().catch(() => undefined);
-  return ctl;
+    return { lat, upd, cpu };
+  } finally {
+    for (const k of kids) k.kill('SIGTERM');
+    await Promise.all(kids.map((k) => new Promise((r) => (k.exitCode !== null ? r(null) : k.once('exit', r)))));
+  }
 }
 
 try {
@@ -108,10 +161,20 @@ try {
   for (let i = 0; i < N / 2; i++) watchers[i]!.abort();
   const cutV = UPDATES + 1;
   await fetch(`${base}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(KEY), value: b64(c.signed(c.policy(cutV))) }) });
-  await new Promise((r) => setTimeout(r, 3000));
+  // The half that kept the store has it within milliseconds; then a moment for anything late.
+  await until(() => (applied.get(cutV)?.size ?? 0) >= N - N / 2, 10_000).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 500));
   const etcdFraction = (applied.get(cutV)?.size ?? 0) / N;
   for (const w of watchers) w.abort();
   const e = spread(etcdUpd);
+  // The same N nodes as agent processes with the product's engine, fed by etcd's watch.
+  const ag = await etcdAgents(c);
+  const ag99 = Array.from({ length: ag.upd.length }, (_, k) => percentile(ag.lat.slice(k * N, (k + 1) * N), 99));
+  const ae = spread(ag.upd), ap = spread(ag99);
+  rows.push({ scenario: 'etcd-agents', metric: `put → applied per agent process (median), ${N} agent processes fed by etcd (no mesh)`, unit: 'ms', nodes: N, value: round(median(ag.lat)), min: ae.min, max: ae.max, runs: ag.upd.length, samples: ag.upd.map((x) => round(x)) });
+  const ac = spread(ag.cpu);
+  rows.push({ scenario: 'etcd-agents', metric: `fleet CPU from put to applied everywhere, ${N} agent processes fed by etcd (no mesh)`, unit: 'CPU s', nodes: N, value: ac.median, min: ac.min, max: ac.max, runs: ag.cpu.length });
+  rows.push({ scenario: 'etcd-agents', metric: `put → applied per agent process (p99), ${N} agent processes fed by etcd (no mesh)`, unit: 'ms', nodes: N, value: round(percentile(ag.lat, 99)), min: ap.min, max: ap.max, runs: ag.upd.length, samples: ag99.map((x) => round(x)) });
   if (watchersOnly) {
     const upd99: number[] = [];
     for (let v = 1; v <= UPDATES; v++) upd99.push(percentile(etcdLat.slice((v - 1) * N, v * N), 99));

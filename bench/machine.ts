@@ -1,10 +1,11 @@
 /**
  * What a benchmark result is worth depends on where it ran: the machine (cores, CPU, memory,
  * kernel, Node, nft) and how busy it was (load average before and after). Also where the
- * central-store baseline's etcd is, and how it gets installed.
+ * central-store baseline's etcd is, and how it gets installed. And what a child process has
+ * cost (its CPU).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 
 export const ETCD_INSTALL = 'apt-get install -y etcd-server';
@@ -70,4 +71,14 @@ export function machine(): Machine {
     etcd: etcd ? version(etcd, ['--version']) : null,
     loadAtStart: Math.round(loadavg()[0]! * 100) / 100,
   };
+}
+
+/** The CPU a process has used so far, user + system, in clock ticks (10 ms); 0 once it exited. */
+export function cpuTicks(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
 }

@@ -25,6 +25,7 @@ import { createInterface } from 'node:readline';
 import { Cluster, until } from '../test/helpers/cluster.js';
 import { call } from '../src/cli/client.js';
 import { DEPLOYED_NODE_OPTIONS } from './deployed.js';
+import { cpuTicks } from './machine.js';
 import { argValue, mean, median, percentile, round, saveRows, spread, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -122,7 +123,7 @@ try {
       'mesh: { minPeers: 6 }', 'enforcement: { backend: memory }', `audit: { interval: 1h, probeInterval: 0${process.env.PROCS_PLANE ? `, statusPlane: ${process.env.PROCS_PLANE}` : ''} }`, 'alerts: []',
       `control: { socket: ${join(spec.dir, 'control.sock')}, metrics: '${ip(i)}:${metricsPort}' }`, 'log: { level: info, pretty: false }', '',
     ].join('\n'));
-    const child = spawn(process.execPath, [...(process.env.PROCS_PROF === String(i) ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), BIN, 'agent', '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } });
+    const child = spawn(process.execPath, [...(process.env.PROCS_PROF === String(i) ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), ...(process.env.PROCS_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, 'agent', '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: process.env.PROCS_NODE_OPTIONS ?? DEPLOYED_NODE_OPTIONS } });
     const p: Proc = { child, applied: new Map(), traces: new Map(), socket: join(spec.dir, 'control.sock'), exited: new Promise((r) => child.once('exit', () => r())) };
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
@@ -138,7 +139,7 @@ try {
   // Start-up is CPU-bound (each agent loads and JITs its stack): allow for a shared machine.
   const up = () => procs.filter((p) => { try { readFileSync(p.socket); return false; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ENOENT'; } }).length;
   /** Each agent's CPU so far, user + system, in clock ticks (10 ms); 0 for one that exited. */
-  const cpu = () => procs.map((p) => { try { const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return Number(f[11]) + Number(f[12]); } catch { return 0; } });
+  const cpu = () => procs.map((p) => cpuTicks(p.child.pid));
   /** CPU seconds (user + system) every agent has used so far. */
   const fleetCpu = () => cpu().reduce((a, b) => a + b, 0) / 100;
   /** Write syscalls every agent has made so far (sockets, files, logs): each small message costs one. */
