@@ -13,6 +13,7 @@ import type { Store, PeerRecord } from '../store/store.js';
 import type { NodePort } from '../node/engine.js';
 import type { Admission } from './admission.js';
 import type { MeshNode } from './node.js';
+import type { PolicyNode } from '../policy/model.js';
 import { dialStages, exchangeFailed, redialNeeded, redialPicks, inScope, mergeAddrs, reachedFirstHand, rescope, scopeOf, type AddressScope, type AddrSource, type PeerAddr } from './peer-book.js';
 
 export interface DialerInit {
@@ -48,6 +49,17 @@ interface Known {
  */
 const IDLE_TICK_MS = 5000;
 
+/** The nodes and their addresses, as one string (memoized per policy's node list). */
+const nodeKeys = new WeakMap<readonly PolicyNode[], string>();
+function nodesKey(nodes: readonly PolicyNode[]): string {
+  let key = nodeKeys.get(nodes);
+  if (key === undefined) {
+    key = nodes.map((n) => `${n.peerId}=${n.addresses.join(',')}`).join(';');
+    nodeKeys.set(nodes, key);
+  }
+  return key;
+}
+
 /**
  * A connection that closes sooner than this after it opened was not a successful dial: the
  * far side refused it (its budget for us is full of connections it has not yet found dead, or
@@ -78,7 +90,7 @@ export class Dialer {
     const nodes = this.#o.engine.current?.policy.nodes;
     // Most versions change rules, not nodes: the same nodes and addresses keep the scope and
     // every address already in it (parsing them all again was O(N) per accept, per node).
-    const key = nodes ? nodes.map((n) => `${n.peerId}=${n.addresses.join(',')}`).join(';') : null;
+    const key = nodes ? nodesKey(nodes) : null;
     if (key === null || key !== this.#scopeKey) {
       this.#scopeKey = key;
       this.#scope = scopeOf(nodes, this.#o.peerAddressCidrs, this.#scope.memory);
@@ -88,6 +100,8 @@ export class Dialer {
   }
   /** The nodes and addresses #scope was built from (null: none yet, or no policy). */
   #scopeKey: string | null = null;
+  /** The nodes, addresses and scope learnFromPolicy last learned from. */
+  #learnedKey: string | null = null;
   /** Run-time settings (the agent's SIGHUP): read at their next use. */
   reconfigure(c: Partial<Pick<DialerInit, 'minPeers' | 'redialMin' | 'redialMax'>>): void {
     this.#o = { ...this.#o, ...c };
@@ -212,6 +226,12 @@ export class Dialer {
     if (!cur) return;
     const ports = [...new Set(o.listen.flatMap((a) => { const m = /\/tcp\/(\d+)/.exec(a); return m && m[1] !== '0' ? [m[1]!] : []; }))];
     if (!ports.length) return;
+    // The same nodes and addresses as last time, in the same scope: every one of these
+    // addresses is still known, as a policy address (only a new scope removes one; a policy
+    // address keeps its rank). Building them again was ~N multiaddr parses per accept.
+    const key = `${nodesKey(cur.policy.nodes)}|${this.#scopeKey}`;
+    if (key === this.#learnedKey) return;
+    this.#learnedKey = key;
     for (const n of cur.policy.nodes) {
       if (n.peerId === o.self) continue;
       const addrs = n.addresses.flatMap((a) => ports.map((p) => multiaddr(`/${a.includes(':') ? 'ip6' : 'ip4'}/${a}/tcp/${p}/p2p/${n.peerId}`)));
