@@ -163,10 +163,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> implements Enforcemen
     }
     // Addresses of nodes removed since the previous policy stay blocked until they come back.
     const blocked = new Set(this.#blocked);
-    const still = new Set(policy.nodes.flatMap((n) => n.addresses).map(canonical));
     // Only a new version can remove nodes; re-enforcing the same one keeps what is blocked.
     if (policy !== this.#lastPolicy) for (const a of revokedAddresses(this.#lastPolicy ?? undefined, policy)) blocked.add(canonical(a));
-    for (const a of [...blocked]) if (still.has(a)) blocked.delete(a);
+    if (blocked.size) {
+      // Listed again: no longer blocked. (Nothing blocked, the usual case: no address to parse.)
+      const still = new Set(policy.nodes.flatMap((n) => n.addresses).map(canonical));
+      for (const a of [...blocked]) if (still.has(a)) blocked.delete(a);
+    }
     // `blocked` is the memory (every revoked address not listed again); the compiled set
     // leaves out exact failsafe hosts only. The lock-out guard's meshExtra never re-admits one.
     return { rs: compile(policy, o.peerId, { ...base, blocked: [...blocked], meshExtra: this.#meshExtra }), state: 'ok', blocked: [...blocked] };

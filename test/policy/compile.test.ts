@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compile, compileBaseline, revokedAddresses, rulesetHash } from '../../src/policy/compile.js';
 import { explain } from '../../src/policy/explain.js';
 import { parsePrefix, formatPrefix, normalizePrefixes, parseIp, formatIp } from '../../src/policy/ip.js';
+import { seededRandom } from '../../src/runtime/random.js';
 import { renderNft } from '../../src/enforce/render-nft.js';
 import { renderIptables } from '../../src/enforce/render-iptables.js';
 import { DAY, NOW, PEER, policy } from '../helpers/trust.js';
@@ -96,6 +97,14 @@ describe('compile and render', () => {
 describe('ip', () => {
   it('parses and formats IPv4 and IPv6', () => {
     expect(formatIp(6, parseIp('2001:0db8:0000:0000:0000:0000:0000:0001')!.addr)).toBe('2001:db8::1');
+    // The parser against the grammar it replaced (four octets matching /^(0|[1-9]\d{0,2})$/, each ≤ 255).
+    const reference = (t: string) => { const p = t.split('.'); return p.length === 4 && p.every((o) => /^(0|[1-9]\d{0,2})$/.test(o) && Number(o) <= 255); };
+    const tricky = ['1.2.3.4', '0.0.0.0', '255.255.255.255', '256.1.1.1', '01.2.3.4', '1.2.3.04', '1.2.3.', '.1.2.3', '1..2.3', '1.2.3.4.5', '1.2.3', '', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.+4', '1.2.3.-4', '1.2.3.1e2', '１.2.3.4', '1.2.3.4/8', '00.0.0.0', '0.0.0.00', '999.1.1.1', '1.2.3.255', '1.2.3.256', '100.200.250.25'];
+    const rnd = seededRandom(11), chars = '0123456789.';
+    for (let i = 0; i < 3000; i++) tricky.push(Array.from({ length: 5 + Math.floor(rnd.next() * 12) }, () => chars[Math.floor(rnd.next() * chars.length)]).join(''));
+    for (const t of tricky) expect(parseIp(t)?.family === 4, t).toBe(reference(t));
+    // IPv4 at the edges of each octet and of the 32-bit range (the top bit set: no sign slips in).
+    for (const a of ['0.0.0.0', '255.255.255.255', '128.0.0.1', '1.2.3.4', '10.255.0.254', '192.168.100.7', '127.0.1.30']) expect(formatIp(4, parseIp(a)!.addr)).toBe(a);
     expect(formatIp(6, parseIp('::ffff:10.0.0.1')!.addr)).toBe('::ffff:a00:1');
     expect(parseIp('1.2.3')).toBeUndefined();
     expect(parseIp('01.2.3.4')).toBeUndefined();
