@@ -298,7 +298,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     const cur = this.#current;
     this.#active = cur;
     if (!cur) return;
-    const rec = await this.#o.store.getJson<RolloutRecord>('rollout').catch(() => undefined);
+    const rec = await this.#o.store.getJson<RolloutRecord>('rollout').catch(() => null);
+    if (rec !== null) this.#rolloutOnDisk = rec?.active?.envelope || rec?.halted ? 'held' : 'inert';
     if (rec?.halted && rec.halted.version === cur.policy.version && rec.halted.digest === cur.digest) this.#halted = rec.halted;
     const a = rec?.active;
     if (!a || a.digest === cur.digest || !a.envelope || a.version >= cur.policy.version) return;
@@ -327,10 +328,23 @@ export class Engine extends EventEmitter<EngineEvents> {
         active: a ? { version: a.policy.version, digest: a.digest, ...(a.digest !== top ? { envelope: Buffer.from(a.bytes).toString('base64') } : {}) } : null,
         ...(this.#halted ? { halted: this.#halted } : {}),
       };
-      await this.#o.store.putJson('rollout', rec).catch((e: unknown) => this.#o.log.warn({ err: (e as Error).message }, 'rollout state not saved'));
+      // A record without a held envelope or a halt is inert: a restart reads it as "the newest
+      // is in force", as it reads no record. Replacing one inert record by another changes
+      // nothing a restart does, and was a store write between persist and apply on every accept.
+      const inert = !rec.active?.envelope && !rec.halted;
+      if (inert && this.#rolloutOnDisk === 'inert') return;
+      try {
+        await this.#o.store.putJson('rollout', rec);
+        this.#rolloutOnDisk = inert ? 'inert' : 'held';
+      } catch (e) {
+        this.#rolloutOnDisk = 'unknown';
+        this.#o.log.warn({ err: (e as Error).message }, 'rollout state not saved');
+      }
     });
     return this.#rolloutChain;
   }
+  /** What the stored rollout record says, as far as a restart is concerned (unknown: not read yet). */
+  #rolloutOnDisk: 'inert' | 'held' | 'unknown' = 'unknown';
 
   #readMirror(): string | undefined {
     try {
@@ -566,7 +580,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     const view = this.#decide(now);
     if (!view || view.decision.kind === 'enforce') {
       this.#active = cur;
-      this.#o.log.info({ version: cur.policy.version, why: view?.decision.kind === 'enforce' ? view.decision.why : 'no-rollout', firstSeen: new Date(cur.acceptedAt).toISOString(), enforcing: act?.policy.version ?? null }, 'rollout: enforcing the newest version');
+      const why = view?.decision.kind === 'enforce' ? view.decision.why : 'no-rollout';
+      // Every version without a rollout is enforced at once: news only when a rollout let one through.
+      this.#o.log[why === 'no-rollout' ? 'debug' : 'info']({ version: cur.policy.version, why, firstSeen: new Date(cur.acceptedAt).toISOString(), enforcing: act?.policy.version ?? null }, 'rollout: enforcing the newest version');
       await this.#saveRollout();
       return cur.policy;
     }
