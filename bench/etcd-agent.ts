@@ -5,7 +5,8 @@
  * an etcd watch instead of the mesh. Each one is what a "central store + agents" design runs
  * on every host; bench/etcd.ts starts N of them beside N mesh agents' numbers, so the ratio
  * compares the transports with the same per-node work. Logs JSON lines (pino) to stdout,
- * then "watching" once etcd confirmed the watch.
+ * then "watching" once etcd confirmed the watch. It stops when its watch ends, on SIGTERM, or
+ * when its stdin (a pipe from the benchmark) closes.
  *   node --import tsx bench/etcd-agent.ts --data DIR --root FILE --peer PEERID --etcd URL --key KEY
  */
 import '../src/runtime/polyfill.js';
@@ -39,10 +40,20 @@ const store = await Store.open(dataDir, 10);
 const enforcer = new Enforcer(enforcerOptions(config, { backend: new MemoryBackend(), clock: systemClock, log, peerId }));
 const engine = new Engine({ store, clock: systemClock, log, meshId: config.meshId, pinned: pinned.trusted, pinnedEnvelope: pinned.envelope, enforcer, mirrorPath: trustMirrorPath(dataDir), self: peerId });
 await engine.start();
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  watch.abort();
+  await engine.stop();
+  await store.close();
+  process.exit(0);
+};
 const watch = watchKey(base, key, async (value) => {
   const r = await engine.offer(value, { kind: 'control' });
   if (r.outcome !== 'accepted') log.warn({ outcome: r.outcome }, 'etcd value refused');
-}, () => log.info('watching'));
-const stop = async () => { watch.abort(); await engine.stop(); await store.close(); process.exit(0); };
+}, () => log.info('watching'), () => void stop());
 process.on('SIGTERM', () => void stop());
 process.on('SIGINT', () => void stop());
+// The benchmark holds our stdin: when it goes away, however it ended, so do we.
+process.stdin.on('end', () => void stop()).resume();

@@ -82,3 +82,23 @@ export function cpuTicks(pid: number | undefined): number {
     return 0;
   }
 }
+
+/**
+ * Waits until a set of processes is quiet: `cpuSeconds()` (their CPU so far) grew by less than
+ * `threshold` cores over two windows (`windowMs`, 1 s) in a row, or `limitMs` passed. Returns
+ * how long it waited (ms; `limitMs` when it never got quiet). `onWindow` sees each window's
+ * share of a core. (CPU is counted in 10 ms ticks: a window shorter than ~250 ms is too coarse.)
+ */
+export async function untilQuietCpu(cpuSeconds: () => number, threshold: number, limitMs: number, onWindow?: (used: number) => Promise<void> | void, windowMs = 1000): Promise<number> {
+  const t0 = Date.now();
+  let calm = 0;
+  while (Date.now() - t0 < limitMs) {
+    const a = cpuSeconds(), w = Date.now();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const used = (cpuSeconds() - a) / ((Date.now() - w) / 1000);
+    await onWindow?.(used);
+    calm = used < threshold ? calm + 1 : 0;
+    if (calm >= 2) return Date.now() - t0;
+  }
+  return limitMs;
+}

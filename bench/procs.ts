@@ -25,7 +25,7 @@ import { createInterface } from 'node:readline';
 import { Cluster, until } from '../test/helpers/cluster.js';
 import { call } from '../src/cli/client.js';
 import { DEPLOYED_NODE_OPTIONS } from './deployed.js';
-import { cpuTicks } from './machine.js';
+import { cpuTicks, untilQuietCpu } from './machine.js';
 import { argValue, mean, median, percentile, round, saveRows, spread, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -169,25 +169,14 @@ try {
    * starts on a quiet fleet, as in production, and how long quieting took is a row of its own.
    * Returns the ms it took (limit when never quiet).
    */
-  const quiet = async (limit: number, threshold: number): Promise<number> => {
-    const t0 = Date.now();
-    let calm = 0;
-    while (Date.now() - t0 < limit) {
-      const a = fleetCpu(), w = Date.now();
-      await new Promise((r) => setTimeout(r, 1000));
-      const used = (fleetCpu() - a) / ((Date.now() - w) / 1000);
-      if (process.env.PROCS_CPU) {
-        // Diagnostics: what the fleet did in that second (sums over the agents' counters).
-        const now = await fleetCounters();
-        const d = Object.fromEntries(Object.entries(now).map(([k, x]) => [k, Math.round(x - (lastCounters[k] ?? 0))]));
-        lastCounters = now;
-        console.log(`  fleet CPU ${Math.round(used * 100)}% of a core ${JSON.stringify(d)}`);
-      }
-      calm = used < threshold ? calm + 1 : 0;
-      if (calm >= 2) return Date.now() - t0;
-    }
-    return limit;
-  };
+  const quiet = (limit: number, threshold: number): Promise<number> => untilQuietCpu(fleetCpu, threshold, limit, async (used) => {
+    if (!process.env.PROCS_CPU) return;
+    // Diagnostics: what the fleet did in that second (sums over the agents' counters).
+    const now = await fleetCounters();
+    const d = Object.fromEntries(Object.entries(now).map(([k, x]) => [k, Math.round(x - (lastCounters[k] ?? 0))]));
+    lastCounters = now;
+    console.log(`  fleet CPU ${Math.round(used * 100)}% of a core ${JSON.stringify(d)}`);
+  });
   /** Agent i's /metrics, one [name, labels, value] per sample. */
   async function metricsOf(i: number): Promise<[string, string, number][]> {
     const text = await (await fetch(`http://${ip(i)}:${metricsPort}/metrics`)).text();

@@ -8,17 +8,19 @@
  * --quick runs only the headline figures — 30 agent
  * processes, the etcd baseline, the kernel apply, the simulation — at its headline size with
  * ≥ 5 repetitions, and leaves out trust (crypto throughput), the in-process scale and the
- * byte-count scenarios. Its goal is < 2 min on an idle 2-core machine; measured on one: 92 s
- * (procs 65 s: 30 agents starting, then waiting for a quiet fleet after the first policy and
- * after each update; apply 12 s, etcd 6 s, sim 8 s). --report-only --quick-seconds S puts the
+ * byte-count scenarios. Its goal is < 2 min on an idle 2-core machine; measured on one: ~105 s
+ * (procs 62 s: 30 agents starting, then waiting for a quiet fleet after the first policy and
+ * after each update; apply 16 s, etcd 19 s with its 30 etcd-fed agent processes, sim 10 s).
+ * A build older than src/ is rebuilt first (not counted in that). --report-only --quick-seconds S puts the
  * wall time of a --quick run of the same code into a full run's report (which cannot time it). The
  * run records its wall time and the CPU time of everything it started (results.json
  * `run.seconds` / `run.cpuSeconds`), so a run on a busy machine still says what it cost.
- * When procs and etcd run together, the etcd baseline measures only its watchers and is
- * paired update by update with the N agent processes (the `mesh ÷ etcd-watch` rows).
+ * When procs and etcd run together, the etcd baseline measures its watchers and N agent
+ * processes fed by etcd (not a second mesh), and both are paired update by update with the N
+ * mesh agent processes (the `mesh ÷ etcd-watch` and `mesh ÷ etcd-agents` rows).
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -72,10 +74,25 @@ function runScript(name: string, args: string[] = [], label = name): boolean {
   return r.status === 0;
 }
 
+/** The newest modification time of any file under `dir` (0 when it does not exist). */
+function newest(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir, { withFileTypes: true, recursive: true }).reduce((m, e) => (e.isFile() ? Math.max(m, statSync(join(e.parentPath, e.name)).mtimeMs) : m), 0);
+}
+
 const canKernel = process.getuid?.() === 0 && spawnSync('nft', ['--version']).status === 0 && spawnSync('iptables-restore', ['--version']).status === 0;
 const only = reportOnly ? [] : argValue('--only', quick ? 'procs,apply,etcd,sim' : 'trust,mesh,procs,procs-sizes,bytes,apply,etcd,sim,status').split(',');
 const ran: Record<string, boolean> = Object.fromEntries((previous?.run.notRun ?? []).map((k) => [k, false]));
 if (previous) { Object.assign(seconds, previous.run.seconds); Object.assign(cpuSeconds, previous.run.cpuSeconds); }
+// The agent processes run the built bundle (bin/picket.js), the etcd-fed agents a bundle of
+// src/ made at run time: both sides of a ratio must be the same code, so a stale build is rebuilt.
+if (['procs', 'procs-sizes', 'etcd'].some((k) => only.includes(k)) && newest(join(root, 'src')) > newest(join(root, 'dist', 'bundle'))) {
+  console.log('dist/ is older than src/: building it first (npm run build)');
+  if (spawnSync('bash', [join(root, 'scripts', 'build.sh')], { stdio: 'inherit', cwd: root }).status !== 0) {
+    console.error('bench: npm run build failed; the agent processes would run stale code');
+    process.exit(1);
+  }
+}
 if (only.includes('trust')) ran.trust = runScript('trust.ts');
 if (only.includes('mesh')) ran.mesh = runScript('mesh.ts');
 if (only.includes('procs')) ran.procs = runScript('procs.ts');
@@ -87,7 +104,7 @@ if (only.includes('procs-sizes')) ran['procs-sizes'] = runScript('procs.ts', ['-
 if (only.includes('bytes')) ran.bytes = runScript('bytes.ts');
 if (only.includes('apply')) ran.apply = canKernel ? runScript('apply.ts') : false;
 // The central-store baseline always runs: installed here when missing (as .ci/run installs nft).
-// With the agent processes in this run, etcd's watchers are compared with them (no second fleet).
+// With the agent processes in this run, etcd's watchers and etcd-fed agents are compared with them (no second mesh).
 if (only.includes('etcd')) ran.etcd = ensureEtcd((l) => console.log(l)) ? runScript('etcd.ts', ran.procs ? ['--watchers-only'] : []) : false;
 // Full statuses against digests, side by side, with every agent in this process: 10 and 30
 // nodes (100 in one process saturates it before anything is published: see procs-sizes).

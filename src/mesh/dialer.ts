@@ -49,7 +49,10 @@ interface Known {
  */
 const IDLE_TICK_MS = 5000;
 
-/** The nodes and their addresses, as one string (memoized per policy's node list). */
+/**
+ * The nodes and their addresses, as one string, memoized per policy's node list: a decoded
+ * policy is never changed in place (each version is a new object), so its list's key holds.
+ */
 const nodeKeys = new WeakMap<readonly PolicyNode[], string>();
 function nodesKey(nodes: readonly PolicyNode[]): string {
   let key = nodeKeys.get(nodes);

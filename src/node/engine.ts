@@ -343,6 +343,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     });
     return this.#rolloutChain;
   }
+  /** A rollout held an older version in force when the current one was accepted (its switch is news). */
+  #heldWhenAccepted = false;
   /** What the stored rollout record says, as far as a restart is concerned (unknown: not read yet). */
   #rolloutOnDisk: 'inert' | 'held' | 'unknown' = 'unknown';
 
@@ -507,6 +509,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     void this.#writeMirror(text);
     this.#traces.mark(v.policy.version, v.digest, 'persisted');
     crashpoint('after-persist'); // persisted, not yet enforced: a restart must enforce it
+    this.#heldWhenAccepted = this.#active !== null && this.#current !== null && this.#active.digest !== this.#current.digest;
     this.#current = { policy: v.policy, envelope: v.envelope, bytes, digest: v.digest, acceptedAt: now };
     log.info({ version: v.policy.version, digest: v.digest.slice(0, 16), source: source.kind, peer: source.peer }, 'policy accepted');
     this.#afterAccept(this.#current, source);
@@ -581,8 +584,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!view || view.decision.kind === 'enforce') {
       this.#active = cur;
       const why = view?.decision.kind === 'enforce' ? view.decision.why : 'no-rollout';
-      // Every version without a rollout is enforced at once: news only when a rollout let one through.
-      this.#o.log[why === 'no-rollout' ? 'debug' : 'info']({ version: cur.policy.version, why, firstSeen: new Date(cur.acceptedAt).toISOString(), enforcing: act?.policy.version ?? null }, 'rollout: enforcing the newest version');
+      // Every version without a rollout is enforced at once: news only when a rollout let one
+      // through, or when a version without one ends a hold.
+      this.#o.log[why === 'no-rollout' && !this.#heldWhenAccepted ? 'debug' : 'info']({ version: cur.policy.version, why, firstSeen: new Date(cur.acceptedAt).toISOString(), enforcing: act?.policy.version ?? null }, 'rollout: enforcing the newest version');
       await this.#saveRollout();
       return cur.policy;
     }

@@ -11,7 +11,8 @@ import { Store } from '../../src/store/store.js';
 import { Enforcer } from '../../src/enforce/enforcer.js';
 import { MemoryBackend } from '../../src/enforce/backend.js';
 import { ManualClock } from '../../src/runtime/clock.js';
-import { silentLogger } from '../../src/runtime/logger.js';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/runtime/logger.js';
 import { encodeEnvelope } from '../../src/trust/envelope.js';
 import type { Policy } from '../../src/policy/model.js';
 import { tempDir } from '../helpers/cli.js';
@@ -25,19 +26,22 @@ const MIN = 60_000;
 /** Node PEER(1) (web-1), with its store's 'rollout' writes counted. */
 async function startNode(dir: string) {
   const clock = new ManualClock(NOW);
+  /** Messages logged at info and above. */
+  const logged: string[] = [];
+  const log = createLogger({ level: 'info', pretty: false, destination: new Writable({ write(chunk: Buffer, _e, cb) { logged.push((JSON.parse(chunk.toString()) as { msg: string }).msg); cb(); } }) });
   const store = await Store.open(dir, 10);
   const writes = { rollout: 0 };
   const put = store.putJson.bind(store);
   store.putJson = (key: string, value: unknown) => { if (key === 'rollout') writes.rollout++; return put(key, value); };
   const backend = new MemoryBackend();
-  const enforcer = new Enforcer({ backend, clock, log: silentLogger, peerId: PEER(1), meshPorts: [7946], bootstrapAddrs: [], sshFrom: [], sshPort: 22 });
-  const engine = new Engine({ store, clock, log: silentLogger, meshId: 'prod', pinned: trusted(root, [r1]), pinnedEnvelope: signRoot(root, [r1]), enforcer, mirrorPath: `${dir}/trust-state.json`, self: PEER(1) });
+  const enforcer = new Enforcer({ backend, clock, log, peerId: PEER(1), meshPorts: [7946], bootstrapAddrs: [], sshFrom: [], sshPort: 22 });
+  const engine = new Engine({ store, clock, log, meshId: 'prod', pinned: trusted(root, [r1]), pinnedEnvelope: signRoot(root, [r1]), enforcer, mirrorPath: `${dir}/trust-state.json`, self: PEER(1) });
   await engine.start();
   const accept = async (p: Policy) => {
     expect((await engine.offer(encodeEnvelope(signPolicy(p, [A])), { kind: 'sync', peer: PEER(2) })).outcome).toBe('accepted');
     await engine.settled();
   };
-  return { engine, store, enforcer, writes, accept, stop: async () => { await engine.stop(); await store.close(); } };
+  return { engine, store, enforcer, writes, logged, accept, stop: async () => { await engine.stop(); await store.close(); } };
 }
 
 /** Staged: db-1 first, web-1 (this node) ten minutes later. */
@@ -51,6 +55,7 @@ describe('the rollout record on the accept path', () => {
       expect(n.enforcer.status.policyVersion).toBe(v);
     }
     expect(n.writes.rollout).toBeLessThanOrEqual(1);
+    expect(n.logged).not.toContain('rollout: enforcing the newest version'); // no rollout involved: debug
     await n.stop();
   });
 
@@ -60,8 +65,14 @@ describe('the rollout record on the accept path', () => {
     await n.accept(policy(1));
     await n.accept(staged(2));
     expect(n.enforcer.status.policyVersion).toBe(1); // held: its stage waits ten minutes
+    expect((await n.store.getJson<{ active: { envelope?: string } }>('rollout'))?.active.envelope).toBeTruthy(); // v1, held in force
+    expect(n.logged).not.toContain('rollout: enforcing the newest version');
     await n.accept(policy(3));
     expect(n.enforcer.status.policyVersion).toBe(3);
+    expect(n.logged).toContain('rollout: enforcing the newest version'); // the hold ended: news
+    // The held record is replaced (a restart would otherwise read v1 as held in force).
+    expect(await n.store.getJson('rollout')).toMatchObject({ active: { version: 3 } });
+    expect((await n.store.getJson<{ active: { envelope?: string } }>('rollout'))?.active.envelope).toBeUndefined();
     await n.accept(policy(4));
     await n.stop();
     const m = await startNode(dir);
