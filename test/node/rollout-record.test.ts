@@ -44,6 +44,15 @@ async function startNode(dir: string) {
   return { engine, store, enforcer, writes, logged, accept, stop: async () => { await engine.stop(); await store.close(); } };
 }
 
+/** The version a node started again on `dir` holds, and the one it enforces. */
+async function afterRestart(dir: string): Promise<{ holds: number | undefined; enforces: number | null }> {
+  const m = await startNode(dir);
+  await m.engine.settled();
+  const seen = { holds: m.engine.current?.policy.version, enforces: m.enforcer.status.policyVersion };
+  await m.stop();
+  return seen;
+}
+
 /** Staged: db-1 first, web-1 (this node) ten minutes later. */
 const staged = (v: number): Policy => policy(v, { rollout: { stages: [{ select: 'node:db-1' }, { select: 'any', after: 10 * MIN }] } });
 
@@ -75,11 +84,7 @@ describe('the rollout record on the accept path', () => {
     expect((await n.store.getJson<{ active: { envelope?: string } }>('rollout'))?.active.envelope).toBeUndefined();
     await n.accept(policy(4));
     await n.stop();
-    const m = await startNode(dir);
-    await m.engine.settled();
-    expect(m.engine.current?.policy.version).toBe(4);
-    expect(m.enforcer.status.policyVersion).toBe(4);
-    await m.stop();
+    expect(await afterRestart(dir)).toEqual({ holds: 4, enforces: 4 });
   });
 
   it('a held version across a restart: the node still enforces the previous one (the record said so)', async () => {
@@ -89,10 +94,6 @@ describe('the rollout record on the accept path', () => {
     await n.accept(staged(4));
     expect(n.enforcer.status.policyVersion).toBe(3);
     await n.stop();
-    const m = await startNode(dir);
-    await m.engine.settled();
-    expect(m.engine.current?.policy.version).toBe(4);
-    expect(m.enforcer.status.policyVersion).toBe(3);
-    await m.stop();
+    expect(await afterRestart(dir)).toEqual({ holds: 4, enforces: 3 });
   });
 });
