@@ -12,7 +12,9 @@
  * Diagnostics: PROCS_TRACE=1 prints each update's per-node times and the slowest tenth's hops;
  * PROCS_CPU=1 the fleet's CPU each second while waiting for quiet, with a few status and sync
  * counters summed over the agents; PROCS_PLANE=full|digest sets audit.statusPlane;
- * PROCS_PROF=i writes agent i's V8 CPU profile to /tmp/prof; PROCS_IDLE_MS the idle window
+ * PROCS_PROF=i writes agent i's V8 CPU profile to /tmp/prof; PROCS_NODE_OPTIONS replaces the
+ * agents' NODE_OPTIONS (the shipped unit's by default) and PROCS_NODE_ARGS adds node flags that
+ * NODE_OPTIONS does not allow (e.g. V8 flags), for experiments; PROCS_IDLE_MS the idle window
  * (default 30 s, --quick 5 s: a longer one for comparing idle CPU).
  */
 import '../src/runtime/polyfill.js';

@@ -103,7 +103,7 @@ export class Dialer {
   }
   /** The nodes and addresses #scope was built from (null: none yet, or no policy). */
   #scopeKey: string | null = null;
-  /** The nodes, addresses and scope learnFromPolicy last learned from. */
+  /** The nodes and addresses learnFromPolicy last learned from. */
   #learnedKey: string | null = null;
   /** Run-time settings (the agent's SIGHUP): read at their next use. */
   reconfigure(c: Partial<Pick<DialerInit, 'minPeers' | 'redialMin' | 'redialMax'>>): void {
@@ -229,10 +229,10 @@ export class Dialer {
     if (!cur) return;
     const ports = [...new Set(o.listen.flatMap((a) => { const m = /\/tcp\/(\d+)/.exec(a); return m && m[1] !== '0' ? [m[1]!] : []; }))];
     if (!ports.length) return;
-    // The same nodes and addresses as last time, in the same scope: every one of these
-    // addresses is still known, as a policy address (only a new scope removes one; a policy
-    // address keeps its rank). Building them again was ~N multiaddr parses per accept.
-    const key = `${nodesKey(cur.policy.nodes)}|${this.#scopeKey}`;
+    // The same nodes and addresses as last time: every one of these addresses is still known,
+    // as a policy address (nothing removes one: a policy address is always in scope and keeps
+    // its rank). Building them again was ~N multiaddr parses per accept.
+    const key = nodesKey(cur.policy.nodes);
     if (key === this.#learnedKey) return;
     this.#learnedKey = key;
     for (const n of cur.policy.nodes) {
